@@ -1,0 +1,48 @@
+# sysweave — the two commands a user needs: `make run` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+# gpu tests run only where a GPU is present
+GPU_MARK := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
+PYTEST_MARK := $(if $(GPU_MARK),-m "$(GPU_MARK)",)
+
+.PHONY: setup run test check lint typecheck pytest services-up services-down services-status bench fuzz clean
+
+setup:            ## install everything (idempotent): Debian packages, kernel headers, venv, Kafka jars
+	@bash infra/setup.sh
+
+run: setup        ## trace a bundled workload and validate a bundled pair, on the embedded defaults (no servers)
+	@bash examples/run.sh
+
+services-up: setup ## start Kafka (127.0.0.1:9092) and ClickHouse (127.0.0.1:9000/8123), data under .local/
+	@bash infra/services.sh up
+
+services-down:
+	@bash infra/services.sh down
+
+services-status:
+	@bash infra/services.sh status
+
+lint:
+	$(VENV)/bin/ruff check schemas agents streams validator tests bench
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS)
+
+# The whole suite with the real services; services stop afterwards even when tests fail.
+test: setup lint typecheck
+	@bash infra/services.sh up
+	@rc=0; $(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || rc=$$?; bash infra/services.sh down; exit $$rc
+
+bench: setup      ## the performance benchmarks (see docs/benchmarks.md)
+	$(PY) -m bench
+
+fuzz: setup       ## coverage-guided fuzzing of the wire decoder with atheris (Ctrl-C to stop)
+	$(PY) tools/fuzz_codec_atheris.py -atheris_runs=1000000
+
+clean:
+	bash infra/services.sh down || true
+	rm -rf .local/kafka/data .local/clickhouse/data

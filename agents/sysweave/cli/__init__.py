@@ -1,0 +1,1 @@
+"""The sysweave command line."""

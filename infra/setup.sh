@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs everything sysweave's tests and `make run` need, idempotently:
+#   Debian packages (bcc, strace, clickhouse-server, kernel headers), kernel-header links for bcc,
+#   tracefs, the project virtualenv with bcc made importable, and the Kafka broker's jars (Maven).
+# Every step checks before acting, so a second run does nothing and fetches nothing.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+LOCAL="$top/.local"
+VENV="$top/.venv"
+PY=${PYTHON:-python3}
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "$1 needs root. Run 'sudo make setup' once, then 'make test' as before."
+}
+
+# --- Debian packages -------------------------------------------------------------------------
+apt_pkgs=(bpfcc-tools python3-bpfcc strace clickhouse-server clickhouse-client iproute2 maven default-jre-headless)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# bcc compiles its C against kernel headers. Debian packages none for this (Firecracker) kernel, so we
+# install the nearest cloud-amd64 headers and link them in (see the kernel-headers step below).
+kver=$(uname -r)
+hdr_pkg=""
+if [ ! -e "/lib/modules/$kver/build/include" ]; then
+  if ! ls -d /usr/src/linux-headers-*-cloud-amd64 >/dev/null 2>&1; then
+    if [ ${#missing[@]} -gt 0 ] || ! apt-cache show linux-headers-cloud-amd64 >/dev/null 2>&1; then
+      need_root "installing Debian packages"; apt-get update -qq || die "apt-get update failed: check network access to Debian's mirrors"
+    fi
+    hdr_pkg=$(apt-cache search --names-only '^linux-headers-[0-9].*-cloud-amd64$' | awk '{print $1}' | sort -V | tail -n1)
+    [ -n "$hdr_pkg" ] || die "no linux-headers-*-cloud-amd64 package found; run 'apt-get update' and retry"
+    missing+=("$hdr_pkg")
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root "installing ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  [ -n "$hdr_pkg" ] || apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed (see the output above); fix apt and rerun 'make setup'"
+fi
+
+# --- kernel headers for bcc ------------------------------------------------------------------
+if [ ! -e "/lib/modules/$kver/build/include" ]; then
+  need_root "linking kernel headers"
+  hdr=$(ls -d /usr/src/linux-headers-*-cloud-amd64 | sort -V | tail -n1)
+  common=${hdr%-cloud-amd64}-common
+  [ -d "$common" ] || die "found $hdr but not its $common; reinstall ${hdr##*/}"
+  mkdir -p "/lib/modules/$kver"
+  ln -sfn "$hdr" "/lib/modules/$kver/build"
+  ln -sfn "$common" "/lib/modules/$kver/source"
+  say "linked $hdr as /lib/modules/$kver/build (nearest packaged headers for kernel $kver)"
+fi
+
+# --- tracefs ---------------------------------------------------------------------------------
+if [ ! -e /sys/kernel/tracing/events ]; then
+  if [ "$(id -u)" = 0 ]; then
+    mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || say "could not mount tracefs at /sys/kernel/tracing: eBPF capture will fall back to ptrace"
+  else
+    say "tracefs is not mounted at /sys/kernel/tracing; as root: mount -t tracefs tracefs /sys/kernel/tracing"
+  fi
+fi
+
+# --- virtualenv ------------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  "$PY" -m venv "$VENV" || die "could not create a virtualenv with $PY; install python3-venv"
+fi
+stamp="$VENV/.sysweave-installed"
+reqhash=$(cat pyproject.toml */pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqhash" ]; then
+  say "installing sysweave and its dependencies into $VENV (pip cache: ~/.cache/pip)"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e "./schemas" -e "./agents[gpu]" -e "./streams" -e "./validator" -e ".[dev]" \
+    || die "pip install failed (see above); check network access to PyPI and rerun 'make setup'"
+  echo "$reqhash" > "$stamp"
+fi
+# bcc's Python module is Debian's (pure Python over libbcc.so). Expose only the `bcc` package to the venv
+# through a .pth folder; never `pip install bcc` (an unrelated PyPI project of the same name).
+bccdir="$LOCAL/bcc-python"
+if [ -d /usr/lib/python3/dist-packages/bcc ]; then
+  mkdir -p "$bccdir"
+  ln -sfn /usr/lib/python3/dist-packages/bcc "$bccdir/bcc"
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$bccdir" > "$site/sysweave-debian-bcc.pth"
+fi
+
+# --- Kafka broker jars -----------------------------------------------------------------------
+kafka_libs="$LOCAL/kafka/libs"
+if [ ! -f "$kafka_libs/.complete" ] || [ infra/kafka/pom.xml -nt "$kafka_libs/.complete" ]; then
+  say "resolving Apache Kafka from Maven Central (cache: ~/.m2/repository)"
+  rm -rf "$kafka_libs"; mkdir -p "$kafka_libs"
+  (cd infra/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$kafka_libs" -DincludeScope=runtime) \
+    || die "Maven could not resolve the Kafka broker (infra/kafka/pom.xml); check access to Maven Central"
+  touch "$kafka_libs/.complete"
+fi
+say "ready"

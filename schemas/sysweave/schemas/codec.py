@@ -1,0 +1,295 @@
+"""msgpack wire format: versioned batch envelopes of positional events.
+
+Envelope (a msgpack array)::
+
+    [schema_version, producer_id, sequence, created_wall_ns, [event, event, ...]]
+
+Event (a msgpack array; header flattened, then the type's own fields in declaration order)::
+
+    [kind, event_id(bin 16), host_id, pid, tid, mono_ns, wall_ns, duration_ns, lamport, hlc, *fields]
+
+Example: a failed ``openat`` from pid 42 is about 60 bytes::
+
+    [1, b'\\x00..', 'h1', 42, 42, 1000, 1700000000000001000, 5300, 7, 0,
+     257, 'openat', -2, {'path': '/nope', 'flags': 0}, None, 0, 4]
+
+Errors (one type, so callers catch one thing)::
+
+    ValueError
+      └── DecodeError        -- bad bytes, wrong types, unknown version/kind, oversized values;
+                                the message names the position ("events[3].pid: ...") and the problem.
+
+Decoding never returns a partially decoded batch: either every event validates or DecodeError is raised.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+import msgpack
+
+from sysweave.schemas.events import (
+    EVENT_TYPES,
+    KIND_OF,
+    CausalStamp,
+    Event,
+    EventHeader,
+    EventKind,
+)
+
+SCHEMA_VERSION: Final = 1
+MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
+MAX_EVENTS_PER_BATCH: Final = 200_000
+MAX_STR: Final = 64 * 1024  # paths are <= 4096; argv strings and names stay far below this
+MAX_BYTES: Final = 1024 * 1024  # payload capture is capped well below this
+MAX_ARRAY: Final = 4096  # argv entries, histogram buckets, grid dims
+MAX_MAP: Final = 64  # decoded syscall arguments
+_I64 = (-(2**63), 2**64 - 1)  # msgpack ints; u64 allowed for ids and counters
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a valid sysweave batch or event. The message says what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    producer_id: int
+    sequence: int
+    created_wall_ns: int
+    events: tuple[Event, ...]
+    version: int = SCHEMA_VERSION
+
+
+Check = Callable[[Any, str], Any]
+
+
+def _fail(path: str, want: str, got: Any) -> DecodeError:
+    shown = repr(got)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return DecodeError(f"{path}: expected {want}, got {type(got).__name__} {shown}")
+
+
+def _check_int(v: Any, path: str) -> int:
+    if type(v) is not int or not _I64[0] <= v <= _I64[1]:
+        raise _fail(path, "an integer", v)
+    return v
+
+
+def _check_str(v: Any, path: str) -> str:
+    if type(v) is not str:
+        raise _fail(path, "a string", v)
+    if len(v) > MAX_STR:
+        raise DecodeError(f"{path}: string of {len(v)} characters exceeds the limit of {MAX_STR}")
+    return v
+
+
+def _check_bytes(v: Any, path: str) -> bytes:
+    if type(v) is not bytes:
+        raise _fail(path, "bytes", v)
+    if len(v) > MAX_BYTES:
+        raise DecodeError(f"{path}: {len(v)} bytes exceed the limit of {MAX_BYTES}")
+    return v
+
+
+def _check_bool(v: Any, path: str) -> bool:
+    if type(v) is not bool:
+        raise _fail(path, "a boolean", v)
+    return v
+
+
+def _check_event_id(v: Any, path: str) -> bytes:
+    if type(v) is not bytes or len(v) != 16:
+        raise _fail(path, "a 16-byte event id", v)
+    return v
+
+
+_SIMPLE: dict[Any, Check] = {int: _check_int, str: _check_str, bytes: _check_bytes, bool: _check_bool}
+
+
+def _check_arg(v: Any, path: str) -> Any:
+    if v is None or type(v) is bool:
+        return v
+    if type(v) in _SIMPLE:
+        return _SIMPLE[type(v)](v, path)
+    if type(v) is list:
+        if len(v) > MAX_ARRAY:
+            raise DecodeError(f"{path}: array of {len(v)} exceeds the limit of {MAX_ARRAY}")
+        if all(type(x) is int for x in v):
+            return tuple(_check_int(x, path) for x in v)
+        return tuple(_check_str(x, f"{path}[{i}]") for i, x in enumerate(v))
+    raise _fail(path, "an argument value (int, str, bytes, bool, nil or array)", v)
+
+
+def _check_args(v: Any, path: str) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise _fail(path, "a map of arguments", v)
+    if len(v) > MAX_MAP:
+        raise DecodeError(f"{path}: {len(v)} arguments exceed the limit of {MAX_MAP}")
+    return {_check_str(k, path): _check_arg(x, f"{path}.{k}") for k, x in v.items()}
+
+
+def _tuple_of(inner: Check) -> Check:
+    def check(v: Any, path: str) -> tuple[Any, ...]:
+        if type(v) is not list:
+            raise _fail(path, "an array", v)
+        if len(v) > MAX_ARRAY:
+            raise DecodeError(f"{path}: array of {len(v)} exceeds the limit of {MAX_ARRAY}")
+        return tuple(inner(x, f"{path}[{i}]") for i, x in enumerate(v))
+
+    return check
+
+
+def _optional(inner: Check) -> Check:
+    return lambda v, path: None if v is None else inner(v, path)
+
+
+def _enum(cls: type[enum.IntEnum]) -> Check:
+    valid = {m.value: m for m in cls}
+
+    def check(v: Any, path: str) -> enum.IntEnum:
+        if type(v) is not int or v not in valid:
+            raise _fail(path, f"one of {sorted(valid)} ({cls.__name__})", v)
+        return valid[v]
+
+    return check
+
+
+def _checker_for(hint: Any, name: str) -> Check:
+    """Derive the wire check of one dataclass field from its type hint (one place, all event types)."""
+    if name in ("src", "dst", "event_id"):
+        return _check_event_id
+    if name == "args":
+        return _check_args
+    if hint in _SIMPLE:
+        return _SIMPLE[hint]
+    if isinstance(hint, type) and issubclass(hint, enum.IntEnum):
+        return _enum(hint)
+    origin, params = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in params:
+        (inner,) = [p for p in params if p is not type(None)]
+        return _optional(_checker_for(inner, name))
+    if origin is tuple and len(params) == 2 and params[1] is Ellipsis:
+        return _tuple_of(_checker_for(params[0], name))
+    raise TypeError(f"no wire mapping for field {name}: {hint!r}")  # a programming error, caught by tests
+
+
+_HEADER_FIELDS = ("event_id", "host_id", "pid", "tid", "mono_ns", "wall_ns", "duration_ns")
+_HEADER_LEN = 1 + len(_HEADER_FIELDS) + 2  # kind + header + lamport + hlc
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    cls: type
+    names: tuple[str, ...]
+    checks: tuple[Check, ...]
+    enums: frozenset[str]
+
+
+def _layout(cls: type) -> _Layout:
+    hints = typing.get_type_hints(cls)
+    names = tuple(f.name for f in fields(cls) if f.name != "h")
+    checks = tuple(_checker_for(hints[n], n) for n in names)
+    enums = frozenset(n for n in names if isinstance(hints[n], type) and issubclass(hints[n], enum.Enum))
+    return _Layout(cls, names, checks, enums)
+
+
+_HEADER_CHECKS: tuple[Check, ...] = tuple(
+    _checker_for(typing.get_type_hints(EventHeader)[n], n) for n in _HEADER_FIELDS
+) + (_check_int, _check_int)
+_LAYOUTS: dict[int, _Layout] = {int(k): _layout(t) for k, t in EVENT_TYPES.items()}
+_LAYOUT_BY_TYPE: dict[type, tuple[int, _Layout]] = {t: (int(KIND_OF[t]), _LAYOUTS[int(KIND_OF[t])]) for t in KIND_OF}
+
+
+def event_to_wire(event: Event) -> list[Any]:
+    """The positional array of one event (msgpack-ready)."""
+    kind, lay = _LAYOUT_BY_TYPE[type(event)]
+    h = event.h
+    out: list[Any] = [kind, h.event_id, h.host_id, h.pid, h.tid, h.mono_ns, h.wall_ns, h.duration_ns,
+                      h.stamp.lamport, h.stamp.hlc]
+    for name in lay.names:
+        v = getattr(event, name)
+        out.append(int(v) if name in lay.enums else v)
+    return out
+
+
+def event_from_wire(raw: Any, path: str = "event") -> Event:
+    """Validate and build one event from its positional array; raise DecodeError naming ``path``."""
+    if type(raw) is not list or not raw:
+        raise _fail(path, "an event array", raw)
+    kind = raw[0]
+    lay = _LAYOUTS.get(kind) if type(kind) is int else None
+    if lay is None:
+        raise DecodeError(f"{path}[0]: unknown event kind {kind!r}; known kinds are "
+                          f"{[f'{k.value}={k.name}' for k in EventKind]} (a newer producer? upgrade this consumer)")
+    want = _HEADER_LEN + len(lay.names)
+    if len(raw) != want:
+        raise DecodeError(f"{path}: a {lay.cls.__name__} has {want} elements, got {len(raw)}")
+    hv = [chk(raw[i + 1], f"{path}.{n}") for i, (n, chk) in
+          enumerate(zip((*_HEADER_FIELDS, "lamport", "hlc"), _HEADER_CHECKS))]
+    header = EventHeader(hv[0], hv[1], hv[2], hv[3], hv[4], hv[5], hv[6], CausalStamp(hv[7], hv[8]))
+    values = [chk(raw[_HEADER_LEN + i], f"{path}.{n}") for i, (n, chk) in enumerate(zip(lay.names, lay.checks))]
+    return lay.cls(header, *values)  # type: ignore[no-any-return]
+
+
+def _unpack(data: bytes, what: str) -> Any:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
+    if len(data) > MAX_BATCH_BYTES:
+        raise DecodeError(f"{what}: {len(data)} bytes exceed the limit of {MAX_BATCH_BYTES}")
+    try:
+        return msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True,
+            max_str_len=MAX_STR, max_bin_len=MAX_BYTES, max_array_len=MAX_EVENTS_PER_BATCH,
+            max_map_len=MAX_MAP, max_ext_len=0,
+        )
+    except msgpack.ExtraData as exc:
+        raise DecodeError(f"{what}: trailing bytes after the message ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"{what}: a string is not valid UTF-8 at byte {exc.start}") from exc
+    except (ValueError, TypeError, msgpack.StackError, msgpack.FormatError) as exc:
+        # OutOfData (truncated), FormatError, limits, unhashable/non-string map keys ...
+        raise DecodeError(f"{what}: not valid msgpack ({type(exc).__name__}: {exc or 'truncated'})") from exc
+
+
+def encode_batch(batch: Batch) -> bytes:
+    return msgpack.packb(  # type: ignore[no-any-return]
+        [batch.version, batch.producer_id, batch.sequence, batch.created_wall_ns,
+         [event_to_wire(e) for e in batch.events]],
+        use_bin_type=True,
+    )
+
+
+def decode_batch(data: bytes) -> Batch:
+    raw = _unpack(data, "batch")
+    if type(raw) is not list or len(raw) != 5:
+        raise _fail("batch", "a 5-element envelope [version, producer, sequence, created_ns, events]", raw)
+    version = raw[0]
+    if version != SCHEMA_VERSION or type(version) is not int:
+        raise DecodeError(f"batch.version: unsupported schema version {version!r} (this build reads "
+                          f"{SCHEMA_VERSION}); upgrade the consumer or downgrade the producer")
+    producer, seq, created = (_check_int(raw[i], f"batch.{n}") for i, n in
+                              ((1, "producer_id"), (2, "sequence"), (3, "created_wall_ns")))
+    if type(raw[4]) is not list:
+        raise _fail("batch.events", "an array of events", raw[4])
+    events = tuple(event_from_wire(e, f"batch.events[{i}]") for i, e in enumerate(raw[4]))
+    return Batch(producer, seq, created, events, version)
+
+
+def encode_event(event: Event) -> bytes:
+    """One event on its own (SDK datagrams): ``[schema_version, event]``."""
+    return msgpack.packb([SCHEMA_VERSION, event_to_wire(event)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_event(data: bytes) -> Event:
+    raw = _unpack(data, "datagram")
+    if type(raw) is not list or len(raw) != 2:
+        raise _fail("datagram", "[version, event]", raw)
+    if raw[0] != SCHEMA_VERSION or type(raw[0]) is not int:
+        raise DecodeError(f"datagram.version: unsupported schema version {raw[0]!r} (this build reads {SCHEMA_VERSION})")
+    return event_from_wire(raw[1], "datagram.event")

@@ -1,0 +1,34 @@
+"""Kafka topics and partition keys: the contract between agents, stream workers and the validator.
+
+Partitioning: agents key raw event batches by **trace key** = "<host_id>/<root pid>" of the traced process
+tree, so one process's events stay in order on one partition and all processes of a tree land on the same
+worker, which can assemble it without a shuffle. Trade-off: a trace that spans hosts arrives on several
+partitions (one per host's tree); workers forward such fragments to the owner of the trace id through
+``TOPIC_FRAGMENTS`` keyed by trace id. A single very busy tree cannot be spread over several workers.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TOPIC_EVENTS: Final = "sysweave.events.v1"  # agent batches (codec envelopes), key = trace key
+TOPIC_FRAGMENTS: Final = "sysweave.fragments.v1"  # cross-host trace fragments, key = trace id (hex)
+TOPIC_CONTROL: Final = "sysweave.control.v1"  # sampling decisions back to agents, key = host id
+TOPIC_TRACES: Final = "sysweave.traces.v1"  # assembled traces and updates, key = trace id (hex)
+TOPIC_VALIDATION: Final = "sysweave.validation.v1"  # validation requests, key = request id
+TOPIC_DEAD_LETTER: Final = "sysweave.deadletter.v1"  # poison messages with the reason in headers
+
+ALL_TOPICS: Final = (TOPIC_EVENTS, TOPIC_FRAGMENTS, TOPIC_CONTROL, TOPIC_TRACES, TOPIC_VALIDATION, TOPIC_DEAD_LETTER)
+
+
+def trace_key(host_id: str, root_pid: int) -> bytes:
+    """Partition key of a traced process tree's events. Example: trace_key("h1", 42) == b"h1/42"."""
+    return f"{host_id}/{root_pid}".encode()
+
+
+def dead_letter_headers(reason: str, source_topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Kafka headers attached to a dead-lettered message: why, and where it came from (for replay)."""
+    return [
+        ("sysweave.reason", reason.encode()[:4096]),
+        ("sysweave.source", f"{source_topic}/{partition}@{offset}".encode()),
+    ]

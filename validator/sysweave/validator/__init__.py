@@ -1,0 +1,1 @@
+"""sysweave.validator"""
