@@ -27,8 +27,23 @@ def main(header: str) -> None:
              "from typing import Final", "", "SYSCALL_NAMES_X86_64: Final[dict[int, str]] = {"]
     lines += [f'    {nr}: "{table[nr]}",' for nr in sorted(table)]
     lines.append("}")
+    counts = arg_counts_from_tracefs()
+    lines += ["", "# Number of arguments per syscall (from the kernel's syscall tracepoint formats), for display.",
+              "SYSCALL_ARG_COUNTS: Final[dict[str, int]] = {"]
+    lines += [f'    "{name}": {n},' for name, n in sorted(counts.items())]
+    lines.append("}")
     OUT.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     main(sys.argv[1])
+
+
+def arg_counts_from_tracefs(root: str = "/sys/kernel/tracing/events/syscalls") -> dict[str, int]:
+    """Number of arguments of each syscall, read from the syscall tracepoints' formats (for display)."""
+    out: dict[str, int] = {}
+    for fmt in Path(root).glob("sys_enter_*/format"):
+        name = fmt.parent.name[len("sys_enter_"):]
+        fields = [line for line in fmt.read_text().splitlines() if "field:" in line and "common_" not in line]
+        out[name] = max(len(fields) - 1, 0)  # minus __syscall_nr
+    return out

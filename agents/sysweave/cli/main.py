@@ -1,2 +1,60 @@
-def main() -> int:
-    return 0
+"""The ``sysweave`` command. Subcommands from other components register only if installed, so the host
+agent image (schemas + agents) has ``sysweave trace`` without faust or clickhouse-driver."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sysweave.cli import trace
+
+# (subcommand, module providing add_arguments(parser) and run(args) -> int, help)
+OPTIONAL = [
+    ("query", "sysweave.validator.cli_query", "run SQL over the stored trace history"),
+    ("validate", "sysweave.validator.cli_validate", "check that two programs behave the same from outside"),
+    ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sysweave", description="unified tracing and behavioural equivalence")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    p = sub.add_parser("trace", **trace.parser_help())
+    trace.add_arguments(p)
+    p.set_defaults(run=trace.run)
+    for name, module, help_text in OPTIONAL:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            missing = exc.name or module
+            q = sub.add_parser(name, help=f"{help_text} (unavailable: {missing} not installed)")
+            q.set_defaults(run=lambda _a, m=missing, n=name: _unavailable(n, m))
+            continue
+        q = sub.add_parser(name, help=help_text)
+        mod.add_arguments(q)
+        q.set_defaults(run=mod.run)
+    return parser
+
+
+def _unavailable(name: str, missing: str) -> int:
+    print(f"sysweave: '{name}' needs {missing}: install the full package (pip install sysweave)", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""BPF programs, one per ``.bpf.c`` file, each beside its loader."""

@@ -1,0 +1,372 @@
+// sysweave syscall capture: raw tracepoints on sys_enter/sys_exit plus sched fork/exec/exit.
+//
+// Per (process, syscall) exact aggregates live in the kernel (calls, errors, total ns, log2 latency
+// histogram); a per-event record goes to the ring buffer only when it passes the sampling rule:
+//   duration >= slow threshold  OR  failed  OR  first on this CPU for (process, syscall)
+//   OR  (observable I/O and observable capture on)  OR  ship-everything on.
+// Targets live in an array indexed by tgid (cheaper than a hash: the filter is the first thing every
+// syscall of every process on the host pays).  Values: 0 none, 1 active, 2 armed (traced from its exec).
+//
+// Parameters (cflags, set by syscalls.py): MAX_PID, PATH_CAP, PAYLOAD_CAP (power of two), ARG_CAP,
+// MAX_ARGS, MAX_AGG, RINGBUF_PAGES, HAVE_GROUP_DEAD.
+#include <uapi/linux/ptrace.h>
+#include <asm/ptrace.h>
+#include <linux/sched.h>
+#include <asm/unistd.h>
+
+#define REC_SYSCALL 1
+#define REC_EXEC_ARGS 2
+#define REC_FORK 3
+#define REC_EXEC 4
+#define REC_EXIT 5
+
+#define CFG_SLOW_NS 0
+#define CFG_FLAGS 1
+#define CFG_ARM_TGID 2
+#define CFG_N 4
+#define FLAG_OBSERVABLE 1
+#define FLAG_ALL 2
+#define FLAG_FOLLOW 4
+
+#define TGT_ACTIVE 1
+#define TGT_ARMED 2
+
+#define R_SLOW 1
+#define R_OBSERVABLE 2
+#define R_FAILED 4
+#define R_FIRST 8
+#define R_ALL 16
+
+#define LOST_RINGBUF 0
+#define LOST_AGG_FULL 1
+#define HIST_BUCKETS 40
+
+struct agg_key { u32 tgid; u32 nr; };
+struct agg_val { u64 calls; u64 errors; u64 total_ns; u32 hist[HIST_BUCKETS]; };
+struct start_t { u64 ts; u32 nr; u32 valid; };
+
+struct rec {
+    u32 type; u32 pid; u32 tid; u32 nr;
+    u64 ts; u64 dur; s64 ret;
+    u64 args[6];
+    u32 reason; u32 len1; u32 len2; u32 aux;
+    char d1[PATH_CAP];
+    char d2[PAYLOAD_CAP + ARG_CAP];
+};
+#define REC_HDR (offsetof(struct rec, d1))
+// Keeps clang from computing a size from the unclamped value, which the verifier would reject.
+#define barrier_var(v) asm volatile("" : "+r"(v))
+
+BPF_ARRAY(targets, u8, MAX_PID);
+BPF_ARRAY(config, u64, CFG_N);
+BPF_ARRAY(observable, u8, 512);  // per nr: bit 0 observable I/O, bit 1 always ship
+BPF_PERCPU_ARRAY(lost, u64, 2);
+BPF_PERCPU_HASH(aggs, struct agg_key, struct agg_val, MAX_AGG);
+BPF_TASK_STORAGE(starts, struct start_t);
+BPF_PERCPU_ARRAY(scratch, struct rec, 1);
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+
+static __always_inline u8 target_of(u32 tgid) {
+    if (tgid >= MAX_PID) return 0;
+    u8 *t = targets.lookup(&tgid);
+    return t ? *t : 0;
+}
+
+static __always_inline u64 cfg(u32 slot) {
+    u64 *v = config.lookup(&slot);
+    return v ? *v : 0;
+}
+
+static __always_inline void count_lost(u32 slot) {
+    u64 *v = lost.lookup(&slot);
+    if (v) *v += 1;
+}
+
+static __always_inline u32 log2_bucket(u64 v) {
+    u32 r = 0;
+    if (v >> 32) { v >>= 32; r += 32; }
+    if (v >> 16) { v >>= 16; r += 16; }
+    if (v >> 8) { v >>= 8; r += 8; }
+    if (v >> 4) { v >>= 4; r += 4; }
+    if (v >> 2) { v >>= 2; r += 2; }
+    if (v >> 1) { r += 1; }
+    return r < HIST_BUCKETS ? r : HIST_BUCKETS - 1;
+}
+
+// Update the exact aggregate; return 1 if this is the first call of (tgid, nr) on this CPU.
+static __always_inline int aggregate(u32 tgid, u32 nr, u64 dur, s64 ret) {
+    struct agg_key k = {.tgid = tgid, .nr = nr};
+    struct agg_val *v = aggs.lookup(&k);
+    int first = 0;
+    if (!v) {
+        struct agg_val zero = {};
+        if (aggs.update(&k, &zero) != 0) { count_lost(LOST_AGG_FULL); return 0; }
+        v = aggs.lookup(&k);
+        if (!v) return 0;
+        first = 1;
+    }
+    v->calls += 1;
+    if (ret < 0 && ret > -4096) v->errors += 1;
+    v->total_ns += dur;
+    u32 b = log2_bucket(dur);
+    if (b < HIST_BUCKETS) v->hist[b] += 1;
+    return first;
+}
+
+static __always_inline struct rec *new_rec(u32 type, u64 id, u32 nr) {
+    u32 zero = 0;
+    struct rec *r = scratch.lookup(&zero);
+    if (!r) return 0;
+    r->type = type; r->pid = id >> 32; r->tid = (u32)id; r->nr = nr;
+    r->ts = bpf_ktime_get_ns(); r->dur = 0; r->ret = 0;
+    r->reason = 0; r->len1 = 0; r->len2 = 0; r->aux = 0;
+    return r;
+}
+
+static __always_inline void submit(struct rec *r) {
+    u64 size = REC_HDR + PATH_CAP + (u64)r->len2;
+    if (size > sizeof(struct rec)) size = sizeof(struct rec);
+    barrier_var(size);
+    if (size > sizeof(struct rec)) return;
+    if (events.ringbuf_output(r, size, 0) != 0) count_lost(LOST_RINGBUF);
+}
+
+static __always_inline void read_args(struct rec *r, struct pt_regs *regs) {
+    struct pt_regs p = {};
+    bpf_probe_read_kernel(&p, sizeof(p), regs);
+    r->args[0] = p.di; r->args[1] = p.si; r->args[2] = p.dx;
+    r->args[3] = p.r10; r->args[4] = p.r8; r->args[5] = p.r9;
+}
+
+static __always_inline void read_str1(struct rec *r, u64 uptr) {
+    if (!uptr) return;
+    int n = bpf_probe_read_user_str(r->d1, PATH_CAP, (void *)uptr);
+    r->len1 = n > 0 ? n : 0;
+}
+
+static __always_inline void read_str2(struct rec *r, u64 uptr) {
+    if (!uptr) return;
+    int n = bpf_probe_read_user_str(r->d2, PATH_CAP, (void *)uptr);
+    r->len2 = n > 0 ? n : 0;
+}
+
+static __always_inline void read_payload(struct rec *r, u64 uptr, s64 len) {
+    if (!uptr || len <= 0) return;
+    u32 n = len > PAYLOAD_CAP ? PAYLOAD_CAP : (u32)len;
+    barrier_var(n);
+    if (n > PAYLOAD_CAP) return;
+    if (bpf_probe_read_user(r->d2, n, (void *)uptr) == 0) r->len2 = n;
+}
+
+static __always_inline void read_sockaddr(struct rec *r, u64 uptr, u64 len) {
+    if (!uptr || len == 0) return;
+    u32 n = len > PATH_CAP ? PATH_CAP : (u32)len;
+    barrier_var(n);
+    if (n > PATH_CAP) return;
+    if (bpf_probe_read_user(r->d1, n, (void *)uptr) == 0) r->len1 = n;
+}
+
+static __always_inline u64 read_u64(u64 uptr) {
+    u64 v = 0;
+    if (uptr) bpf_probe_read_user(&v, sizeof(v), (void *)uptr);
+    return v;
+}
+
+static __always_inline u32 read_u32(u64 uptr) {
+    u32 v = 0;
+    if (uptr) bpf_probe_read_user(&v, sizeof(v), (void *)uptr);
+    return v;
+}
+
+// The first iovec of a readv/writev/sendmsg/recvmsg: payload (capped) in d2; aux = number of iovecs.
+static __always_inline void read_iov0(struct rec *r, u64 iov, s64 ret) {
+    u64 base = read_u64(iov), len = read_u64(iov + 8);
+    read_payload(r, base, ret < (s64)len ? ret : (s64)len);
+}
+
+static __always_inline void decode(struct rec *r) {
+    u64 *a = r->args;
+    s64 ret = r->ret;
+    switch (r->nr) {
+    case __NR_open: case __NR_creat: case __NR_stat: case __NR_lstat: case __NR_access: case __NR_unlink:
+    case __NR_mkdir: case __NR_rmdir: case __NR_chdir: case __NR_truncate: case __NR_chmod: case __NR_chown:
+    case __NR_readlink: case __NR_mknod:
+        read_str1(r, a[0]); break;
+    case __NR_openat: case __NR_openat2: case __NR_newfstatat: case __NR_statx: case __NR_faccessat:
+    case __NR_faccessat2: case __NR_unlinkat: case __NR_mkdirat: case __NR_fchmodat: case __NR_fchownat:
+    case __NR_readlinkat: case __NR_utimensat: case __NR_mknodat:
+        read_str1(r, a[1]); break;
+    case __NR_rename: case __NR_link: case __NR_symlink:
+        read_str1(r, a[0]); read_str2(r, a[1]); break;
+    case __NR_renameat: case __NR_renameat2: case __NR_linkat:
+        read_str1(r, a[1]); read_str2(r, a[3]); break;
+    case __NR_symlinkat:
+        read_str1(r, a[0]); read_str2(r, a[2]); break;
+    case __NR_write: case __NR_pwrite64: case __NR_read: case __NR_pread64:
+        read_payload(r, a[1], ret); break;
+    case __NR_sendto:
+        read_payload(r, a[1], ret); read_sockaddr(r, a[4], a[5]); break;
+    case __NR_recvfrom:
+        read_payload(r, a[1], ret); if (a[5]) read_sockaddr(r, a[4], read_u32(a[5])); break;
+    case __NR_writev: case __NR_readv: case __NR_pwritev: case __NR_preadv: case __NR_pwritev2: case __NR_preadv2:
+        read_iov0(r, a[1], ret); r->aux = (u32)a[2]; break;
+    case __NR_sendmsg: case __NR_recvmsg: {
+        // struct user_msghdr: name@0, namelen@8, iov@16, iovlen@24 (uapi, stable)
+        u64 name = read_u64(a[1]), iov = read_u64(a[1] + 16);
+        read_sockaddr(r, name, read_u32(a[1] + 8));
+        read_iov0(r, iov, ret); r->aux = (u32)read_u64(a[1] + 24); break;
+    }
+    case __NR_connect: case __NR_bind:
+        read_sockaddr(r, a[1], a[2]); break;
+    case __NR_accept: case __NR_accept4: case __NR_getsockname: case __NR_getpeername:
+        if (a[2]) read_sockaddr(r, a[1], read_u32(a[2])); break;
+    case __NR_wait4:
+        if (ret > 0) r->aux = read_u32(a[1]); break;
+    case __NR_pipe: case __NR_pipe2:
+        if (ret == 0) read_sockaddr(r, a[0], 8); break;
+    case __NR_socketpair:
+        if (ret == 0) read_sockaddr(r, a[3], 8); break;
+    case __NR_clone3:
+        r->aux = (u32)read_u64(a[0]); break;
+    }
+}
+
+RAW_TRACEPOINT_PROBE(sys_enter) {
+    u64 id = bpf_get_current_pid_tgid();
+    u8 t = target_of(id >> 32);
+    if (!t) return 0;  // the filter first: untargeted processes stop here
+    u32 nr = ctx->args[1];
+    if (nr == __NR_execve || nr == __NR_execveat) {
+        // argv must be read before exec replaces the address space; armed processes too (their exec
+        // is where tracing starts)
+        struct rec *r = new_rec(REC_EXEC_ARGS, id, nr);
+        if (r) {
+            read_args(r, (struct pt_regs *)ctx->args[0]);
+            u64 fname = nr == __NR_execve ? r->args[0] : r->args[1];
+            u64 argv = nr == __NR_execve ? r->args[1] : r->args[2];
+            read_str1(r, fname);
+            u32 off = 0, argc = 0;
+#pragma unroll
+            for (int i = 0; i < MAX_ARGS; i++) {
+                u64 p = read_u64(argv + i * 8);
+                if (!p) break;
+                u64 o = off;
+                barrier_var(o);
+                o &= (PAYLOAD_CAP - 1);
+                int n = bpf_probe_read_user_str(&r->d2[o], ARG_CAP, (void *)p);
+                if (n <= 0) break;
+                off += n; argc++;
+                if (off >= PAYLOAD_CAP) break;
+            }
+            r->len2 = off; r->aux = argc;
+            submit(r);
+        }
+    } else if (t != TGT_ACTIVE) {
+        return 0;
+    } else if (nr == __NR_exit_group || nr == __NR_exit) {
+        // never returns: count and ship it here
+        int first = aggregate(id >> 32, nr, 0, 0);
+        struct rec *r = new_rec(REC_SYSCALL, id, nr);
+        if (r) {
+            read_args(r, (struct pt_regs *)ctx->args[0]);
+            r->reason = R_OBSERVABLE | (first ? R_FIRST : 0);
+            submit(r);
+        }
+        return 0;
+    }
+    struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
+                                                BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!s) return 0;
+    s->ts = bpf_ktime_get_ns();
+    s->nr = nr;
+    s->valid = 1;
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sys_exit) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    if (target_of(tgid) != TGT_ACTIVE) return 0;
+    struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+    if (!s || !s->valid) return 0;
+    s->valid = 0;
+    u64 now = bpf_ktime_get_ns();
+    u64 dur = now - s->ts;
+    u32 nr = s->nr;
+    s64 ret = ctx->args[1];
+    int first = aggregate(tgid, nr, dur, ret);
+
+    u64 flags = cfg(CFG_FLAGS);
+    u32 reason = first ? R_FIRST : 0;
+    if (dur >= cfg(CFG_SLOW_NS)) reason |= R_SLOW;
+    if (ret < 0 && ret > -4096) reason |= R_FAILED;
+    if (flags & FLAG_ALL) reason |= R_ALL;
+    u32 k = nr;
+    u8 *o = observable.lookup(&k);
+    // bit 0: observable I/O (shipped under observable capture); bit 1: process lifecycle (always shipped)
+    if (o && (((*o & 1) && (flags & FLAG_OBSERVABLE)) || (*o & 2))) reason |= R_OBSERVABLE;
+    if (!reason) return 0;
+
+    struct rec *r = new_rec(REC_SYSCALL, id, nr);
+    if (!r) return 0;
+    r->ts = s->ts; r->dur = dur; r->ret = ret; r->reason = reason;
+    read_args(r, (struct pt_regs *)ctx->args[0]);
+    decode(r);
+    submit(r);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_fork) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 parent = id >> 32;
+    u32 child = args->child_pid;
+    u8 t = target_of(parent);
+    u8 mark = 0;
+    if (t == TGT_ACTIVE && (cfg(CFG_FLAGS) & FLAG_FOLLOW)) mark = TGT_ACTIVE;
+    else if (parent == cfg(CFG_ARM_TGID)) mark = TGT_ARMED;
+    if (!mark || child >= MAX_PID) return 0;
+    targets.update(&child, &mark);
+    if (mark == TGT_ACTIVE) {
+        struct rec *r = new_rec(REC_FORK, id, 0);
+        if (r) { r->aux = child; submit(r); }
+    }
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    u8 t = target_of(tgid);
+    if (!t) return 0;
+    if (t == TGT_ARMED) {
+        u8 active = TGT_ACTIVE;
+        targets.update(&tgid, &active);
+    }
+    struct rec *r = new_rec(REC_EXEC, id, 0);
+    if (r) {
+        TP_DATA_LOC_READ_STR(r->d1, filename, PATH_CAP);
+        r->aux = args->old_pid;
+        submit(r);
+    }
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+#ifdef HAVE_GROUP_DEAD
+    int whole = args->group_dead;
+#else
+    int whole = tgid == tid;
+#endif
+    if (tid != tgid && target_of(tid)) {  // a thread marked by the fork hook
+        u8 none = 0;
+        targets.update(&tid, &none);
+    }
+    if (!whole || target_of(tgid) != TGT_ACTIVE) return 0;
+    struct rec *r = new_rec(REC_EXIT, id, 0);
+    if (r) submit(r);
+    u8 none = 0;
+    targets.update(&tgid, &none);
+    return 0;
+}

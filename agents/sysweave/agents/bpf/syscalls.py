@@ -1,0 +1,204 @@
+"""Loader for syscalls.bpf.c: compile with cflags, set targets/thresholds, drain the ring buffer.
+
+Errors::
+
+    CaptureError
+      ├── BpfUnavailable   -- bcc missing, no privileges (CAP_BPF/CAP_PERFMON or root), no headers/tracefs
+      └── TargetError      -- a PID to attach to does not exist
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from sysweave.agents.queues import DropQueue
+from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
+
+CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID = 0, 1, 2
+FLAG_OBSERVABLE, FLAG_ALL, FLAG_FOLLOW = 1, 2, 4
+TGT_NONE, TGT_ACTIVE = 0, 1
+HIST_BUCKETS = 40
+ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill"})
+
+
+class CaptureError(RuntimeError):
+    """Capture could not start or continue."""
+
+
+class BpfUnavailable(CaptureError):
+    pass
+
+
+class TargetError(CaptureError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    path_cap: int = 256
+    payload_cap: int = 4096  # bytes of write/send payload kept per call (power of two)
+    arg_cap: int = 256
+    max_args: int = 20
+    max_agg: int = 65536  # (process, syscall) pairs
+    ringbuf_pages: int = 1024  # 4 MiB
+    queue_capacity: int = 200_000  # records between the ring-buffer callback and the decoder
+
+    def cflags(self) -> list[str]:
+        if self.payload_cap & (self.payload_cap - 1) or not 64 <= self.payload_cap <= 65536:
+            raise ValueError(f"payload capture size {self.payload_cap} must be a power of two in [64, 65536]")
+        flags = [
+            f"-DMAX_PID={pid_max()}", f"-DPATH_CAP={self.path_cap}", f"-DPAYLOAD_CAP={self.payload_cap}",
+            f"-DARG_CAP={self.arg_cap}", f"-DMAX_ARGS={self.max_args}", f"-DMAX_AGG={self.max_agg}",
+            f"-DRINGBUF_PAGES={self.ringbuf_pages}", "-w",
+        ]
+        if "group_dead" in _tracefs_format("sched/sched_process_exit"):
+            flags.append("-DHAVE_GROUP_DEAD")
+        return flags
+
+
+def pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except OSError:
+        return 4_194_304
+
+
+def _tracefs_format(event: str) -> str:
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        try:
+            with open(f"{root}/events/{event}/format") as f:
+                return f.read()
+        except OSError:
+            continue
+    return ""
+
+
+def bpf_source() -> str:
+    return resources.files("sysweave.agents.bpf").joinpath("syscalls.bpf.c").read_text()
+
+
+def dump_bpf(config: ProbeConfig) -> str:
+    """What --dump-bpf prints: the cflags, then the program exactly as compiled."""
+    return "// cflags: " + " ".join(config.cflags()) + "\n" + bpf_source()
+
+
+def unavailable_reason() -> str | None:
+    """Why eBPF capture cannot run here, or None if it can (checked before compiling)."""
+    if os.geteuid() != 0:
+        return "eBPF capture needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE); this process has neither"
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        return "the bcc Python module is not importable (install Debian's python3-bpfcc; run 'make setup')"
+    if not os.path.exists(f"/lib/modules/{os.uname().release}/build/include"):
+        return f"no kernel headers at /lib/modules/{os.uname().release}/build (run 'make setup')"
+    if not _tracefs_format("raw_syscalls/sys_enter"):
+        return "tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)"
+    return None
+
+
+class SyscallProbe:
+    """One loaded instance of syscalls.bpf.c."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        reason = unavailable_reason()
+        if reason:
+            raise BpfUnavailable(reason)
+        from bcc import BPF
+
+        self.config = config
+        try:
+            self._bpf: Any = BPF(text=bpf_source(), cflags=config.cflags())
+        except Exception as exc:  # bcc raises bare Exception for compile/load failures
+            raise BpfUnavailable(f"the BPF program failed to compile or load: {exc}") from exc
+        self.queue: DropQueue[bytes] = DropQueue(config.queue_capacity)
+        self._targets = self._bpf["targets"]
+        self._config = self._bpf["config"]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        obs = self._bpf["observable"]
+        for name, nr in NR_BY_NAME.items():
+            bits = (1 if name in OBSERVABLE else 0) | (2 if name in ALWAYS_SHIP else 0)
+            if bits and nr < 512:
+                obs[obs.Key(nr)] = obs.Leaf(bits)
+        self._bpf["events"].open_ring_buffer(self._on_record)
+
+    # --- configuration (may change while running: the adaptive controller drives thresholds) ---
+    def set_config(self, slow_ns: int, observable: bool, ship_all: bool, follow: bool) -> None:
+        flags = (FLAG_OBSERVABLE if observable else 0) | (FLAG_ALL if ship_all else 0) | (FLAG_FOLLOW if follow else 0)
+        self._set(CFG_SLOW_NS, slow_ns)
+        self._set(CFG_FLAGS, flags)
+
+    def set_slow_threshold(self, slow_ns: int) -> None:
+        self._set(CFG_SLOW_NS, slow_ns)
+
+    def arm(self, parent_tgid: int) -> None:
+        """Children forked by ``parent_tgid`` from now on are traced from their exec."""
+        self._set(CFG_ARM_TGID, parent_tgid)
+
+    def disarm(self) -> None:
+        self._set(CFG_ARM_TGID, 0)
+
+    def _set(self, slot: int, value: int) -> None:
+        self._config[self._config.Key(slot)] = self._config.Leaf(value)
+
+    def add_targets(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            if not os.path.exists(f"/proc/{pid}"):
+                raise TargetError(f"attach: pid {pid}: No such process")
+            self._targets[self._targets.Key(pid)] = self._targets.Leaf(TGT_ACTIVE)
+
+    def remove_targets(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            self._targets[self._targets.Key(pid)] = self._targets.Leaf(TGT_NONE)
+
+    # --- the reader: the callback only copies and enqueues ---
+    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
+        import ctypes
+
+        self.queue.put(ctypes.string_at(data, size))
+        return 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="sysweave-ringbuf", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._bpf.ring_buffer_poll(100)
+        self._bpf.ring_buffer_consume()
+
+    def stop(self) -> None:
+        """Drain what the ring buffer still holds, then stop the reader."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        self.queue.close()
+
+    # --- exact statistics ---
+    def aggregates(self) -> list[tuple[int, int, int, int, int, list[int]]]:
+        """(tgid, nr, calls, errors, total_ns, hist_log2) per (process, syscall), summed over CPUs."""
+        out = []
+        for key, per_cpu in self._bpf["aggs"].items():
+            calls = sum(v.calls for v in per_cpu)
+            if not calls:
+                continue
+            hist = [sum(v.hist[i] for v in per_cpu) for i in range(HIST_BUCKETS)]
+            out.append((key.tgid, key.nr, calls, sum(v.errors for v in per_cpu), sum(v.total_ns for v in per_cpu), hist))
+        return out
+
+    def lost(self) -> dict[str, int]:
+        table = self._bpf["lost"]
+        ringbuf = sum(table[table.Key(0)])
+        agg_full = sum(table[table.Key(1)])
+        return {"ringbuf": int(ringbuf), "aggregate_table_full": int(agg_full), "queue": self.queue.dropped}
+
+    def close(self) -> None:
+        self.stop()
+        self._bpf.cleanup()

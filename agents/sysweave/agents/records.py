@@ -1,0 +1,192 @@
+"""Decode the kernel program's ring-buffer records into schema events (pure: no bcc, testable anywhere).
+
+Record layout (``struct rec`` in bpf/syscalls.bpf.c), little-endian::
+
+    u32 type, pid(tgid), tid, nr | u64 ts(monotonic ns at entry), dur(ns) | s64 ret | u64 args[6]
+    u32 reason, len1, len2, aux | char d1[PATH_CAP] | char d2[len2]
+
+:class:`RecordDecoder` is stateful per capture session: it pairs exec argument vectors (read at sys_enter)
+with the exec that succeeded, remembers exit_group codes until the process dies, and numbers events.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sysweave.agents.syscall_args import ARG_SPECS
+from sysweave.schemas.events import (
+    ArgValue,
+    CausalStamp,
+    Event,
+    EventHeader,
+    ProcessEvent,
+    ProcessEventType,
+    SyscallSpan,
+    make_event_id,
+)
+from sysweave.schemas.syscall_table_x86_64 import SYSCALL_ARG_COUNTS, SYSCALL_NAMES_X86_64
+
+REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = 1, 2, 3, 4, 5
+_HDR = struct.Struct("<4I2Qq6Q4I")
+HDR_SIZE = _HDR.size  # 104
+CLONE_THREAD = 0x10000
+_FORKING = frozenset({"clone", "clone3", "fork", "vfork"})
+
+
+class RecordError(ValueError):
+    """A ring-buffer record that does not match the expected layout (a kernel/user-space version skew)."""
+
+
+@dataclass(slots=True)
+class RawRecord:
+    type: int
+    pid: int
+    tid: int
+    nr: int
+    ts: int
+    dur: int
+    ret: int
+    args: tuple[int, ...]
+    reason: int
+    d1: bytes
+    d2: bytes
+    aux: int
+
+
+def parse_record(data: bytes, path_cap: int) -> RawRecord:
+    if len(data) < HDR_SIZE + path_cap:
+        raise RecordError(f"ring-buffer record of {len(data)} bytes is shorter than its header ({HDR_SIZE + path_cap})")
+    f = _HDR.unpack_from(data)
+    len1, len2 = f[14], f[15]
+    d1 = data[HDR_SIZE:HDR_SIZE + min(len1, path_cap)]
+    d2 = data[HDR_SIZE + path_cap:HDR_SIZE + path_cap + len2]
+    return RawRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7:13], f[13], d1, d2, f[16])
+
+
+def _cstr(b: bytes) -> str:
+    return b.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def decode_sockaddr(raw: bytes) -> str:
+    """struct sockaddr -> "1.2.3.4:80", "[::1]:443", "unix:/path", "unix:@abstract", or "family=N"."""
+    if len(raw) < 2:
+        return ""
+    family = int.from_bytes(raw[:2], "little")
+    if family == socket.AF_INET and len(raw) >= 8:
+        return f"{ipaddress.IPv4Address(raw[4:8])}:{int.from_bytes(raw[2:4], 'big')}"
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        return f"[{ipaddress.IPv6Address(raw[8:24])}]:{int.from_bytes(raw[2:4], 'big')}"
+    if family == socket.AF_UNIX:
+        path = raw[2:]
+        if path[:1] == b"\0":
+            return "unix:@" + path[1:].split(b"\0", 1)[0].decode("utf-8", "replace")
+        return "unix:" + _cstr(path)
+    return f"family={family}"
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _signed32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def decode_args(name: str, rec: RawRecord) -> tuple[dict[str, ArgValue], bytes | None, int]:
+    """Arguments by name, plus (payload, payload_len) for calls that move bytes."""
+    spec = ARG_SPECS.get(name)
+    payload: bytes | None = None
+    payload_len = 0
+    if spec is None:
+        return {f"arg{i}": rec.args[i] for i in range(SYSCALL_ARG_COUNTS.get(name, 6))}, None, 0
+    out: dict[str, ArgValue] = {}
+    for i, (arg, kind) in enumerate(spec):
+        v = rec.args[i]
+        if kind in ("fd", "at", "int", "sig"):
+            out[arg] = _signed32(v)
+        elif kind == "long":
+            out[arg] = _signed(v)
+        elif kind == "path":
+            out[arg] = _cstr(rec.d1)
+        elif kind == "path2":
+            out[arg] = _cstr(rec.d2)
+        elif kind == "buf":
+            payload = rec.d2
+            payload_len = max(rec.ret, 0)
+        elif kind == "addr":
+            out[arg] = decode_sockaddr(rec.d1) if rec.d1 else ("NULL" if v == 0 else "")
+        elif kind == "fds":
+            if len(rec.d1) >= 8:
+                out[arg] = struct.unpack("<2i", rec.d1[:8])
+        elif kind == "wstatus":
+            out[arg] = rec.aux if rec.ret > 0 else None
+        else:  # hex, oflags, mode, size, ptr
+            out[arg] = v
+    if name in ("writev", "readv", "sendmsg", "recvmsg", "pwritev", "preadv", "pwritev2", "preadv2"):
+        out["iovcnt"] = rec.aux
+    if name == "clone3":
+        out["flags"] = rec.aux
+    return out, payload, payload_len
+
+
+@dataclass(slots=True)
+class RecordDecoder:
+    """Turns raw records into events. ``wall_offset_ns`` = CLOCK_REALTIME - CLOCK_MONOTONIC at start."""
+
+    host_id: str
+    producer_id: int
+    wall_offset_ns: int
+    path_cap: int
+    seq: int = 0
+    exec_args: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> (file, argv)
+    exit_codes: dict[int, int] = field(default_factory=dict)  # tgid -> exit_group status
+    last_exec: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> the exec that succeeded
+    bad_records: int = 0
+
+    def _header(self, rec: RawRecord) -> EventHeader:
+        self.seq += 1
+        return EventHeader(make_event_id(self.producer_id, self.seq), self.host_id, rec.pid, rec.tid,
+                           rec.ts, rec.ts + self.wall_offset_ns, rec.dur, CausalStamp(self.seq, 0))
+
+    def decode(self, data: bytes) -> Iterator[Event]:
+        try:
+            rec = parse_record(data, self.path_cap)
+        except RecordError:
+            self.bad_records += 1
+            return
+        if rec.type == REC_SYSCALL:
+            name = SYSCALL_NAMES_X86_64.get(rec.nr, f"syscall_{rec.nr}")
+            args, payload, plen = decode_args(name, rec)
+            if name in ("execve", "execveat") and rec.ret == 0 and rec.tid in self.last_exec:
+                # registers at exit belong to the new image: take what sys_enter captured
+                path, argv = self.last_exec.pop(rec.tid)
+                args = {"path": path, "argv": argv}
+            if name == "exit_group":
+                self.exit_codes[rec.pid] = _signed32(rec.args[0]) & 0xFF
+            span = SyscallSpan(self._header(rec), rec.nr, name, rec.ret, args, payload, plen, rec.reason)
+            yield span
+            if name in _FORKING and rec.ret > 0:
+                flags = rec.aux if name == "clone3" else (rec.args[0] if name == "clone" else 0)
+                kind = ProcessEventType.THREAD if flags & CLONE_THREAD else ProcessEventType.FORK
+                yield ProcessEvent(self._header(rec), kind, parent_pid=rec.pid, child_pid=rec.ret)
+            elif name == "wait4" and rec.ret > 0:
+                status = rec.aux
+                code, sig = ((status >> 8) & 0xFF, None) if status & 0x7F == 0 else (None, status & 0x7F)
+                yield ProcessEvent(self._header(rec), ProcessEventType.WAIT, parent_pid=rec.pid,
+                                   child_pid=rec.ret, exit_code=code, signal=sig)
+        elif rec.type == REC_EXEC_ARGS:
+            argv = tuple(a.decode("utf-8", "surrogateescape") for a in rec.d2.split(b"\0")[: rec.aux])
+            self.exec_args[rec.tid] = (_cstr(rec.d1), argv)
+        elif rec.type == REC_EXEC:
+            filename = _cstr(rec.d1)
+            path, argv = self.exec_args.pop(rec.aux, None) or self.exec_args.pop(rec.tid, (filename, (filename,)))
+            self.last_exec[rec.tid] = (path, argv)
+            yield ProcessEvent(self._header(rec), ProcessEventType.EXEC, filename=filename, argv=argv)
+        elif rec.type == REC_EXIT:
+            yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=self.exit_codes.pop(rec.pid, None))
+        # REC_FORK: the parent's clone/fork exit record carries the same fact with the thread flag

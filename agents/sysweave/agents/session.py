@@ -1,0 +1,199 @@
+"""One capture run: start or attach to targets, stream events to a sink, collect exact aggregates.
+
+The eBPF backend compiles syscalls.bpf.c, arms itself so that the command it starts is traced from its
+exec (not from our own pre-exec code), forwards signals to the command, and returns its exit status.
+The ptrace backend (ptrace_backend.py) produces the same result type from Debian's strace.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe, TargetError
+from sysweave.agents.records import RecordDecoder
+from sysweave.schemas.events import (
+    CausalStamp,
+    Event,
+    EventHeader,
+    HostInfo,
+    LostEvents,
+    ProcessEvent,
+    ProcessEventType,
+    SyscallAggregate,
+    make_event_id,
+)
+from sysweave.schemas.syscall_table_x86_64 import SYSCALL_NAMES_X86_64
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureOptions:
+    follow: bool = False
+    slow_ns: int = 10_000  # the syscall class threshold (spec default 10 us)
+    observable: bool = False  # ship every observable I/O call (validation turns this on)
+    ship_all: bool = False  # --no-sampling
+    payload_cap: int = 4096
+    host_id: str = ""
+
+
+@dataclass(slots=True)
+class CaptureResult:
+    backend: str
+    exit_code: int
+    aggregates: list[SyscallAggregate] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
+    events_shipped: int = 0
+    root_pid: int = 0
+    extra_events: list[Event] = field(default_factory=list)  # host info, lost reports
+
+
+def host_identity() -> str:
+    return os.environ.get("SYSWEAVE_HOST_ID") or socket.gethostname()
+
+
+def wall_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC now: the wall-clock anchor for monotonic kernel timestamps."""
+    return time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def exit_status_code(status: int) -> int:
+    """A wait status as a shell would report it: the exit code, or 128 + signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class _SignalForwarder:
+    """Forward terminal signals to the traced command while it runs; restore handlers after."""
+
+    def __init__(self, on_signal: Callable[[int], None]) -> None:
+        self._on = on_signal
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _SignalForwarder:
+        if threading.current_thread() is threading.main_thread():
+            for sig in FORWARDED_SIGNALS:
+                self._old[sig] = signal.signal(sig, lambda s, _f: self._on(s))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+class EbpfCapture:
+    def __init__(self, options: CaptureOptions, sink: Callable[[Event], None]) -> None:
+        self.options = options
+        self.sink = sink
+        self.host_id = options.host_id or host_identity()
+        self.producer_id = random.getrandbits(64)
+        self.config = ProbeConfig(payload_cap=options.payload_cap)
+        self.probe = SyscallProbe(self.config)
+        self.probe.set_config(options.slow_ns, options.observable, options.ship_all, options.follow)
+        self.decoder = RecordDecoder(self.host_id, self.producer_id, wall_offset_ns(), self.config.path_cap)
+        self._live: set[int] = set()
+        self._consumer = threading.Thread(target=self._consume, name="sysweave-decode", daemon=True)
+        self.shipped = 0
+
+    def _consume(self) -> None:
+        q = self.probe.queue
+        while True:
+            batch = q.get_batch(4096, 0.1)
+            if not batch:
+                if q.closed:
+                    return
+                continue
+            for raw in batch:
+                for ev in self.decoder.decode(raw):
+                    self.shipped += 1
+                    if isinstance(ev, ProcessEvent):
+                        if ev.type is ProcessEventType.FORK:
+                            self._live.add(ev.child_pid)
+                        elif ev.type is ProcessEventType.EXIT:
+                            self._live.discard(ev.h.pid)
+                    self.sink(ev)
+
+    def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
+                    timeout_s: float | None = None) -> CaptureResult:
+        """Start ``argv`` traced from its exec; wait for it (and, with -f, its descendants)."""
+        self.probe.start()
+        self._consumer.start()
+        self.probe.arm(os.getpid())
+        try:
+            child = subprocess.Popen(argv, env=env, cwd=cwd)
+        except OSError:
+            self.probe.disarm()
+            self._shutdown()
+            raise
+        self.probe.disarm()
+        self._live.add(child.pid)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with _SignalForwarder(lambda s: child.send_signal(s)):
+            while True:
+                try:
+                    status = child.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if deadline is not None and time.monotonic() > deadline:
+                        child.kill()
+                        child.wait()
+                        self._shutdown()
+                        raise CaptureError(f"the command ran longer than its {timeout_s:.0f} s timeout and was killed") from None
+        code = 128 - status if status < 0 else status  # Popen reports -SIG for signal deaths
+        if self.options.follow:  # strace -f waits for every traced process
+            end = time.monotonic() + 5
+            self._live.discard(child.pid)
+            while {p for p in self._live if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
+                time.sleep(0.05)
+        return self._finish(code, child.pid)
+
+    def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:
+        """Trace running processes until they exit or ``stop`` is set (Ctrl-C detaches, never kills)."""
+        self.probe.add_targets(pids)
+        self.probe.start()
+        self._consumer.start()
+        with _SignalForwarder(lambda _s: stop.set()):
+            while not stop.is_set() and any(os.path.exists(f"/proc/{p}") for p in pids):
+                stop.wait(0.2)
+        self.probe.remove_targets(pids)
+        return self._finish(0, pids[0])
+
+    def _shutdown(self) -> None:
+        time.sleep(0.05)  # let the last exit records reach the ring buffer
+        self.probe.stop()
+        self._consumer.join(30)
+
+    def _finish(self, exit_code: int, root_pid: int) -> CaptureResult:
+        self._shutdown()
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        offset = wall_offset_ns()
+        aggs = []
+        for i, (tgid, nr, calls, errors, total, hist) in enumerate(sorted(self.probe.aggregates())):
+            h = EventHeader(make_event_id(self.producer_id, (1 << 62) + i), self.host_id, tgid, tgid, now, now + offset)
+            aggs.append(SyscallAggregate(h, nr, SYSCALL_NAMES_X86_64.get(nr, f"syscall_{nr}"), calls, errors, total, tuple(hist)))
+        lost = self.probe.lost()
+        lost["undecodable"] = self.decoder.bad_records
+        extra: list[Event] = [HostInfo(EventHeader(make_event_id(self.producer_id, (1 << 62) - 1), self.host_id, root_pid,
+                                                   root_pid, now, now + offset), socket.gethostname(),
+                                       kernel=os.uname().release, arch=os.uname().machine, clock_offset_ns=offset)]
+        for j, (source, count) in enumerate(sorted(lost.items())):
+            if count:
+                extra.append(LostEvents(EventHeader(make_event_id(self.producer_id, (1 << 62) - 2 - j), self.host_id,
+                                                    root_pid, root_pid, now, now + offset, 0, CausalStamp()), source, count))
+        self.probe.close()
+        return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra)
+
+
+def check_pids(pids: list[int]) -> None:
+    for pid in pids:
+        if not os.path.exists(f"/proc/{pid}"):
+            raise TargetError(f"attach: pid {pid}: No such process")

@@ -1,0 +1,235 @@
+"""``sysweave trace``: strace's interface over eBPF capture (ptrace fallback), with an embedded store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from typing import IO, Any
+
+from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
+from sysweave.agents.filters import FilterError, parse_trace_expr
+from sysweave.agents.render import LineStyle, render_line, span_json, summarize, summary_csv, summary_document, summary_text
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids
+from sysweave.schemas.events import Event, SyscallSpan
+
+MAX_STORED_EVENTS = 2_000_000  # per trace, in memory before the store write; beyond: counted as lost
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", dest="follow", action="store_true", help="follow forks: trace all descendants")
+    p.add_argument("-p", dest="pids", type=int, action="append", default=[], metavar="PID",
+                   help="attach to a running process (every thread); repeatable")
+    p.add_argument("-e", dest="exprs", action="append", default=[], metavar="EXPR",
+                   help="trace=NAMES: names, %%classes (%%file, %%network, %%process, %%memory, %%signal, %%desc), "
+                        "/regex, !negation")
+    p.add_argument("-c", dest="summary_only", action="store_true", help="count calls, errors and time; print a summary at exit")
+    p.add_argument("-C", dest="summary_too", action="store_true", help="like -c, and print the calls as well")
+    p.add_argument("-T", dest="durations", action="store_true", help="show time spent in each call")
+    p.add_argument("-t", dest="timestamps", action="count", default=0, help="timestamps: -t, -tt (µs), -ttt (epoch µs)")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the trace to FILE instead of stderr")
+    p.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="print at most N bytes of strings (default 32)")
+    p.add_argument("--format", choices=("text", "json", "jsonl", "csv"), default="text",
+                   help="output format (json/csv apply to the -c summary; jsonl prints one event per line)")
+    p.add_argument("--backend", choices=("auto", "ebpf", "ptrace"), default="auto")
+    p.add_argument("--no-sampling", dest="ship_all", action="store_true",
+                   help="ship every call (default: slow >= --slow-us, failed, first, and process lifecycle calls)")
+    p.add_argument("--slow-us", type=float, default=10.0, help="sampling threshold for syscalls in µs (default 10)")
+    p.add_argument("--observable", action="store_true", help="ship every observable I/O call with decoded args (validation)")
+    p.add_argument("--capture-bytes", type=int, default=4096, help="payload bytes kept per write/send (power of two)")
+    p.add_argument("--store", metavar="PATH", help="trace store directory (default: $XDG_DATA_HOME/sysweave/store)")
+    p.add_argument("--no-store", action="store_true", help="keep nothing after the run")
+    p.add_argument("--label", default="", help="a label stored with the trace")
+    p.add_argument("--dump-bpf", action="store_true", help="print the BPF program (with its cflags) and exit")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+
+
+def _err(msg: str) -> None:
+    print(f"sysweave: {msg}", file=sys.stderr)
+
+
+class _Output:
+    """Receives events from the decoder thread: prints the selected ones, keeps them for the store."""
+
+    def __init__(self, args: argparse.Namespace, selected: frozenset[str] | None, stream: IO[str]) -> None:
+        self.show = not args.summary_only and args.format in ("text", "jsonl")
+        self.jsonl = args.format == "jsonl"
+        self.style = LineStyle(show_pid=args.follow or len(args.pids) > 1, timestamps=min(args.timestamps, 3),
+                               show_duration=args.durations, string_limit=max(args.strsize, 0))
+        self.selected = selected
+        self.stream = stream
+        self.keep = not args.no_store
+        self.events: list[Event] = []
+        self.not_kept = 0
+        self.printed = 0
+        self.seen = 0
+        self.pids: set[int] = set()
+
+    def __call__(self, ev: Event) -> None:
+        self.seen += 1
+        if self.keep:
+            if len(self.events) < MAX_STORED_EVENTS:
+                self.events.append(ev)
+            else:
+                self.not_kept += 1
+        self.pids.add(ev.h.pid)
+        if self.show and isinstance(ev, SyscallSpan) and (self.selected is None or ev.name in self.selected):
+            self.stream.write((span_json(ev) if self.jsonl else render_line(ev, self.style)) + "\n")
+            self.printed += 1
+
+
+def _progress(out: _Output, stop: threading.Event) -> None:
+    """One live line on a TTY: events/s, processes. Nothing when stderr is not a terminal."""
+    last, t0 = 0, time.monotonic()
+    while not stop.wait(0.5):
+        now = out.seen
+        rate = (now - last) / 0.5
+        last = now
+        line = f"sysweave: {now:,} events ({rate:,.0f}/s), {len(out.pids)} processes, {time.monotonic() - t0:.0f}s"
+        sys.stderr.write("\r" + line[: shutil.get_terminal_size().columns - 1] + "\x1b[K")
+        sys.stderr.flush()
+    sys.stderr.write("\r\x1b[K")
+
+
+def choose_backend(requested: str) -> tuple[str, str]:
+    """(backend, why). auto prefers eBPF and says why it could not use it."""
+    if requested == "ptrace":
+        return "ptrace", "requested"
+    reason = unavailable_reason()
+    if requested == "ebpf":
+        if reason:
+            raise BpfUnavailable(reason)
+        return "ebpf", "requested"
+    if reason:
+        if not shutil.which("strace"):
+            raise BpfUnavailable(f"{reason}; and the ptrace fallback needs strace (apt-get install strace)")
+        return "ptrace", reason
+    return "ebpf", "eBPF available"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dump_bpf:
+        print(dump_bpf(ProbeConfig(payload_cap=args.capture_bytes)))
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command and not args.pids:
+        _err("must have PROG [ARGS] or -p PID\nTry 'sysweave trace --help' for more information.")
+        return 2
+    if command and args.pids:
+        _err("-p and a command are mutually exclusive")
+        return 2
+    selected = None
+    try:
+        for expr in args.exprs:
+            chosen = parse_trace_expr(expr)
+            selected = chosen if selected is None else selected & chosen
+    except FilterError as exc:
+        _err(str(exc))
+        return 2
+    if args.capture_bytes & (args.capture_bytes - 1) or not 64 <= args.capture_bytes <= 65536:
+        _err(f"--capture-bytes {args.capture_bytes}: must be a power of two between 64 and 65536")
+        return 2
+    if command and not shutil.which(command[0]) and not os.path.exists(command[0]):
+        _err(f"Can't stat '{command[0]}': No such file or directory")
+        return 127
+    try:
+        check_pids(args.pids)
+        backend, why = choose_backend(args.backend)
+    except TargetError as exc:
+        _err(str(exc))
+        return 1
+    except BpfUnavailable as exc:
+        _err(f"--backend ebpf: {exc}")
+        return 1
+    if args.backend == "auto" and backend != "ebpf":
+        _err(f"using the ptrace backend (strace): {why}")
+
+    stream: IO[str] = open(args.output, "w") if args.output else sys.stderr  # noqa: SIM115
+    out = _Output(args, selected, stream)
+    options = CaptureOptions(follow=args.follow, slow_ns=int(args.slow_us * 1000), observable=args.observable,
+                             ship_all=args.ship_all, payload_cap=args.capture_bytes)
+    stop_progress = threading.Event()
+    if sys.stderr.isatty() and (args.output or args.summary_only):
+        threading.Thread(target=_progress, args=(out, stop_progress), daemon=True).start()
+    try:
+        result = capture(backend, options, out, command, args.pids)
+    except CaptureError as exc:
+        _err(str(exc))
+        return 1
+    finally:
+        stop_progress.set()
+    if out.not_kept:
+        result.lost["store_cap"] = out.not_kept
+    report(args, out, result, selected, stream)
+    if args.output:
+        stream.close()
+    if not args.no_store:
+        store_trace(args, out.events + result.aggregates + result.extra_events, result, command)
+    return result.exit_code
+
+
+def capture(backend: str, options: CaptureOptions, out: _Output, command: list[str], pids: list[int]) -> CaptureResult:
+    if backend == "ptrace":
+        from sysweave.agents.ptrace_backend import PtraceCapture
+
+        pt = PtraceCapture(options, out)
+        return pt.run_command(command) if command else pt.attach(pids, threading.Event())
+    cap = EbpfCapture(options, out)
+    try:
+        return cap.run_command(command) if command else cap.attach(pids, threading.Event())
+    except FileNotFoundError as exc:
+        raise CaptureError(f"Can't stat '{command[0]}': {exc.strerror}") from exc
+
+
+def report(args: argparse.Namespace, out: _Output, result: CaptureResult, selected: frozenset[str] | None,
+           stream: IO[str]) -> None:
+    lost_total = sum(result.lost.values())
+    if args.summary_only or args.summary_too:
+        rows = summarize(result.aggregates, selected)
+        if args.format == "json":
+            doc = summary_document(rows, result.lost, result.backend, result.exit_code,
+                                   {"events_shipped": result.events_shipped})
+            target = stream if args.output else sys.stdout
+            target.write(json.dumps(doc) + "\n")
+        elif args.format == "csv":
+            (stream if args.output else sys.stdout).write(summary_csv(rows))
+        else:
+            stream.write(summary_text(rows))
+    elif args.format == "text" and not args.ship_all:
+        total = sum(a.calls for a in result.aggregates)
+        hidden = max(total - out.printed, 0)
+        if hidden and selected is None:
+            stream.write(f"sysweave: {hidden:,} of {total:,} calls not shown (fast and successful; -c counts them "
+                         f"exactly, --no-sampling shows them all)\n")
+    if lost_total:
+        stream.write(f"sysweave: LOST {lost_total:,} events ({', '.join(f'{k}={v}' for k, v in result.lost.items() if v)})\n")
+
+
+def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureResult, command: list[str]) -> None:
+    try:
+        from sysweave.streams.core.assembly import assemble
+        from sysweave.validator.store import EmbeddedStore, StoreError, default_store_path
+    except ImportError as exc:
+        _err(f"not storing the trace: {exc.name} is not installed (pip install sysweave, or use --no-store)")
+        return
+    trace_id = os.urandom(16)
+    trace = assemble(events, trace_id)
+    trace.closed = True
+    try:
+        store = EmbeddedStore(args.store or default_store_path())
+        store.store_trace(trace, label=args.label or " ".join(command)[:200], backend=result.backend,
+                          exit_code=result.exit_code)
+        store.close()
+    except StoreError as exc:
+        _err(f"the trace was not stored: {exc}")
+        return
+    if sys.stderr.isatty():
+        _err(f"trace {trace_id.hex()} stored; query it with: sysweave query \"SELECT ... WHERE trace_id = '{trace_id.hex()}'\"")
+
+
+def parser_help() -> dict[str, Any]:
+    return {"help": "trace system calls of a command or process (strace-compatible options)"}

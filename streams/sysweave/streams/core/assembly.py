@@ -1,0 +1,109 @@
+"""Trace assembly: events (any order, duplicates allowed) -> one UnifiedTrace.
+
+Pure and order-independent: the same multiset of events assembles the same trace whatever the arrival
+order, because events are deduplicated by id and every list is sorted by a total key.
+
+Derived edges (happens-before without code changes):
+  FORK       the parent's fork/clone event  -> the child's first event
+  EXIT_WAIT  the child's exit event          -> the parent's wait4 that reaped it
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sysweave.schemas.events import (
+    CausalEdge,
+    CausalStamp,
+    ClockEstimate,
+    EdgeKind,
+    Event,
+    EventHeader,
+    HostInfo,
+    LostEvents,
+    ProcessEvent,
+    ProcessEventType,
+    ProcessSpan,
+    UnifiedTrace,
+)
+
+_TRACE_LEVEL = (CausalEdge, HostInfo, LostEvents, ClockEstimate)
+
+
+def _key(e: Event) -> tuple[int, bytes]:
+    return e.h.mono_ns, e.h.event_id
+
+
+def derived_edge(src: Event, dst: Event, kind: EdgeKind, detail: str = "") -> CausalEdge:
+    """An edge with an id derived from its endpoints, so re-deriving it never duplicates it."""
+    eid = hashlib.blake2b(src.h.event_id + dst.h.event_id + bytes([kind]), digest_size=16).digest()
+    h = EventHeader(eid, dst.h.host_id, dst.h.pid, dst.h.tid, dst.h.mono_ns, dst.h.wall_ns, 0, CausalStamp())
+    return CausalEdge(h, src.h.event_id, dst.h.event_id, kind, detail)
+
+
+def assemble(events: Iterable[Event], trace_id: bytes) -> UnifiedTrace:
+    unique: dict[bytes, Event] = {}
+    for e in events:
+        unique.setdefault(e.h.event_id, e)
+    trace = UnifiedTrace(trace_id)
+    procs = trace.processes
+    for e in sorted(unique.values(), key=_key):
+        if isinstance(e, CausalEdge):
+            trace.edges.append(e)
+        elif isinstance(e, HostInfo):
+            trace.hosts.append(e)
+        elif isinstance(e, LostEvents):
+            trace.lost.append(e)
+        elif isinstance(e, ClockEstimate):
+            trace.clocks.append(e)
+        else:
+            key = (e.h.host_id, e.h.pid)
+            span = procs.get(key)
+            if span is None:
+                span = procs[key] = ProcessSpan(e.h.host_id, e.h.pid, start_wall_ns=e.h.wall_ns)
+            span.events.append(e)
+            span.end_wall_ns = max(span.end_wall_ns, e.h.wall_ns + e.h.duration_ns)
+
+    edges: dict[bytes, CausalEdge] = {e.h.event_id: e for e in trace.edges}
+    for (host, _pid), span in procs.items():
+        for e in span.events:
+            if not isinstance(e, ProcessEvent):
+                continue
+            if e.type is ProcessEventType.EXEC:
+                span.argv = e.argv
+            elif e.type is ProcessEventType.EXIT:
+                if e.exit_code is not None:
+                    span.exit_code = e.exit_code
+            elif e.type is ProcessEventType.FORK:
+                child = procs.get((host, e.child_pid))
+                if child is not None:
+                    child.parent = (host, span.pid)
+                    if not child.argv:
+                        child.argv = span.argv  # a fork without exec runs the parent's program
+                    edge = derived_edge(e, child.events[0], EdgeKind.FORK)
+                    edges.setdefault(edge.h.event_id, edge)
+            elif e.type is ProcessEventType.WAIT:
+                child = procs.get((host, e.child_pid))
+                if child is not None:
+                    if child.exit_code is None:
+                        child.exit_code = e.exit_code
+                    if child.signal is None:
+                        child.signal = e.signal
+                    exit_ev = next((x for x in reversed(child.events) if isinstance(x, ProcessEvent)
+                                    and x.type is ProcessEventType.EXIT), None)
+                    if exit_ev is not None:
+                        edge = derived_edge(exit_ev, e, EdgeKind.EXIT_WAIT)
+                        edges.setdefault(edge.h.event_id, edge)
+    trace.edges = sorted(edges.values(), key=lambda x: (x.src, x.dst, int(x.kind)))
+    return trace
+
+
+def trace_events(trace: UnifiedTrace) -> list[Event]:
+    """Every event of a trace (the inverse of assemble, up to derived edges)."""
+    out: list[Event] = [e for span in trace.processes.values() for e in span.events]
+    out.extend(trace.edges)
+    out.extend(trace.hosts)
+    out.extend(trace.lost)
+    out.extend(trace.clocks)
+    return out
