@@ -184,7 +184,9 @@ class RecordDecoder:
             self.exec_args[rec.tid] = (_cstr(rec.d1), argv)
         elif rec.type == REC_EXEC:
             filename = _cstr(rec.d1)
-            path, argv = self.exec_args.pop(rec.aux, None) or self.exec_args.pop(rec.tid, (filename, (filename,)))
+            # old_pid (aux) differs from tid when a non-leader thread execs
+            fallback = self.exec_args.pop(rec.tid, (filename, (filename,)))
+            path, argv = self.exec_args.pop(rec.aux, fallback)
             self.last_exec[rec.tid] = (path, argv)
             yield ProcessEvent(self._header(rec), ProcessEventType.EXEC, filename=filename, argv=argv)
         elif rec.type == REC_EXIT:

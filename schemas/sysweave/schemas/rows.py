@@ -96,8 +96,9 @@ def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_cod
             if out:
                 tables.setdefault(out[0], []).append(out[1])
                 events += 1
-    for e in (*trace.edges, *trace.clocks, *trace.lost):
-        out = event_row(tid, e)
+    trace_level: list[Event] = [*trace.edges, *trace.clocks, *trace.lost]
+    for ev in trace_level:
+        out = event_row(tid, ev)
         if out:
             tables.setdefault(out[0], []).append(out[1])
     starts = [p.start_wall_ns for p in trace.processes.values()] or [0]

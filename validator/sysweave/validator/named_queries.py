@@ -1,0 +1,34 @@
+"""Named queries shipped with ``sysweave query`` (``--list`` shows them; ``--name N`` runs one)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
+    "traces": ("the latest traces",
+               "SELECT trace_id, label, backend, exit_code, processes, events, lost_events, "
+               "toDateTime(intDiv(start_wall_ns, 1000000000)) AS started "
+               "FROM traces FINAL ORDER BY start_wall_ns DESC LIMIT 20"),
+    "slowest-syscalls": ("syscalls with the most total time over all stored traces (exact aggregates)",
+                         "SELECT name, sum(calls) AS calls, sum(errors) AS errors, sum(total_ns) AS total_ns, "
+                         "round(sum(total_ns) / sum(calls)) AS mean_ns FROM syscall_aggregates "
+                         "GROUP BY name ORDER BY total_ns DESC LIMIT 20"),
+    "failing-calls": ("the most frequent failing calls and their paths",
+                      "SELECT name, ret, JSONExtractString(args, 'path') AS path, count() AS n FROM syscall_spans "
+                      "WHERE ret < 0 AND ret > -4096 GROUP BY name, ret, path ORDER BY n DESC LIMIT 20"),
+    "regressions": ("per syscall, the change in mean latency between the two latest traces",
+                    "WITH (SELECT groupArray(trace_id) FROM (SELECT trace_id FROM traces FINAL "
+                    "ORDER BY start_wall_ns DESC LIMIT 2)) AS ids "
+                    "SELECT name, sumIf(total_ns, trace_id = ids[2]) / greatest(sumIf(calls, trace_id = ids[2]), 1) AS before_ns, "
+                    "sumIf(total_ns, trace_id = ids[1]) / greatest(sumIf(calls, trace_id = ids[1]), 1) AS after_ns, "
+                    "after_ns - before_ns AS delta_ns FROM syscall_aggregates WHERE has(ids, trace_id) "
+                    "GROUP BY name ORDER BY abs(delta_ns) DESC LIMIT 20"),
+    "validation-history": ("the latest validation verdicts",
+                           "SELECT toDateTime(intDiv(created_wall_ns, 1000000000)) AS at, verdict, confidence, "
+                           "original_cmd, transpiled_cmd, explanation, speedup FROM validation_results FINAL "
+                           "ORDER BY created_wall_ns DESC LIMIT 20"),
+    "gpu-hotspots": ("GPU kernels and compute blocks with the most total time",
+                     "SELECT 'gpu' AS kind, name, count() AS n, sum(duration_ns) AS total_ns FROM gpu_kernels GROUP BY name "
+                     "UNION ALL SELECT 'compute' AS kind, name, count() AS n, sum(duration_ns) AS total_ns "
+                     "FROM compute_blocks GROUP BY name ORDER BY total_ns DESC LIMIT 20"),
+}
