@@ -10,16 +10,17 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                "toDateTime(intDiv(start_wall_ns, 1000000000)) AS started "
                "FROM traces FINAL ORDER BY start_wall_ns DESC LIMIT 20"),
     "slowest-syscalls": ("syscalls with the most total time over all stored traces (exact aggregates)",
-                         "SELECT name, sum(calls) AS calls, sum(errors) AS errors, sum(total_ns) AS total_ns, "
-                         "round(sum(total_ns) / sum(calls)) AS mean_ns FROM syscall_aggregates "
-                         "GROUP BY name ORDER BY total_ns DESC LIMIT 20"),
+                         "SELECT name, sum(calls) AS n_calls, sum(errors) AS n_errors, sum(total_ns) AS time_ns, "
+                         "round(time_ns / n_calls) AS mean_ns FROM syscall_aggregates "
+                         "GROUP BY name ORDER BY time_ns DESC LIMIT 20"),
     "failing-calls": ("the most frequent failing calls and their paths",
                       "SELECT name, ret, JSONExtractString(args, 'path') AS path, count() AS n FROM syscall_spans "
                       "WHERE ret < 0 AND ret > -4096 GROUP BY name, ret, path ORDER BY n DESC LIMIT 20"),
     "regressions": ("per syscall, the change in mean latency between the two latest traces",
                     "WITH (SELECT groupArray(trace_id) FROM (SELECT trace_id FROM traces FINAL "
                     "ORDER BY start_wall_ns DESC LIMIT 2)) AS ids "
-                    "SELECT name, sumIf(total_ns, trace_id = ids[2]) / greatest(sumIf(calls, trace_id = ids[2]), 1) AS before_ns, "
+                    "SELECT name, "
+                    "sumIf(total_ns, trace_id = ids[2]) / greatest(sumIf(calls, trace_id = ids[2]), 1) AS before_ns, "
                     "sumIf(total_ns, trace_id = ids[1]) / greatest(sumIf(calls, trace_id = ids[1]), 1) AS after_ns, "
                     "after_ns - before_ns AS delta_ns FROM syscall_aggregates WHERE has(ids, trace_id) "
                     "GROUP BY name ORDER BY abs(delta_ns) DESC LIMIT 20"),

@@ -1,0 +1,1 @@
+from .helpers import workload_bin  # noqa: F401  (fixture)

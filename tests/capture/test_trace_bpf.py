@@ -1,0 +1,144 @@
+"""Real eBPF capture against strace -c -f on deterministic programs (runs as root in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .helpers import FIXTURES, SYSWEAVE, strace_counts, sysweave, sysweave_counts
+
+pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
+
+
+def test_c_workload_counts_equal_strace(workload_bin: str, tmp_path) -> None:
+    argv = [workload_bin, str(tmp_path)]
+    expected = strace_counts(argv)
+    got, doc = sysweave_counts(argv)
+    assert doc["backend"] == "ebpf" and doc["exit_code"] == 0 and doc["lost_events"] == 0
+    assert got == expected
+    assert got["write"][0] >= 100 + 30 + 5 + 1 and got["openat"][1] == 40 and got["connect"] == (1, 1)
+
+
+def test_python_workload_counts_equal_strace(tmp_path) -> None:
+    argv = [sys.executable, "-B", "-S", str(FIXTURES / "workload.py"), str(tmp_path)]
+    subprocess.run(argv, check=True)  # warm the page cache; -B: no .pyc writes that differ between runs
+    expected = strace_counts(argv)
+    got, doc = sysweave_counts(argv)
+    assert doc["exit_code"] == 0
+    assert got["write"] == expected["write"] and got["newfstatat"] == expected["newfstatat"]
+    assert got["write"][0] >= 200 and got["newfstatat"][1] >= 30
+    assert got == expected
+
+
+def test_ptrace_backend_gives_the_same_summary(workload_bin: str, tmp_path) -> None:
+    argv = [workload_bin, str(tmp_path)]
+    ebpf, _ = sysweave_counts(argv)
+    ptrace, doc = sysweave_counts(argv, "--backend", "ptrace")
+    assert doc["backend"] == "ptrace"
+    assert ptrace == ebpf
+
+
+def _events(*args: str, cwd: str | None = None) -> list[dict]:
+    res = sysweave("trace", "--format", "jsonl", "--observable", "--no-store", *args, cwd=cwd)
+    return [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+
+
+def test_observable_calls_are_decoded(workload_bin: str, tmp_path) -> None:
+    evs = _events("-f", "--", workload_bin, str(tmp_path))
+    by = lambda name: [e for e in evs if e["syscall"] == name]  # noqa: E731
+    opened = [e for e in by("openat") if e["args"]["path"] == f"{tmp_path}/a.txt"]
+    assert opened and opened[0]["ret"] >= 0 and opened[0]["args"]["flags"] & os.O_CREAT
+    writes = [e for e in by("write") if e["payload"] == "hello sysweave\n"]
+    assert len(writes) == 100 and all(e["payload_len"] == 15 for e in writes)
+    assert sum(1 for e in by("openat") if e["errno"] == "ENOENT" and e["args"]["path"] == "/nonexistent/sysweave") == 40
+    ren = by("rename")[0]
+    assert ren["args"] == {"oldpath": f"{tmp_path}/a.txt", "newpath": f"{tmp_path}/b.txt"}
+    assert by("mkdir")[0]["args"]["path"] == f"{tmp_path}/sub" and by("unlink")[0]["args"]["path"] == f"{tmp_path}/b.txt"
+    pipe = by("pipe2")[0]
+    assert len(pipe["args"]["pipefd"]) == 2
+    conn = by("connect")[0]
+    assert conn["args"]["addr"] == "127.0.0.1:9" and conn["errno"] == "ECONNREFUSED"
+    assert any(e["payload"] == "ping" for e in by("read"))
+    assert sorted(e["args"]["wstatus"] >> 8 for e in by("wait4") if e["ret"] > 0) == [3, 4, 5]
+    ex = by("execve")[0]
+    assert ex["args"]["argv"] == [workload_bin, str(tmp_path)]
+
+
+def test_follow_forks_and_threads(workload_bin: str, tmp_path) -> None:
+    with_f = _events("-f", "--", workload_bin, str(tmp_path))
+    without = _events("--", workload_bin, str(tmp_path))
+    assert len({e["pid"] for e in with_f}) == 4  # parent + 3 forked children
+    assert len({e["pid"] for e in without}) == 1
+    assert len({e["tid"] for e in without}) == 2  # the thread is traced without -f (same process)
+    child_writes = [e for e in with_f if e["syscall"] == "write" and e["payload"] == "child\n"]
+    assert len(child_writes) == 30
+
+
+def test_exit_code_is_the_commands() -> None:
+    assert sysweave("trace", "--no-store", "-o", "/dev/null", "--", "sh", "-c", "exit 7").returncode == 7
+    assert sysweave("trace", "--no-store", "-o", "/dev/null", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
+
+
+def test_bad_input() -> None:
+    r = sysweave("trace", "--no-store", "--", "no-such-command-sysweave")
+    assert r.returncode == 127 and "Can't stat 'no-such-command-sysweave'" in r.stderr
+    r = sysweave("trace", "--no-store", "-p", "999999999")
+    assert r.returncode == 1 and "No such process" in r.stderr
+    r = sysweave("trace", "--no-store", "-e", "trace=openat,bogus", "--", "true")
+    assert r.returncode == 2 and "'bogus'" in r.stderr
+    r = sysweave("trace", "--no-store", "-e", "trace=%nonsense", "--", "true")
+    assert r.returncode == 2 and "%nonsense" in r.stderr
+    assert sysweave("trace").returncode == 2
+
+
+def test_trace_filter_expressions(tmp_path) -> None:
+    r = sysweave("trace", "--no-store", "--no-sampling", "-e", "trace=%file", "--", "cat", "/etc/hostname")
+    names = {line.split("(", 1)[0] for line in r.stderr.splitlines() if "(" in line and not line.startswith("sysweave")}
+    assert "openat" in names and "read" not in names and "mmap" not in names
+    r = sysweave("trace", "--no-store", "--no-sampling", "-e", "trace=!/^(mmap|mprotect)$", "--", "true")
+    assert "mmap(" not in r.stderr and "execve(" in r.stderr
+
+
+def test_signals_are_forwarded_and_children_reaped() -> None:
+    proc = subprocess.Popen([*SYSWEAVE, "trace", "--no-store", "-o", "/dev/null", "--", "sleep", "30"])
+    time.sleep(4)  # compile + attach
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+
+
+def test_attach_to_pid_and_detach_without_killing(tmp_path) -> None:
+    target = subprocess.Popen(["sh", "-c", f"while :; do echo x > {tmp_path}/f; sleep 0.05; done"])
+    try:
+        tracer = subprocess.Popen([*SYSWEAVE, "trace", "--no-store", "-f", "-c", "--format", "json", "-p", str(target.pid)],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(5)
+        tracer.send_signal(signal.SIGINT)
+        out, _ = tracer.communicate(timeout=30)
+        doc = json.loads(out.strip().splitlines()[-1])
+        assert {r["syscall"] for r in doc["summary"]} >= {"wait4", "openat"}
+        assert target.poll() is None  # detached, still running
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_trace_is_stored_and_queryable(tmp_path) -> None:
+    store = str(tmp_path / "store")
+    r = sysweave("trace", "--store", store, "--label", "stored-run", "-o", "/dev/null", "--", "ls", "/")
+    assert r.returncode == 0, r.stderr
+    q = sysweave("query", "--store", store, "--format", "json",
+                 "SELECT t.label, sum(a.calls) AS calls FROM traces AS t JOIN syscall_aggregates AS a USING trace_id "
+                 "GROUP BY t.label")
+    rows = json.loads(q.stdout)["data"]
+    assert rows[0]["label"] == "stored-run" and int(rows[0]["calls"]) > 20
+
+
+def test_dump_bpf_prints_the_program() -> None:
+    r = sysweave("trace", "--dump-bpf")
+    assert r.returncode == 0 and "RAW_TRACEPOINT_PROBE(sys_enter)" in r.stdout and "-DPAYLOAD_CAP=4096" in r.stdout
