@@ -38,7 +38,8 @@ def test_decode_openat_failure() -> None:
     (span,) = list(decoder().decode(raw))
     assert isinstance(span, SyscallSpan) and span.name == "openat" and span.errno == 2
     assert span.args["dirfd"] == -100 and span.args["path"] == "/nope"
-    assert render_line(span, LineStyle()) == 'openat(AT_FDCWD, "/nope", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)'
+    expected = 'openat(AT_FDCWD, "/nope", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)'
+    assert render_line(span, LineStyle()) == expected
 
 
 def test_decode_write_payload_and_truncation_marker() -> None:

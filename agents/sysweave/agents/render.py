@@ -95,7 +95,8 @@ def render_call(span: SyscallSpan, limit: int) -> str:
         parts = [(hex(v) if v > 9 else str(v)) if isinstance(v, int) else str(v) for v in span.args.values()]
     else:
         for arg, kind in spec:
-            if kind == "mode" and span.name in ("open", "openat") and not int(span.args.get("flags") or 0) & 0o20100100:
+            flags = span.args.get("flags")
+            if kind == "mode" and span.name in ("open", "openat") and isinstance(flags, int) and not flags & 0o20100100:
                 continue  # strace shows the mode only with O_CREAT / O_TMPFILE
             if kind == "buf":
                 parts.append(quote(span.payload or b"", limit) if span.payload is not None else "0x?")
