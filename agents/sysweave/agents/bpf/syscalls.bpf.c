@@ -128,7 +128,9 @@ static __always_inline void submit(struct rec *r) {
     if (size > sizeof(struct rec)) size = sizeof(struct rec);
     barrier_var(size);
     if (size > sizeof(struct rec)) return;
-    if (events.ringbuf_output(r, size, 0) != 0) count_lost(LOST_RINGBUF);
+    // No wakeup per record: on a 2-vCPU VM each wakeup is an IPI + context switch (~30 us measured);
+    // user space drains on a 20 ms timer instead.
+    if (events.ringbuf_output(r, size, BPF_RB_NO_WAKEUP) != 0) count_lost(LOST_RINGBUF);
 }
 
 static __always_inline void read_args(struct rec *r, struct pt_regs *regs) {

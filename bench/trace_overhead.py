@@ -1,0 +1,110 @@
+"""Capture overhead, side by side in one run (issue 3's targets):
+
+  untraced | empty BPF floor | sysweave trace -c | sysweave trace (default sampling, -o file) | strace -f -c
+
+Workload 1: dd if=/dev/zero of=/dev/null bs=1 count=N (2 syscalls per byte). Each row's time is dd's own
+reported copy time, so tracer start-up (BPF compile, ~2 s) is excluded, as it is from the per-syscall cost.
+Workload 2: bench/realistic.py on eight stdlib package trees (its own elapsed time).
+Prints medians of R runs, added ns per syscall, the ratio to the floor, and lost events per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SYSWEAVE = [PY, "-m", "sysweave.cli.main", "trace", "--no-store"]
+_DD = re.compile(r"copied, ([\d.]+) s")
+
+
+def dd_argv(n: int) -> list[str]:
+    return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={n}"]
+
+
+def timed(prefix: list[str], argv: list[str], parse: re.Pattern[str]) -> tuple[float, int, str]:
+    """(workload seconds, lost events, tracer output) for one run."""
+    with tempfile.NamedTemporaryFile("r", suffix=".out") as out:
+        cmd = [*prefix, *argv]
+        cmd = [c.replace("@OUT@", out.name) for c in cmd]
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        text = out.read()
+    m = parse.search(res.stderr)
+    if not m:
+        raise RuntimeError(f"no timing in output of {' '.join(cmd)}:\n{res.stderr[-2000:]}")
+    lost = 0
+    for blob in (text, res.stdout, res.stderr):
+        if lm := re.search(r"LOST ([\d,]+) events", blob):
+            lost = int(lm.group(1).replace(",", ""))
+        for line in blob.splitlines():
+            if line.startswith("{") and '"lost_events"' in line:
+                lost = json.loads(line)["lost_events"]
+    return float(m.group(1)), lost, text
+
+
+def median_run(prefix: list[str], argv: list[str], parse: re.Pattern[str], runs: int) -> tuple[float, int]:
+    samples = [timed(prefix, argv, parse) for _ in range(runs)]
+    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
+
+
+ROWS = {
+    "untraced": [],
+    "empty BPF floor": [PY, str(ROOT / "bench" / "floor.py"), "--"],
+    "sysweave trace -c": [*SYSWEAVE, "-f", "-c", "--format", "json", "-o", "@OUT@", "--"],
+    "sysweave trace (default)": [*SYSWEAVE, "-f", "-o", "@OUT@", "--"],
+    "strace -f -c": ["strace", "-f", "-c", "-o", "@OUT@", "--"],
+}
+
+
+def main(n: int = 1_000_000, runs: int = 5, strace_n: int = 50_000) -> None:
+    syscalls = 2 * n
+    print(f"workload: dd bs=1 count={n:,} ({syscalls:,} syscalls); median of {runs} runs; strace with count={strace_n:,}")
+    results: dict[str, tuple[float, float, int]] = {}
+    base_small = median_run([], dd_argv(strace_n), _DD, runs)[0]
+    for name, prefix in ROWS.items():
+        if name.startswith("strace"):
+            t, lost = median_run(prefix, dd_argv(strace_n), _DD, max(runs // 2, 1))
+            added = (t - base_small) / (2 * strace_n) * 1e9
+        else:
+            t, lost = median_run(prefix, dd_argv(n), _DD, runs)
+            added = (t - results["untraced"][0]) / syscalls * 1e9 if name != "untraced" else 0.0
+        results[name] = (t, added, lost)
+    floor = results["empty BPF floor"][1]
+    print(f"{'row':28} {'dd s':>8} {'+ns/call':>9} {'x floor':>8} {'calls/s':>12} {'lost':>6}")
+    for name, (t, added, lost) in results.items():
+        rate = (2 * (strace_n if name.startswith("strace") else n)) / t
+        ratio = f"{added / floor:8.2f}" if floor > 0 and name != "untraced" else f"{'':8}"
+        print(f"{name:28} {t:8.3f} {added:9.0f} {ratio} {rate:12,.0f} {lost:6}")
+    realistic(runs)
+
+
+def realistic(runs: int) -> None:
+    """Rows interleaved run by run (filesystem state drifts over a run); temp files on tmpfs."""
+    parse = re.compile(r"elapsed ([\d.]+)")
+    stdlib = Path(os.__file__).parent
+    trees = [str(stdlib / d) for d in ("email", "asyncio", "unittest", "json", "xml", "logging", "importlib", "concurrent")]
+    argv = [PY, str(ROOT / "bench" / "realistic.py"), *trees]
+    names = ("untraced", "sysweave trace -c", "sysweave trace (default)")
+    os.environ["TMPDIR"] = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    samples: dict[str, list[tuple[float, int, str]]] = {n: [] for n in names}
+    for _ in range(runs):
+        for name in names:
+            samples[name].append(timed(ROWS[name], argv, parse))
+    base = statistics.median(s[0] for s in samples["untraced"])
+    print(f"\nrealistic: tar+gzip+extract+read of 8 stdlib packages (Python, TMPDIR={os.environ['TMPDIR']}), "
+          f"median of {runs}, rows interleaved")
+    for name in names:
+        t = statistics.median(s[0] for s in samples[name])
+        print(f"{name:28} {t:8.3f} s  overhead {100 * (t / base - 1):6.1f}%  lost {max(s[1] for s in samples[name])}")
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:]]
+    main(*args)
