@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe, TargetError
 from sysweave.agents.records import RecordDecoder
@@ -54,6 +55,9 @@ class CaptureResult:
     events_shipped: int = 0
     root_pid: int = 0
     extra_events: list[Event] = field(default_factory=list)  # host info, lost reports
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # user + system of the command and the children it waited for
+    max_rss_kb: int = 0
 
 
 def host_identity() -> str:
@@ -91,13 +95,16 @@ class _SignalForwarder:
 
 
 class EbpfCapture:
-    def __init__(self, options: CaptureOptions, sink: Callable[[Event], None]) -> None:
+    def __init__(self, options: CaptureOptions, sink: Callable[[Event], None], probe: SyscallProbe | None = None) -> None:
+        """``probe``: reuse an already compiled program (several runs, one compile); it is left open."""
         self.options = options
         self.sink = sink
         self.host_id = options.host_id or host_identity()
         self.producer_id = random.getrandbits(64)
-        self.config = ProbeConfig(payload_cap=options.payload_cap)
-        self.probe = SyscallProbe(self.config)
+        self.config = probe.config if probe else ProbeConfig(payload_cap=options.payload_cap)
+        self._own_probe = probe is None
+        self.probe = probe or SyscallProbe(self.config)
+        self.probe.reset()
         self.probe.set_config(options.slow_ns, options.observable, options.ship_all, options.follow)
         self.decoder = RecordDecoder(self.host_id, self.producer_id, wall_offset_ns(), self.config.path_cap)
         self._live: set[int] = set()
@@ -123,13 +130,15 @@ class EbpfCapture:
                     self.sink(ev)
 
     def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
-                    timeout_s: float | None = None) -> CaptureResult:
+                    timeout_s: float | None = None, stdout: IO[bytes] | None = None,
+                    stderr: IO[bytes] | None = None) -> CaptureResult:
         """Start ``argv`` traced from its exec; wait for it (and, with -f, its descendants)."""
         self.probe.start()
         self._consumer.start()
         self.probe.arm(os.getpid())
+        t0 = time.monotonic()
         try:
-            child = subprocess.Popen(argv, env=env, cwd=cwd)
+            child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=stdout, stderr=stderr)
         except OSError:
             self.probe.disarm()
             self._shutdown()
@@ -139,22 +148,26 @@ class EbpfCapture:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with _SignalForwarder(lambda s: child.send_signal(s)):
             while True:
-                try:
-                    status = child.wait(timeout=0.2)
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                if pid:
+                    child.returncode = exit_status_code(status)
                     break
-                except subprocess.TimeoutExpired:
-                    if deadline is not None and time.monotonic() > deadline:
-                        child.kill()
-                        child.wait()
-                        self._shutdown()
-                        raise CaptureError(f"the command ran longer than its {timeout_s:.0f} s timeout and was killed") from None
-        code = 128 - status if status < 0 else status  # Popen reports -SIG for signal deaths
+                if deadline is not None and time.monotonic() > deadline:
+                    child.kill()
+                    child.wait()
+                    self._shutdown()
+                    raise CaptureError(f"the command ran longer than its {timeout_s:.0f} s timeout and was killed")
+                time.sleep(0.01)
+        wall = time.monotonic() - t0
+        code = exit_status_code(status)
         if self.options.follow:  # strace -f waits for every traced process
             end = time.monotonic() + 5
             self._live.discard(child.pid)
             while {p for p in self._live if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
                 time.sleep(0.05)
-        return self._finish(code, child.pid)
+        result = self._finish(code, child.pid)
+        result.wall_s, result.cpu_s, result.max_rss_kb = wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+        return result
 
     def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:
         """Trace running processes until they exit or ``stop`` is set (Ctrl-C detaches, never kills)."""
@@ -189,7 +202,8 @@ class EbpfCapture:
             if count:
                 extra.append(LostEvents(EventHeader(make_event_id(self.producer_id, (1 << 62) - 2 - j), self.host_id,
                                                     root_pid, root_pid, now, now + offset, 0, CausalStamp()), source, count))
-        self.probe.close()
+        if self._own_probe:
+            self.probe.close()
         return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra)
 
 

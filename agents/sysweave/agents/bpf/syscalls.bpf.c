@@ -347,6 +347,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
     struct rec *r = new_rec(REC_EXEC, id, 0);
     if (r) {
         TP_DATA_LOC_READ_STR(r->d1, filename, PATH_CAP);
+        r->len1 = PATH_CAP;  // NUL-terminated within d1; user space cuts at the NUL
         r->aux = args->old_pid;
         submit(r);
     }

@@ -166,7 +166,16 @@ class SyscallProbe:
         self.queue.put(ctypes.string_at(data, size))
         return 0
 
+    def reset(self) -> None:
+        """Forget the previous run's statistics and losses (the probe is reused across runs)."""
+        self._bpf["aggs"].clear()
+        lost = self._bpf["lost"]
+        for slot in range(2):
+            lost[lost.Key(slot)] = lost.Leaf(*([0] * len(lost[lost.Key(slot)])))
+
     def start(self) -> None:
+        self.queue = DropQueue(self.config.queue_capacity)
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="sysweave-ringbuf", daemon=True)
         self._thread.start()
 

@@ -1,0 +1,102 @@
+"""``sysweave validate``: does the transpiled program behave like the original, seen from outside?
+
+Exit status: 0 equivalent, 1 divergent, 2 could not decide (reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from sysweave.validator.equivalence import compare
+from sysweave.validator.harness import Harness, HarnessError, SideSummary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--original", required=True, metavar="CMD", help="the reference program's command line")
+    p.add_argument("--transpiled", required=True, metavar="CMD", help="the program to check against it")
+    p.add_argument("--workdir", help="each run starts in a fresh copy of DIR (default: an empty temporary directory)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="allowed relative difference in operation counts (default 0.05)")
+    p.add_argument("--runs", type=int, default=1, help="run each side K times and mask what differs between its own runs")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per run before it is killed (undecided)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--store", metavar="PATH", help="store for the report and both traces (default: the embedded store)")
+    p.add_argument("--no-store", action="store_true", help="do not store the report")
+
+
+def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, SideSummary]:
+    harness = Harness(args.workdir, args.timeout)
+    try:
+        original = harness.run_side(args.original, args.runs)
+        transpiled = harness.run_side(args.transpiled, args.runs)
+    finally:
+        harness.close()
+    verdict = compare(original.obs, transpiled.obs, args.tolerance)
+    if original.masked or transpiled.masked:
+        verdict.confidence = min(verdict.confidence, 0.9)
+    perf_a, perf_b = original.performance(), transpiled.performance()
+    report = {
+        **verdict.to_dict(),
+        "original": args.original, "transpiled": args.transpiled,
+        "masked": {"original": original.masked, "transpiled": transpiled.masked},
+        "performance": {"original": perf_a, "transpiled": perf_b,
+                        "speedup": perf_a["wall_s"] / perf_b["wall_s"] if perf_b["wall_s"] else None},
+        "runs": args.runs, "tolerance": args.tolerance,
+    }
+    return report, original, transpiled
+
+
+def store_report(args: argparse.Namespace, report: dict[str, Any], original: SideSummary, transpiled: SideSummary) -> None:
+    from sysweave.streams.core.assembly import assemble
+    from sysweave.validator.store import EmbeddedStore, default_store_path
+
+    store = EmbeddedStore(args.store or default_store_path())
+    ids = []
+    for side, label in ((original, "original"), (transpiled, "transpiled")):
+        trace = assemble(side.runs[0].events, os.urandom(16))
+        trace.closed = True
+        store.store_trace(trace, label=f"validate {label}: {report[label]}"[:200], backend="ebpf",
+                          exit_code=side.runs[0].result.exit_code)
+        ids.append(trace.trace_id.hex())
+    report["trace_ids"] = {"original": ids[0], "transpiled": ids[1]}
+    store.insert("validation_results", [{
+        "validation_id": uuid.uuid4().hex, "created_wall_ns": time.time_ns(), "original_cmd": args.original,
+        "transpiled_cmd": args.transpiled, "original_trace_id": ids[0], "transpiled_trace_id": ids[1],
+        "verdict": report["verdict"], "confidence": report["confidence"], "explanation": report["explanation"],
+        "speedup": report["performance"]["speedup"] or 0.0, "report": json.dumps(report), "version": time.time_ns()}])
+    store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runs < 1 or not 0 <= args.tolerance < 1 or args.timeout <= 0:
+        print("sysweave: validate: --runs must be >= 1, --tolerance in [0, 1), --timeout > 0", file=sys.stderr)
+        return 2
+    if args.workdir and not os.path.isdir(args.workdir):
+        print(f"sysweave: validate: --workdir {args.workdir}: not a directory", file=sys.stderr)
+        return 2
+    try:
+        report, original, transpiled = validate(args)
+    except HarnessError as exc:
+        print(f"sysweave: validate: could not decide: {exc}", file=sys.stderr)
+        return 2
+    if not args.no_store:
+        try:
+            store_report(args, report, original, transpiled)
+        except Exception as exc:  # storing is a side effect: the verdict stands
+            print(f"sysweave: validate: report not stored: {exc}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        perf = report["performance"]
+        speed = f"{perf['speedup']:.2f}x" if perf["speedup"] else "n/a"
+        print(f"{report['verdict'].upper()} (confidence {report['confidence']:.2f}): {report['explanation']}")
+        print(f"  wall {perf['original']['wall_s']:.3f}s vs {perf['transpiled']['wall_s']:.3f}s (speedup {speed}), "
+              f"syscalls {perf['original']['syscalls']:.0f} vs {perf['transpiled']['syscalls']:.0f}")
+        for note in report["notes"]:
+            print(f"  note: {note}")
+    return 0 if report["verdict"] == "equivalent" else 1

@@ -1,0 +1,163 @@
+"""Run the original and the transpiled command under capture, each run in a fresh copy of the workdir,
+and turn the runs into Obs; mask what differs between runs of the same program (``--runs K``).
+
+Errors::
+
+    HarnessError            -- a run could not be decided (tracer unavailable, timeout, command not found)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture
+from sysweave.schemas.events import Event
+from sysweave.validator.observe import Obs, extract
+
+_SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
+MASK = b"\x00?\x00"
+_TOKEN = re.compile(rb"[A-Za-z0-9_]+|[^A-Za-z0-9_]")
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunRecord:
+    obs: Obs
+    result: CaptureResult
+    events: list[Event]
+    workdir: str
+
+
+@dataclass
+class SideSummary:
+    runs: list[RunRecord]
+    obs: Obs  # the representative Obs, with nondeterminism masked
+    masked: list[str] = field(default_factory=list)
+
+    def performance(self) -> dict[str, Any]:
+        res = [r.result for r in self.runs]
+        return {
+            "wall_s": statistics.median(r.wall_s for r in res),
+            "cpu_s": statistics.median(r.cpu_s for r in res),
+            "max_rss_kb": max(r.max_rss_kb for r in res),
+            "syscalls": statistics.median(sum(a.calls for a in r.aggregates) for r in res),
+            "io_bytes": statistics.median(r.obs.io_bytes for r in self.runs),
+        }
+
+
+def command_argv(cmd: str) -> list[str]:
+    """Plain commands run directly (so the program is the root process); shell syntax goes through sh -c."""
+    if _SHELL_CHARS.search(cmd):
+        return ["/bin/sh", "-c", cmd]
+    argv = shlex.split(cmd)
+    if not argv:
+        raise HarnessError("empty command")
+    return argv
+
+
+class Harness:
+    def __init__(self, workdir: str | None, timeout_s: float, capture_bytes: int = 16384) -> None:
+        self.workdir = workdir
+        self.timeout_s = timeout_s
+        try:
+            self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes))
+        except CaptureError as exc:
+            raise HarnessError(f"cannot trace: {exc}") from exc
+        self.options = CaptureOptions(follow=True, observable=True, payload_cap=capture_bytes)
+
+    def close(self) -> None:
+        self.probe.close()
+
+    def run_once(self, cmd: str) -> RunRecord:
+        argv = command_argv(cmd)
+        if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
+            raise HarnessError(f"command not found: {argv[0]}")
+        run_dir = tempfile.mkdtemp(prefix="sysweave-run-")
+        if self.workdir:
+            shutil.copytree(self.workdir, run_dir, dirs_exist_ok=True, symlinks=True)
+        out_path, err_path = os.path.join(run_dir, ".sysweave-stdout"), os.path.join(run_dir, ".sysweave-stderr")
+        events: list[Event] = []
+        try:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                cap = EbpfCapture(self.options, events.append, probe=self.probe)
+                result = cap.run_command(argv, cwd=run_dir, timeout_s=self.timeout_s, stdout=out, stderr=err)
+            with open(out_path, "rb") as f:
+                stdout = f.read()
+            with open(err_path, "rb") as f:
+                stderr = f.read()
+            os.unlink(out_path)
+            os.unlink(err_path)
+            real = os.path.realpath(run_dir).encode()
+            stdout, stderr = (x.replace(real, b"<workdir>") for x in (stdout, stderr))
+            obs = extract(events, run_dir, result.root_pid, stdout, stderr, result.exit_code)
+            obs.files = {p: f for p, f in obs.files.items() if not p.startswith("./.sysweave-std")}
+            obs.lost_events = sum(result.lost.values())
+            if argv[:2] == ["/bin/sh", "-c"] and obs.root and len(obs.root.children) == 1:
+                # our own sh -c wrapper is not part of the program: compare from the command it runs
+                obs.root = obs.root.children[0]
+        except CaptureError as exc:
+            raise HarnessError(f"{cmd!r}: {exc}") from exc
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return RunRecord(obs, result, events + result.aggregates + result.extra_events, run_dir)
+
+    def run_side(self, cmd: str, runs: int) -> SideSummary:
+        records = [self.run_once(cmd) for _ in range(runs)]
+        obs, masked = mask_nondeterminism([r.obs for r in records])
+        return SideSummary(records, obs, masked)
+
+
+def _mask_bytes(values: list[bytes], what: str, masked: list[str]) -> bytes:
+    first = values[0]
+    if all(v == first for v in values):
+        return first
+    token_lists = [_TOKEN.findall(v) for v in values]
+    if len({len(t) for t in token_lists}) != 1:
+        raise HarnessError(f"{what} differs in structure between runs of the same program; cannot mask it "
+                           f"(make the program deterministic, or compare with --runs 1)")
+    out = []
+    for i, tok in enumerate(token_lists[0]):
+        if any(t[i] != tok for t in token_lists[1:]):
+            masked.append(f"{what}: token {i} ({tok.decode('utf-8', 'replace')!r} ...)")
+            out.append(MASK)
+        else:
+            out.append(tok)
+    return b"".join(out)
+
+
+def mask_nondeterminism(obs_runs: list[Obs]) -> tuple[Obs, list[str]]:
+    """Mask what differs between runs of the same program: output tokens, file contents, temp-file names."""
+    base = obs_runs[0]
+    masked: list[str] = []
+    if len(obs_runs) == 1:
+        return base, masked
+    base.stdout = _mask_bytes([o.stdout for o in obs_runs], "stdout", masked)
+    base.stderr = _mask_bytes([o.stderr for o in obs_runs], "stderr", masked)
+    paths = [list(o.files) for o in obs_runs]
+    if len({len(p) for p in paths}) == 1 and any(p != paths[0] for p in paths):
+        renamed = {}
+        for i, path in enumerate(paths[0]):
+            variants = [p[i] for p in paths]
+            if any(v != path for v in variants):
+                new = _mask_bytes([v.encode() for v in variants], f"file name {path}", masked).decode("utf-8", "replace")
+                renamed[path] = new
+        base.files = {renamed.get(p, p): f for p, f in base.files.items()}
+        for p, f in base.files.items():
+            f.path = p
+    for path, f in base.files.items():
+        others = [o.files.get(path) for o in obs_runs[1:]]
+        contents = [f.content] + [x.content if x else None for x in others]
+        if all(c is not None for c in contents) and any(c != f.content for c in contents):
+            f.content = _mask_bytes([c for c in contents if c is not None], f"content of {path}", masked)
+    return base, masked
