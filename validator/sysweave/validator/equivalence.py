@@ -156,9 +156,13 @@ def compare_processes(a: ProcObs | None, b: ProcObs | None, path: str = "root") 
         op, i, j = step
         if op == "delete":
             c = a.children[i]
+            instead = ""
+            if j < len(b.children):
+                other = b.children[j]
+                instead = f" (it starts {' '.join(other.argv)!r}, exit {other.exit_code})"
             return (Divergence("processes", "missing", list(c.argv), None, i, j),
-                    f"under {path}, the original starts {' '.join(c.argv)!r} (exit {c.exit_code}); the transpiled run does not"
-                    + (f" (it starts {' '.join(b.children[j].argv)!r}, exit {b.children[j].exit_code})" if j < len(b.children) else ""))
+                    f"under {path}, the original starts {' '.join(c.argv)!r} (exit {c.exit_code}); "
+                    f"the transpiled run does not{instead}")
         c = b.children[j]
         return (Divergence("processes", "extra", None, list(c.argv), i, j),
                 f"under {path}, the transpiled run starts {' '.join(c.argv)!r} (exit {c.exit_code}), which the original does not")
