@@ -1,12 +1,16 @@
-"""python -m bench [trace] — run the benchmarks (see docs/benchmarks.md for recorded figures)."""
+"""python -m bench [all|trace|validate] — run the benchmarks (see docs/benchmarks.md for recorded figures)."""
 
 import sys
 
-from bench import trace_overhead
+from bench import trace_overhead, validate_speed
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "trace"
-    if which == "trace":
-        trace_overhead.main(*[int(a) for a in sys.argv[2:]])
+    benches = {"trace": trace_overhead.main, "validate": validate_speed.main}
+    if which == "all":
+        for fn in benches.values():
+            fn()
+    elif which in benches:
+        benches[which](*[int(a) for a in sys.argv[2:]])
     else:
-        sys.exit(f"unknown benchmark {which!r}; known: trace")
+        sys.exit(f"unknown benchmark {which!r}; known: all, {', '.join(benches)}")

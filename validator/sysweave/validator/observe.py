@@ -96,6 +96,7 @@ class _Extractor:
         self.home = home
         self.program_files = program_files  # the programs and scripts named on command lines: runtime, not I/O
         self.runtime_prefixes: set[str] = set()  # PREFIX of every exec'd PREFIX/bin/program (venvs, /usr/local)
+        self._rel_cache: dict[str, str | None] = {}
         self.obs = Obs()
         self.fds: dict[int, dict[int, tuple[str, object]]] = {}  # pid -> fd -> (kind, key)
         self.cwd: dict[int, str] = {}
@@ -115,7 +116,16 @@ class _Extractor:
         return os.path.normpath(path)
 
     def relative(self, path: str) -> str | None:
-        """Workdir-relative "./x" for paths inside it, the absolute path elsewhere; None if not observable."""
+        """Workdir-relative "./x" for paths inside it, the absolute path elsewhere; None if not observable.
+
+        Memoised: a run touches few distinct paths many times (every write goes through here)."""
+        try:
+            return self._rel_cache[path]
+        except KeyError:
+            rel = self._rel_cache[path] = self._relative(path)
+            return rel
+
+    def _relative(self, path: str) -> str | None:
         if path == self.workdir or path.startswith(self.workdir + "/"):
             rel = "./" + os.path.relpath(path, self.workdir)
             return None if any(p in rel + "/" for p in IGNORED_PARTS) else rel.replace("/./", "/")
@@ -162,6 +172,7 @@ class _Extractor:
             bindir = os.path.dirname(os.path.normpath(os.path.join(cwd, e.filename)))
             if os.path.basename(bindir) == "bin" and os.path.dirname(bindir) not in ("/", "/usr"):
                 self.runtime_prefixes.add(os.path.dirname(bindir) + "/")
+                self._rel_cache.clear()  # earlier answers may now be runtime files
         elif e.type is ProcessEventType.EXIT and e.exit_code is not None:
             p.exit_code = e.exit_code
         elif e.type is ProcessEventType.WAIT:
@@ -273,7 +284,10 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), frozenset())
     ex.obs.stdout, ex.obs.stderr, ex.obs.exit_code = stdout, stderr, exit_code
     ex.proc(root_pid)
-    for e in sorted(events, key=lambda e: (e.h.mono_ns, e.h.event_id)):
+    evs = list(events)
+    if any(evs[i].h.mono_ns > evs[i + 1].h.mono_ns for i in range(len(evs) - 1)):
+        evs.sort(key=lambda e: (e.h.mono_ns, e.h.event_id))  # arrival is usually already in time order
+    for e in evs:
         if isinstance(e, SyscallSpan):
             ex.syscall(e)
         elif isinstance(e, ProcessEvent):
