@@ -13,6 +13,7 @@ from sysweave.cli import trace
 OPTIONAL = [
     ("query", "sysweave.validator.cli_query", "run SQL over the stored trace history"),
     ("validate", "sysweave.validator.cli_validate", "check that two programs behave the same from outside"),
+    ("export", "sysweave.validator.cli_export", "write a stored trace as Perfetto JSON or send it over OTLP"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]
 

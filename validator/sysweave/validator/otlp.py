@@ -1,0 +1,170 @@
+"""UnifiedTrace -> OTLP (opentelemetry-exporter-otlp, gRPC or HTTP/protobuf).
+
+One OTLP trace per UnifiedTrace (its 16-byte id, or the trace id of ``--trace-parent``/``TRACEPARENT``);
+each process is a span whose children are its syscall, GPU and compute spans (not one trace per syscall,
+as the seed's exporter did). Causal edges become span links. Semantic conventions where they exist
+(process.pid, process.command_line, host.name, service.name); ``syscall.*``, ``gpu.*``, ``compute.*``,
+``sysweave.*`` otherwise. Timestamps are the events' wall-clock ns (host-corrected when the trace carries
+clock estimates).
+
+Errors::
+
+    ExportError
+      └── ExportUnavailable   -- the endpoint did not accept the spans (after the exporter's own retries)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sysweave.schemas.events import (
+    ComputeBlock,
+    Event,
+    GpuKernel,
+    GpuMemoryTransfer,
+    SyscallSpan,
+    TranspilerDecision,
+    UnifiedTrace,
+)
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class ExportUnavailable(ExportError):
+    pass
+
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def parse_traceparent(value: str) -> tuple[int, int]:
+    """W3C traceparent -> (trace_id, parent span id). '00-<32 hex>-<16 hex>-01' only; raises ValueError."""
+    m = _TRACEPARENT.match(value.strip().lower())
+    if not m or int(m.group(1), 16) == 0 or int(m.group(2), 16) == 0:
+        raise ValueError(f"invalid traceparent {value!r}: expected 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>")
+    return int(m.group(1), 16), int(m.group(2), 16)
+
+
+def _span_id(*parts: bytes) -> int:
+    v = int.from_bytes(hashlib.blake2b(b"/".join(parts), digest_size=8).digest(), "big")
+    return v or 1
+
+
+def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
+    h = e.h
+    base: dict[str, Any] = {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
+                            "sysweave.hlc": h.stamp.hlc, "thread.id": h.tid}
+    if isinstance(e, SyscallSpan):
+        base.update({"syscall.name": e.name, "syscall.nr": e.nr, "syscall.ret": e.ret})
+        if e.failed:
+            base["syscall.errno"] = e.errno
+        for k, v in e.args.items():
+            if isinstance(v, (int, str, bool)):
+                base[f"syscall.args.{k}"] = v
+            elif isinstance(v, tuple):
+                base[f"syscall.args.{k}"] = list(v)
+        if e.payload is not None:
+            base["syscall.payload_len"] = e.payload_len
+        return e.name, base
+    if isinstance(e, GpuKernel):
+        base.update({"gpu.kernel.name": e.name, "gpu.device": e.device, "gpu.stream": e.stream,
+                     "gpu.grid": list(e.grid), "gpu.block": list(e.block)})
+        return f"gpu kernel {e.name}", base
+    if isinstance(e, GpuMemoryTransfer):
+        base.update({"gpu.memcpy.kind": e.kind.name, "gpu.memcpy.bytes": e.bytes, "gpu.device": e.device})
+        return f"gpu memcpy {e.kind.name}", base
+    if isinstance(e, ComputeBlock):
+        base.update({"compute.name": e.name, "compute.kind": e.kind, "compute.flops": e.flops, "compute.bytes": e.bytes})
+        return f"compute {e.name}", base
+    if isinstance(e, TranspilerDecision):
+        base.update({"transpiler.source_location": e.source_location, "transpiler.decision": e.decision,
+                     "transpiler.rationale": e.rationale, "transpiler.target": e.target})
+        return f"transpiler {e.decision}", base
+    return type(e).__name__, base
+
+
+def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> list[Any]:
+    """The OTLP spans of a trace, as opentelemetry-sdk ReadableSpans ready for any span exporter."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+
+    trace_id = int.from_bytes(trace.trace_id, "big")
+    root_parent: SpanContext | None = None
+    if traceparent:
+        trace_id, parent_span = parse_traceparent(traceparent)
+        root_parent = SpanContext(trace_id, parent_span, is_remote=True, trace_flags=TraceFlags(1))
+    flags = TraceFlags(1)
+    offsets = {c.host: (c.offset_ns, c.bound_ns) for c in trace.clocks}
+    by_event: dict[bytes, SpanContext] = {}
+    proc_ctx: dict[tuple[str, int], SpanContext] = {}
+    for key, p in trace.processes.items():
+        proc_ctx[key] = SpanContext(trace_id, _span_id(trace.trace_id, p.host_id.encode(), str(p.pid).encode()),
+                                    is_remote=False, trace_flags=flags)
+    spans = []
+    for key, p in trace.processes.items():
+        ctx = proc_ctx[key]
+        parent = proc_ctx.get(p.parent) if p.parent else root_parent
+        offset, bound = offsets.get(p.host_id, (0, 0))
+        cmd = " ".join(p.argv)
+        res = Resource.create({"service.name": os.path.basename(p.argv[0]) if p.argv else f"pid {p.pid}",
+                               "host.name": p.host_id, "process.pid": p.pid, "process.command_line": cmd})
+        attrs: dict[str, Any] = {"process.pid": p.pid, "process.command_line": cmd, "host.name": p.host_id}
+        if p.exit_code is not None:
+            attrs["process.exit.code"] = p.exit_code
+        if p.host_id in offsets:
+            attrs.update({"sysweave.clock.offset_ns": offset, "sysweave.clock.bound_ns": bound})
+        spans.append(ReadableSpan(name=cmd[:120] or f"pid {p.pid}", context=ctx, parent=parent, resource=res,
+                                  attributes=attrs, kind=SpanKind.INTERNAL,
+                                  start_time=p.start_wall_ns - offset, end_time=max(p.end_wall_ns, p.start_wall_ns) - offset))
+        for e in p.events:
+            if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision)):
+                continue
+            name, a = _attrs(e)
+            sctx = SpanContext(trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=flags)
+            by_event[e.h.event_id] = sctx
+            start = e.h.wall_ns - offset
+            spans.append(ReadableSpan(name=name, context=sctx, parent=ctx, resource=res, attributes=a,
+                                      kind=SpanKind.INTERNAL, start_time=start, end_time=start + e.h.duration_ns))
+    # causal edges as links on the destination span (rebuild those spans with their links)
+    links: dict[bytes, list[Any]] = {}
+    for edge in trace.edges:
+        if edge.src in by_event and edge.dst in by_event:
+            links.setdefault(edge.dst, []).append(Link(by_event[edge.src], {"sysweave.edge.kind": edge.kind.name}))
+    if links:
+        wanted = {by_event[d].span_id: ls for d, ls in links.items()}
+        spans = [ReadableSpan(name=s.name, context=s.context, parent=s.parent, resource=s.resource, attributes=s.attributes,
+                              kind=s.kind, start_time=s.start_time, end_time=s.end_time, links=wanted[s.context.span_id])
+                 if s.context.span_id in wanted else s for s in spans]
+    return spans
+
+
+def make_exporter(endpoint: str, protocol: str = "grpc") -> Any:
+    """gRPC (host:4317) or HTTP/protobuf (http://host:4318/v1/traces) OTLP span exporter."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
+    if protocol in ("http", "http/protobuf"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        url = endpoint if endpoint.endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+        return HttpExporter(endpoint=url, timeout=10)
+    raise ValueError(f"unknown OTLP protocol {protocol!r}: use grpc or http/protobuf")
+
+
+def export(trace: UnifiedTrace, exporter: Any, traceparent: str | None = None, batch: int = 512) -> int:
+    """Send a trace's spans; returns how many. Raises ExportUnavailable if the endpoint refuses."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    spans: Sequence[Any] = to_readable_spans(trace, traceparent)
+    for i in range(0, len(spans), batch):
+        if exporter.export(spans[i:i + batch]) is not SpanExportResult.SUCCESS:
+            raise ExportUnavailable(f"the OTLP endpoint did not accept spans {i}..{i + batch}")
+    return len(spans)

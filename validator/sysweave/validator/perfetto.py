@@ -1,0 +1,52 @@
+"""UnifiedTrace -> Chrome/Perfetto trace JSON (opens in ui.perfetto.dev and chrome://tracing).
+
+One track per process and thread; GPU kernels/transfers on a per-device track and compute blocks on their
+own track inside the process; causal edges as flow arrows (ph "s" -> "f"). Times in µs (the format's unit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sysweave.schemas.events import ComputeBlock, GpuKernel, GpuMemoryTransfer, SyscallSpan, UnifiedTrace
+
+GPU_TID_BASE = 1_000_000_000
+COMPUTE_TID = 999_999_999
+
+
+def to_chrome_trace(trace: UnifiedTrace) -> dict[str, Any]:
+    events: list[dict[str, Any]] = []
+    t0 = min((p.start_wall_ns for p in trace.processes.values()), default=0)
+    pids: dict[tuple[str, int], int] = {}
+    where: dict[bytes, tuple[int, int, float]] = {}
+    for n, (key, p) in enumerate(sorted(trace.processes.items()), start=1):
+        pid = pids[key] = n  # one synthetic pid per (host, pid): pids collide across hosts
+        label = f"{' '.join(p.argv)[:80] or 'process'} [{p.host_id} pid {p.pid}]"
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": label}})
+        for e in p.events:
+            ts = (e.h.wall_ns - t0) / 1000
+            dur = e.h.duration_ns / 1000
+            if isinstance(e, SyscallSpan):
+                tid, name, args = e.h.tid, e.name, {"ret": e.ret, **{k: str(v) for k, v in e.args.items()}}
+            elif isinstance(e, (GpuKernel, GpuMemoryTransfer)):
+                tid = GPU_TID_BASE + e.device
+                name = e.name if isinstance(e, GpuKernel) else f"memcpy {e.kind.name} {e.bytes} B"
+                args = {"device": e.device, "stream": e.stream}
+                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"GPU {e.device}"}})
+            elif isinstance(e, ComputeBlock):
+                tid, name, args = COMPUTE_TID, e.name, {"kind": e.kind, "flops": e.flops}
+                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": "compute"}})
+            else:
+                where[e.h.event_id] = (pid, e.h.tid, ts)
+                continue
+            where[e.h.event_id] = (pid, tid, ts)
+            events.append({"ph": "X", "name": name, "cat": type(e).__name__, "pid": pid, "tid": tid, "ts": ts,
+                           "dur": max(dur, 0.001), "args": args})
+    for i, edge in enumerate(trace.edges):
+        if edge.src in where and edge.dst in where:
+            (sp, st, sts), (dp, dt, dts) = where[edge.src], where[edge.dst]
+            events.append({"ph": "s", "id": i, "name": edge.kind.name, "cat": "causal", "pid": sp, "tid": st, "ts": sts})
+            events.append({"ph": "f", "bp": "e", "id": i, "name": edge.kind.name, "cat": "causal", "pid": dp, "tid": dt,
+                           "ts": dts})
+    return {"traceEvents": events, "displayTimeUnit": "ns",
+            "otherData": {"trace_id": trace.trace_id.hex(), "generator": "sysweave"}}
