@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,11 +106,25 @@ def test_trace_filter_expressions(tmp_path) -> None:
     assert "mmap(" not in r.stderr and "execve(" in r.stderr
 
 
+def _wait_for_child(parent: int, timeout: float = 60) -> int:
+    """The pid of ``parent``'s first child, once the tracer has compiled and started it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for task in os.listdir(f"/proc/{parent}/task"):
+            kids = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            if kids:
+                return int(kids[0])
+        time.sleep(0.1)
+    raise AssertionError("the tracer never started its command")
+
+
 def test_signals_are_forwarded_and_children_reaped() -> None:
     proc = subprocess.Popen([*SYSWEAVE, "trace", "--no-store", "-o", "/dev/null", "--", "sleep", "30"])
-    time.sleep(4)  # compile + attach
+    child = _wait_for_child(proc.pid)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 128 + signal.SIGTERM
+    assert not os.path.exists(f"/proc/{child}") or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
 
 
 def test_attach_to_pid_and_detach_without_killing(tmp_path) -> None:

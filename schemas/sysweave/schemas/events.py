@@ -224,6 +224,7 @@ class HostInfo:
     kernel: str = ""
     arch: str = ""
     clock_offset_ns: int = 0  # wall - mono at the producer's start (the wall-clock anchor)
+    addresses: tuple[str, ...] = ()  # the host's IP addresses (to match TCP connections seen from both ends)
 
 
 @dataclass(frozen=True, slots=True)

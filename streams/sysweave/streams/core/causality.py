@@ -1,0 +1,224 @@
+"""Happens-before edges derived from what the agents saw, and causal stamps consistent with them (pure).
+
+Edges (besides fork and exit->wait, which assembly derives):
+  PIPE  a write into a pipe or unix socketpair -> the read that returned its first byte
+        (the pipe is identified by its creation in one process and fd inheritance through fork/dup;
+         byte offsets advance per write and per read)
+  TCP   a send on one host -> the receive on the other host that returned its first byte; connections are
+        matched from both ends: the client's connect(server ip:port) and the server's accept(peer ip), with
+        the hosts' addresses (HostInfo) and the first bytes of each direction to break ties.
+
+``lamport_stamps`` then gives every event a Lamport value with: program order within a thread, and every
+edge src -> dst, implying stamp(src) < stamp(dst) (Kahn's topological order over those relations).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from sysweave.schemas.events import (
+    CausalEdge,
+    CausalStamp,
+    EdgeKind,
+    HostInfo,
+    ProcessEvent,
+    ProcessEventType,
+    SyscallSpan,
+    UnifiedTrace,
+)
+from sysweave.streams.core.assembly import derived_edge
+
+_SEND = frozenset({"write", "writev", "sendto", "sendmsg", "pwrite64"})
+_RECV = frozenset({"read", "readv", "recvfrom", "recvmsg", "pread64"})
+
+
+@dataclass
+class Stream:
+    """One direction of a byte stream: (event, start offset, length) in order."""
+
+    chunks: list[tuple[SyscallSpan, int, int]] = field(default_factory=list)
+    offset: int = 0
+
+    def add(self, e: SyscallSpan, n: int) -> None:
+        self.chunks.append((e, self.offset, n))
+        self.offset += n
+
+    def data(self, limit: int = 64) -> bytes:
+        out = b""
+        for e, _, _ in self.chunks:
+            out += e.payload or b""
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+
+@dataclass
+class Conn:
+    host: str
+    pid: int
+    role: str  # "client" | "server" | "pipe"
+    remote: str = ""  # client: server ip:port; server: peer ip:port
+    out: Stream = field(default_factory=Stream)
+    inn: Stream = field(default_factory=Stream)
+
+
+def _streams(trace: UnifiedTrace) -> tuple[list[Conn], dict[int, Conn]]:
+    """Per host, follow fds through socket/connect/accept/pipe/fork/dup/close and collect byte streams."""
+    conns: list[Conn] = []
+    pipes: dict[int, Conn] = {}
+    events = sorted((e for p in trace.processes.values() for e in p.events),
+                    key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
+    tables: dict[tuple[str, int], dict[int, tuple[str, int]]] = defaultdict(dict)  # (host,pid) -> fd -> (kind, idx)
+    for e in events:
+        key = (e.h.host_id, e.h.pid)
+        fds = tables[key]
+        if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK:
+            tables[(e.h.host_id, e.child_pid)] = dict(fds)
+            continue
+        if not isinstance(e, SyscallSpan) or e.ret < 0:
+            continue
+        name, a = e.name, e.args
+        fd = a.get("fd")
+        if name == "connect" and isinstance(fd, int):
+            conns.append(Conn(e.h.host_id, e.h.pid, "client", str(a.get("addr", ""))))
+            fds[fd] = ("conn", len(conns) - 1)
+        elif name in ("accept", "accept4"):
+            conns.append(Conn(e.h.host_id, e.h.pid, "server", str(a.get("addr", ""))))
+            fds[e.ret] = ("conn", len(conns) - 1)
+        elif name in ("pipe", "pipe2", "socketpair"):
+            pair = a.get("pipefd", a.get("sv"))
+            if isinstance(pair, tuple) and len(pair) == 2:
+                pid_ = len(pipes)
+                pipes[pid_] = Conn(e.h.host_id, e.h.pid, "pipe")
+                fds[int(pair[0])] = fds[int(pair[1])] = ("pipe", pid_)
+        elif name in ("dup", "dup2", "dup3") and isinstance(a.get("oldfd"), int) and a["oldfd"] in fds:
+            fds[e.ret] = fds[a["oldfd"]]
+        elif name == "close" and isinstance(fd, int):
+            fds.pop(fd, None)
+        elif (name in _SEND or name in _RECV) and isinstance(fd, int) and fd in fds and e.ret > 0:
+            kind, idx = fds[fd]
+            c = conns[idx] if kind == "conn" else pipes[idx]
+            # sends feed "out" and receives "in"; for a pipe these are the two ends of one byte stream
+            (c.out if name in _SEND else c.inn).add(e, e.ret)
+    return conns, pipes
+
+
+def _match_stream(edges: list[CausalEdge], kind: EdgeKind, send: Stream, recv: Stream,
+                  pairs: list[tuple[SyscallSpan, SyscallSpan]] | None) -> None:
+    """Edge from the send holding each receive's first byte to that receive."""
+    i = 0
+    for r, roff, _ in recv.chunks:
+        while i < len(send.chunks) and send.chunks[i][1] + send.chunks[i][2] <= roff:
+            i += 1
+        if i == len(send.chunks):
+            break
+        s = send.chunks[i][0]
+        edges.append(derived_edge(s, r, kind, f"offset {roff}"))
+        if pairs is not None:
+            pairs.append((s, r))
+
+
+def _ip(endpoint: str) -> str:
+    host = endpoint.rpartition(":")[0].strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def match_tcp(conns: list[Conn], hosts: Iterable[HostInfo]) -> list[tuple[Conn, Conn]]:
+    """Client connections paired with the server-side accepted connection of the same TCP connection.
+
+    A server connection on host S accepted from peer ip P matches a client connection on host C to ip X when
+    X is one of S's addresses and P one of C's (loopback only within one host); when several candidates
+    remain, the first bytes of the client's sends must equal the first bytes of the server's receives."""
+    addrs: dict[str, set[str]] = defaultdict(set)
+    for h in hosts:
+        addrs[h.h.host_id].update(h.addresses)
+
+    def reaches(ip: str, src_host: str, dst_host: str) -> bool:
+        if _is_loopback(ip):
+            return src_host == dst_host
+        return ip in addrs[dst_host] if addrs.get(dst_host) else True
+
+    clients = [c for c in conns if c.role == "client"]
+    servers = [c for c in conns if c.role == "server"]
+    used: set[int] = set()
+    out = []
+    for c in clients:
+        for k, s in enumerate(servers):
+            if k in used or not reaches(_ip(c.remote), c.host, s.host) or not reaches(_ip(s.remote), s.host, c.host):
+                continue
+            sent, got = c.out.data(16), s.inn.data(16)
+            if sent and got and not (sent.startswith(got) or got.startswith(sent)):
+                continue
+            used.add(k)
+            out.append((c, s))
+            break
+    return out
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def derive_edges(trace: UnifiedTrace) -> tuple[list[CausalEdge], list[tuple[SyscallSpan, SyscallSpan]]]:
+    """PIPE and TCP edges, plus the (send, receive) pairs across hosts that clock sync uses."""
+    conns, pipes = _streams(trace)
+    edges: list[CausalEdge] = []
+    pairs: list[tuple[SyscallSpan, SyscallSpan]] = []
+    for p in pipes.values():
+        _match_stream(edges, EdgeKind.PIPE, p.out, p.inn, None)
+    for client, server in match_tcp(conns, trace.hosts):
+        cross = client.host != server.host
+        _match_stream(edges, EdgeKind.TCP, client.out, server.inn, pairs if cross else None)
+        _match_stream(edges, EdgeKind.TCP, server.out, client.inn, pairs if cross else None)
+    return edges, pairs
+
+
+def lamport_stamps(trace: UnifiedTrace) -> dict[bytes, int]:
+    """Lamport value per event id: program order per thread + all trace edges (Kahn's algorithm)."""
+    succ: dict[bytes, list[bytes]] = defaultdict(list)
+    indeg: dict[bytes, int] = {}
+    for p in trace.processes.values():
+        last: dict[int, bytes] = {}
+        for e in sorted(p.events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
+            indeg.setdefault(e.h.event_id, 0)
+            prev = last.get(e.h.tid)
+            if prev is not None:
+                succ[prev].append(e.h.event_id)
+                indeg[e.h.event_id] += 1
+            last[e.h.tid] = e.h.event_id
+    for edge in trace.edges:
+        if edge.src in indeg and edge.dst in indeg:
+            succ[edge.src].append(edge.dst)
+            indeg[edge.dst] += 1
+    stamp = {k: 1 for k, d in indeg.items() if d == 0}
+    queue = deque(stamp)
+    while queue:
+        cur = queue.popleft()
+        for nxt in succ.get(cur, ()):
+            stamp[nxt] = max(stamp.get(nxt, 0), stamp[cur] + 1)
+            indeg[nxt] -= 1
+            if indeg[nxt] == 0:
+                queue.append(nxt)
+    return stamp  # events on a cycle (clock or capture anomalies) keep no stamp and are left unchanged
+
+
+def apply_causality(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
+    """Add derived edges to the trace and restamp every event's Lamport value. Returns cross-host pairs."""
+    edges, pairs = derive_edges(trace)
+    known = {e.h.event_id for e in trace.edges}
+    trace.edges.extend(e for e in edges if e.h.event_id not in known)
+    trace.edges.sort(key=lambda x: (x.src, x.dst, int(x.kind)))
+    stamps = lamport_stamps(trace)
+    for p in trace.processes.values():
+        p.events = [replace(e, h=replace(e.h, stamp=CausalStamp(stamps[e.h.event_id], e.h.stamp.hlc)))
+                    if e.h.event_id in stamps else e for e in p.events]
+    return pairs

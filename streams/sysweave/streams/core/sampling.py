@@ -1,0 +1,126 @@
+"""Adaptive sampling (pure): per-class thresholds and a feedback controller that keeps the shipped span
+rate of each host near a target, the way Jaeger's adaptive sampling calculator does.
+
+The controlled quantity is p, the fraction of *eligible* spans (fast, successful, not first, not observable
+I/O under validation) that a host ships. Each interval::
+
+    p' = p * target / observed         (observed = shipped spans per second in the last interval)
+    increases capped at +50 % per interval, decreases applied at once, no change inside the tolerance band
+
+Worked example: target 1000/s, observed 4000/s at p = 0.2 -> p' = 0.05 (immediate). Next interval observed
+200/s -> the raw p' = 0.25 is capped at 0.05 * 1.5 = 0.075.
+
+The kernel cannot flip a coin per call cheaply, so p becomes a **duration threshold**: the latency
+histogram of the host's exact aggregates gives the threshold t such that about a fraction p of calls take
+at least t (``threshold_for_fraction``); agents receive t on the control topic and write it into the BPF
+map, so sampling cuts cost at the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from sysweave.schemas.events import (
+    ComputeBlock,
+    Event,
+    GpuKernel,
+    GpuMemoryTransfer,
+    SampleReason,
+    SyscallAggregate,
+    SyscallSpan,
+)
+
+# The spec's per-class defaults (ns).
+CLASS_THRESHOLDS_NS = {"gpu_kernel": 100_000, "compute": 50_000, "syscall": 10_000, "memcpy": 1_000_000}
+
+
+def operation_class(e: Event) -> str | None:
+    if isinstance(e, SyscallSpan):
+        return "syscall"
+    if isinstance(e, GpuKernel):
+        return "gpu_kernel"
+    if isinstance(e, GpuMemoryTransfer):
+        return "memcpy"
+    if isinstance(e, ComputeBlock):
+        return "compute"
+    return None
+
+
+def keep(e: Event, thresholds: dict[str, int], seen: set[tuple[str, int, str]], observable_run: bool) -> bool:
+    """The per-event rule for sources that do not sample in the kernel (SDK, GPU agent).
+
+    Kept: exact aggregates and lifecycle events always; spans at or above their class threshold; failed calls;
+    the first (process, name) occurrence; every span already marked observable when the run is under validation.
+    ``seen`` is updated (first-occurrence memory)."""
+    cls = operation_class(e)
+    if cls is None or isinstance(e, SyscallAggregate):
+        return True
+    name = getattr(e, "name", cls)
+    key = (e.h.host_id, e.h.pid, name)
+    first = key not in seen
+    seen.add(key)
+    if first or e.h.duration_ns >= thresholds.get(cls, CLASS_THRESHOLDS_NS[cls]):
+        return True
+    return isinstance(e, SyscallSpan) and (e.failed or bool(observable_run and e.reason & SampleReason.OBSERVABLE))
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    target_spans_per_s: float = 10_000.0
+    max_increase: float = 0.5  # +50 % per interval at most
+    tolerance: float = 0.1  # no change while observed is within ±10 % of target
+    min_fraction: float = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class HostSampling:
+    host_id: str
+    fraction: float = 1.0  # p: share of eligible spans shipped
+    threshold_ns: int = CLASS_THRESHOLDS_NS["syscall"]
+
+
+def next_fraction(p: float, observed_per_s: float, cfg: ControllerConfig) -> float:
+    target = cfg.target_spans_per_s
+    if observed_per_s <= 0:
+        proposed = p * (1 + cfg.max_increase)
+    elif abs(observed_per_s - target) <= cfg.tolerance * target:
+        return p
+    else:
+        proposed = p * target / observed_per_s
+    if proposed > p:
+        proposed = min(proposed, p * (1 + cfg.max_increase))
+    return min(1.0, max(cfg.min_fraction, proposed))
+
+
+def threshold_for_fraction(hist_log2: Sequence[int], fraction: float, floor_ns: int) -> int:
+    """Smallest 2**i ns (and >= floor_ns) such that at most ``fraction`` of the calls took >= 2**i ns.
+
+    Example: hist [0]*10 + [900, 90, 10] (calls of ~1-4 us), fraction 0.1 -> 2048 ns (100 of 1000 calls are
+    >= 2048 ns). With the class floor of 10 us, the result is max(2048, 10000)."""
+    total = sum(hist_log2)
+    if total == 0 or fraction >= 1.0:
+        return floor_ns
+    at_or_above = total
+    for i, n in enumerate(hist_log2):
+        if at_or_above <= fraction * total:
+            return max(1 << i, floor_ns)
+        at_or_above -= n
+    return max(1 << len(hist_log2), floor_ns)
+
+
+def merged_histogram(aggs: Iterable[SyscallAggregate]) -> list[int]:
+    hist: list[int] = []
+    for a in aggs:
+        if len(hist) < len(a.hist_log2):
+            hist += [0] * (len(a.hist_log2) - len(hist))
+        for i, n in enumerate(a.hist_log2):
+            hist[i] += n
+    return hist
+
+
+def control_step(state: HostSampling, shipped_spans: int, interval_s: float, hist_log2: Sequence[int],
+                 cfg: ControllerConfig) -> HostSampling:
+    """One controller interval for one host: new fraction, and the kernel threshold that realises it."""
+    p = next_fraction(state.fraction, shipped_spans / interval_s if interval_s > 0 else 0.0, cfg)
+    return replace(state, fraction=p, threshold_ns=threshold_for_fraction(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"]))
