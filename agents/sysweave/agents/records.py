@@ -146,6 +146,7 @@ class RecordDecoder:
     exec_args: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> (file, argv)
     exit_codes: dict[int, int] = field(default_factory=dict)  # tgid -> exit_group status
     last_exec: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> the exec that succeeded
+    parent_of: dict[int, int] = field(default_factory=dict)  # child pid/tid -> parent tgid, from the fork hook
     bad_records: int = 0
 
     def _header(self, rec: RawRecord) -> EventHeader:
@@ -191,4 +192,7 @@ class RecordDecoder:
             yield ProcessEvent(self._header(rec), ProcessEventType.EXEC, filename=filename, argv=argv)
         elif rec.type == REC_EXIT:
             yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=self.exit_codes.pop(rec.pid, None))
-        # REC_FORK: the parent's clone/fork exit record carries the same fact with the thread flag
+        elif rec.type == REC_FORK:
+            # no event: the parent's clone/fork exit record carries the same fact with the thread flag, but
+            # only after the child may have run; routing (publisher.root) needs the parent now
+            self.parent_of[rec.aux] = rec.pid

@@ -21,7 +21,6 @@ from typing import IO
 from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe, TargetError
 from sysweave.agents.records import RecordDecoder
 from sysweave.schemas.events import (
-    CausalStamp,
     Event,
     EventHeader,
     HostInfo,
@@ -44,6 +43,7 @@ class CaptureOptions:
     ship_all: bool = False  # --no-sampling
     payload_cap: int = 4096
     host_id: str = ""
+    clock_skew_ns: int = 0  # test facility: added to every wall timestamp (simulates a host's clock offset)
 
 
 @dataclass(slots=True)
@@ -106,10 +106,15 @@ class EbpfCapture:
         self.probe = probe or SyscallProbe(self.config)
         self.probe.reset()
         self.probe.set_config(options.slow_ns, options.observable, options.ship_all, options.follow)
-        self.decoder = RecordDecoder(self.host_id, self.producer_id, wall_offset_ns(), self.config.path_cap)
+        self.decoder = RecordDecoder(self.host_id, self.producer_id, wall_offset_ns() + options.clock_skew_ns,
+                                     self.config.path_cap)
         self._live: set[int] = set()
         self._consumer = threading.Thread(target=self._consume, name="sysweave-decode", daemon=True)
         self.shipped = 0
+        self._window_start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self._snap = 0
+        self._prev_aggs: dict[tuple[int, int], tuple[int, int, int, list[int]]] = {}
+        self._prev_lost: dict[str, int] = {}
 
     def _consume(self) -> None:
         q = self.probe.queue
@@ -175,10 +180,11 @@ class EbpfCapture:
         self.probe.start()
         self._consumer.start()
         with _SignalForwarder(lambda _s: stop.set()):
-            while not stop.is_set() and any(os.path.exists(f"/proc/{p}") for p in pids):
+            # with no pids (whole host or a cgroup, see SyscallProbe.trace_all/trace_cgroup) only ``stop`` ends it
+            while not stop.is_set() and (not pids or any(os.path.exists(f"/proc/{p}") for p in pids)):
                 stop.wait(0.2)
         self.probe.remove_targets(pids)
-        return self._finish(0, pids[0])
+        return self._finish(0, pids[0] if pids else os.getpid())
 
     def _shutdown(self) -> None:
         time.sleep(0.05)  # let the last exit records reach the ring buffer
@@ -187,24 +193,58 @@ class EbpfCapture:
 
     def _finish(self, exit_code: int, root_pid: int) -> CaptureResult:
         self._shutdown()
-        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        offset = wall_offset_ns()
-        aggs = []
-        for i, (tgid, nr, calls, errors, total, hist) in enumerate(sorted(self.probe.aggregates())):
-            h = EventHeader(make_event_id(self.producer_id, (1 << 62) + i), self.host_id, tgid, tgid, now, now + offset)
-            aggs.append(SyscallAggregate(h, nr, SYSCALL_NAMES_X86_64.get(nr, f"syscall_{nr}"), calls, errors, total, tuple(hist)))
-        lost = self.probe.lost()
-        lost["undecodable"] = self.decoder.bad_records
-        extra: list[Event] = [HostInfo(EventHeader(make_event_id(self.producer_id, (1 << 62) - 1), self.host_id, root_pid,
-                                                   root_pid, now, now + offset), socket.gethostname(),
-                                       kernel=os.uname().release, arch=os.uname().machine, clock_offset_ns=offset)]
-        for j, (source, count) in enumerate(sorted(lost.items())):
-            if count:
-                extra.append(LostEvents(EventHeader(make_event_id(self.producer_id, (1 << 62) - 2 - j), self.host_id,
-                                                    root_pid, root_pid, now, now + offset, 0, CausalStamp()), source, count))
+        aggs, lost, extra = self.snapshot(root_pid)
         if self._own_probe:
             self.probe.close()
         return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra)
+
+    def snapshot(self, root_pid: int) -> tuple[list[SyscallAggregate], dict[str, int], list[Event]]:
+        """Exact aggregates and losses since the previous snapshot (a window), plus this host's identity.
+
+        Windows make a long-running agent's statistics exact too: the sum over windows is the total."""
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        offset = wall_offset_ns() + self.options.clock_skew_ns
+        start = self._window_start or now
+        self._snap += 1
+        base = (self._snap << 40) | (1 << 62)  # event ids of snapshot events: disjoint from the record sequence
+
+        def header(i: int, pid: int) -> EventHeader:
+            return EventHeader(make_event_id(self.producer_id, base + i), self.host_id, pid, pid, start, start + offset,
+                               now - start)
+
+        aggs = []
+        for i, (tgid, nr, calls, errors, total, hist) in enumerate(sorted(self.probe.aggregates())):
+            prev = self._prev_aggs.get((tgid, nr))
+            self._prev_aggs[(tgid, nr)] = (calls, errors, total, hist)
+            if prev:
+                calls, errors, total = calls - prev[0], errors - prev[1], total - prev[2]
+                hist = [a - b for a, b in zip(hist, prev[3])]
+            if calls:
+                aggs.append(SyscallAggregate(header(i + 16, tgid), nr, SYSCALL_NAMES_X86_64.get(nr, f"syscall_{nr}"),
+                                             calls, errors, total, tuple(hist)))
+        total_lost = self.probe.lost()
+        total_lost["undecodable"] = self.decoder.bad_records
+        lost = {k: v - self._prev_lost.get(k, 0) for k, v in total_lost.items()}
+        self._prev_lost = total_lost
+        extra: list[Event] = [HostInfo(header(0, root_pid), socket.gethostname(), kernel=os.uname().release,
+                                       arch=os.uname().machine, clock_offset_ns=offset, addresses=host_addresses())]
+        for j, (source, count) in enumerate(sorted(lost.items())):
+            if count:
+                extra.append(LostEvents(header(1 + j, root_pid), source, count))
+        self._window_start = now
+        return aggs, lost, extra
+
+
+def host_addresses() -> tuple[str, ...]:
+    """This network namespace's IP addresses (to match TCP connections seen from both ends)."""
+    try:
+        out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=5, check=True).stdout
+        import json
+
+        return tuple(sorted({a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
+                             if "local" in a}))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ()
 
 
 def check_pids(pids: list[int]) -> None:

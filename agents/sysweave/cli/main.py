@@ -7,12 +7,13 @@ import argparse
 import importlib
 import sys
 
-from sysweave.cli import trace
+from sysweave.cli import agent, trace
 
 # (subcommand, module providing add_arguments(parser) and run(args) -> int, help)
 OPTIONAL = [
     ("query", "sysweave.validator.cli_query", "run SQL over the stored trace history"),
     ("validate", "sysweave.validator.cli_validate", "check that two programs behave the same from outside"),
+    ("streams", "sysweave.streams.worker", "stream processing workers (Faust): sampling, assembly, clock sync"),
     ("export", "sysweave.validator.cli_export", "write a stored trace as Perfetto JSON or send it over OTLP"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]
@@ -24,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", **trace.parser_help())
     trace.add_arguments(p)
     p.set_defaults(run=trace.run)
+    a = sub.add_parser("agent", help="capture on this host and publish to Kafka (the per-host daemon)")
+    agent.add_arguments(a)
+    a.set_defaults(run=agent.run)
     for name, module, help_text in OPTIONAL:
         try:
             mod = importlib.import_module(module)

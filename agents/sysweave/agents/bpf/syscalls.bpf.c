@@ -23,7 +23,12 @@
 #define CFG_SLOW_NS 0
 #define CFG_FLAGS 1
 #define CFG_ARM_TGID 2
-#define CFG_N 4
+#define CFG_MODE 3       // 0: the targets array only; 1: every process but CFG_SELF; 2: processes in cgroup CFG_CGROUP
+#define CFG_SELF 4
+#define CFG_CGROUP 5
+#define CFG_N 6
+#define MODE_ALL 1
+#define MODE_CGROUP 2
 #define FLAG_OBSERVABLE 1
 #define FLAG_ALL 2
 #define FLAG_FOLLOW 4
@@ -66,15 +71,19 @@ BPF_TASK_STORAGE(starts, struct start_t);
 BPF_PERCPU_ARRAY(scratch, struct rec, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
-static __always_inline u8 target_of(u32 tgid) {
-    if (tgid >= MAX_PID) return 0;
-    u8 *t = targets.lookup(&tgid);
-    return t ? *t : 0;
-}
-
 static __always_inline u64 cfg(u32 slot) {
     u64 *v = config.lookup(&slot);
     return v ? *v : 0;
+}
+
+static __always_inline u8 target_of(u32 tgid) {
+    if (tgid >= MAX_PID) return 0;
+    u8 *t = targets.lookup(&tgid);
+    if (t && *t) return *t;
+    u64 mode = cfg(CFG_MODE);  // array lookups are inlined by the verifier: cheap for the common mode 0
+    if (mode == MODE_ALL) return tgid != cfg(CFG_SELF) ? TGT_ACTIVE : 0;
+    if (mode == MODE_CGROUP) return bpf_get_current_cgroup_id() == cfg(CFG_CGROUP) ? TGT_ACTIVE : 0;
+    return 0;
 }
 
 static __always_inline void count_lost(u32 slot) {

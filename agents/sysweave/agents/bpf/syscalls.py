@@ -19,7 +19,8 @@ from typing import Any
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
 
-CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID = 0, 1, 2
+CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID, CFG_MODE, CFG_SELF, CFG_CGROUP = 0, 1, 2, 3, 4, 5
+MODE_TARGETS, MODE_ALL, MODE_CGROUP = 0, 1, 2
 FLAG_OBSERVABLE, FLAG_ALL, FLAG_FOLLOW = 1, 2, 4
 TGT_NONE, TGT_ACTIVE = 0, 1
 HIST_BUCKETS = 40
@@ -148,6 +149,20 @@ class SyscallProbe:
 
     def _set(self, slot: int, value: int) -> None:
         self._config[self._config.Key(slot)] = self._config.Leaf(value)
+
+    def trace_all(self, except_tgid: int) -> None:
+        """Every process on the host but ``except_tgid`` (the agent itself)."""
+        self._set(CFG_SELF, except_tgid)
+        self._set(CFG_MODE, MODE_ALL)
+
+    def trace_cgroup(self, path: str) -> None:
+        """Every process in the cgroup (v2) at ``path``; its id is the directory's inode number."""
+        try:
+            cgroup_id = os.stat(path).st_ino
+        except OSError as exc:
+            raise TargetError(f"cgroup {path}: {exc.strerror}") from exc
+        self._set(CFG_CGROUP, cgroup_id)
+        self._set(CFG_MODE, MODE_CGROUP)
 
     def add_targets(self, pids: Iterable[int]) -> None:
         for pid in pids:

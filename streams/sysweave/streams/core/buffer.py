@@ -1,0 +1,109 @@
+"""Open traces waiting to close (pure state, no I/O): what a stream worker holds between batches.
+
+A trace (one partition key) closes when every process seen has exited and ``grace_s`` has passed since
+the last event, or after ``inactivity_s`` without events. Events for a closed trace reopen it as an
+update with the same trace id (derived from the key), counted as late. Duplicates (redelivery, spool
+replay) are dropped by event id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, UnifiedTrace
+from sysweave.streams.core.assembly import assemble, trace_events
+from sysweave.streams.core.causality import apply_causality
+from sysweave.streams.core.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
+
+
+def trace_id_for(key: bytes) -> bytes:
+    """Stable 16-byte trace id of a partition key (the same across workers and restarts)."""
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+@dataclass
+class OpenTrace:
+    key: bytes
+    events: dict[bytes, Event] = field(default_factory=dict)
+    last_seen_s: float = 0.0
+    alive: set[tuple[str, int]] = field(default_factory=set)
+    exited: set[tuple[str, int]] = field(default_factory=set)
+    late: int = 0
+    emitted_once: bool = False
+
+
+@dataclass
+class TraceBuffer:
+    grace_s: float = 2.0
+    inactivity_s: float = 30.0
+    open: dict[bytes, OpenTrace] = field(default_factory=dict)
+    closed: dict[bytes, OpenTrace] = field(default_factory=dict)  # kept to merge late events into updates
+    duplicates: int = 0
+    late_events: int = 0
+
+    def add(self, key: bytes, events: Iterable[Event], now_s: float) -> None:
+        t = self.open.get(key)
+        if t is None:
+            t = self.closed.pop(key, None) or OpenTrace(key)
+            self.open[key] = t
+            if t.emitted_once:
+                incoming = list(events)
+                t.late += len(incoming)
+                self.late_events += len(incoming)
+                events = incoming
+        for e in events:
+            if e.h.event_id in t.events:
+                self.duplicates += 1
+                continue
+            t.events[e.h.event_id] = e
+            proc = (e.h.host_id, e.h.pid)
+            if e.h.pid:
+                t.alive.add(proc)
+            if isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXIT:
+                t.exited.add(proc)
+        t.last_seen_s = now_s
+
+    def ready(self, now_s: float) -> list[OpenTrace]:
+        """Traces to emit now (removed from ``open``; kept in ``closed`` for late events)."""
+        out = []
+        for key, t in list(self.open.items()):
+            idle = now_s - t.last_seen_s
+            all_exited = bool(t.exited) and t.alive <= t.exited
+            if (all_exited and idle >= self.grace_s) or idle >= self.inactivity_s:
+                out.append(t)
+                del self.open[key]
+                t.emitted_once = True
+                self.closed[key] = t
+        return out
+
+    def forget_closed(self, keep: int = 10_000) -> None:
+        """Bound the memory of closed traces (oldest first)."""
+        while len(self.closed) > keep:
+            self.closed.pop(next(iter(self.closed)))
+
+
+@dataclass
+class Finished:
+    trace: UnifiedTrace
+    clock_error: str = ""
+
+
+def finish(t: OpenTrace) -> Finished:
+    """Assemble, derive causality, synchronise clocks: the pure pipeline both modes share."""
+    trace = assemble(t.events.values(), trace_id_for(t.key))
+    trace.late_events = t.late
+    trace.closed = True
+    pairs = apply_causality(trace)
+    error = ""
+    if pairs:
+        try:
+            correct_trace(trace, estimate_offsets(pairs, choose_reference(trace)))
+        except InconsistentClocks as exc:
+            error = str(exc)
+    return Finished(trace, error)
+
+
+def encode_trace_events(trace: UnifiedTrace) -> list[Event]:
+    return trace_events(trace)

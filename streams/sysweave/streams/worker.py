@@ -1,0 +1,120 @@
+"""Faust workers: thin glue around the pure stream core (buffer, assembly, causality, clock sync, sampling).
+
+    sysweave streams worker --kafka BOOTSTRAP
+
+Several workers share TOPIC_EVENTS's partitions through Kafka's consumer group. Each:
+  1. decodes agent batches (a bad message goes to TOPIC_DEAD_LETTER with the reason; the worker goes on),
+  2. buffers them per trace key and emits closed (and late-updated) traces to TOPIC_TRACES as codec batches
+     whose producer id is the trace id's first 8 bytes (key = trace id hex),
+  3. runs the adaptive sampling controller per host every interval and publishes its decisions to
+     TOPIC_CONTROL (JSON {"host_id", "threshold_ns", "fraction"}), which agents apply to the BPF map.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from sysweave.schemas import codec, topics
+from sysweave.schemas.events import SyscallAggregate
+from sysweave.streams.core.buffer import TraceBuffer, finish
+from sysweave.streams.core.sampling import ControllerConfig, HostSampling, control_step, merged_histogram
+
+log = logging.getLogger("sysweave.streams")
+
+
+def encode_trace(trace: Any) -> bytes:
+    from sysweave.streams.core.assembly import trace_events
+
+    return codec.encode_batch(codec.Batch(int.from_bytes(trace.trace_id[:8], "big"), trace.late_events,
+                                          time.time_ns(), tuple(trace_events(trace))))
+
+
+def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, target_spans_per_s: float = 10_000.0,
+             control_interval_s: float = 5.0, app_id: str = "sysweave-streams") -> Any:
+    import faust
+
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
+                    broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
+                    consumer_auto_offset_reset="earliest")
+    events = app.topic(topics.TOPIC_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    traces = app.topic(topics.TOPIC_TRACES, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    dead = app.topic(topics.TOPIC_DEAD_LETTER, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")
+    control = app.topic(topics.TOPIC_CONTROL, key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw")
+    buffer = TraceBuffer(grace_s=grace_s, inactivity_s=inactivity_s)
+    shipped: dict[str, int] = defaultdict(int)
+    hists: dict[str, list[SyscallAggregate]] = defaultdict(list)
+    sampling: dict[str, HostSampling] = {}
+    cfg = ControllerConfig(target_spans_per_s=target_spans_per_s)
+    stats = {"batches": 0, "dead_lettered": 0, "traces_emitted": 0}
+    app.sysweave_stats = stats  # type: ignore[attr-defined]
+
+    @app.agent(events)
+    async def ingest(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                batch = codec.decode_batch(event.value)
+            except codec.DecodeError as exc:
+                stats["dead_lettered"] += 1
+                log.warning("dead-lettering %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, exc)
+                await dead.send(key=event.key, value=event.value,
+                                headers=topics.dead_letter_headers(str(exc), msg.topic, msg.partition, msg.offset))
+                continue
+            stats["batches"] += 1
+            buffer.add(event.key or b"", batch.events, time.monotonic())
+            for e in batch.events:
+                shipped[e.h.host_id] += 1
+                if isinstance(e, SyscallAggregate):
+                    hists[e.h.host_id].append(e)
+
+    @app.timer(0.5)
+    async def emit_closed() -> None:
+        for t in buffer.ready(time.monotonic()):
+            done = finish(t)
+            if done.clock_error:
+                log.warning("trace %s: %s", done.trace.trace_id.hex(), done.clock_error)
+            await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace))
+            stats["traces_emitted"] += 1
+        buffer.forget_closed()
+
+    @app.timer(control_interval_s)
+    async def control_sampling() -> None:
+        for host, n in list(shipped.items()):
+            state = sampling.get(host, HostSampling(host))
+            new = control_step(state, n, control_interval_s, merged_histogram(hists[host]), cfg)
+            sampling[host] = new
+            if new.threshold_ns != state.threshold_ns:
+                await control.send(key=host.encode(), value=json.dumps(
+                    {"host_id": host, "threshold_ns": new.threshold_ns, "fraction": new.fraction}).encode())
+        shipped.clear()
+        hists.clear()
+
+    return app
+
+
+def add_arguments(p: Any) -> None:
+    sub = p.add_subparsers(dest="streams_cmd", required=True)
+    w = sub.add_parser("worker", help="run a Faust stream worker (several may run: they share partitions)")
+    w.add_argument("--kafka", required=True, metavar="BOOTSTRAP")
+    w.add_argument("--grace-s", type=float, default=2.0, help="wait after the last process exits before closing a trace")
+    w.add_argument("--inactivity-s", type=float, default=30.0, help="close a trace after this long without events")
+    w.add_argument("--target-spans-per-s", type=float, default=10_000.0, help="adaptive sampling target per host")
+    w.add_argument("--loglevel", default="warning")
+
+
+def run(args: Any) -> int:
+    import faust
+
+    logging.basicConfig(level=logging.INFO)
+    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
