@@ -131,12 +131,13 @@ class Publisher:
         if not self._healthy or len(self.spool):
             self._spool(key, value, len(events))  # keep order: nothing overtakes what is spooled
             return
+        n = len(events)
         try:
             fut = self._producer.send(topics.TOPIC_EVENTS, key=key, value=value)
-            fut.add_callback(lambda _md, n=len(events): self._shipped(n))
-            fut.add_errback(lambda exc, k=key, v=value, n=len(events): self._failed(exc, k, v, n))
+            fut.add_callback(lambda _md: self._shipped(n))
+            fut.add_errback(lambda exc: self._failed(exc, key, value, n))
         except Exception as exc:  # KafkaTimeoutError (metadata), BufferError...
-            self._failed(exc, key, value, len(events))
+            self._failed(exc, key, value, n)
 
     def _shipped(self, n: int) -> None:
         self.counters["shipped_events"] += n
