@@ -96,4 +96,17 @@ if [ ! -f "$kafka_libs/.complete" ] || [ infra/kafka/pom.xml -nt "$kafka_libs/.c
     || die "Maven could not resolve the Kafka broker (infra/kafka/pom.xml); check access to Maven Central"
   touch "$kafka_libs/.complete"
 fi
+# --- Jaeger v2 (a real OTLP receiver with a query API, for the OTLP tests) ---------------------
+# Built from the Go module proxy: `go install` refuses modules with replace directives, so build inside
+# the downloaded module. Caches: ~/go/pkg/mod and ~/.cache/go-build.
+JAEGER_VERSION=v1.76.0  # the Go module version of Jaeger v2.x
+if [ ! -x "$LOCAL/bin/jaeger" ]; then
+  command -v go >/dev/null || die "Go is needed to build Jaeger for the OTLP tests (apt-get install golang or https://go.dev)"
+  say "building Jaeger $JAEGER_VERSION from the Go module proxy (first time only; several minutes)"
+  dir=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || die "go mod download github.com/jaegertracing/jaeger@$JAEGER_VERSION failed"
+  mkdir -p "$LOCAL/bin"
+  (cd "$dir" && GOFLAGS=-mod=mod go build -o "$LOCAL/bin/jaeger.tmp" ./cmd/jaeger) || die "building Jaeger failed (see above)"
+  mv "$LOCAL/bin/jaeger.tmp" "$LOCAL/bin/jaeger"
+fi
 say "ready"
