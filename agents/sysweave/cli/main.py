@@ -15,6 +15,7 @@ OPTIONAL = [
     ("validate", "sysweave.validator.cli_validate", "check that two programs behave the same from outside"),
     ("streams", "sysweave.streams.worker", "stream processing workers (Faust): sampling, assembly, clock sync"),
     ("export", "sysweave.validator.cli_export", "write a stored trace as Perfetto JSON or send it over OTLP"),
+    ("validator", "sysweave.validator.service", "the validator service (serve) and ClickHouse schema (migrate)"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]
 

@@ -5,7 +5,8 @@
 Several workers share TOPIC_EVENTS's partitions through Kafka's consumer group. Each:
   1. decodes agent batches (a bad message goes to TOPIC_DEAD_LETTER with the reason; the worker goes on),
   2. buffers them per trace key and emits closed (and late-updated) traces to TOPIC_TRACES as codec batches
-     whose producer id is the trace id's first 8 bytes (key = trace id hex),
+     (key = trace id hex; envelope producer id = the trace id's first 8 bytes, sequence = the number of late
+     events merged into this emission, 0 for the first),
   3. runs the adaptive sampling controller per host every interval and publishes its decisions to
      TOPIC_CONTROL (JSON {"host_id", "threshold_ns", "fraction"}), which agents apply to the BPF map.
 """

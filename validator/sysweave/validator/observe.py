@@ -91,12 +91,13 @@ def normalize_endpoint(addr: str) -> str:
 
 
 class _Extractor:
-    def __init__(self, workdir: str, home: str | None, program_files: frozenset[str]) -> None:
+    def __init__(self, workdir: str, home: str | None, program_files: frozenset[str], capture_stdio: bool = False) -> None:
         self.workdir = os.path.realpath(workdir)
         self.home = home
         self.program_files = program_files  # the programs and scripts named on command lines: runtime, not I/O
         self.runtime_prefixes: set[str] = set()  # PREFIX of every exec'd PREFIX/bin/program (venvs, /usr/local)
         self._rel_cache: dict[str, str | None] = {}
+        self.capture_stdio = capture_stdio  # rebuild stdout/stderr from write payloads (no harness capture)
         self.obs = Obs()
         self.fds: dict[int, dict[int, tuple[str, object]]] = {}  # pid -> fd -> (kind, key)
         self.cwd: dict[int, str] = {}
@@ -210,7 +211,12 @@ class _Extractor:
             self.obs.io_bytes += ret
             res = fds.get(int(a.get("fd", -1) or 0))  # type: ignore[arg-type]
             if res is None or res[0] == "stdio":
-                return  # stdout/stderr are captured whole by the harness
+                if res is not None and self.capture_stdio and res[1] in (1, 2) and s.payload:
+                    if res[1] == 1:
+                        self.obs.stdout += s.payload
+                    else:
+                        self.obs.stderr += s.payload
+                return  # otherwise stdout/stderr are captured whole by the harness
             if res[0] == "file":
                 rel = self.relative(str(res[1]))
                 if rel is not None:
@@ -279,9 +285,12 @@ class _Extractor:
 
 
 def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes = b"", stderr: bytes = b"",
-            exit_code: int | None = None, home: str | None = None) -> Obs:
-    """Obs of one run from its events (any order: sorted by monotonic time here)."""
-    ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), frozenset())
+            exit_code: int | None = None, home: str | None = None, capture_stdio: bool = False) -> Obs:
+    """Obs of one run from its events (any order: sorted by monotonic time here).
+
+    ``capture_stdio``: rebuild stdout/stderr from the captured write payloads (traces read back from a store,
+    where the harness did not capture them)."""
+    ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), frozenset(), capture_stdio)
     ex.obs.stdout, ex.obs.stderr, ex.obs.exit_code = stdout, stderr, exit_code
     ex.proc(root_pid)
     evs = list(events)

@@ -1,0 +1,203 @@
+"""``sysweave validator serve``: assembled traces and validation requests from Kafka into ClickHouse (+ OTLP).
+
+    sysweave validator serve --kafka BOOTSTRAP --clickhouse clickhouse://HOST:9000/sysweave [--otlp HOST:4317]
+    sysweave validator migrate --clickhouse URL
+
+Delivery: offsets are committed only after the batch's rows are in ClickHouse, so a crash or a ClickHouse
+outage redelivers instead of losing; redelivered rows collapse (ReplacingMergeTree keyed by event id).
+While ClickHouse is down the service backs off and retries, holding at most ``max_buffered_rows``; a
+malformed message goes to the dead-letter topic with the reason and the service goes on. OTLP forwarding
+is best effort with its own bounded queue: drops are counted and logged.
+
+Validation requests (TOPIC_VALIDATION, JSON): {"original_trace_id": HEX, "transpiled_trace_id": HEX,
+"tolerance": 0.05} — both traces are read back from ClickHouse and compared (stdout/stderr rebuilt from the
+captured write payloads; file contents are not on disk here, so files compare by operations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from sysweave.schemas import codec, topics
+from sysweave.streams.core.assembly import assemble
+from sysweave.validator.clickhouse_sink import ClickHouseSink, SinkError
+from sysweave.validator.equivalence import compare
+from sysweave.validator.observe import extract
+from sysweave.validator.trace_reader import TraceNotFound, load_trace
+
+log = logging.getLogger("sysweave.validator")
+
+
+class ValidatorService:
+    def __init__(self, bootstrap: str, clickhouse_url: str, otlp: str | None = None, group: str = "sysweave-validator",
+                 max_otlp_queue: int = 10_000, traces_topic: str = topics.TOPIC_TRACES,
+                 validation_topic: str = topics.TOPIC_VALIDATION, dead_letter_topic: str = topics.TOPIC_DEAD_LETTER) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.traces_topic, self.dead_letter_topic = traces_topic, dead_letter_topic
+        self.sink = ClickHouseSink(clickhouse_url)
+        self.consumer = KafkaConsumer(traces_topic, validation_topic, bootstrap_servers=bootstrap.split(","),
+                                      group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                                      max_poll_records=200, fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+        self.exporter = None
+        if otlp:
+            from sysweave.validator.otlp import make_exporter
+
+            self.exporter = make_exporter(otlp, "http/protobuf" if otlp.startswith("http") else "grpc")
+        self.otlp_queue: deque[Any] = deque()
+        self.max_otlp_queue = max_otlp_queue
+        self.stats = {"traces": 0, "validations": 0, "dead_lettered": 0, "otlp_dropped": 0, "otlp_sent": 0}
+        self.stop = threading.Event()
+
+    def dead_letter(self, msg: Any, reason: str) -> None:
+        self.stats["dead_lettered"] += 1
+        log.warning("dead-lettering %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, reason)
+        self.producer.send(self.dead_letter_topic, key=msg.key, value=msg.value,
+                           headers=topics.dead_letter_headers(reason, msg.topic, msg.partition, msg.offset)).get(timeout=30)
+
+    def handle_trace(self, msg: Any) -> None:
+        try:
+            batch = codec.decode_batch(msg.value)
+            trace_id = bytes.fromhex((msg.key or b"").decode())
+            if len(trace_id) != 16:
+                raise ValueError("the key is not a 32-hex-digit trace id")
+        except (codec.DecodeError, ValueError) as exc:
+            self.dead_letter(msg, str(exc))
+            return
+        trace = assemble(batch.events, trace_id)
+        trace.closed = True
+        trace.late_events = batch.sequence
+        self.sink.add_trace(trace, backend="ebpf")
+        self.stats["traces"] += 1
+        if self.exporter is not None:
+            if len(self.otlp_queue) >= self.max_otlp_queue:
+                self.otlp_queue.popleft()
+                self.stats["otlp_dropped"] += 1
+            self.otlp_queue.append(trace)
+
+    def handle_validation(self, msg: Any) -> None:
+        try:
+            req = json.loads(msg.value)
+            a, b = str(req["original_trace_id"]), str(req["transpiled_trace_id"])
+            tolerance = float(req.get("tolerance", 0.05))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.dead_letter(msg, f"bad validation request: {exc}")
+            return
+        self.sink.flush()  # the traces may be in this very poll
+        try:
+            obs = []
+            for tid in (a, b):
+                trace = load_trace(self.sink.execute, tid)
+                root = next(p for p in trace.processes.values() if p.parent is None)
+                events = [e for p in trace.processes.values() for e in p.events]
+                obs.append(extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True))
+        except (TraceNotFound, ValueError, StopIteration) as exc:
+            self.dead_letter(msg, f"validation request: {exc or 'trace has no root process'}")
+            return
+        verdict = compare(obs[0], obs[1], tolerance)
+        report = {**verdict.to_dict(), "original_trace_id": a, "transpiled_trace_id": b}
+        self.sink.add_rows("validation_results", [{
+            "validation_id": str(req.get("request_id") or uuid.uuid4().hex), "created_wall_ns": time.time_ns(),
+            "original_cmd": "", "transpiled_cmd": "", "original_trace_id": a, "transpiled_trace_id": b,
+            "verdict": verdict.verdict, "confidence": verdict.confidence, "explanation": verdict.explanation,
+            "speedup": 0.0, "report": json.dumps(report), "version": time.time_ns()}])
+        self.stats["validations"] += 1
+
+    def drain_otlp(self) -> None:
+        from sysweave.validator.otlp import ExportError, export
+
+        while self.otlp_queue and self.exporter is not None:
+            try:
+                self.stats["otlp_sent"] += export(self.otlp_queue[0], self.exporter)
+                self.otlp_queue.popleft()
+            except ExportError as exc:
+                log.warning("OTLP endpoint unavailable (%s); %d traces queued", exc, len(self.otlp_queue))
+                return
+
+    def run_once(self, timeout_ms: int = 1000) -> int:
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        n = 0
+        for _tp, msgs in polled.items():
+            for msg in msgs:
+                n += 1
+                if msg.topic == self.traces_topic:
+                    self.handle_trace(msg)
+                else:
+                    self.handle_validation(msg)
+        if n:
+            self.sink.flush()  # retries with backoff; raises SinkUnavailable after the deadline (no commit)
+            self.consumer.commit()
+        self.drain_otlp()
+        return n
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.run_once()
+            except SinkError as exc:
+                log.error("ClickHouse unavailable: %s; the batch will be redelivered", exc)
+                self._rewind()
+
+    def _rewind(self) -> None:
+        """Seek back to the committed offsets so the unsaved batch is read again."""
+        for tp in self.consumer.assignment():
+            committed = self.consumer.committed(tp)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+            else:
+                self.consumer.seek_to_beginning(tp)
+        self.sink._buffer.clear()
+        self.sink.buffered = 0
+
+    def close(self) -> None:
+        self.stop.set()
+        self.consumer.close()
+        self.producer.close(timeout=5)
+        self.sink.close()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="validator_cmd", required=True)
+    s = sub.add_parser("serve", help="consume traces and validation requests into ClickHouse (+ OTLP)")
+    s.add_argument("--kafka", required=True, metavar="BOOTSTRAP")
+    s.add_argument("--clickhouse", required=True, metavar="URL", help="clickhouse://HOST:9000/DATABASE")
+    s.add_argument("--otlp", default=None, metavar="ENDPOINT", help="HOST:4317 (gRPC) or http://HOST:4318 (HTTP)")
+    m = sub.add_parser("migrate", help="apply the ClickHouse schema (versioned, idempotent)")
+    m.add_argument("--clickhouse", required=True, metavar="URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sysweave-validator %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        if args.validator_cmd == "migrate":
+            sink = ClickHouseSink(args.clickhouse)
+            applied = sink.migrate()
+            print(f"applied {len(applied)} migrations" + (f": {', '.join(m.name for m in applied)}" if applied else
+                                                           " (schema up to date)"))
+            sink.close()
+            return 0
+        svc = ValidatorService(args.kafka, args.clickhouse, args.otlp)
+        svc.sink.migrate()
+    except (SinkError, ValueError) as exc:
+        print(f"sysweave validator: {exc}", file=sys.stderr)
+        return 1
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: svc.stop.set())
+    try:
+        svc.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        svc.close()
+    return 0
