@@ -95,8 +95,11 @@ class _SignalForwarder:
 
 
 class EbpfCapture:
-    def __init__(self, options: CaptureOptions, sink: Callable[[Event], None], probe: SyscallProbe | None = None) -> None:
-        """``probe``: reuse an already compiled program (several runs, one compile); it is left open."""
+    def __init__(self, options: CaptureOptions, sink: Callable[[Event], None], probe: SyscallProbe | None = None,
+                 netns: str | None = None) -> None:
+        """``probe``: reuse an already compiled program (several runs, one compile); it is left open.
+        ``netns``: report that network namespace's addresses as this host's (the multi-host test bed)."""
+        self.netns = netns
         self.options = options
         self.sink = sink
         self.host_id = options.host_id or host_identity()
@@ -227,7 +230,7 @@ class EbpfCapture:
         lost = {k: v - self._prev_lost.get(k, 0) for k, v in total_lost.items()}
         self._prev_lost = total_lost
         extra: list[Event] = [HostInfo(header(0, root_pid), socket.gethostname(), kernel=os.uname().release,
-                                       arch=os.uname().machine, clock_offset_ns=offset, addresses=host_addresses())]
+                                       arch=os.uname().machine, clock_offset_ns=offset, addresses=host_addresses(self.netns))]
         for j, (source, count) in enumerate(sorted(lost.items())):
             if count:
                 extra.append(LostEvents(header(1 + j, root_pid), source, count))
@@ -235,10 +238,11 @@ class EbpfCapture:
         return aggs, lost, extra
 
 
-def host_addresses() -> tuple[str, ...]:
-    """This network namespace's IP addresses (to match TCP connections seen from both ends)."""
+def host_addresses(netns: str | None = None) -> tuple[str, ...]:
+    """This (or the named) network namespace's IP addresses (to match TCP connections seen from both ends)."""
     try:
-        out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=5, check=True).stdout
+        ns = ["-n", netns] if netns else []
+        out = subprocess.run(["ip", *ns, "-j", "addr"], capture_output=True, text=True, timeout=5, check=True).stdout
         import json
 
         return tuple(sorted({a["local"] for link in json.loads(out) for a in link.get("addr_info", [])

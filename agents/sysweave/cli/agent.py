@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-s", type=float, default=5.0, help="seconds per exact-aggregate window")
     p.add_argument("--slow-us", type=float, default=10.0)
     p.add_argument("--observable", action="store_true", help="ship all observable I/O (validation runs)")
+    p.add_argument("--netns", default=None, metavar="NAME",
+                   help="TEST FACILITY: the 'host' is a network namespace: run CMD in it and report its addresses")
     p.add_argument("--clock-offset-ns", type=int, default=0,
                    help="TEST FACILITY: add this to every wall timestamp (simulates a skewed host clock)")
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
@@ -104,13 +106,18 @@ def run(args: argparse.Namespace) -> int:
         print("sysweave agent: choose what to trace: --all, --pid PID..., --cgroup PATH, or -- CMD", file=sys.stderr)
         return 2
     host_id = args.host_id or host_identity()
+    if args.netns:
+        if not command:
+            print("sysweave agent: --netns needs -- CMD", file=sys.stderr)
+            return 2
+        command = ["ip", "netns", "exec", args.netns, *command]
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     try:
         spool = Spool(args.spool or os.path.join(state, "sysweave", "spool", host_id), args.spool_max_mb << 20)
         options = CaptureOptions(follow=True, slow_ns=int(args.slow_us * 1000), observable=args.observable,
                                  host_id=host_id, clock_skew_ns=args.clock_offset_ns)
         sink: list[Publisher] = []
-        cap = EbpfCapture(options, lambda e: sink[0].add(e))
+        cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=args.netns)
         pub = Publisher(args.kafka, host_id, spool, args.trace_label, parent_of=cap.decoder.parent_of.get)
         sink.append(pub)
     except (PublishError, CaptureError, OSError) as exc:

@@ -31,6 +31,7 @@ from sysweave.schemas.events import (
 )
 from sysweave.streams.core.assembly import derived_edge
 
+EINPROGRESS = 115
 _SEND = frozenset({"write", "writev", "sendto", "sendmsg", "pwrite64"})
 _RECV = frozenset({"read", "readv", "recvfrom", "recvmsg", "pread64"})
 
@@ -78,8 +79,8 @@ def _streams(trace: UnifiedTrace) -> tuple[list[Conn], dict[int, Conn]]:
         if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK:
             tables[(e.h.host_id, e.child_pid)] = dict(fds)
             continue
-        if not isinstance(e, SyscallSpan) or e.ret < 0:
-            continue
+        if not isinstance(e, SyscallSpan) or (e.ret < 0 and not (e.name == "connect" and e.ret == -EINPROGRESS)):
+            continue  # a non-blocking connect returns EINPROGRESS and then carries the connection
         name, a = e.name, e.args
         fd = a.get("fd")
         if name == "connect" and isinstance(fd, int):
