@@ -122,7 +122,7 @@ def _check_arg(v: Any, path: str) -> Any:
             raise DecodeError(f"{path}: array of {len(v)} exceeds the limit of {MAX_ARRAY}")
         if all(type(x) is int for x in v):
             return tuple(_check_int(x, path) for x in v)
-        return tuple(_check_str(x, f"{path}[{i}]") for i, x in enumerate(v))
+        return tuple(_check_str(x, path and f"{path}[{i}]") for i, x in enumerate(v))
     raise _fail(path, "an argument value (int, str, bytes, bool, nil or array)", v)
 
 
@@ -131,7 +131,7 @@ def _check_args(v: Any, path: str) -> dict[str, Any]:
         raise _fail(path, "a map of arguments", v)
     if len(v) > MAX_MAP:
         raise DecodeError(f"{path}: {len(v)} arguments exceed the limit of {MAX_MAP}")
-    return {_check_str(k, path): _check_arg(x, f"{path}.{k}") for k, x in v.items()}
+    return {_check_str(k, path): _check_arg(x, path and f"{path}.{k}") for k, x in v.items()}
 
 
 def _tuple_of(inner: Check) -> Check:
@@ -140,7 +140,7 @@ def _tuple_of(inner: Check) -> Check:
             raise _fail(path, "an array", v)
         if len(v) > MAX_ARRAY:
             raise DecodeError(f"{path}: array of {len(v)} exceeds the limit of {MAX_ARRAY}")
-        return tuple(inner(x, f"{path}[{i}]") for i, x in enumerate(v))
+        return tuple(inner(x, path and f"{path}[{i}]") for i, x in enumerate(v))
 
     return check
 
@@ -189,6 +189,10 @@ class _Layout:
     names: tuple[str, ...]
     checks: tuple[Check, ...]
     enums: frozenset[str]
+    plain: tuple[type | None, ...]  # the exact type of a plain int/str/bytes/bool field, else None
+
+
+_PLAIN_CHECKS = {_check_int: int, _check_str: str, _check_bytes: bytes, _check_bool: bool}
 
 
 def _layout(cls: type) -> _Layout:
@@ -196,12 +200,16 @@ def _layout(cls: type) -> _Layout:
     names = tuple(f.name for f in fields(cls) if f.name != "h")
     checks = tuple(_checker_for(hints[n], n) for n in names)
     enums = frozenset(n for n in names if isinstance(hints[n], type) and issubclass(hints[n], enum.Enum))
-    return _Layout(cls, names, checks, enums)
+    # msgpack.unpackb already bounds ints to 64 bits and str/bin lengths to MAX_STR/MAX_BYTES, so for plain
+    # fields the exact type is the whole check
+    plain = tuple(_PLAIN_CHECKS.get(c) for c in checks)
+    return _Layout(cls, names, checks, enums, plain)
 
 
 _HEADER_CHECKS: tuple[Check, ...] = tuple(
     _checker_for(typing.get_type_hints(EventHeader)[n], n) for n in _HEADER_FIELDS
 ) + (_check_int, _check_int)
+_HEADER_TYPES = (bytes, str, int, int, int, int, int, int, int)
 _LAYOUTS: dict[int, _Layout] = {int(k): _layout(t) for k, t in EVENT_TYPES.items()}
 _LAYOUT_BY_TYPE: dict[type, tuple[int, _Layout]] = {t: (int(KIND_OF[t]), _LAYOUTS[int(KIND_OF[t])]) for t in KIND_OF}
 
@@ -230,10 +238,22 @@ def event_from_wire(raw: Any, path: str = "event") -> Event:
     want = _HEADER_LEN + len(lay.names)
     if len(raw) != want:
         raise DecodeError(f"{path}: a {lay.cls.__name__} has {want} elements, got {len(raw)}")
-    hv = [chk(raw[i + 1], f"{path}.{n}") for i, (n, chk) in
-          enumerate(zip((*_HEADER_FIELDS, "lamport", "hlc"), _HEADER_CHECKS))]
+    try:
+        # fast path: exact types only (see _Layout.plain); error-message paths are built only on failure
+        hv = raw[1:_HEADER_LEN]
+        if tuple(map(type, hv)) != _HEADER_TYPES or len(hv[0]) != 16:
+            raise DecodeError("header")
+        values = raw[_HEADER_LEN:]
+        for i, (t, v) in enumerate(zip(lay.plain, values)):
+            if t is None:
+                values[i] = lay.checks[i](v, "")
+            elif type(v) is not t:
+                raise DecodeError("field")
+    except DecodeError:
+        hv = [chk(raw[i + 1], f"{path}.{n}") for i, (n, chk) in
+              enumerate(zip((*_HEADER_FIELDS, "lamport", "hlc"), _HEADER_CHECKS))]
+        values = [chk(raw[_HEADER_LEN + i], f"{path}.{n}") for i, (n, chk) in enumerate(zip(lay.names, lay.checks))]
     header = EventHeader(hv[0], hv[1], hv[2], hv[3], hv[4], hv[5], hv[6], CausalStamp(hv[7], hv[8]))
-    values = [chk(raw[_HEADER_LEN + i], f"{path}.{n}") for i, (n, chk) in enumerate(zip(lay.names, lay.checks))]
     return lay.cls(header, *values)  # type: ignore[no-any-return]
 
 

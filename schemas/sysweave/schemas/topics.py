@@ -9,14 +9,18 @@ partitions (one per host's tree); workers forward such fragments to the owner of
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
-TOPIC_EVENTS: Final = "sysweave.events.v1"  # agent batches (codec envelopes), key = trace key
-TOPIC_FRAGMENTS: Final = "sysweave.fragments.v1"  # cross-host trace fragments, key = trace id (hex)
-TOPIC_CONTROL: Final = "sysweave.control.v1"  # sampling decisions back to agents, key = host id
-TOPIC_TRACES: Final = "sysweave.traces.v1"  # assembled traces and updates, key = trace id (hex)
-TOPIC_VALIDATION: Final = "sysweave.validation.v1"  # validation requests, key = request id
-TOPIC_DEAD_LETTER: Final = "sysweave.deadletter.v1"  # poison messages with the reason in headers
+# SYSWEAVE_TOPIC_SUFFIX isolates a deployment's (or a benchmark's) topics on a shared broker.
+_SUFFIX: Final = os.environ.get("SYSWEAVE_TOPIC_SUFFIX", "")
+
+TOPIC_EVENTS: Final = "sysweave.events.v1" + _SUFFIX  # agent batches (codec envelopes), key = trace key
+TOPIC_FRAGMENTS: Final = "sysweave.fragments.v1" + _SUFFIX  # cross-host trace fragments, key = trace id (hex)
+TOPIC_CONTROL: Final = "sysweave.control.v1" + _SUFFIX  # sampling decisions back to agents, key = host id
+TOPIC_TRACES: Final = "sysweave.traces.v1" + _SUFFIX  # assembled traces and updates, key = trace id (hex)
+TOPIC_VALIDATION: Final = "sysweave.validation.v1" + _SUFFIX  # validation requests, key = request id
+TOPIC_DEAD_LETTER: Final = "sysweave.deadletter.v1" + _SUFFIX  # poison messages with the reason in headers
 
 ALL_TOPICS: Final = (TOPIC_EVENTS, TOPIC_FRAGMENTS, TOPIC_CONTROL, TOPIC_TRACES, TOPIC_VALIDATION, TOPIC_DEAD_LETTER)
 

@@ -109,13 +109,14 @@ def add_arguments(p: Any) -> None:
     w.add_argument("--inactivity-s", type=float, default=30.0, help="close a trace after this long without events")
     w.add_argument("--target-spans-per-s", type=float, default=10_000.0, help="adaptive sampling target per host")
     w.add_argument("--loglevel", default="warning")
+    w.add_argument("--app-id", default="sysweave-streams", help="Faust app id = Kafka consumer group")
 
 
 def run(args: Any) -> int:
     import faust
 
     logging.basicConfig(level=logging.INFO)
-    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s)
+    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, app_id=args.app_id)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

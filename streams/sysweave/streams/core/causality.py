@@ -9,7 +9,8 @@ Edges (besides fork and exit->wait, which assembly derives):
         the hosts' addresses (HostInfo) and the first bytes of each direction to break ties.
 
 ``lamport_stamps`` then gives every event a Lamport value with: program order within a thread, and every
-edge src -> dst, implying stamp(src) < stamp(dst) (Kahn's topological order over those relations).
+edge src -> dst, implying stamp(src) < stamp(dst) (Kahn's topological order over those relations), never
+lower than the stamp the agent gave it.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ def lamport_stamps(trace: UnifiedTrace) -> dict[bytes, int]:
     """Lamport value per event id: program order per thread + all trace edges (Kahn's algorithm)."""
     succ: dict[bytes, list[bytes]] = defaultdict(list)
     indeg: dict[bytes, int] = {}
+    own = {e.h.event_id: e.h.stamp.lamport for p in trace.processes.values() for e in p.events}
     for p in trace.processes.values():
         last: dict[int, bytes] = {}
         for e in sorted(p.events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
@@ -200,12 +202,14 @@ def lamport_stamps(trace: UnifiedTrace) -> dict[bytes, int]:
         if edge.src in indeg and edge.dst in indeg:
             succ[edge.src].append(edge.dst)
             indeg[edge.dst] += 1
-    stamp = {k: 1 for k, d in indeg.items() if d == 0}
+    # Start from each event's own (agent-assigned) stamp and raise it only where an edge demands it:
+    # still a valid Lamport assignment, and most events keep their stamp (nothing to rewrite).
+    stamp = {k: own[k] for k, d in indeg.items() if d == 0}
     queue = deque(stamp)
     while queue:
         cur = queue.popleft()
         for nxt in succ.get(cur, ()):
-            stamp[nxt] = max(stamp.get(nxt, 0), stamp[cur] + 1)
+            stamp[nxt] = max(stamp.get(nxt, own[nxt]), stamp[cur] + 1)
             indeg[nxt] -= 1
             if indeg[nxt] == 0:
                 queue.append(nxt)
@@ -221,5 +225,5 @@ def apply_causality(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]
     stamps = lamport_stamps(trace)
     for p in trace.processes.values():
         p.events = [replace(e, h=replace(e.h, stamp=CausalStamp(stamps[e.h.event_id], e.h.stamp.hlc)))
-                    if e.h.event_id in stamps else e for e in p.events]
+                    if stamps.get(e.h.event_id, e.h.stamp.lamport) != e.h.stamp.lamport else e for e in p.events]
     return pairs
