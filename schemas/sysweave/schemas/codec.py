@@ -192,7 +192,7 @@ class _Layout:
     plain: tuple[type | None, ...]  # the exact type of a plain int/str/bytes/bool field, else None
 
 
-_PLAIN_CHECKS = {_check_int: int, _check_str: str, _check_bytes: bytes, _check_bool: bool}
+_PLAIN_CHECKS: dict[Check, type] = {_check_int: int, _check_str: str, _check_bytes: bytes, _check_bool: bool}
 
 
 def _layout(cls: type) -> _Layout:
