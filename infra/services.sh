@@ -62,8 +62,12 @@ clickhouse_up() {
 case "${1:-}" in
   up) kafka_up; clickhouse_up ;;
   down) stop_pid "$LOCAL/kafka/kafka.pid" kafka; stop_pid "$LOCAL/clickhouse/clickhouse.pid" clickhouse ;;
+  kafka-up) kafka_up ;;          # single services, for outage tests
+  kafka-down) stop_pid "$LOCAL/kafka/kafka.pid" kafka ;;
+  clickhouse-up) clickhouse_up ;;
+  clickhouse-down) stop_pid "$LOCAL/clickhouse/clickhouse.pid" clickhouse ;;
   status)
     pid_alive "$LOCAL/kafka/kafka.pid" && say "kafka running" || say "kafka stopped"
     pid_alive "$LOCAL/clickhouse/clickhouse.pid" && say "clickhouse running" || say "clickhouse stopped" ;;
-  *) die "usage: infra/services.sh up|down|status" ;;
+  *) die "usage: infra/services.sh up|down|status|kafka-up|kafka-down|clickhouse-up|clickhouse-down" ;;
 esac

@@ -57,9 +57,12 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
     stats = {"batches": 0, "dead_lettered": 0, "traces_emitted": 0}
     app.sysweave_stats = stats  # type: ignore[attr-defined]
 
+    acks = AckLedger()
+
     @app.agent(events)
     async def ingest(stream: Any) -> None:
-        async for event in stream.events():
+        # noack: a message is acknowledged only once the trace it belongs to has been emitted (AckLedger)
+        async for event in stream.noack().events():
             msg = event.message
             try:
                 batch = codec.decode_batch(event.value)
@@ -68,9 +71,14 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                 log.warning("dead-lettering %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, exc)
                 await dead.send(key=event.key, value=event.value,
                                 headers=topics.dead_letter_headers(str(exc), msg.topic, msg.partition, msg.offset))
+                poison = f"dead-letter/{msg.partition}/{msg.offset}".encode()  # never a trace key
+                acks.track(poison, msg.partition, msg.offset, event)
+                acks.done(poison)
                 continue
             stats["batches"] += 1
-            buffer.add(event.key or b"", batch.events, time.monotonic())
+            key = event.key or b""
+            acks.track(key, msg.partition, msg.offset, event)
+            buffer.add(key, batch.events, time.monotonic())
             for e in batch.events:
                 shipped[e.h.host_id] += 1
                 if isinstance(e, SyscallAggregate):
@@ -84,6 +92,7 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                 log.warning("trace %s: %s", done.trace.trace_id.hex(), done.clock_error)
             await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace))
             stats["traces_emitted"] += 1
+            acks.done(t.key)
         buffer.forget_closed()
 
     @app.timer(control_interval_s)
@@ -99,6 +108,42 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
         hists.clear()
 
     return app
+
+
+class AckLedger:
+    """Acknowledge input messages in offset order, and only once their trace has been emitted.
+
+    A worker killed with -9 loses its open traces; their messages must be delivered again, so their offsets
+    must not be committed. Faust commits the contiguous run of acked offsets, but can commit past a single
+    unacked message at the head of a partition (faust-streaming issue #606, open), which is exactly what one
+    long-open trace looks like. So this ledger only ever acks the head of each partition's pending run: an
+    open trace holds back commits for its partition (redelivery after a crash, deduplicated by event id),
+    never loses them.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, dict[int, list[Any]]] = defaultdict(dict)  # partition -> offset -> [event, done]
+        self.by_key: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+
+    def track(self, key: bytes, partition: int, offset: int, event: Any) -> None:
+        self.pending[partition][offset] = [event, False]
+        self.by_key[key].append((partition, offset))
+
+    def done(self, key: bytes) -> None:
+        touched = set()
+        for partition, offset in self.by_key.pop(key, []):
+            entry = self.pending[partition].get(offset)
+            if entry is not None:
+                entry[1] = True
+                touched.add(partition)
+        for partition in touched:
+            pend = self.pending[partition]
+            for offset in sorted(pend):
+                event, finished = pend[offset]
+                if not finished:
+                    break
+                event.ack()
+                del pend[offset]
 
 
 def add_arguments(p: Any) -> None:
