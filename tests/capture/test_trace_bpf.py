@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -157,3 +158,39 @@ def test_trace_is_stored_and_queryable(tmp_path) -> None:
 def test_dump_bpf_prints_the_program() -> None:
     r = sysweave("trace", "--dump-bpf")
     assert r.returncode == 0 and "RAW_TRACEPOINT_PROBE(sys_enter)" in r.stdout and "-DPAYLOAD_CAP=4096" in r.stdout
+
+
+def _run_measured(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run sysweave; return the result and its peak RSS in KiB (the tracer itself, not the command)."""
+    proc = subprocess.Popen([*SYSWEAVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    # RUSAGE_CHILDREN's maximum covers every child reaped so far (this tracer included): an upper bound
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), peak
+
+
+def test_a_thousand_children_counted_exactly_in_bounded_memory() -> None:
+    r, rss = _run_measured("trace", "-f", "-c", "--format", "json", "--no-store", "--",
+                           "sh", "-c", "i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done")
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    calls = {row["syscall"]: row["calls"] for row in doc["summary"]}
+    assert calls["execve"] == 1001 and doc["lost_events"] == 0
+    assert rss < 1_000_000, f"tracer peak RSS {rss} KiB"
+
+
+def test_ten_gigabytes_of_writes_in_bounded_memory() -> None:
+    r, rss = _run_measured("trace", "-c", "--observable", "--format", "json", "--no-store", "--",
+                           "dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=10240")
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    calls = {row["syscall"]: row["calls"] for row in doc["summary"]}
+    assert calls["write"] >= 10240 and doc["exit_code"] == 0
+    assert rss < 1_000_000, f"tracer peak RSS {rss} KiB"
+
+
+def test_live_progress_only_on_a_terminal(tmp_path) -> None:
+    typescript = tmp_path / "tty.log"
+    cmd = " ".join([*SYSWEAVE, "trace", "-c", "--no-store", "-o", str(tmp_path / "out.txt"), "--", "sleep", "2"])
+    subprocess.run(["script", "-qfc", cmd, str(typescript)], check=True, timeout=120, capture_output=True)
+    assert "events (" in typescript.read_text(errors="replace")  # the live line, on a pty
+    plain = sysweave("trace", "-c", "--no-store", "-o", str(tmp_path / "out2.txt"), "--", "sleep", "1")
+    assert "events (" not in plain.stderr  # not on a pipe
