@@ -50,3 +50,26 @@ def test_migrate_clickhouse_server_twice(clickhouse_hostport: tuple[str, int]) -
         assert client.execute("SELECT count() FROM sysweave_migrations")[0][0] == len(ddl.load_migrations())
     finally:
         admin.execute(f"DROP DATABASE {db}")
+
+
+def test_retention_by_capability() -> None:
+    assert not ddl.supports_ttl("18.16.1") and ddl.supports_ttl("19.6.2") and ddl.supports_ttl("25.8.1.1")
+    assert all("MODIFY TTL" in s for s in ddl.ttl_statements(30))
+    now = 1_795_881_600.0  # 2026-11-28
+    stmts = ddl.prune_statements([("syscall_spans", "202607"), ("syscall_spans", "202608"), ("traces", "202001")], 90, now)
+    assert stmts == ["ALTER TABLE syscall_spans DROP PARTITION 202607"]
+
+
+def test_ttl_applies_on_chdb(tmp_path) -> None:
+    from chdb import session
+
+    s = session.Session(str(tmp_path / "db"))
+
+    def execute(sql: str) -> list[list[str]]:
+        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
+
+    ddl.migrate(execute)
+    for stmt in ddl.ttl_statements(7):
+        execute(stmt)
+    assert "TTL" in execute("SHOW CREATE TABLE syscall_spans")[0][0]
+    s.close()

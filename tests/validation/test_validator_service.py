@@ -72,3 +72,57 @@ def test_traces_land_once_bad_messages_dead_letter_and_validations_run(kafka_boo
     dlq.close()
     assert any(r.startswith("batch") for r in reasons) and any("bad validation request" in r for r in reasons)
     assert codec.SCHEMA_VERSION == 1
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_clickhouse_outage_is_retried_without_loss(kafka_bootstrap: str, clickhouse_hostport) -> None:
+    import subprocess
+    import threading
+
+    tag = uuid.uuid4().hex[:8]
+    t_topic = f"traces-{tag}"
+    url = f"clickhouse://{clickhouse_hostport[0]}:{clickhouse_hostport[1]}/outage_{tag}"
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    t = _trace(7, b"survives\n")
+    prod.send(t_topic, key=t.trace_id.hex().encode(), value=encode_trace(t)).get(30)
+    svc = ValidatorService(kafka_bootstrap, url, group=f"g-{tag}", traces_topic=t_topic, validation_topic=f"v-{tag}",
+                           dead_letter_topic=f"d-{tag}")
+    svc.sink.migrate()
+    services = ["bash", str(ROOT / "infra/services.sh")]
+    subprocess.run([*services, "clickhouse-down"], check=True, capture_output=True)
+    result: list[int] = []
+    try:
+        worker = threading.Thread(target=lambda: result.append(sum(svc.run_once(2000) for _ in range(5))))
+        worker.start()
+        time.sleep(30)  # ClickHouse is down for 30 s while the service holds the batch and backs off
+    finally:
+        subprocess.run([*services, "clickhouse-up"], check=True, capture_output=True)
+    worker.join(120)
+    assert result and result[0] >= 1 and svc.sink.retries > 0
+    assert svc.sink.execute("SELECT count() FROM traces FINAL")[0][0] == 1
+    svc.sink.execute(f"DROP DATABASE outage_{tag}")
+    svc.close()
+
+
+def test_otlp_outage_is_bounded_and_counted(kafka_bootstrap: str, clickhouse_hostport) -> None:
+    tag = uuid.uuid4().hex[:8]
+    url = f"clickhouse://{clickhouse_hostport[0]}:{clickhouse_hostport[1]}/otlp_{tag}"
+    svc = ValidatorService(kafka_bootstrap, url, otlp="127.0.0.1:9", group=f"g-{tag}", max_otlp_queue=1,
+                           traces_topic=f"t-{tag}", validation_topic=f"v-{tag}", dead_letter_topic=f"d-{tag}")
+    svc.sink.migrate()
+
+    class Msg:
+        topic, partition, offset, headers = f"t-{tag}", 0, 0, []
+
+        def __init__(self, t) -> None:
+            self.key, self.value = t.trace_id.hex().encode(), encode_trace(t)
+
+    for i in range(3):
+        svc.handle_trace(Msg(_trace(20 + i, b"x")))
+    svc.drain_otlp()  # the endpoint is down: nothing sent, nothing raised
+    assert svc.stats["otlp_dropped"] == 2 and len(svc.otlp_queue) == 1 and svc.stats["otlp_sent"] == 0
+    svc.sink.execute(f"DROP DATABASE IF EXISTS otlp_{tag}")
+    svc.close()

@@ -63,3 +63,33 @@ def migrate(execute: Callable[[str], Sequence[Sequence[Any]]]) -> list[Migration
                 f"SELECT {mig.version}, '{mig.name}', {time.time_ns()}")
         done.append(mig)
     return done
+
+
+# Tables whose rows age out under a retention policy (traces/processes/validations are kept: they are small).
+EVENT_TABLES = ("syscall_spans", "process_events", "syscall_aggregates", "gpu_kernels", "gpu_transfers",
+                "compute_blocks", "transpiler_decisions", "causal_edges", "clock_estimates", "lost_events")
+
+
+def supports_ttl(server_version: str) -> bool:
+    """Table TTL arrived in ClickHouse 19.6; Debian's 18.16 has none (use ``prune_statements`` there)."""
+    parts = [int(p) for p in re.findall(r"\d+", server_version)[:2]] + [0, 0]
+    return (parts[0], parts[1]) >= (19, 6)
+
+
+def ttl_statements(days: int) -> list[str]:
+    """``ALTER TABLE ... MODIFY TTL`` for every event table: rows older than ``days`` (by wall clock) expire."""
+    if days <= 0:
+        raise ValueError("retention must be at least 1 day")
+    return [f"ALTER TABLE {t} MODIFY TTL toDateTime(intDiv(wall_ns, 1000000000)) + INTERVAL {days} DAY"
+            for t in EVENT_TABLES]
+
+
+def prune_statements(partitions: Sequence[tuple[str, str]], days: int, now_s: float | None = None) -> list[str]:
+    """Retention without TTL: drop monthly partitions (``toYYYYMM``) that end before the cutoff.
+
+    ``partitions`` are (table, partition id) pairs from system.parts. Example: cutoff 2026-11-28 minus 90 days
+    = 2026-08-30, so partition 202607 (July) is dropped and 202608 is kept (it holds days after the cutoff)."""
+    cutoff = time.gmtime((now_s if now_s is not None else time.time()) - days * 86400)
+    keep_from = cutoff.tm_year * 100 + cutoff.tm_mon
+    return [f"ALTER TABLE {t} DROP PARTITION {pid}" for t, pid in sorted(set(partitions))
+            if t in EVENT_TABLES and pid.isdigit() and int(pid) < keep_from]

@@ -13,6 +13,13 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                          "SELECT name, sum(calls) AS n_calls, sum(errors) AS n_errors, sum(total_ns) AS time_ns, "
                          "round(time_ns / n_calls) AS mean_ns FROM syscall_aggregates "
                          "GROUP BY name ORDER BY time_ns DESC LIMIT 20"),
+    "latency-quantiles": ("per host, day and syscall: exact calls and errors, p50/p99 from the log2 histograms "
+                          "(within a factor of sqrt 2)",
+                          "SELECT host_id, day, name, sumMerge(calls) AS n_calls, sumMerge(errors) AS n_errors, "
+                          "sumForEachMerge(hist_log2) AS h, arraySum(h) AS total, "
+                          "round(pow(2, arrayFirstIndex(x -> x >= 0.5 * total, arrayCumSum(h)) - 0.5)) AS p50_ns, "
+                          "round(pow(2, arrayFirstIndex(x -> x >= 0.99 * total, arrayCumSum(h)) - 0.5)) AS p99_ns "
+                          "FROM syscall_latency_daily GROUP BY host_id, day, name ORDER BY day DESC, n_calls DESC LIMIT 50"),
     "failing-calls": ("the most frequent failing calls and their paths",
                       "SELECT name, ret, JSONExtractString(args, 'path') AS path, count() AS n FROM syscall_spans "
                       "WHERE ret < 0 AND ret > -4096 GROUP BY name, ret, path ORDER BY n DESC LIMIT 20"),

@@ -26,7 +26,7 @@ import uuid
 from collections import deque
 from typing import Any
 
-from sysweave.schemas import codec, topics
+from sysweave.schemas import codec, ddl, topics
 from sysweave.streams.core.assembly import assemble
 from sysweave.validator.clickhouse_sink import ClickHouseSink, SinkError
 from sysweave.validator.equivalence import compare
@@ -54,6 +54,9 @@ class ValidatorService:
 
             self.exporter = make_exporter(otlp, "http/protobuf" if otlp.startswith("http") else "grpc")
         self.otlp_queue: deque[Any] = deque()
+        # validation requests whose traces are not stored yet: retried, and their offsets not committed
+        self.deferred: list[tuple[float, int, Any]] = []  # (due monotonic s, attempts, message)
+        self.max_attempts = 30
         self.max_otlp_queue = max_otlp_queue
         self.stats = {"traces": 0, "validations": 0, "dead_lettered": 0, "otlp_dropped": 0, "otlp_sent": 0}
         self.stop = threading.Event()
@@ -84,7 +87,7 @@ class ValidatorService:
                 self.stats["otlp_dropped"] += 1
             self.otlp_queue.append(trace)
 
-    def handle_validation(self, msg: Any) -> None:
+    def handle_validation(self, msg: Any, attempts: int = 0) -> None:
         try:
             req = json.loads(msg.value)
             a, b = str(req["original_trace_id"]), str(req["transpiled_trace_id"])
@@ -100,7 +103,13 @@ class ValidatorService:
                 root = next(p for p in trace.processes.values() if p.parent is None)
                 events = [e for p in trace.processes.values() for e in p.events]
                 obs.append(extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True))
-        except (TraceNotFound, ValueError, StopIteration) as exc:
+        except TraceNotFound as exc:
+            if attempts + 1 < self.max_attempts:  # the trace may still be on its way: try again in 2 s
+                self.deferred.append((time.monotonic() + 2.0, attempts + 1, msg))
+            else:
+                self.dead_letter(msg, f"validation request: {exc} (after {attempts + 1} attempts)")
+            return
+        except (ValueError, StopIteration) as exc:
             self.dead_letter(msg, f"validation request: {exc or 'trace has no root process'}")
             return
         verdict = compare(obs[0], obs[1], tolerance)
@@ -133,11 +142,31 @@ class ValidatorService:
                     self.handle_trace(msg)
                 else:
                     self.handle_validation(msg)
+        now = time.monotonic()
+        due = [d for d in self.deferred if d[0] <= now]
+        self.deferred = [d for d in self.deferred if d[0] > now]
+        if due:
+            self.sink.flush()
+        for _due, attempts, msg in due:
+            n += 1
+            self.handle_validation(msg, attempts)
         if n:
             self.sink.flush()  # retries with backoff; raises SinkUnavailable after the deadline (no commit)
-            self.consumer.commit()
+            self._commit()
         self.drain_otlp()
         return n
+
+    def _commit(self) -> None:
+        """Commit consumed positions, but never past a deferred validation request."""
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        held: dict[Any, int] = {}
+        for _due, _attempts, msg in self.deferred:
+            tp = TopicPartition(msg.topic, msg.partition)
+            held[tp] = min(held.get(tp, msg.offset), msg.offset)
+        offsets = {tp: OffsetAndMetadata(held.get(tp, self.consumer.position(tp)), "", -1)
+                   for tp in self.consumer.assignment()}
+        self.consumer.commit(offsets)
 
     def serve(self) -> None:
         while not self.stop.is_set():
@@ -165,6 +194,20 @@ class ValidatorService:
         self.sink.close()
 
 
+def apply_retention(sink: ClickHouseSink, days: int) -> None:
+    version = str(sink.execute("SELECT version()")[0][0])
+    if ddl.supports_ttl(version):
+        for stmt in ddl.ttl_statements(days):
+            sink.execute(stmt)
+        print(f"retention: rows older than {days} days expire (table TTL, ClickHouse {version})")
+        return
+    parts = sink.execute(f"SELECT DISTINCT table, partition FROM system.parts WHERE database = '{sink.database}' AND active")
+    stmts = ddl.prune_statements([(str(t), str(p).strip("'")) for t, p in parts], days)
+    for stmt in stmts:
+        sink.execute(stmt)
+    print(f"retention: ClickHouse {version} has no TTL; dropped {len(stmts)} monthly partitions older than {days} days")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="validator_cmd", required=True)
     s = sub.add_parser("serve", help="consume traces and validation requests into ClickHouse (+ OTLP)")
@@ -173,6 +216,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--otlp", default=None, metavar="ENDPOINT", help="HOST:4317 (gRPC) or http://HOST:4318 (HTTP)")
     m = sub.add_parser("migrate", help="apply the ClickHouse schema (versioned, idempotent)")
     m.add_argument("--clickhouse", required=True, metavar="URL")
+    m.add_argument("--retention-days", type=int, default=0,
+                   help="keep events this many days: a table TTL where the server has TTL (>= 19.6), otherwise "
+                        "old monthly partitions are dropped now (run it from cron)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
             applied = sink.migrate()
             print(f"applied {len(applied)} migrations" + (f": {', '.join(m.name for m in applied)}" if applied else
                                                            " (schema up to date)"))
+            if args.retention_days:
+                apply_retention(sink, args.retention_days)
             sink.close()
             return 0
         svc = ValidatorService(args.kafka, args.clickhouse, args.otlp)
