@@ -35,7 +35,8 @@ def test_python_workload_counts_equal_strace(tmp_path) -> None:
     assert doc["exit_code"] == 0
     assert got["write"] == expected["write"] and got["newfstatat"] == expected["newfstatat"]
     assert got["write"][0] >= 200 and got["newfstatat"][1] >= 30
-    assert got == expected
+    # futex counts depend on thread scheduling in the interpreter (subprocess's waiter), not on the program
+    assert {k: v for k, v in got.items() if k != "futex"} == {k: v for k, v in expected.items() if k != "futex"}
 
 
 def test_ptrace_backend_gives_the_same_summary(workload_bin: str, tmp_path) -> None:

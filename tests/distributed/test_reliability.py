@@ -106,9 +106,11 @@ def test_worker_killed_with_sigkill_loses_nothing(kafka_bootstrap: str) -> None:
 def test_broker_outage_under_agent_and_worker(kafka_bootstrap: str, tmp_path) -> None:
     label = f"outage-{uuid.uuid4().hex[:8]}"
     w = worker(kafka_bootstrap, "", "sysweave-streams")
+    # the job outlives the outage by 45 s, so the spool replays while it still runs; the shutdown timeout
+    # covers what is left
     agent = subprocess.Popen([*SYSWEAVE, "agent", "--kafka", kafka_bootstrap, "--metrics-port", "0", "--trace-label", label,
-                              "--spool", str(tmp_path / "spool"), "--", "sh", "-c",
-                              f"i=0; while [ $i -lt {int(OUTAGE_S) + 20} ]; do echo $i > {tmp_path}/tick; "
+                              "--spool", str(tmp_path / "spool"), "--shutdown-timeout", "30", "--", "sh", "-c",
+                              f"i=0; while [ $i -lt {int(OUTAGE_S) + 45} ]; do echo $i > {tmp_path}/tick; "
                               "i=$((i+1)); sleep 1; done"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -194,8 +194,8 @@ class Publisher:
                 self._producer.flush(timeout=max(end - time.monotonic(), 0.1))
             except Exception as exc:
                 log.warning("flush incomplete: %s (unsent batches are spooled by their error callbacks)", exc)
-        while len(self.spool) and self._healthy and time.monotonic() < end:
-            time.sleep(0.1)  # give the replay thread a moment to drain
+        while len(self.spool) and time.monotonic() < end:
+            time.sleep(0.1)  # the replay thread drains (or keeps reconnecting); what is left stays on disk
         self._stop.set()
         self._threads[1].join(2)
         if self._producer is not None:

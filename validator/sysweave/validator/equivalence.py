@@ -11,12 +11,12 @@ times each input file was opened. Never to content, paths, argv or exit codes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sysweave.validator.myers import diff
-from sysweave.validator.observe import ConnObs, FileObs, Obs, ProcObs
+from sysweave.validator.observe import ConnObs, Obs, ProcObs
 
 
 @dataclass
@@ -85,23 +85,26 @@ def _ctx(seq: Sequence[Any], i: int, n: int = 3) -> list[Any]:
     return list(seq[max(0, i - n):i + n + 1])
 
 
-def _file_key(f: FileObs) -> tuple[str, tuple[str, ...]]:
-    return f.path, tuple(f.ops)
+def align(resource: str, xs: Sequence[Any], ys: Sequence[Any], missing: Callable[[Any], str],
+          extra: Callable[[Any], str]) -> tuple[Divergence | None, str]:
+    """Myers-align two sequences of resources; the first one only one side has, explained."""
+    step = _first(diff(xs, ys))
+    if step is None:
+        return None, ""
+    op, i, j = step
+    if op == "delete":
+        return Divergence(resource, "missing", xs[i], None, i, j, _ctx(xs, i), _ctx(ys, j)), missing(xs[i])
+    return Divergence(resource, "extra", None, ys[j], i, j, _ctx(xs, i), _ctx(ys, j)), extra(ys[j])
 
 
 def compare_files(a: Obs, b: Obs) -> tuple[Divergence | None, str]:
-    fa, fb = list(a.files.values()), list(b.files.values())
     # align on the set of paths first (order of first touch may differ for independent files)
-    pa = sorted(f.path for f in fa)
-    pb = sorted(f.path for f in fb)
-    step = _first(diff(pa, pb))
-    if step:
-        op, i, j = step
-        if op == "delete":
-            return (Divergence("files", "missing", pa[i], None, i, j, _ctx(pa, i), _ctx(pb, j)),
-                    f"the transpiled run never touches {pa[i]} (the original {' / '.join(a.files[pa[i]].ops) or 'opens it'})")
-        return (Divergence("files", "extra", None, pb[j], i, j, _ctx(pa, i), _ctx(pb, j)),
-                f"the transpiled run also touches {pb[j]} ({' / '.join(b.files[pb[j]].ops)}), which the original does not")
+    pa, pb = sorted(a.files), sorted(b.files)
+    d, why = align("files", pa, pb,
+                   lambda p: f"the transpiled run never touches {p} (the original {' / '.join(a.files[p].ops) or 'opens it'})",
+                   lambda p: f"the transpiled run also touches {p} ({' / '.join(b.files[p].ops)}), which the original does not")
+    if d:
+        return d, why
     for path in pa:
         x, y = a.files[path], b.files[path]
         s = _first(diff(x.ops, y.ops))
@@ -123,16 +126,11 @@ def compare_files(a: Obs, b: Obs) -> tuple[Divergence | None, str]:
 
 
 def compare_connections(a: list[ConnObs], b: list[ConnObs]) -> tuple[Divergence | None, str]:
-    ka = [(c.kind, c.remote) for c in a]
-    kb = [(c.kind, c.remote) for c in b]
-    step = _first(diff(ka, kb))
-    if step:
-        op, i, j = step
-        if op == "delete":
-            return (Divergence("connections", "missing", ka[i], None, i, j, _ctx(ka, i), _ctx(kb, j)),
-                    f"the transpiled run never connects to {ka[i][1]} ({ka[i][0]})")
-        return (Divergence("connections", "extra", None, kb[j], i, j, _ctx(ka, i), _ctx(kb, j)),
-                f"the transpiled run also connects to {kb[j][1]} ({kb[j][0]})")
+    d, why = align("connections", [(c.kind, c.remote) for c in a], [(c.kind, c.remote) for c in b],
+                   lambda k: f"the transpiled run never connects to {k[1]} ({k[0]})",
+                   lambda k: f"the transpiled run also connects to {k[1]} ({k[0]})")
+    if d:
+        return d, why
     for n, (x, y) in enumerate(zip(a, b)):
         for direction in ("sent", "received"):
             d = compare_bytes(f"connection {n} to {x.remote} ({direction})", bytes(getattr(x, direction)),
@@ -197,14 +195,9 @@ def compare(a: Obs, b: Obs, tolerance: float = 0.05) -> Verdict:
         if d:
             return divergent(d, why)
     ra, rb = sorted(a.reads), sorted(b.reads)
-    step = _first(diff(ra, rb))
-    if step:
-        op, i, j = step
-        path = ra[i] if op == "delete" else rb[j]
-        who = "original" if op == "delete" else "transpiled run"
-        return divergent(Divergence("reads", "missing" if op == "delete" else "extra", ra[i] if op == "delete" else None,
-                                    rb[j] if op == "insert" else None, i, j),
-                         f"only the {who} reads {path}")
+    d, why = align("reads", ra, rb, lambda p: f"only the original reads {p}", lambda p: f"only the transpiled run reads {p}")
+    if d:
+        return divergent(d, why)
     if sorted(a.listening) != sorted(b.listening):
         return divergent(Divergence("listening", "value", sorted(a.listening), sorted(b.listening)),
                          f"listening sockets differ: {sorted(a.listening)} vs {sorted(b.listening)}")
