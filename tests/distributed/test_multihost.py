@@ -19,6 +19,8 @@ from sysweave.schemas.events import EdgeKind, SyscallSpan
 from sysweave.streams.core.assembly import assemble
 from sysweave.streams.core.buffer import trace_id_for
 
+from .helpers import create_topics, stop
+
 pytestmark = [pytest.mark.bpf, pytest.mark.kafka, pytest.mark.usefixtures("bpf_ready")]
 
 JOB = Path(__file__).resolve().parents[1] / "fixtures" / "distributed_job.py"
@@ -54,33 +56,36 @@ def testbed():
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def agent(host: str, netns: str, label: str, *cmd: str) -> subprocess.Popen[bytes]:
+def agent(host: str, netns: str, label: str, env: dict[str, str], *cmd: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*SYSWEAVE, "agent", "--kafka", os.environ.get("SYSWEAVE_TEST_KAFKA", "127.0.0.1:9092"),
                              "--host-id", host, "--trace-label", label, "--metrics-port", "0", "--observable",
                              "--clock-offset-ns", str(OFFSETS[host]), "--netns", netns, "--spool",
                              f"/tmp/sysweave-test-spool-{label}-{host}", "--", *cmd],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
 
 def test_distributed_job_assembles_with_edges_and_clock_offsets(testbed, kafka_bootstrap: str, tmp_path) -> None:
     label = f"job-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([*SYSWEAVE, "streams", "worker", "--kafka", kafka_bootstrap, "--grace-s", "3"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    suffix = "-" + label  # topics of our own: no other run's backlog or consumer group in the way
+    env = {**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}
+    create_topics(kafka_bootstrap, suffix)
+    worker = subprocess.Popen([*SYSWEAVE, "streams", "worker", "--kafka", kafka_bootstrap, "--grace-s", "3",
+                               "--app-id", f"streams{suffix}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     procs = []
     try:
         for host in "BC":
-            procs.append(agent(host, testbed[host], label, sys.executable, str(JOB), "worker", "7000",
+            procs.append(agent(host, testbed[host], label, env, sys.executable, str(JOB), "worker", "7000",
                                str(tmp_path / host)))
         time.sleep(8)  # agents compile their BPF programs and start the workers
         peers = [f"{LINKS[h][1]}:7000" for h in "BC"]
-        procs.append(agent("A", testbed["A"], label, sys.executable, str(JOB), "coordinator", "20", *peers))
+        procs.append(agent("A", testbed["A"], label, env, sys.executable, str(JOB), "coordinator", "20", *peers))
         for p in procs:
             out, _ = p.communicate(timeout=120)
             assert p.returncode == 0, out.decode()[-2000:]
         assert len(list((tmp_path / "B").iterdir())) == 20 and len(list((tmp_path / "C").iterdir())) == 20
 
         want = trace_id_for(label.encode()).hex().encode()
-        consumer = KafkaConsumer(topics.TOPIC_TRACES, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                  consumer_timeout_ms=2000)
         trace = None
         end = time.monotonic() + 120
@@ -92,8 +97,7 @@ def test_distributed_job_assembles_with_edges_and_clock_offsets(testbed, kafka_b
         consumer.close()
         assert trace is not None, "the worker never emitted the job's trace"
     finally:
-        worker.terminate()
-        worker.wait(30)
+        stop(worker)
         for p in procs:
             if p.poll() is None:
                 p.kill()

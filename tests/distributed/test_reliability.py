@@ -29,6 +29,8 @@ from sysweave.schemas.events import (
 )
 from sysweave.streams.core.buffer import trace_id_for
 
+from .helpers import create_topics, stop
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 SYSWEAVE = [sys.executable, "-m", "sysweave.cli.main"]
@@ -98,21 +100,23 @@ def test_worker_killed_with_sigkill_loses_nothing(kafka_bootstrap: str) -> None:
     try:
         ids = wait_trace(kafka_bootstrap, tr_topic, b"t1", 801)
     finally:
-        w2.terminate()
-        w2.wait(30)
+        stop(w2)
     assert len(ids) == 801  # the first half, consumed by the killed worker, was delivered again
 
 
 def test_broker_outage_under_agent_and_worker(kafka_bootstrap: str, tmp_path) -> None:
     label = f"outage-{uuid.uuid4().hex[:8]}"
-    w = worker(kafka_bootstrap, "", "sysweave-streams")
+    suffix = "-" + label  # topics of our own: no other run's backlog or consumer group in the way
+    create_topics(kafka_bootstrap, suffix)
+    w = worker(kafka_bootstrap, suffix, f"streams{suffix}")
     # the job outlives the outage by 45 s, so the spool replays while it still runs; the shutdown timeout
     # covers what is left
     agent = subprocess.Popen([*SYSWEAVE, "agent", "--kafka", kafka_bootstrap, "--metrics-port", "0", "--trace-label", label,
                               "--spool", str(tmp_path / "spool"), "--shutdown-timeout", "30", "--", "sh", "-c",
                               f"i=0; while [ $i -lt {int(OUTAGE_S) + 45} ]; do echo $i > {tmp_path}/tick; "
                               "i=$((i+1)); sleep 1; done"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix})
     try:
         time.sleep(8)
         subprocess.run(["bash", str(ROOT / "infra/services.sh"), "kafka-down"], check=True)
@@ -129,8 +133,7 @@ def test_broker_outage_under_agent_and_worker(kafka_bootstrap: str, tmp_path) ->
     shipped, spooled, waiting, lost = int(m.group(1)), int(m.group(3)), int(m.group(4)), eval(m.group(5))
     assert spooled > 0 and waiting == 0 and not any(lost.values()), text[-2000:]
     try:
-        ids = wait_trace(kafka_bootstrap, topics.TOPIC_TRACES, label.encode(), shipped, timeout=180)
+        ids = wait_trace(kafka_bootstrap, topics.TOPIC_TRACES + suffix, label.encode(), shipped, timeout=180)
     finally:
-        w.terminate()
-        w.wait(30)
+        stop(w)
     assert len(ids) == shipped  # every shipped event is in the one assembled trace, once
