@@ -61,6 +61,22 @@ ROWS = {
     "sysweave trace (default)": [*SYSWEAVE, "-f", "-o", "@OUT@", "--"],
     "strace -f -c": ["strace", "-f", "-c", "-o", "@OUT@", "--"],
 }
+# The sampling threshold's cost at each setting (what the adaptive controller moves between).
+SAMPLING_ROWS = {
+    "default, --slow-us 1": [*SYSWEAVE, "-f", "--slow-us", "1", "-o", "@OUT@", "--"],
+    "default, --slow-us 10": [*SYSWEAVE, "-f", "--slow-us", "10", "-o", "@OUT@", "--"],
+    "default, --slow-us 1000": [*SYSWEAVE, "-f", "--slow-us", "1000", "-o", "@OUT@", "--"],
+    "--no-sampling (every call)": [*SYSWEAVE, "-f", "--no-sampling", "-o", "@OUT@", "--"],
+}
+
+
+def sampling_settings(n: int = 200_000, runs: int = 3) -> None:
+    """Added ns per call and lost events at each sampling setting (dd bs=1, 2n syscalls)."""
+    base = median_run([], dd_argv(n), _DD, runs)[0]
+    print(f"\nsampling settings: dd bs=1 count={n:,}, median of {runs}")
+    for name, prefix in SAMPLING_ROWS.items():
+        t, lost = median_run(prefix, dd_argv(n), _DD, runs)
+        print(f"{name:28} {t:8.3f} s  +{(t - base) / (2 * n) * 1e9:6.0f} ns/call  lost {lost}")
 
 
 def main(n: int = 1_000_000, runs: int = 5, strace_n: int = 50_000) -> None:
@@ -83,6 +99,7 @@ def main(n: int = 1_000_000, runs: int = 5, strace_n: int = 50_000) -> None:
         ratio = f"{added / floor:8.2f}" if floor > 0 and name != "untraced" else f"{'':8}"
         print(f"{name:28} {t:8.3f} {added:9.0f} {ratio} {rate:12,.0f} {lost:6}")
     realistic(runs)
+    sampling_settings()
 
 
 def realistic(runs: int) -> None:
