@@ -125,3 +125,21 @@ def test_pipe_edge_and_lamport_consistency() -> None:
     for e in trace.edges:
         assert stamps[e.src] < stamps[e.dst]
     assert choose_reference(trace) == "A"
+
+
+def test_vector_stamps_follow_edges_and_detect_concurrency() -> None:
+    from sysweave.schemas.clocks import Order
+    from sysweave.streams.core.causality import vector_stamps
+
+    trace = assemble(exchange(1_000_000, 20_000, 3), b"v" * 16)
+    apply_causality(trace)
+    vcs = vector_stamps(trace)
+    for e in trace.edges:  # every edge is a happens-before in the vector order
+        assert vcs[e.src].happened_before(vcs[e.dst])
+    a_first = min((e for p in trace.processes.values() for e in p.events if e.h.host_id == "A"), key=lambda e: e.h.mono_ns)
+    b_first = min((e for p in trace.processes.values() for e in p.events if e.h.host_id == "B"), key=lambda e: e.h.mono_ns)
+    assert vcs[a_first.h.event_id].compare(vcs[b_first.h.event_id]) is Order.CONCURRENT  # connect vs accept: no edge
+    stamps = lamport_stamps(trace)
+    for x, y in itertools.combinations(list(vcs)[:40], 2):  # Lamport is consistent with the exact order
+        if vcs[x].happened_before(vcs[y]):
+            assert stamps[x] < stamps[y]
