@@ -43,7 +43,7 @@ def check(cu: ctypes.CDLL, rc: int, what: str) -> None:
 def main(out_dir: str) -> int:
     from sysweave.agents.gpu import ActivityClock, kernel_event, memcpy_event, nvml_devices
     from sysweave.schemas import codec
-    from sysweave.streams.core.assembly import assemble
+    from sysweave.schemas.assembly import assemble
     from sysweave.validator.perfetto import to_chrome_trace
 
     devices = nvml_devices()

@@ -15,8 +15,8 @@ import pytest
 from kafka import KafkaConsumer
 
 from sysweave.schemas import codec, topics
+from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import EdgeKind, SyscallSpan
-from sysweave.streams.core.assembly import assemble
 from sysweave.streams.core.buffer import trace_id_for
 
 from .helpers import create_topics, stop

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sysweave.schemas.assembly import assemble, trace_events
 from sysweave.schemas.events import (
     CausalStamp,
     EdgeKind,
@@ -14,7 +15,6 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.core.assembly import assemble, trace_events
 
 
 def build_tree(n_children: int, calls_each: int) -> list:

@@ -7,6 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import (
     CausalStamp,
     EdgeKind,
@@ -17,7 +18,6 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.core.assembly import assemble
 from sysweave.streams.core.causality import apply_causality, lamport_stamps
 from sysweave.streams.core.clocksync import choose_reference, correct_trace, estimate_offsets
 from sysweave.streams.core.sampling import ControllerConfig, next_fraction, threshold_for_fraction

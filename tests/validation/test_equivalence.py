@@ -113,3 +113,30 @@ def test_masking_nondeterministic_tokens() -> None:
     runs = [Obs(stdout=b"pid 123 started\nok\n"), Obs(stdout=b"pid 456 started\nok\n")]
     masked, notes = mask_nondeterminism(runs)
     assert masked.stdout.startswith(b"pid \x00?\x00 started") and notes
+
+
+def test_data_flow_between_processes_is_compared() -> None:
+    a, b = Obs(), Obs()
+    a.edges = [("PIPE", "root", "sort"), ("PIPE", "sort", "root")]
+    b.edges = [("PIPE", "root", "sort")]
+    v = compare(a, b)
+    assert v.verdict == "divergent" and v.divergence and v.divergence.resource == "edges"
+    assert "'sort' sends data to 'root' over a pipe" in v.explanation
+    b.edges = list(reversed(a.edges))
+    assert compare(a, b).verdict == "equivalent"  # a set of flows: order and count are not behaviour
+
+
+def test_edge_roles_from_a_trace() -> None:
+    from sysweave.schemas.assembly import assemble
+    from sysweave.streams.core.causality import apply_causality
+    from sysweave.validator.observe import edge_roles
+
+    evs = [ProcessEvent(h(10), ProcessEventType.EXEC, filename="/x", argv=("x",)),
+           sc("pipe2", 0, pipefd=(3, 4)),
+           ProcessEvent(h(10), ProcessEventType.FORK, parent_pid=10, child_pid=11),
+           ProcessEvent(h(11), ProcessEventType.EXEC, filename="/usr/bin/sort", argv=("sort",)),
+           sc("write", 4, fd=4, payload=b"b\na\n"),
+           sc("read", 4, pid=11, fd=3, payload=b"b\na\n")]
+    trace = assemble(evs, b"e" * 16)
+    apply_causality(trace)
+    assert edge_roles(trace, ("h", 10)) == [("PIPE", "root", "sort")]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import (
     CausalStamp,
     EventHeader,
@@ -20,7 +21,6 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.core.assembly import assemble
 from sysweave.validator.otlp import export, make_exporter, parse_traceparent
 
 JAEGER = Path(__file__).resolve().parents[2] / ".local" / "bin" / "jaeger"

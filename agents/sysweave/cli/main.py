@@ -11,10 +11,10 @@ from sysweave.cli import agent, trace
 
 # (subcommand, module providing add_arguments(parser) and run(args) -> int, help)
 OPTIONAL = [
-    ("query", "sysweave.validator.cli_query", "run SQL over the stored trace history"),
-    ("validate", "sysweave.validator.cli_validate", "check that two programs behave the same from outside"),
+    ("query", "sysweave.cli.query", "run SQL over the stored trace history"),
+    ("validate", "sysweave.cli.validate", "check that two programs behave the same from outside"),
     ("streams", "sysweave.streams.worker", "stream processing workers (Faust): sampling, assembly, clock sync"),
-    ("export", "sysweave.validator.cli_export", "write a stored trace as Perfetto JSON or send it over OTLP"),
+    ("export", "sysweave.cli.export", "write a stored trace as Perfetto JSON or send it over OTLP"),
     ("validator", "sysweave.validator.service", "the validator service (serve) and ClickHouse schema (migrate)"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]

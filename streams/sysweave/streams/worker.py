@@ -28,7 +28,7 @@ log = logging.getLogger("sysweave.streams")
 
 
 def encode_trace(trace: Any) -> bytes:
-    from sysweave.streams.core.assembly import trace_events
+    from sysweave.schemas.assembly import trace_events
 
     return codec.encode_batch(codec.Batch(int.from_bytes(trace.trace_id[:8], "big"), trace.late_events,
                                           time.time_ns(), tuple(trace_events(trace))))

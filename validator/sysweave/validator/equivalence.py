@@ -194,6 +194,14 @@ def compare(a: Obs, b: Obs, tolerance: float = 0.05) -> Verdict:
                    compare_processes(a.root, b.root)):
         if d:
             return divergent(d, why)
+    if a.edges or b.edges:
+        d, why = align("edges", sorted(set(a.edges)), sorted(set(b.edges)),
+                       lambda e: f"in the original, {e[1]!r} sends data to {e[2]!r} over a {e[0].lower()}; "
+                                 f"the transpiled run has no such flow",
+                       lambda e: f"in the transpiled run, {e[1]!r} sends data to {e[2]!r} over a {e[0].lower()}; "
+                                 f"the original has no such flow")
+        if d:
+            return divergent(d, why)
     ra, rb = sorted(a.reads), sorted(b.reads)
     d, why = align("reads", ra, rb, lambda p: f"only the original reads {p}", lambda p: f"only the transpiled run reads {p}")
     if d:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
+from sysweave.schemas.events import EdgeKind, Event, ProcessEvent, ProcessEventType, SyscallSpan, UnifiedTrace
 
 IGNORED_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/", "/var/lib/", "/var/cache/",
                     "/opt/", "/snap/", "/nix/")
@@ -73,6 +73,7 @@ class Obs:
     syscalls: int = 0
     io_bytes: int = 0
     lost_events: int = 0
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, from role, to role): data flow
 
 
 def normalize_endpoint(addr: str) -> str:
@@ -312,3 +313,16 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
             except (IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError):
                 f.content = None
     return ex.obs
+
+
+def edge_roles(trace: UnifiedTrace, root: tuple[str, int], workdir: str = "") -> list[tuple[str, str, str]]:
+    """The distinct data-flow edges (pipe, TCP) between process roles: "root" for the program under test,
+    the normalised argv for the others. Distinct, not counted: how many writes carry the data is buffering."""
+    role: dict[bytes, str] = {}
+    for key, p in trace.processes.items():
+        name = "root" if key == root else " ".join(a.replace(workdir, ".") if workdir else a for a in p.argv)
+        for e in p.events:
+            role[e.h.event_id] = name
+    out = {(e.kind.name, role[e.src], role[e.dst]) for e in trace.edges
+           if e.kind in (EdgeKind.PIPE, EdgeKind.TCP) and e.src in role and e.dst in role and role[e.src] != role[e.dst]}
+    return sorted(out)

@@ -27,10 +27,10 @@ from collections import deque
 from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
-from sysweave.streams.core.assembly import assemble
+from sysweave.schemas.assembly import assemble
 from sysweave.validator.clickhouse_sink import ClickHouseSink, SinkError
 from sysweave.validator.equivalence import compare
-from sysweave.validator.observe import extract
+from sysweave.validator.observe import edge_roles, extract
 from sysweave.validator.trace_reader import TraceNotFound, load_trace
 
 log = logging.getLogger("sysweave.validator")
@@ -102,7 +102,9 @@ class ValidatorService:
                 trace = load_trace(self.sink.execute, tid)
                 root = next(p for p in trace.processes.values() if p.parent is None)
                 events = [e for p in trace.processes.values() for e in p.events]
-                obs.append(extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True))
+                o = extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True)
+                o.edges = edge_roles(trace, (root.host_id, root.pid))  # edges the stream workers derived
+                obs.append(o)
         except TraceNotFound as exc:
             if attempts + 1 < self.max_attempts:  # the trace may still be on its way: try again in 2 s
                 self.deferred.append((time.monotonic() + 2.0, attempts + 1, msg))

@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sysweave.schemas.assembly import assemble, trace_events
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, UnifiedTrace
-from sysweave.streams.core.assembly import assemble, trace_events
 from sysweave.streams.core.causality import apply_causality
 from sysweave.streams.core.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
 

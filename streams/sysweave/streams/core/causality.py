@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from sysweave.schemas.assembly import derived_edge
 from sysweave.schemas.clocks import VectorClock
 from sysweave.schemas.events import (
     CausalEdge,
@@ -31,7 +32,6 @@ from sysweave.schemas.events import (
     SyscallSpan,
     UnifiedTrace,
 )
-from sysweave.streams.core.assembly import derived_edge
 
 EINPROGRESS = 115
 _SEND = frozenset({"write", "writev", "sendto", "sendmsg", "pwrite64"})

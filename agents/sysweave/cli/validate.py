@@ -29,6 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-store", action="store_true", help="do not store the report")
 
 
+def data_flow(side: SideSummary) -> list[tuple[str, str, str]]:
+    """Pipe/TCP edges between the run's processes, by role (the stream layer's causality functions)."""
+    from sysweave.schemas.assembly import assemble
+    from sysweave.streams.core.causality import apply_causality
+    from sysweave.validator.observe import edge_roles
+
+    run = side.runs[0]
+    trace = assemble(run.events, os.urandom(16))
+    apply_causality(trace)
+    root = side.obs.root.pid if side.obs.root else run.result.root_pid
+    host = next(iter(trace.processes))[0] if trace.processes else ""
+    return edge_roles(trace, (host, root), run.workdir)
+
+
 def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, SideSummary]:
     harness = Harness(args.workdir, args.timeout)
     try:
@@ -36,6 +50,8 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, Sid
         transpiled = harness.run_side(args.transpiled, args.runs)
     finally:
         harness.close()
+    for side in (original, transpiled):
+        side.obs.edges = data_flow(side)
     verdict = compare(original.obs, transpiled.obs, args.tolerance)
     if original.masked or transpiled.masked:
         verdict.confidence = min(verdict.confidence, 0.9)
@@ -52,7 +68,7 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, Sid
 
 
 def store_report(args: argparse.Namespace, report: dict[str, Any], original: SideSummary, transpiled: SideSummary) -> None:
-    from sysweave.streams.core.assembly import assemble
+    from sysweave.schemas.assembly import assemble
     from sysweave.validator.store import EmbeddedStore, default_store_path
 
     store = EmbeddedStore(args.store or default_store_path())
