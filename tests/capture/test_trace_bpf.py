@@ -173,6 +173,7 @@ def _run_measured(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
 def test_a_thousand_children_counted_exactly_in_bounded_memory() -> None:
     r, rss = _run_measured("trace", "-f", "-c", "--format", "json", "--no-store", "--",
                            "sh", "-c", "i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr[-3000:]
     doc = json.loads(r.stdout.strip().splitlines()[-1])
     calls = {row["syscall"]: row["calls"] for row in doc["summary"]}
     assert calls["execve"] == 1001 and doc["lost_events"] == 0
@@ -182,6 +183,7 @@ def test_a_thousand_children_counted_exactly_in_bounded_memory() -> None:
 def test_ten_gigabytes_of_writes_in_bounded_memory() -> None:
     r, rss = _run_measured("trace", "-c", "--observable", "--format", "json", "--no-store", "--",
                            "dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=10240")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr[-3000:]
     doc = json.loads(r.stdout.strip().splitlines()[-1])
     calls = {row["syscall"]: row["calls"] for row in doc["summary"]}
     assert calls["write"] >= 10240 and doc["exit_code"] == 0

@@ -171,7 +171,8 @@ class EbpfCapture:
         if self.options.follow:  # strace -f waits for every traced process
             end = time.monotonic() + 5
             self._live.discard(child.pid)
-            while {p for p in self._live if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
+            # copy(): the decoder thread adds and removes pids meanwhile (iterating the live set would race)
+            while {p for p in self._live.copy() if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
                 time.sleep(0.05)
         result = self._finish(code, child.pid)
         result.wall_s, result.cpu_s, result.max_rss_kb = wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
