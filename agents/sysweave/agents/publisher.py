@@ -157,6 +157,7 @@ class Publisher:
     def _replay_loop(self) -> None:
         """Reconnect while unhealthy; replay the spool in order; then switch back to direct sends."""
         backoff = 0.5
+        failures = 0
         while not self._stop.is_set():
             if self._producer is None:
                 try:
@@ -178,8 +179,18 @@ class Publisher:
                 self._producer.send(topics.TOPIC_EVENTS, key=key, value=value).get(timeout=15)
                 self.spool.remove(path)
                 self._shipped(n)
+                failures = 0
             except Exception as exc:
                 self._healthy = False
+                failures += 1
+                if failures >= 2:
+                    # an idempotent producer whose batches expired during a long outage cannot resume its
+                    # sequence numbers (seen after 60 s without the broker): start over with a fresh producer id
+                    old, self._producer = self._producer, None
+                    try:
+                        old.close(timeout=0)
+                    except Exception:
+                        pass
                 log.info("replay paused (%s); retrying in %.1f s", exc, backoff)
                 self._stop.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, 10)
