@@ -109,6 +109,13 @@ def test_broker_outage_under_agent_and_worker(kafka_bootstrap: str, tmp_path) ->
     suffix = "-" + label  # topics of our own: no other run's backlog or consumer group in the way
     create_topics(kafka_bootstrap, suffix)
     w = worker(kafka_bootstrap, suffix, f"streams{suffix}")
+    try:
+        _outage_run(kafka_bootstrap, tmp_path, label, suffix)
+    finally:
+        stop(w)  # also when an assertion fails: a leaked worker would keep consuming after the test
+
+
+def _outage_run(kafka_bootstrap: str, tmp_path: Path, label: str, suffix: str) -> None:
     # the job outlives the outage by 45 s, so the spool replays while it still runs; the shutdown timeout
     # covers what is left
     agent = subprocess.Popen([*SYSWEAVE, "agent", "--kafka", kafka_bootstrap, "--metrics-port", "0", "--trace-label", label,
@@ -132,8 +139,5 @@ def test_broker_outage_under_agent_and_worker(kafka_bootstrap: str, tmp_path) ->
     assert m, text[-3000:]
     shipped, spooled, waiting, lost = int(m.group(1)), int(m.group(3)), int(m.group(4)), eval(m.group(5))
     assert spooled > 0 and waiting == 0 and not any(lost.values()), text[-2000:]
-    try:
-        ids = wait_trace(kafka_bootstrap, topics.TOPIC_TRACES + suffix, label.encode(), shipped, timeout=180)
-    finally:
-        stop(w)
+    ids = wait_trace(kafka_bootstrap, topics.TOPIC_TRACES + suffix, label.encode(), shipped, timeout=180)
     assert len(ids) == shipped  # every shipped event is in the one assembled trace, once
