@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sysweave.schemas.assembly import assemble, trace_events
+from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, UnifiedTrace
 from sysweave.streams.core.causality import apply_causality
 from sysweave.streams.core.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
@@ -103,7 +103,3 @@ def finish(t: OpenTrace) -> Finished:
         except InconsistentClocks as exc:
             error = str(exc)
     return Finished(trace, error)
-
-
-def encode_trace_events(trace: UnifiedTrace) -> list[Event]:
-    return trace_events(trace)
