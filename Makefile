@@ -24,7 +24,7 @@ services-status:
 	@bash infra/services.sh status
 
 lint:
-	$(VENV)/bin/ruff check schemas agents streams validator tests bench
+	$(VENV)/bin/ruff check schemas agents streams validator cli tests bench tools
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -15,7 +15,7 @@ import time
 import uuid
 
 from sysweave.schemas.events import CausalStamp, EventHeader, ProcessSpan, SyscallSpan, UnifiedTrace, make_event_id
-from sysweave.validator.clickhouse_sink import ClickHouseSink
+from sysweave.validator.store.server import ClickHouseSink
 
 NAMES = [(0, "read"), (1, "write"), (257, "openat"), (3, "close"), (262, "newfstatat"), (9, "mmap"), (202, "futex")]
 

@@ -105,7 +105,7 @@ def latency(rate: int, duration_s: float, spans_per_trace: int = 5000) -> tuple[
         time.sleep(max(target - time.monotonic(), 0))
     consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=BOOT, auto_offset_reset="earliest",
                              consumer_timeout_ms=1000)
-    from sysweave.streams.core.buffer import trace_id_for
+    from sysweave.streams.buffer import trace_id_for
 
     want = {trace_id_for(k).hex().encode(): k for k in done_at}
     lat = []

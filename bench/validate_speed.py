@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from sysweave.schemas.events import CausalStamp, EventHeader, SyscallSpan, make_event_id
-from sysweave.validator.equivalence import compare
-from sysweave.validator.observe import extract
+from sysweave.validator.equivalence.compare import compare
+from sysweave.validator.equivalence.observe import extract
 
 
 def synth(workdir: str, n: int, flip: bool) -> list[SyscallSpan]:

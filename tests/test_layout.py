@@ -1,14 +1,65 @@
-"""Packaging contract: one namespace, the host agent without faust/clickhouse-driver, no module twice."""
+"""Packaging and layering contract: one namespace, stages that import only what lies upstream of them.
+
+    schemas  <-  agents
+    schemas  <-  streams.pipeline  <-  streams (buffer, sampling)  <-  streams.worker (faust)
+    schemas  <-  streams.pipeline  <-  validator
+    cli: the only code that imports agents and validator (and the Faust worker) together
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS = ("schemas", "agents", "streams", "validator")
+COMPONENTS = ("schemas", "agents", "streams", "validator", "cli")
+MAX_MODULE_LINES = 520
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for comp in COMPONENTS:
+        base = ROOT / comp
+        for py in (base / "sysweave").rglob("*.py"):
+            rel = py.relative_to(base).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = py
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {m for m in found if m.startswith("sysweave.")}
+
+
+def _stage(module: str) -> str:
+    parts = module.split(".")
+    if parts[1] == "streams" and len(parts) > 2 and parts[2] in ("pipeline", "worker"):
+        return f"streams.{parts[2]}"
+    return parts[1]
+
+
+# what each stage may import (besides itself)
+ALLOWED = {
+    "schemas": set(),
+    "sdk": set(),
+    "agents": {"schemas"},
+    "streams.pipeline": {"schemas"},
+    "streams": {"schemas", "streams.pipeline"},
+    "streams.worker": {"schemas", "streams.pipeline", "streams"},
+    "validator": {"schemas", "streams.pipeline"},
+    "cli": {"schemas", "sdk", "agents", "streams.pipeline", "streams", "streams.worker", "validator"},
+}
 
 
 def test_components_share_the_namespace_without_init() -> None:
@@ -17,22 +68,73 @@ def test_components_share_the_namespace_without_init() -> None:
         assert not (ROOT / comp / "sysweave" / "__init__.py").exists(), f"{comp}/sysweave must be a PEP 420 portion"
 
 
+def test_every_stage_imports_only_what_lies_upstream() -> None:
+    bad = []
+    for module, path in _modules().items():
+        stage = _stage(module)
+        for imp in _imports(path):
+            target = _stage(imp)
+            if target != stage and target not in ALLOWED[stage]:
+                bad.append(f"{module} ({stage}) imports {imp} ({target})")
+    assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_only_the_cli_imports_agents_and_validator_together() -> None:
+    for module, path in _modules().items():
+        stages = {_stage(i) for i in _imports(path)}
+        if {"agents", "validator"} <= stages:
+            assert _stage(module) == "cli", module
+
+
+def test_no_module_reaches_into_another_modules_private_names() -> None:
+    bad = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sysweave."):
+                bad += [f"{module}: from {node.module} import {a.name}" for a in node.names
+                        if a.name.startswith("_") and node.module != module]
+    assert not bad, "\n".join(bad)
+
+
+def test_modules_stay_small() -> None:
+    big = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+           and not m.endswith("syscall_table_x86_64")}  # generated table
+    assert not big, big
+
+
 def test_agent_distribution_has_no_heavy_dependencies() -> None:
-    deps = tomllib.loads((ROOT / "agents" / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert not [d for d in deps if d.startswith(("faust", "clickhouse-driver", "chdb"))]
+    for comp in ("agents", "schemas"):
+        deps = tomllib.loads((ROOT / comp / "pyproject.toml").read_text())["project"]["dependencies"]
+        assert not [d for d in deps if d.startswith(("faust", "clickhouse-driver", "chdb"))], comp
+    cli_deps = tomllib.loads((ROOT / "cli" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in cli_deps if d.startswith(("faust", "clickhouse-driver", "chdb", "sysweave-streams",
+                                                       "sysweave-validator"))]
+
+
+_BLOCK = ("import sys, importlib.abc\n"
+          "class Block(importlib.abc.MetaPathFinder):\n"
+          "    def find_spec(self, name, path=None, target=None):\n"
+          "        if name.split('.')[0] in ('faust', 'kafka', 'bcc', 'clickhouse_driver', 'chdb', 'aiokafka'):\n"
+          "            raise ImportError(f'blocked: {name}', name=name)\n"
+          "sys.meta_path.insert(0, Block())\n")
 
 
 def test_agent_imports_pull_in_no_faust_or_clickhouse_driver() -> None:
-    code = ("import sys, sysweave.agents, sysweave.schemas.codec, sysweave.cli.main; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('faust', 'clickhouse_driver')]; print(bad)")
+    code = ("import sys, sysweave.agents.daemon, sysweave.schemas.codec, sysweave.cli.main; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('faust', 'clickhouse_driver', 'chdb')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_no_module_importable_under_two_names() -> None:
-    for comp in COMPONENTS:
-        pkg = ROOT / comp / "sysweave"
-        for py in pkg.rglob("*.py"):
-            # every module lives under sysweave.<component>... or sysweave.cli; nothing sits at the top level
-            rel = py.relative_to(pkg)
-            assert len(rel.parts) >= 2, f"{py} would be importable as a top-level sysweave module"
+def test_pipeline_and_validator_import_without_faust_kafka_or_bcc() -> None:
+    code = _BLOCK + ("import sysweave.streams.pipeline, sysweave.streams.buffer, sysweave.streams.sampling\n"
+                     "import sysweave.validator.equivalence.compare, sysweave.validator.equivalence.harness\n"
+                     "print('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip() == "ok", res.stderr
+
+
+def test_every_package_declares_its_public_surface() -> None:
+    missing = [m for m, p in _modules().items() if p.name == "__init__.py" and "__all__" not in p.read_text()
+               and m.count(".") >= 1]
+    assert not missing, missing

@@ -43,8 +43,8 @@ def check(cu: ctypes.CDLL, rc: int, what: str) -> None:
 def main(out_dir: str) -> int:
     from sysweave.agents.gpu import ActivityClock, kernel_event, memcpy_event, nvml_devices
     from sysweave.schemas import codec
-    from sysweave.schemas.assembly import assemble
-    from sysweave.validator.perfetto import to_chrome_trace
+    from sysweave.streams.pipeline.assembly import assemble
+    from sysweave.validator.export.perfetto import to_chrome_trace
 
     devices = nvml_devices()
     for d in devices:

@@ -15,9 +15,9 @@ import pytest
 from kafka import KafkaConsumer
 
 from sysweave.schemas import codec, topics
-from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import EdgeKind, SyscallSpan
-from sysweave.streams.core.buffer import trace_id_for
+from sysweave.streams.buffer import trace_id_for
+from sysweave.streams.pipeline.assembly import assemble
 
 from .helpers import create_topics, stop
 

@@ -27,7 +27,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.core.buffer import trace_id_for
+from sysweave.streams.buffer import trace_id_for
 
 from .helpers import create_topics, stop
 

@@ -7,7 +7,7 @@ import pytest
 from sysweave.agents.gpu import ActivityClock, kernel_event, memcpy_event, nvml_devices
 from sysweave.schemas import codec
 from sysweave.schemas.events import MemcpyKind
-from sysweave.streams.core.sampling import CLASS_THRESHOLDS_NS, keep
+from sysweave.streams.sampling import CLASS_THRESHOLDS_NS, keep
 
 # Recorded from CUPTI activity buffers (CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL / MEMCPY) of a vector add.
 KERNEL = {"name": "_Z6vecAddPKfS0_Pfi", "start": 1_700_000_250_000, "end": 1_700_000_430_000, "deviceId": 0,

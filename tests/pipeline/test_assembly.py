@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sysweave.schemas.assembly import assemble, trace_events
 from sysweave.schemas.events import (
     CausalStamp,
     EdgeKind,
@@ -15,6 +14,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
+from sysweave.streams.pipeline.assembly import assemble, trace_events
 
 
 def build_tree(n_children: int, calls_each: int) -> list:

@@ -7,7 +7,6 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import (
     CausalStamp,
     EdgeKind,
@@ -18,9 +17,10 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.core.causality import apply_causality, lamport_stamps
-from sysweave.streams.core.clocksync import choose_reference, correct_trace, estimate_offsets
-from sysweave.streams.core.sampling import ControllerConfig, next_fraction, threshold_for_fraction
+from sysweave.streams.pipeline.assembly import assemble
+from sysweave.streams.pipeline.causality import apply_causality, lamport_stamps
+from sysweave.streams.pipeline.clocksync import choose_reference, correct_trace, estimate_offsets
+from sysweave.streams.sampling import ControllerConfig, next_fraction, threshold_for_fraction
 
 cfg = ControllerConfig(target_spans_per_s=1000)
 
@@ -129,7 +129,7 @@ def test_pipe_edge_and_lamport_consistency() -> None:
 
 def test_vector_stamps_follow_edges_and_detect_concurrency() -> None:
     from sysweave.schemas.clocks import Order
-    from sysweave.streams.core.causality import vector_stamps
+    from sysweave.streams.pipeline.causality import vector_stamps
 
     trace = assemble(exchange(1_000_000, 20_000, 3), b"v" * 16)
     apply_causality(trace)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 from sysweave.schemas.events import CausalStamp, EventHeader, ProcessEvent, ProcessEventType, SyscallSpan, make_event_id
-from sysweave.validator.equivalence import compare
-from sysweave.validator.harness import mask_nondeterminism
-from sysweave.validator.observe import Obs, extract, normalize_endpoint
+from sysweave.validator.equivalence.compare import compare
+from sysweave.validator.equivalence.harness import mask_nondeterminism
+from sysweave.validator.equivalence.observe import Obs, extract, normalize_endpoint
 
 _seq = itertools.count(1)
 
@@ -127,9 +127,9 @@ def test_data_flow_between_processes_is_compared() -> None:
 
 
 def test_edge_roles_from_a_trace() -> None:
-    from sysweave.schemas.assembly import assemble
-    from sysweave.streams.core.causality import apply_causality
-    from sysweave.validator.observe import edge_roles
+    from sysweave.streams.pipeline.assembly import assemble
+    from sysweave.streams.pipeline.causality import apply_causality
+    from sysweave.validator.equivalence.observe import edge_roles
 
     evs = [ProcessEvent(h(10), ProcessEventType.EXEC, filename="/x", argv=("x",)),
            sc("pipe2", 0, pipefd=(3, 4)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sysweave.validator.myers import diff, edit_distance, first_divergence
+from sysweave.validator.equivalence.myers import diff, edit_distance, first_divergence
 
 
 def lcs(a: list[int], b: list[int]) -> int:

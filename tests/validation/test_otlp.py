@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import (
     CausalStamp,
     EventHeader,
@@ -21,7 +20,8 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.validator.otlp import export, make_exporter, parse_traceparent
+from sysweave.streams.pipeline.assembly import assemble
+from sysweave.validator.export.otlp import export, make_exporter, parse_traceparent
 
 JAEGER = Path(__file__).resolve().parents[2] / ".local" / "bin" / "jaeger"
 

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from sysweave.schemas import codec
-from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import CausalStamp, EventHeader, ProcessEvent, ProcessEventType, SyscallSpan, make_event_id
+from sysweave.streams.pipeline.assembly import assemble
 from sysweave.streams.worker import encode_trace
 from sysweave.validator.service import ValidatorService
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 from sysweave.agents.syscall_args import CLASSES, NR_BY_NAME
+from sysweave.schemas.errors import AgentError
 
 
-class FilterError(ValueError):
+class FilterError(AgentError, ValueError):
     """A bad -e expression; the message names the offending token."""
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sysweave.agents.bpf.syscalls import CaptureError
 from sysweave.agents.records import CLONE_THREAD
-from sysweave.agents.session import CaptureOptions, CaptureResult, _SignalForwarder, host_identity
+from sysweave.agents.session import CaptureOptions, CaptureResult, SignalForwarder, host_identity
 from sysweave.agents.syscall_args import ARG_SPECS, NR_BY_NAME
 from sysweave.schemas.events import (
     ArgValue,
@@ -185,7 +185,7 @@ class PtraceCapture:
                 raise CaptureError(f"cannot start strace for the ptrace backend: {exc} (apt-get install strace)") from exc
             reader = threading.Thread(target=self._read, args=(fifo,), daemon=True)
             reader.start()
-            with _SignalForwarder(lambda s: on_signal(proc, s)):
+            with SignalForwarder(lambda s: on_signal(proc, s)):
                 status = proc.wait()
             reader.join(30)
         return (128 - status if status < 0 else status), proc.pid

@@ -24,12 +24,13 @@ from typing import Any
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.spool import Spool
 from sysweave.schemas import codec, topics
+from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType
 
 log = logging.getLogger("sysweave.agent")
 
 
-class PublishError(RuntimeError):
+class PublishError(AgentError):
     pass
 
 

@@ -76,14 +76,14 @@ def exit_status_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-class _SignalForwarder:
+class SignalForwarder:
     """Forward terminal signals to the traced command while it runs; restore handlers after."""
 
     def __init__(self, on_signal: Callable[[int], None]) -> None:
         self._on = on_signal
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _SignalForwarder:
+    def __enter__(self) -> SignalForwarder:
         if threading.current_thread() is threading.main_thread():
             for sig in FORWARDED_SIGNALS:
                 self._old[sig] = signal.signal(sig, lambda s, _f: self._on(s))
@@ -118,6 +118,10 @@ class EbpfCapture:
         self._snap = 0
         self._prev_aggs: dict[tuple[int, int], tuple[int, int, int, list[int]]] = {}
         self._prev_lost: dict[str, int] = {}
+
+    def calls_counted(self) -> int:
+        """Syscalls counted exactly in the kernel up to the last snapshot (the metrics endpoint reads it)."""
+        return sum(v[0] for v in self._prev_aggs.values())
 
     def _consume(self) -> None:
         q = self.probe.queue
@@ -154,7 +158,7 @@ class EbpfCapture:
         self.probe.disarm()
         self._live.add(child.pid)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        with _SignalForwarder(lambda s: child.send_signal(s)):
+        with SignalForwarder(lambda s: child.send_signal(s)):
             while True:
                 pid, status, usage = os.wait4(child.pid, os.WNOHANG)
                 if pid:
@@ -183,7 +187,7 @@ class EbpfCapture:
         self.probe.add_targets(pids)
         self.probe.start()
         self._consumer.start()
-        with _SignalForwarder(lambda _s: stop.set()):
+        with SignalForwarder(lambda _s: stop.set()):
             # with no pids (whole host or a cgroup, see SyscallProbe.trace_all/trace_cgroup) only ``stop`` ends it
             while not stop.is_set() and (not pids or any(os.path.exists(f"/proc/{p}") for p in pids)):
                 stop.wait(0.2)

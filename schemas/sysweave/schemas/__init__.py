@@ -4,3 +4,5 @@ Event model (``events``), wire codec (``codec``), causal clocks (``clocks``), Ka
 (``topics``), ClickHouse DDL and migrations (``ddl``, ``sql/``), and the x86-64 syscall table
 (``syscalls``). No I/O, no service clients: importable anywhere.
 """
+
+__all__ = ["clocks", "codec", "ddl", "errors", "events", "rows", "syscall_table_x86_64", "topics"]  # the public modules; each module's own __all__ marks its names

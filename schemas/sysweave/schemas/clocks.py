@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
+from sysweave.schemas.errors import SchemaError
+
 
 class LamportClock:
     """Thread-safe Lamport counter. ``tick()`` for a local or send event, ``merge(remote)`` on receive."""
@@ -127,7 +129,7 @@ class VectorClock:
         return f"VectorClock({dict(sorted(self._v.items()))})"
 
 
-class ClockSkewError(ValueError):
+class ClockSkewError(SchemaError):
     """A remote HLC is ahead of local physical time by more than the configured maximum offset."""
 
 

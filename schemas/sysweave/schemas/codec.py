@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import msgpack
 
+from sysweave.schemas.errors import SchemaError
 from sysweave.schemas.events import (
     EVENT_TYPES,
     KIND_OF,
@@ -52,7 +53,7 @@ MAX_MAP: Final = 64  # decoded syscall arguments
 _I64 = (-(2**63), 2**64 - 1)  # msgpack ints; u64 allowed for ids and counters
 
 
-class DecodeError(ValueError):
+class DecodeError(SchemaError):
     """Bytes that are not a valid sysweave batch or event. The message says what and where."""
 
 

@@ -21,14 +21,14 @@ from typing import Any
 
 from sysweave.schemas import codec, topics
 from sysweave.schemas.events import SyscallAggregate
-from sysweave.streams.core.buffer import TraceBuffer, finish
-from sysweave.streams.core.sampling import ControllerConfig, HostSampling, control_step, merged_histogram
+from sysweave.streams.buffer import TraceBuffer, finish
+from sysweave.streams.sampling import ControllerConfig, HostSampling, control_step, merged_histogram
 
 log = logging.getLogger("sysweave.streams")
 
 
 def encode_trace(trace: Any) -> bytes:
-    from sysweave.schemas.assembly import trace_events
+    from sysweave.streams.pipeline.assembly import trace_events
 
     return codec.encode_batch(codec.Batch(int.from_bytes(trace.trace_id[:8], "big"), trace.late_events,
                                           time.time_ns(), tuple(trace_events(trace))))
@@ -144,24 +144,3 @@ class AckLedger:
                     break
                 event.ack()
                 del pend[offset]
-
-
-def add_arguments(p: Any) -> None:
-    sub = p.add_subparsers(dest="streams_cmd", required=True)
-    w = sub.add_parser("worker", help="run a Faust stream worker (several may run: they share partitions)")
-    w.add_argument("--kafka", required=True, metavar="BOOTSTRAP")
-    w.add_argument("--grace-s", type=float, default=2.0, help="wait after the last process exits before closing a trace")
-    w.add_argument("--inactivity-s", type=float, default=30.0, help="close a trace after this long without events")
-    w.add_argument("--target-spans-per-s", type=float, default=10_000.0, help="adaptive sampling target per host")
-    w.add_argument("--loglevel", default="warning")
-    w.add_argument("--app-id", default="sysweave-streams", help="Faust app id = Kafka consumer group")
-
-
-def run(args: Any) -> int:
-    import faust
-
-    logging.basicConfig(level=logging.INFO)
-    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, app_id=args.app_id)
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()
-    return 0

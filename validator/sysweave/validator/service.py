@@ -16,10 +16,8 @@ captured write payloads; file contents are not on disk here, so files compare by
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import threading
 import time
 import uuid
@@ -27,11 +25,12 @@ from collections import deque
 from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
-from sysweave.schemas.assembly import assemble
-from sysweave.validator.clickhouse_sink import ClickHouseSink, SinkError
-from sysweave.validator.equivalence import compare
-from sysweave.validator.observe import edge_roles, extract
-from sysweave.validator.trace_reader import TraceNotFound, load_trace
+from sysweave.streams.pipeline.assembly import assemble
+from sysweave.validator.equivalence.compare import compare
+from sysweave.validator.equivalence.observe import edge_roles, extract
+from sysweave.validator.store.base import TraceNotFound
+from sysweave.validator.store.reader import load_trace
+from sysweave.validator.store.server import ClickHouseSink, SinkError
 
 log = logging.getLogger("sysweave.validator")
 
@@ -50,7 +49,7 @@ class ValidatorService:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
         self.exporter = None
         if otlp:
-            from sysweave.validator.otlp import make_exporter
+            from sysweave.validator.export.otlp import make_exporter
 
             self.exporter = make_exporter(otlp, "http/protobuf" if otlp.startswith("http") else "grpc")
         self.otlp_queue: deque[Any] = deque()
@@ -124,7 +123,7 @@ class ValidatorService:
         self.stats["validations"] += 1
 
     def drain_otlp(self) -> None:
-        from sysweave.validator.otlp import ExportError, export
+        from sysweave.validator.export.otlp import ExportError, export
 
         while self.otlp_queue and self.exporter is not None:
             try:
@@ -208,46 +207,3 @@ def apply_retention(sink: ClickHouseSink, days: int) -> None:
     for stmt in stmts:
         sink.execute(stmt)
     print(f"retention: ClickHouse {version} has no TTL; dropped {len(stmts)} monthly partitions older than {days} days")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="validator_cmd", required=True)
-    s = sub.add_parser("serve", help="consume traces and validation requests into ClickHouse (+ OTLP)")
-    s.add_argument("--kafka", required=True, metavar="BOOTSTRAP")
-    s.add_argument("--clickhouse", required=True, metavar="URL", help="clickhouse://HOST:9000/DATABASE")
-    s.add_argument("--otlp", default=None, metavar="ENDPOINT", help="HOST:4317 (gRPC) or http://HOST:4318 (HTTP)")
-    m = sub.add_parser("migrate", help="apply the ClickHouse schema (versioned, idempotent)")
-    m.add_argument("--clickhouse", required=True, metavar="URL")
-    m.add_argument("--retention-days", type=int, default=0,
-                   help="keep events this many days: a table TTL where the server has TTL (>= 19.6), otherwise "
-                        "old monthly partitions are dropped now (run it from cron)")
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s sysweave-validator %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    try:
-        if args.validator_cmd == "migrate":
-            sink = ClickHouseSink(args.clickhouse)
-            applied = sink.migrate()
-            print(f"applied {len(applied)} migrations" + (f": {', '.join(m.name for m in applied)}" if applied else
-                                                           " (schema up to date)"))
-            if args.retention_days:
-                apply_retention(sink, args.retention_days)
-            sink.close()
-            return 0
-        svc = ValidatorService(args.kafka, args.clickhouse, args.otlp)
-        svc.sink.migrate()
-    except (SinkError, ValueError) as exc:
-        print(f"sysweave validator: {exc}", file=sys.stderr)
-        return 1
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: svc.stop.set())
-    try:
-        svc.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        svc.close()
-    return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
+from sysweave.schemas.errors import AgentError
 
 CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID, CFG_MODE, CFG_SELF, CFG_CGROUP = 0, 1, 2, 3, 4, 5
 MODE_TARGETS, MODE_ALL, MODE_CGROUP = 0, 1, 2
@@ -27,7 +28,7 @@ HIST_BUCKETS = 40
 ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill"})
 
 
-class CaptureError(RuntimeError):
+class CaptureError(AgentError):
     """Capture could not start or continue."""
 
 
@@ -139,6 +140,10 @@ class SyscallProbe:
 
     def set_slow_threshold(self, slow_ns: int) -> None:
         self._set(CFG_SLOW_NS, slow_ns)
+
+    def slow_threshold(self) -> int:
+        """The sampling threshold (ns) the kernel applies now (read back from the BPF map)."""
+        return int(self._config[self._config.Key(CFG_SLOW_NS)].value)
 
     def arm(self, parent_tgid: int) -> None:
         """Children forked by ``parent_tgid`` from now on are traced from their exec."""

@@ -13,9 +13,9 @@ from sysweave.cli import agent, trace
 OPTIONAL = [
     ("query", "sysweave.cli.query", "run SQL over the stored trace history"),
     ("validate", "sysweave.cli.validate", "check that two programs behave the same from outside"),
-    ("streams", "sysweave.streams.worker", "stream processing workers (Faust): sampling, assembly, clock sync"),
+    ("streams", "sysweave.cli.streams", "stream processing workers (Faust): sampling, assembly, clock sync"),
     ("export", "sysweave.cli.export", "write a stored trace as Perfetto JSON or send it over OTLP"),
-    ("validator", "sysweave.validator.service", "the validator service (serve) and ClickHouse schema (migrate)"),
+    ("validator", "sysweave.cli.validator", "the validator service (serve) and ClickHouse schema (migrate)"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]
 

@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sysweave.schemas.assembly import assemble
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, UnifiedTrace
-from sysweave.streams.core.causality import apply_causality
-from sysweave.streams.core.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
+from sysweave.streams.pipeline.assembly import assemble
+from sysweave.streams.pipeline.causality import apply_causality
+from sysweave.streams.pipeline.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
 
 
 def trace_id_for(key: bytes) -> bytes:

@@ -19,13 +19,10 @@ from sysweave.schemas.events import (
     SyscallSpan,
     UnifiedTrace,
 )
+from sysweave.validator.store.base import TraceNotFound
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _H = "hex(event_id), host_id, pid, tid, mono_ns, wall_ns, duration_ns, lamport, hlc"
-
-
-class TraceNotFound(LookupError):
-    pass
 
 
 def _header(r: Sequence[Any]) -> EventHeader:

@@ -211,8 +211,9 @@ def report(args: argparse.Namespace, out: _Output, result: CaptureResult, select
 
 def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureResult, command: list[str]) -> None:
     try:
-        from sysweave.schemas.assembly import assemble
-        from sysweave.validator.store import EmbeddedStore, StoreError, default_store_path
+        from sysweave.streams.pipeline.assembly import assemble
+        from sysweave.validator.store.base import StoreError
+        from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
     except ImportError as exc:
         _err(f"not storing the trace: {exc.name} is not installed (pip install sysweave, or use --no-store)")
         return

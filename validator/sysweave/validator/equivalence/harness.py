@@ -1,6 +1,9 @@
 """Run the original and the transpiled command under capture, each run in a fresh copy of the workdir,
 and turn the runs into Obs; mask what differs between runs of the same program (``--runs K``).
 
+Capture is passed in (:class:`CaptureRunner`): the validator never imports the agents; the CLI hands it
+the eBPF capture, tests may hand it any runner that produces events.
+
 Errors::
 
     HarnessError            -- a run could not be decided (tracer unavailable, timeout, command not found)
@@ -15,26 +18,48 @@ import shutil
 import statistics
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, Protocol
 
-from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe
-from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture
-from sysweave.schemas.events import Event
-from sysweave.validator.observe import Obs, extract
+from sysweave.schemas.errors import SysweaveError, ValidatorError
+from sysweave.schemas.events import Event, SyscallAggregate
+from sysweave.validator.equivalence.observe import Obs, extract
 
 _SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
 MASK = b"\x00?\x00"
 _TOKEN = re.compile(rb"[A-Za-z0-9_]+|[^A-Za-z0-9_]")
 
 
-class HarnessError(RuntimeError):
+class HarnessError(ValidatorError):
     pass
+
+
+@dataclass
+class CapturedRun:
+    """What a capture of one run returns (the fields the harness needs of the agents' CaptureResult)."""
+
+    exit_code: int
+    root_pid: int
+    events: list[Event]  # every event, aggregates and host/lost reports included
+    aggregates: list[SyscallAggregate] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
+    backend: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    max_rss_kb: int = 0
+
+
+class CaptureRunner(Protocol):
+    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes]) -> CapturedRun:
+        """Run ``argv`` traced (descendants too) with observable I/O; raise SysweaveError if it cannot."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
 class RunRecord:
     obs: Obs
-    result: CaptureResult
+    result: CapturedRun
     events: list[Event]
     workdir: str
 
@@ -67,17 +92,13 @@ def command_argv(cmd: str) -> list[str]:
 
 
 class Harness:
-    def __init__(self, workdir: str | None, timeout_s: float, capture_bytes: int = 16384) -> None:
+    def __init__(self, workdir: str | None, timeout_s: float, runner: CaptureRunner) -> None:
         self.workdir = workdir
         self.timeout_s = timeout_s
-        try:
-            self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes))
-        except CaptureError as exc:
-            raise HarnessError(f"cannot trace: {exc}") from exc
-        self.options = CaptureOptions(follow=True, observable=True, payload_cap=capture_bytes)
+        self.runner = runner
 
     def close(self) -> None:
-        self.probe.close()
+        self.runner.close()
 
     def run_once(self, cmd: str) -> RunRecord:
         argv = command_argv(cmd)
@@ -87,11 +108,9 @@ class Harness:
         if self.workdir:
             shutil.copytree(self.workdir, run_dir, dirs_exist_ok=True, symlinks=True)
         out_path, err_path = os.path.join(run_dir, ".sysweave-stdout"), os.path.join(run_dir, ".sysweave-stderr")
-        events: list[Event] = []
         try:
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                cap = EbpfCapture(self.options, events.append, probe=self.probe)
-                result = cap.run_command(argv, cwd=run_dir, timeout_s=self.timeout_s, stdout=out, stderr=err)
+                result = self.runner.run(argv, run_dir, self.timeout_s, out, err)
             with open(out_path, "rb") as f:
                 stdout = f.read()
             with open(err_path, "rb") as f:
@@ -100,17 +119,19 @@ class Harness:
             os.unlink(err_path)
             real = os.path.realpath(run_dir).encode()
             stdout, stderr = (x.replace(real, b"<workdir>") for x in (stdout, stderr))
-            obs = extract(events, run_dir, result.root_pid, stdout, stderr, result.exit_code)
+            obs = extract(result.events, run_dir, result.root_pid, stdout, stderr, result.exit_code)
             obs.files = {p: f for p, f in obs.files.items() if not p.startswith("./.sysweave-std")}
             obs.lost_events = sum(result.lost.values())
             if argv[:2] == ["/bin/sh", "-c"] and obs.root and len(obs.root.children) == 1:
                 # our own sh -c wrapper is not part of the program: compare from the command it runs
                 obs.root = obs.root.children[0]
-        except CaptureError as exc:
+        except SysweaveError as exc:
+            if isinstance(exc, HarnessError):
+                raise
             raise HarnessError(f"{cmd!r}: {exc}") from exc
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-        return RunRecord(obs, result, events + result.aggregates + result.extra_events, run_dir)
+        return RunRecord(obs, result, result.events, run_dir)
 
     def run_side(self, cmd: str, runs: int) -> SideSummary:
         records = [self.run_once(cmd) for _ in range(runs)]

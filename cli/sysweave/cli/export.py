@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from sysweave.validator.store import EmbeddedStore, StoreError, default_store_path
-from sysweave.validator.trace_reader import TraceNotFound, load_trace
+from sysweave.validator.store.base import StoreError, TraceNotFound
+from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
+from sysweave.validator.store.reader import load_trace
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"sysweave: export: {exc}", file=sys.stderr)
         return 1
     if args.format == "perfetto":
-        from sysweave.validator.perfetto import to_chrome_trace
+        from sysweave.validator.export.perfetto import to_chrome_trace
 
         out = args.output or f"{args.trace_id}.perfetto.json"
         with open(out, "w") as f:
             json.dump(to_chrome_trace(trace), f)
         print(f"wrote {out}: open it in https://ui.perfetto.dev", file=sys.stderr)
         return 0
-    from sysweave.validator.otlp import ExportError, export, make_exporter
+    from sysweave.validator.export.otlp import ExportError, export, make_exporter
 
     try:
         n = export(trace, make_exporter(args.otlp_endpoint, args.otlp_protocol), args.trace_parent)

@@ -20,7 +20,6 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from sysweave.schemas.assembly import derived_edge
 from sysweave.schemas.clocks import VectorClock
 from sysweave.schemas.events import (
     CausalEdge,
@@ -32,6 +31,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
     UnifiedTrace,
 )
+from sysweave.streams.pipeline.assembly import derived_edge
 
 EINPROGRESS = 115
 _SEND = frozenset({"write", "writev", "sendto", "sendmsg", "pwrite64"})

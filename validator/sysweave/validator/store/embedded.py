@@ -1,10 +1,6 @@
 """Trace history in ClickHouse: the embedded store (chdb, the default) behind one small interface.
 
-Errors::
-
-    StoreError
-      ├── StoreUnavailable   -- the store cannot be opened (path not writable, chdb missing)
-      └── QueryError         -- the user's SQL failed; the message is ClickHouse's, plus what to do
+Errors: ``sysweave.validator.store.base`` (StoreError and its tree).
 """
 
 from __future__ import annotations
@@ -19,20 +15,10 @@ from typing import Any
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import Row, trace_rows
+from sysweave.validator.store.base import QueryError, StoreUnavailable
 
 DATABASE = "sysweave"
 
-
-class StoreError(RuntimeError):
-    pass
-
-
-class StoreUnavailable(StoreError):
-    pass
-
-
-class QueryError(StoreError):
-    pass
 
 
 def default_store_path() -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sysweave.validator.named_queries import NAMED_QUERIES
-from sysweave.validator.store import EmbeddedStore, StoreError, default_store_path
+from sysweave.validator.store.base import StoreError
+from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
+from sysweave.validator.store.named_queries import NAMED_QUERIES
 
 FORMATS = {"table": "PrettyCompactMonoBlock", "json": "JSON", "csv": "CSVWithNames", "tsv": "TSVWithNames"}
 

@@ -13,8 +13,8 @@ import time
 import uuid
 from typing import Any
 
-from sysweave.validator.equivalence import compare
-from sysweave.validator.harness import Harness, HarnessError, SideSummary
+from sysweave.validator.equivalence.compare import compare
+from sysweave.validator.equivalence.harness import Harness, HarnessError, SideSummary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def data_flow(side: SideSummary) -> list[tuple[str, str, str]]:
     """Pipe/TCP edges between the run's processes, by role (the stream layer's causality functions)."""
-    from sysweave.schemas.assembly import assemble
-    from sysweave.streams.core.causality import apply_causality
-    from sysweave.validator.observe import edge_roles
+    from sysweave.streams.pipeline.assembly import assemble
+    from sysweave.streams.pipeline.causality import apply_causality
+    from sysweave.validator.equivalence.observe import edge_roles
 
     run = side.runs[0]
     trace = assemble(run.events, os.urandom(16))
@@ -44,7 +44,14 @@ def data_flow(side: SideSummary) -> list[tuple[str, str, str]]:
 
 
 def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, SideSummary]:
-    harness = Harness(args.workdir, args.timeout)
+    from sysweave.cli.runner import EbpfRunner
+    from sysweave.schemas.errors import AgentError
+
+    try:
+        runner = EbpfRunner()
+    except AgentError as exc:
+        raise HarnessError(f"cannot trace: {exc}") from exc
+    harness = Harness(args.workdir, args.timeout, runner)
     try:
         original = harness.run_side(args.original, args.runs)
         transpiled = harness.run_side(args.transpiled, args.runs)
@@ -68,8 +75,8 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, Sid
 
 
 def store_report(args: argparse.Namespace, report: dict[str, Any], original: SideSummary, transpiled: SideSummary) -> None:
-    from sysweave.schemas.assembly import assemble
-    from sysweave.validator.store import EmbeddedStore, default_store_path
+    from sysweave.streams.pipeline.assembly import assemble
+    from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
 
     store = EmbeddedStore(args.store or default_store_path())
     ids = []

@@ -25,9 +25,10 @@ from urllib.parse import urlparse
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import Row, trace_rows
+from sysweave.validator.store.base import StoreError
 
 
-class SinkError(RuntimeError):
+class SinkError(StoreError):
     pass
 
 

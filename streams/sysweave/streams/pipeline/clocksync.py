@@ -18,10 +18,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from sysweave.schemas.errors import StreamError
 from sysweave.schemas.events import CausalStamp, ClockEstimate, EventHeader, SyscallSpan, UnifiedTrace
 
 
-class InconsistentClocks(ValueError):
+class InconsistentClocks(StreamError, ValueError):
     """Constraints with no common solution (lo > hi): a capture or matching error, reported, never hidden."""
 
 

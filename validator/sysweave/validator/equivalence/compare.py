@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sysweave.validator.myers import diff
-from sysweave.validator.observe import ConnObs, Obs, ProcObs
+from sysweave.validator.equivalence.myers import diff
+from sysweave.validator.equivalence.observe import ConnObs, Obs, ProcObs
 
 
 @dataclass

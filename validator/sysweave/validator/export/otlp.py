@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from sysweave.schemas.errors import ValidatorError
 from sysweave.schemas.events import (
     ComputeBlock,
     Event,
@@ -32,7 +33,7 @@ from sysweave.schemas.events import (
 )
 
 
-class ExportError(RuntimeError):
+class ExportError(ValidatorError):
     pass
 
 

@@ -1,0 +1,161 @@
+"""The per-host agent daemon (a DaemonSet in Kubernetes): capture, publish to Kafka, obey the control topic.
+
+``sysweave agent`` parses its flags into an :class:`AgentConfig` and calls :func:`run_agent`; everything the
+daemon does lives here. Counters are exported for Prometheus at ``metrics_addr:metrics_port``; SIGTERM
+flushes (to Kafka, or to the spool) and exits within ``shutdown_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysweave.agents.bpf.syscalls import CaptureError
+from sysweave.agents.publisher import Publisher, PublishError
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, host_identity
+from sysweave.agents.spool import Spool
+from sysweave.schemas import topics
+
+__all__ = ["AgentConfig", "AgentMetrics", "run_agent"]
+
+log = logging.getLogger("sysweave.agent")
+
+
+@dataclass
+class AgentConfig:
+    kafka: str
+    host_id: str = ""
+    trace_label: str | None = None
+    command: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    all_processes: bool = False
+    cgroup: str | None = None
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = 9464  # 0: off
+    spool_dir: str | None = None
+    spool_max_mb: int = 256
+    window_s: float = 5.0
+    slow_ns: int = 10_000
+    observable: bool = False
+    netns: str | None = None  # test facility: the "host" is a network namespace
+    clock_offset_ns: int = 0  # test facility: a skewed host clock
+    shutdown_timeout_s: float = 10.0
+
+
+class AgentMetrics:
+    """Prometheus collector over the live counters (read at scrape time, no double bookkeeping)."""
+
+    def __init__(self, pub: Publisher, cap: EbpfCapture) -> None:
+        self.pub, self.cap = pub, cap
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        lost = self.cap.probe.lost()
+        shipped = self.cap.shipped
+        calls = self.cap.calls_counted()
+        yield CounterMetricFamily("sysweave_agent_events_captured", "events decoded from the kernel", value=shipped)
+        yield CounterMetricFamily("sysweave_agent_calls_counted", "syscalls counted exactly in the kernel", value=calls)
+        yield CounterMetricFamily("sysweave_agent_events_sampled_away", "calls counted but not shipped",
+                                  value=max(calls - shipped, 0))
+        yield CounterMetricFamily("sysweave_agent_events_shipped", "events acknowledged by Kafka",
+                                  value=self.pub.counters["shipped_events"])
+        yield CounterMetricFamily("sysweave_agent_batches_spooled", "batches written to the spool",
+                                  value=self.pub.counters["spooled_batches"])
+        lost_family = CounterMetricFamily("sysweave_agent_events_lost", "events lost, by where", labels=["source"])
+        for source, n in {**lost, "publish_queue": self.pub.queue.dropped,
+                          "spool_overflow": self.pub.spool.dropped_events}.items():
+            lost_family.add_metric([source], n)
+        yield lost_family
+        yield GaugeMetricFamily("sysweave_agent_spool_bytes", "bytes waiting in the spool", value=self.pub.spool.size_bytes)
+        yield GaugeMetricFamily("sysweave_agent_slow_threshold_ns", "the kernel's current sampling threshold",
+                                value=self.cap.probe.slow_threshold())
+
+
+def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading.Event) -> None:
+    """Apply the stream layer's sampling decisions (TOPIC_CONTROL) to the kernel thresholds."""
+    try:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(topics.TOPIC_CONTROL, bootstrap_servers=bootstrap.split(","), auto_offset_reset="latest",
+                                 consumer_timeout_ms=500, group_id=None)
+    except Exception as exc:  # kafka-python raises many types here; the daemon keeps static thresholds
+        log.info("control topic unavailable (%s): keeping static thresholds", exc)
+        return
+    while not stop.is_set():
+        for msg in consumer:
+            try:
+                decision = json.loads(msg.value)
+                if decision.get("host_id") == host_id:
+                    cap.probe.set_slow_threshold(int(decision["threshold_ns"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring a malformed control message: %s", exc)
+    consumer.close()
+
+
+def run_agent(cfg: AgentConfig) -> int:
+    """Run the daemon until its command exits, its pids exit, or SIGTERM; returns the exit status."""
+    host_id = cfg.host_id or host_identity()
+    command = list(cfg.command)
+    if cfg.netns:
+        command = ["ip", "netns", "exec", cfg.netns, *command]
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    try:
+        spool = Spool(cfg.spool_dir or os.path.join(state, "sysweave", "spool", host_id), cfg.spool_max_mb << 20)
+        options = CaptureOptions(follow=True, slow_ns=cfg.slow_ns, observable=cfg.observable,
+                                 host_id=host_id, clock_skew_ns=cfg.clock_offset_ns)
+        sink: list[Publisher] = []
+        cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=cfg.netns)
+        pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get)
+        sink.append(pub)
+    except (PublishError, CaptureError, OSError) as exc:
+        log.error("%s", exc)
+        raise
+    pub.start()
+    stop = threading.Event()
+    if cfg.metrics_port:
+        from prometheus_client import start_http_server
+        from prometheus_client.core import CollectorRegistry
+
+        registry = CollectorRegistry()
+        registry.register(AgentMetrics(pub, cap))
+        start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
+    threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop), daemon=True).start()
+
+    def windows() -> None:
+        while not stop.wait(cfg.window_s):
+            aggs, _lost, extra = cap.snapshot(os.getpid())
+            for e in (*aggs, *extra):
+                pub.add(e)
+
+    threading.Thread(target=windows, name="sysweave-windows", daemon=True).start()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    result: CaptureResult
+    for pid in cfg.pids:
+        pub.add_root(pid)
+    try:
+        if command:
+            result = cap.run_command(command)
+        else:
+            if cfg.all_processes:
+                cap.probe.trace_all(os.getpid())
+            elif cfg.cgroup:
+                cap.probe.trace_cgroup(cfg.cgroup)
+            result = cap.attach(cfg.pids, stop)
+    finally:
+        stop.set()
+    for e in (*result.aggregates, *result.extra_events):
+        pub.add(e)
+    pub.close(cfg.shutdown_timeout_s)
+    c = pub.counters
+    log.info("shipped %d events in %d batches; %d batches spooled (%d waiting); lost: %s", c["shipped_events"],
+             c["shipped_batches"], c["spooled_batches"], len(spool),
+             {**result.lost, "publish_queue": pub.queue.dropped, "spool_overflow": spool.dropped_events})
+    return result.exit_code

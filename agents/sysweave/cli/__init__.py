@@ -1,1 +1,0 @@
-"""The sysweave command line."""

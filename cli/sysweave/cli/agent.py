@@ -1,0 +1,60 @@
+"""``sysweave agent``: flags -> :class:`sysweave.agents.daemon.AgentConfig` -> the daemon.
+
+    sysweave agent --kafka BOOTSTRAP [--host-id ID] [--all | --pid PID... | --cgroup PATH | -- CMD...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from sysweave.agents.daemon import AgentConfig, run_agent
+from sysweave.schemas.errors import AgentError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="HOST:PORT[,HOST:PORT...]")
+    p.add_argument("--host-id", default=None, help="this host's id in traces (default: $SYSWEAVE_HOST_ID or hostname)")
+    p.add_argument("--trace-label", default=os.environ.get("SYSWEAVE_TRACE_LABEL"),
+                   help="partition key shared by every host of one job, so one worker assembles it")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--all", action="store_true", help="every process on the host (but the agent)")
+    target.add_argument("--pid", type=int, nargs="+", default=[], help="running processes (every thread)")
+    target.add_argument("--cgroup", metavar="PATH", help="every process in this cgroup v2 directory")
+    p.add_argument("--metrics-addr", default="127.0.0.1", help="address of the Prometheus endpoint (0.0.0.0 in a pod)")
+    p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus metrics port (0: off)")
+    p.add_argument("--spool", default=None, help="spool directory for Kafka outages (default: $XDG_STATE_HOME/sysweave/spool)")
+    p.add_argument("--spool-max-mb", type=int, default=256)
+    p.add_argument("--window-s", type=float, default=5.0, help="seconds per exact-aggregate window")
+    p.add_argument("--slow-us", type=float, default=10.0)
+    p.add_argument("--observable", action="store_true", help="ship all observable I/O (validation runs)")
+    p.add_argument("--netns", default=None, metavar="NAME",
+                   help="TEST FACILITY: the 'host' is a network namespace: run CMD in it and report its addresses")
+    p.add_argument("--clock-offset-ns", type=int, default=0,
+                   help="TEST FACILITY: add this to every wall timestamp (simulates a skewed host clock)")
+    p.add_argument("--shutdown-timeout", type=float, default=10.0)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sysweave-agent %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not (command or args.pid or args.all or args.cgroup):
+        print("sysweave agent: choose what to trace: --all, --pid PID..., --cgroup PATH, or -- CMD", file=sys.stderr)
+        return 2
+    if args.netns and not command:
+        print("sysweave agent: --netns needs -- CMD", file=sys.stderr)
+        return 2
+    cfg = AgentConfig(kafka=args.kafka, host_id=args.host_id or "", trace_label=args.trace_label, command=command,
+                      pids=args.pid, all_processes=args.all, cgroup=args.cgroup, metrics_addr=args.metrics_addr,
+                      metrics_port=args.metrics_port, spool_dir=args.spool, spool_max_mb=args.spool_max_mb,
+                      window_s=args.window_s, slow_ns=int(args.slow_us * 1000), observable=args.observable,
+                      netns=args.netns, clock_offset_ns=args.clock_offset_ns, shutdown_timeout_s=args.shutdown_timeout)
+    try:
+        return run_agent(cfg)
+    except (AgentError, OSError) as exc:
+        print(f"sysweave agent: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,30 @@
+"""The validator's capture, wired from the agents' eBPF backend (the CLI is the only place both meet)."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
+from sysweave.agents.session import CaptureOptions, EbpfCapture
+from sysweave.schemas.events import Event
+from sysweave.validator.equivalence.harness import CapturedRun
+
+__all__ = ["EbpfRunner"]
+
+
+class EbpfRunner:
+    """One compiled probe reused for every run of a validation (compiling is the slow part)."""
+
+    def __init__(self, capture_bytes: int = 16384) -> None:
+        self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes))
+        self.options = CaptureOptions(follow=True, observable=True, payload_cap=capture_bytes)
+
+    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes]) -> CapturedRun:
+        events: list[Event] = []
+        cap = EbpfCapture(self.options, events.append, probe=self.probe)
+        res = cap.run_command(argv, cwd=cwd, timeout_s=timeout_s, stdout=stdout, stderr=stderr)
+        return CapturedRun(res.exit_code, res.root_pid, events + res.aggregates + res.extra_events, res.aggregates,
+                           res.lost, res.backend, res.wall_s, res.cpu_s, res.max_rss_kb)
+
+    def close(self) -> None:
+        self.probe.close()

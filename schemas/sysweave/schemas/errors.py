@@ -1,0 +1,56 @@
+"""The one exception root of sysweave, and the tree each component hangs under it.
+
+Every error sysweave raises on purpose derives from :class:`SysweaveError`, so a caller (the CLI, a service
+loop) can catch one thing; library errors (bcc, kafka-python, clickhouse-driver, chdb, OpenTelemetry) are
+translated into these at the boundary where they occur, with what to do in the message::
+
+    SysweaveError
+      ├── SchemaError                      sysweave.schemas
+      │     ├── DecodeError                  codec: bad bytes / types / versions, names the position
+      │     ├── ClockSkewError               clocks: a remote HLC too far ahead of physical time
+      │     └── MessageError                 topics: a malformed control / validation-request message
+      ├── AgentError                       sysweave.agents
+      │     ├── CaptureError                 capture could not start or continue
+      │     │     ├── BpfUnavailable           bcc missing, no privileges, no headers/tracefs
+      │     │     └── TargetError              a pid / cgroup / symbol to attach to does not exist
+      │     ├── PublishError                 Kafka producer could not be created
+      │     ├── FilterError                  a bad ``-e trace=`` expression
+      │     └── GpuUnavailable               no NVML / CUPTI here
+      ├── StreamError                      sysweave.streams
+      │     └── InconsistentClocks           clock constraints with no common solution
+      └── ValidatorError                   sysweave.validator
+            ├── HarnessError                 a validation run could not be decided
+            ├── StoreError                   trace history (chdb or server)
+            │     ├── StoreUnavailable         cannot open / reach the store (after retries)
+            │     ├── StoreRejected            the server refused the data (schema mismatch)
+            │     ├── QueryError               the user's SQL failed
+            │     └── TraceNotFound            no such trace id or label
+            └── ExportError                  OTLP / Perfetto export
+                  └── ExportUnavailable        the endpoint refused the spans
+
+Component roots live here (the contract every component imports); the leaves live beside their code.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AgentError", "SchemaError", "StreamError", "SysweaveError", "ValidatorError"]
+
+
+class SysweaveError(Exception):
+    """Root of every error sysweave raises on purpose."""
+
+
+class SchemaError(SysweaveError, ValueError):
+    """Data that does not satisfy the contract (wire format, messages, clocks)."""
+
+
+class AgentError(SysweaveError):
+    """Host capture and publishing."""
+
+
+class StreamError(SysweaveError):
+    """The stream pipeline."""
+
+
+class ValidatorError(SysweaveError):
+    """Equivalence, the trace store and exports."""
