@@ -1,0 +1,352 @@
+"""The one fd/byte-stream tracker (pure): what every file descriptor of every process refers to.
+
+Feed it a host's events in program order (``mono_ns``, then ``event_id``; :func:`track` sorts for you) and it
+answers, per system call, which *resource* the call used or created and which paths it named, resolved
+against the calling process's working directory. Causality builds byte streams (pipe and TCP edges) from
+its answers; the validator's Obs extraction builds files, connections and stdio from the same answers.
+
+State, keyed by ``(host_id, pid)`` (a pid is the kernel tgid, so a process's threads share one table):
+
+* fd table ``fd -> Resource``, with the close-on-exec set;
+* working directory (``chdir``, ``fchdir``; ``cwd`` given to the tracker for processes first seen without
+  a traced parent; ``None`` leaves their relative paths relative).
+
+What changes it:
+
+======================================  =====================================================================
+ProcessEvent FORK (parent -> child)     the child gets a copy of the parent's table and cwd (later changes on
+                                        either side are independent); THREAD: nothing (same pid, same table)
+ProcessEvent EXEC                       fds marked close-on-exec are closed
+open/openat/openat2/creat               FILE resource, path resolved (cwd, or ``dirfd`` for the ``*at`` calls)
+socket                                  SOCKET (unconnected); connect (0 or -EINPROGRESS) turns that socket,
+                                        in every table that shares it, into a CONN (role "client")
+accept/accept4                          a new CONN (role "server", remote = the peer address)
+pipe/pipe2                              one PIPE resource, two ends: ``end`` 0 reads, 1 writes
+socketpair                              one SOCKETPAIR resource, two ends 0 and 1 (both directions)
+dup/dup2/dup3, fcntl F_DUPFD(_CLOEXEC)  the new fd refers to the same resource (``ret`` is the new fd)
+fcntl F_SETFD                           sets/clears close-on-exec
+close, close_range                      drop fds (close_range with CLOSE_RANGE_CLOEXEC only marks them)
+chdir/fchdir                            the process's cwd
+======================================  =====================================================================
+
+Byte streams: a write on end ``e`` of a resource goes into stream ``(id, e)``; a read on end ``e`` takes
+from stream ``(id, 1 - e)`` (:meth:`Resource.stream`). For a pipe that is one stream ``(id, 1)``; for a
+socketpair two, one per direction; for a connection ``(id, 0)`` is what this end sent and ``(id, 1)``
+what it received (the other end lives in another process or host and is matched by causality).
+
+Worked example (one host; fd 0-2 of a process first seen are its inherited stdio)::
+
+    >>> from sysweave.schemas.events import EventHeader, ProcessEvent, ProcessEventType, SyscallSpan
+    >>> def sc(pid, t, name, ret, **a):
+    ...     return SyscallSpan(EventHeader(bytes([t]) * 16, "h", pid, pid, t, t), 0, name, ret, a)
+    >>> fork = ProcessEvent(EventHeader(bytes([3]) * 16, "h", 10, 10, 3, 3), ProcessEventType.FORK, 10, 11)
+    >>> tr = FdTracker(cwd="/work")
+    >>> tr.feed(sc(10, 1, "pipe2", 0, pipefd=(3, 4))).resource.kind
+    <ResourceKind.PIPE: 'pipe'>
+    >>> _ = tr.feed(sc(10, 2, "chdir", 0, path="out"))
+    >>> tr.feed(fork)                                   # child 11 inherits fds 3, 4 and cwd /work/out
+    >>> w = tr.feed(sc(10, 4, "write", 5, fd=4))
+    >>> r = tr.feed(sc(11, 5, "read", 5, fd=3))
+    >>> (w.op, w.nbytes, w.stream == r.stream == (r.resource.id, 1))
+    (<Op.WRITE: 'write'>, 5, True)
+    >>> tr.feed(sc(11, 6, "openat", 5, dirfd=-100, path="../log.txt", flags=0o101)).resource.path
+    '/work/log.txt'
+    >>> tr.feed(sc(11, 7, "dup2", 1, oldfd=5, newfd=1)).resource.path   # stdout now goes to the file
+    '/work/log.txt'
+    >>> tr.resource("h", 10, 1).kind                    # the parent's stdout is still its stdio
+    <ResourceKind.STDIO: 'stdio'>
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
+
+__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "WRITES", "Access", "FdTracker", "Op", "Resource", "ResourceKind",
+           "track"]
+
+AT_FDCWD = -100
+EINPROGRESS = 115
+O_CLOEXEC = 0o2000000  # also SOCK_CLOEXEC (socket/socketpair type, accept4 flags, pipe2 flags)
+F_DUPFD, F_SETFD, F_DUPFD_CLOEXEC = 0, 2, 1030
+FD_CLOEXEC = 1
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+WRITES = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"})
+READS = frozenset({"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg"})
+_OPENS = frozenset({"open", "openat", "openat2", "creat"})
+# path argument -> the dirfd argument it is relative to (decoded names, see agents' syscall_args)
+_PATH_ARGS = (("path", "dirfd"), ("oldpath", "olddirfd"), ("newpath", "newdirfd"), ("linkpath", "newdirfd"))
+
+
+class ResourceKind(enum.StrEnum):
+    STDIO = "stdio"  # fd 0/1/2 inherited from outside the trace (``Resource.stdio`` says which)
+    FILE = "file"  # opened by path (regular file, directory, device: whatever the path named)
+    PIPE = "pipe"
+    SOCKETPAIR = "socketpair"
+    SOCKET = "socket"  # created by socket(), not (yet) connected: listening, UDP, or before connect
+    CONN = "conn"  # a connected stream socket: connect()ed ("client") or accept()ed ("server")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What an fd refers to (one open file description, or one end of a pipe/socketpair).
+
+    ``id`` is unique within a tracker (creation order, from 1) and shared by both ends of a pipe or
+    socketpair; ``end`` tells the ends apart (pipe: 0 read, 1 write; socketpair: 0 and 1; others 0).
+    ``host``/``pid``: the process that created it. ``path``: FILE, the resolved path (absolute unless the
+    tracker's cwd was unknown). ``remote``: CONN, the peer address as decoded (client: connect's address,
+    server: the address accept returned), e.g. "10.0.0.2:7000". ``role``: CONN, "client" or "server".
+    ``stdio``: STDIO, the inherited descriptor number 0, 1 or 2 (-1 otherwise).
+    """
+
+    kind: ResourceKind
+    id: int
+    host: str = ""
+    pid: int = 0
+    end: int = 0
+    path: str = ""
+    remote: str = ""
+    role: str = ""
+    stdio: int = -1
+
+    def stream(self, write: bool) -> tuple[int, int] | None:
+        """The byte stream a write (``write=True``) or read on this end moves bytes through: ``(id, e)``
+        for writes on end e, ``(id, 1 - e)`` for reads. None for files, stdio and unconnected sockets."""
+        if self.kind not in (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN):
+            return None
+        return (self.id, self.end) if write else (self.id, 1 - self.end)
+
+
+class Op(enum.StrEnum):
+    OPEN = "open"  # resource: the new FILE
+    READ = "read"  # resource: the fd's; nbytes = ret
+    WRITE = "write"
+    CLOSE = "close"  # resource: what the fd referred to (None for close_range, several fds)
+    DUP = "dup"  # resource: the shared one; fd = the new fd
+    PIPE = "pipe"  # pipe/pipe2/socketpair; resource: end 0 (fd = its fd), fd2 = end 1's fd
+    SOCKET = "socket"
+    CONNECT = "connect"  # resource: the new CONN
+    ACCEPT = "accept"
+    CHDIR = "chdir"  # paths: (new cwd,)
+    OTHER = "other"  # any other successful call; paths: the resolved paths it names (rename, unlink, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one successful system call did, as the tracker resolved it.
+
+    ``fd``: the descriptor used (reads, writes, close, connect) or created (open, dup, accept, socket,
+    pipe's end 0); -1 when none. ``resource``: see :class:`Op` (None when the fd was unknown, e.g. an fd
+    inherited from outside the trace other than 0-2). ``paths``: every path argument, resolved, in argument
+    order (open's path; rename's old and new; chdir's new cwd). ``stream``: the byte-stream key of a read or
+    write (:meth:`Resource.stream`), None otherwise.
+    """
+
+    event: SyscallSpan
+    op: Op
+    resource: Resource | None = None
+    fd: int = -1
+    fd2: int = -1
+    nbytes: int = 0
+    paths: tuple[str, ...] = ()
+
+    @property
+    def stream(self) -> tuple[int, int] | None:
+        if self.resource is None or self.op not in (Op.READ, Op.WRITE):
+            return None
+        return self.resource.stream(self.op is Op.WRITE)
+
+
+@dataclass
+class _Table:
+    fds: dict[int, Resource] = field(default_factory=dict)
+    cloexec: set[int] = field(default_factory=set)
+
+    def set(self, fd: int, res: Resource, cloexec: bool = False) -> None:
+        self.fds[fd] = res
+        if cloexec:
+            self.cloexec.add(fd)
+        else:
+            self.cloexec.discard(fd)
+
+    def drop(self, fd: int) -> Resource | None:
+        self.cloexec.discard(fd)
+        return self.fds.pop(fd, None)
+
+
+def _int(v: object, default: int = -1) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+
+class FdTracker:
+    """fd tables and working directories of every process on every host; see the module docstring.
+
+    ``cwd``: the working directory of processes first seen without a traced parent (e.g. the workdir the
+    harness started the program in); None when unknown (relative paths then stay relative).
+    """
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self._cwd0 = os.path.normpath(cwd) if cwd else None
+        self._tables: dict[tuple[str, int], _Table] = {}
+        self._cwds: dict[tuple[str, int], str | None] = {}
+        self._connected: dict[int, Resource] = {}  # SOCKET id -> the CONN it became
+        self._next = 0
+
+    # --- queries ---
+    def resource(self, host: str, pid: int, fd: int) -> Resource | None:
+        """What ``fd`` of process (host, pid) refers to now (None: not open, or unknown)."""
+        res = self._table(host, pid).fds.get(fd)
+        return self._connected.get(res.id, res) if res is not None and res.kind is ResourceKind.SOCKET else res
+
+    def fds(self, host: str, pid: int) -> dict[int, Resource]:
+        """A snapshot of the process's fd table."""
+        return {fd: r for fd in list(self._table(host, pid).fds) if (r := self.resource(host, pid, fd))}
+
+    def cwd(self, host: str, pid: int) -> str | None:
+        self._table(host, pid)
+        return self._cwds[(host, pid)]
+
+    def resolve(self, host: str, pid: int, path: str, dirfd: int = AT_FDCWD) -> str:
+        """``path`` as the process would resolve it: absolute paths as they are; relative ones against
+        ``dirfd``'s path (the ``*at`` calls) or the cwd. Normalised (``a/../b`` -> ``b``), no symlinks."""
+        if path.startswith("/"):
+            return os.path.normpath(path)
+        base = self.cwd(host, pid)
+        if dirfd != AT_FDCWD:
+            res = self.resource(host, pid, dirfd)
+            base = res.path if res is not None and res.kind is ResourceKind.FILE else None
+        return os.path.normpath(os.path.join(base, path)) if base else (os.path.normpath(path) if path else "")
+
+    # --- updates ---
+    def feed(self, e: Event) -> Access | None:
+        """Apply one event; return what a successful system call did (None for other events, failed calls)."""
+        if isinstance(e, ProcessEvent):
+            self._process(e)
+            return None
+        if not isinstance(e, SyscallSpan):
+            return None
+        if e.ret < 0 and not (e.name == "connect" and e.ret == -EINPROGRESS):
+            return None  # a non-blocking connect returns EINPROGRESS and then carries the connection
+        return self._syscall(e)
+
+    def _table(self, host: str, pid: int) -> _Table:
+        t = self._tables.get((host, pid))
+        if t is None:
+            t = self._tables[(host, pid)] = _Table()
+            for n in (0, 1, 2):
+                t.set(n, self._new(ResourceKind.STDIO, host, pid, stdio=n))
+            self._cwds.setdefault((host, pid), self._cwd0)
+        return t
+
+    def _new(self, kind: ResourceKind, host: str, pid: int, **kw: object) -> Resource:
+        self._next += 1
+        return Resource(kind, self._next, host, pid, **kw)  # type: ignore[arg-type]
+
+    def _process(self, e: ProcessEvent) -> None:
+        host, pid = e.h.host_id, e.h.pid
+        if e.type is ProcessEventType.FORK and e.child_pid:
+            parent = self._table(host, pid)
+            self._tables[(host, e.child_pid)] = _Table(dict(parent.fds), set(parent.cloexec))
+            self._cwds[(host, e.child_pid)] = self._cwds[(host, pid)]
+        elif e.type is ProcessEventType.EXEC:
+            t = self._table(host, pid)
+            for fd in list(t.cloexec):
+                t.drop(fd)
+
+    def _syscall(self, e: SyscallSpan) -> Access:
+        host, pid, name, a, ret = e.h.host_id, e.h.pid, e.name, e.args, e.ret
+        t = self._table(host, pid)
+        fd = _int(a.get("fd"))
+        if name in WRITES or name in READS:
+            write = name in WRITES
+            return Access(e, Op.WRITE if write else Op.READ, self.resource(host, pid, fd), fd, nbytes=max(ret, 0))
+        if name in _OPENS:
+            path = self.resolve(host, pid, str(a.get("path", "")), _int(a.get("dirfd"), AT_FDCWD))
+            flags = _int(a.get("flags"), 0) if name != "creat" else 0
+            res = self._new(ResourceKind.FILE, host, pid, path=path)
+            t.set(ret, res, bool(flags & O_CLOEXEC))
+            return Access(e, Op.OPEN, res, ret, paths=(path,))
+        if name == "close":
+            return Access(e, Op.CLOSE, self._deref(t.drop(fd)), fd)
+        if name == "close_range":
+            first = _int(a.get("first", a.get("fd", a.get("arg0"))), 0)
+            last = _int(a.get("last", a.get("max_fd", a.get("arg1"))), 0)
+            flags = _int(a.get("flags", a.get("arg2")), 0)
+            for n in [n for n in t.fds if first <= (n & 0xFFFFFFFF) <= (last & 0xFFFFFFFF)]:
+                if flags & CLOSE_RANGE_CLOEXEC:
+                    t.cloexec.add(n)
+                else:
+                    t.drop(n)
+            return Access(e, Op.CLOSE)
+        if name in ("dup", "dup2", "dup3") or (name == "fcntl" and a.get("cmd") in (F_DUPFD, F_DUPFD_CLOEXEC)):
+            old = _int(a.get("oldfd", a.get("fd")))
+            shared = t.fds.get(old)
+            cloexec = (name == "dup3" and bool(_int(a.get("flags"), 0) & O_CLOEXEC)) or (
+                name == "fcntl" and a.get("cmd") == F_DUPFD_CLOEXEC)
+            if shared is None:
+                t.drop(ret)  # dup2 over an open fd closes it first
+            elif ret != old:
+                t.set(ret, shared, cloexec)
+            return Access(e, Op.DUP, self._deref(shared), ret)
+        if name == "fcntl" and a.get("cmd") == F_SETFD and fd in t.fds:
+            if _int(a.get("arg"), 0) & FD_CLOEXEC:
+                t.cloexec.add(fd)
+            else:
+                t.cloexec.discard(fd)
+            return Access(e, Op.OTHER, self.resource(host, pid, fd), fd)
+        if name in ("pipe", "pipe2", "socketpair"):
+            pair = a.get("pipefd", a.get("sv"))
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                return Access(e, Op.PIPE)
+            kind = ResourceKind.SOCKETPAIR if name == "socketpair" else ResourceKind.PIPE
+            cloexec = bool(_int(a.get("type" if name == "socketpair" else "flags"), 0) & O_CLOEXEC)
+            r0 = self._new(kind, host, pid)
+            r1 = replace(r0, end=1)
+            t.set(int(pair[0]), r0, cloexec)
+            t.set(int(pair[1]), r1, cloexec)
+            return Access(e, Op.PIPE, r0, int(pair[0]), int(pair[1]))
+        if name == "socket":
+            res = self._new(ResourceKind.SOCKET, host, pid)
+            t.set(ret, res, bool(_int(a.get("type"), 0) & O_CLOEXEC))
+            return Access(e, Op.SOCKET, res, ret)
+        if name == "connect":
+            res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="client")
+            sock = t.fds.get(fd)
+            if sock is not None and sock.kind is ResourceKind.SOCKET:
+                self._connected[sock.id] = res  # every fd sharing that socket (dup, fork) now sees the connection
+            else:
+                t.set(fd, res, fd in t.cloexec)
+            return Access(e, Op.CONNECT, res, fd)
+        if name in ("accept", "accept4"):
+            res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="server")
+            t.set(ret, res, name == "accept4" and bool(_int(a.get("flags"), 0) & O_CLOEXEC))
+            return Access(e, Op.ACCEPT, res, ret)
+        if name in ("chdir", "fchdir"):
+            if name == "chdir":
+                new: str | None = self.resolve(host, pid, str(a.get("path", "")))
+            else:
+                dres = self.resource(host, pid, fd)
+                new = dres.path if dres is not None and dres.kind is ResourceKind.FILE else None
+            self._cwds[(host, pid)] = new
+            return Access(e, Op.CHDIR, fd=fd, paths=(new,) if new else ())
+        paths = tuple(self.resolve(host, pid, str(a[p]), _int(a.get(d), AT_FDCWD))
+                      for p, d in _PATH_ARGS if isinstance(a.get(p), str))
+        return Access(e, Op.OTHER, self.resource(host, pid, fd) if fd >= 0 else None, fd, paths=paths)
+
+    def _deref(self, res: Resource | None) -> Resource | None:
+        return self._connected.get(res.id, res) if res is not None and res.kind is ResourceKind.SOCKET else res
+
+
+def track(events: Iterable[Event], cwd: str | None = None) -> Iterator[Access]:
+    """Feed ``events`` (any order) to a new tracker in program order per host — (host, mono_ns, event_id) —
+    and yield every Access. Example: ``[a.stream for a in track(trace_events) if a.op is Op.WRITE]``."""
+    tr = FdTracker(cwd)
+    for e in sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id)):
+        acc = tr.feed(e)
+        if acc is not None:
+            yield acc
