@@ -2,8 +2,8 @@
 
 Edges (besides fork and exit->wait, which assembly derives):
   PIPE  a write into a pipe or unix socketpair -> the read that returned its first byte
-        (the pipe is identified by its creation in one process and fd inheritance through fork/dup;
-         byte offsets advance per write and per read)
+        (fds are followed by the one tracker, ``fdtrack``: creation, fork inheritance, dup, close;
+         byte offsets advance per write and per read; a socketpair carries one stream per direction)
   TCP   a send on one host -> the receive on the other host that returned its first byte; connections are
         matched from both ends: the client's connect(server ip:port) and the server's accept(peer ip), with
         the hosts' addresses (HostInfo) and the first bytes of each direction to break ties.
@@ -26,16 +26,13 @@ from sysweave.schemas.events import (
     CausalStamp,
     EdgeKind,
     HostInfo,
-    ProcessEvent,
-    ProcessEventType,
     SyscallSpan,
     UnifiedTrace,
 )
 from sysweave.streams.pipeline.assembly import derived_edge
+from sysweave.streams.pipeline.fdtrack import Op, ResourceKind, track
 
-EINPROGRESS = 115
-_SEND = frozenset({"write", "writev", "sendto", "sendmsg", "pwrite64"})
-_RECV = frozenset({"read", "readv", "recvfrom", "recvmsg", "pread64"})
+__all__ = ["Conn", "Stream", "apply_causality", "derive_edges", "lamport_stamps", "match_tcp", "vector_stamps"]
 
 
 @dataclass
@@ -68,45 +65,33 @@ class Conn:
     inn: Stream = field(default_factory=Stream)
 
 
-def _streams(trace: UnifiedTrace) -> tuple[list[Conn], dict[int, Conn]]:
-    """Per host, follow fds through socket/connect/accept/pipe/fork/dup/close and collect byte streams."""
-    conns: list[Conn] = []
-    pipes: dict[int, Conn] = {}
-    events = sorted((e for p in trace.processes.values() for e in p.events),
-                    key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
-    tables: dict[tuple[str, int], dict[int, tuple[str, int]]] = defaultdict(dict)  # (host,pid) -> fd -> (kind, idx)
-    for e in events:
-        key = (e.h.host_id, e.h.pid)
-        fds = tables[key]
-        if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK:
-            tables[(e.h.host_id, e.child_pid)] = dict(fds)
+def _streams(trace: UnifiedTrace) -> tuple[list[Conn], list[Conn]]:
+    """Byte streams of every connection and pipe/socketpair direction, from the one fd tracker (fdtrack):
+    connections in creation order, and one Conn per pipe direction (``out``: writes, ``inn``: reads)."""
+    conns: dict[int, Conn] = {}
+    pipes: dict[tuple[int, int], Conn] = {}
+    events = [e for p in trace.processes.values() for e in p.events]
+    for acc in track(events):
+        res = acc.resource
+        if res is None:
             continue
-        if not isinstance(e, SyscallSpan) or (e.ret < 0 and not (e.name == "connect" and e.ret == -EINPROGRESS)):
-            continue  # a non-blocking connect returns EINPROGRESS and then carries the connection
-        name, a = e.name, e.args
-        fd = a.get("fd")
-        if name == "connect" and isinstance(fd, int):
-            conns.append(Conn(e.h.host_id, e.h.pid, "client", str(a.get("addr", ""))))
-            fds[fd] = ("conn", len(conns) - 1)
-        elif name in ("accept", "accept4"):
-            conns.append(Conn(e.h.host_id, e.h.pid, "server", str(a.get("addr", ""))))
-            fds[e.ret] = ("conn", len(conns) - 1)
-        elif name in ("pipe", "pipe2", "socketpair"):
-            pair = a.get("pipefd", a.get("sv"))
-            if isinstance(pair, tuple) and len(pair) == 2:
-                pid_ = len(pipes)
-                pipes[pid_] = Conn(e.h.host_id, e.h.pid, "pipe")
-                fds[int(pair[0])] = fds[int(pair[1])] = ("pipe", pid_)
-        elif name in ("dup", "dup2", "dup3") and isinstance(a.get("oldfd"), int) and a["oldfd"] in fds:
-            fds[e.ret] = fds[a["oldfd"]]
-        elif name == "close" and isinstance(fd, int):
-            fds.pop(fd, None)
-        elif (name in _SEND or name in _RECV) and isinstance(fd, int) and fd in fds and e.ret > 0:
-            kind, idx = fds[fd]
-            c = conns[idx] if kind == "conn" else pipes[idx]
-            # sends feed "out" and receives "in"; for a pipe these are the two ends of one byte stream
-            (c.out if name in _SEND else c.inn).add(e, e.ret)
-    return conns, pipes
+        if acc.op in (Op.CONNECT, Op.ACCEPT):
+            conns[res.id] = Conn(res.host, res.pid, res.role, res.remote)
+            continue
+        key = acc.stream
+        if key is None or acc.nbytes <= 0:
+            continue
+        write = acc.op is Op.WRITE
+        if res.kind is ResourceKind.CONN:
+            c = conns.get(res.id)
+            if c is not None:
+                (c.out if write else c.inn).add(acc.event, acc.nbytes)
+        else:  # a pipe, or one direction of a socketpair: writes feed "out", reads drain "in"
+            p = pipes.get(key)
+            if p is None:
+                p = pipes[key] = Conn(res.host, res.pid, "pipe")
+            (p.out if write else p.inn).add(acc.event, acc.nbytes)
+    return list(conns.values()), list(pipes.values())
 
 
 def _match_stream(edges: list[CausalEdge], kind: EdgeKind, send: Stream, recv: Stream,
@@ -176,7 +161,7 @@ def derive_edges(trace: UnifiedTrace) -> tuple[list[CausalEdge], list[tuple[Sysc
     conns, pipes = _streams(trace)
     edges: list[CausalEdge] = []
     pairs: list[tuple[SyscallSpan, SyscallSpan]] = []
-    for p in pipes.values():
+    for p in pipes:
         _match_stream(edges, EdgeKind.PIPE, p.out, p.inn, None)
     for client, server in match_tcp(conns, trace.hosts):
         cross = client.host != server.host
