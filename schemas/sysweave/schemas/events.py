@@ -304,3 +304,4 @@ class UnifiedTrace:
     lost: list[LostEvents] = field(default_factory=list)
     late_events: int = 0  # events that arrived after the trace closed (merged, counted)
     closed: bool = False
+    label: str = ""  # the --trace-label / --label the trace was started with ("" when none)
