@@ -1,6 +1,7 @@
 """Decode the kernel program's ring-buffer records into schema events (pure: no bcc, testable anywhere).
 
-Record layout (``struct rec`` in bpf/syscalls.bpf.c), little-endian::
+Record layout: ``struct rec`` in bpf/syscalls.h, little-endian, derived from the header at import
+(bpf/contract.py)::
 
     u32 type, pid(tgid), tid, nr | u64 ts(monotonic ns at entry), dur(ns) | s64 ret | u64 args[6]
     u32 reason, len1, len2, aux | char d1[PATH_CAP] | char d2[len2]
@@ -17,6 +18,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from sysweave.agents.bpf.contract import contract
 from sysweave.agents.syscall_args import ARG_SPECS
 from sysweave.schemas.events import (
     ArgValue,
@@ -30,9 +32,16 @@ from sysweave.schemas.events import (
 )
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_ARG_COUNTS, SYSCALL_NAMES_X86_64
 
-REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = 1, 2, 3, 4, 5
-_HDR = struct.Struct("<4I2Qq6Q4I")
-HDR_SIZE = _HDR.size  # 104
+_C = contract()
+REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = (
+    _C["REC_SYSCALL"], _C["REC_EXEC_ARGS"], _C["REC_FORK"], _C["REC_EXEC"], _C["REC_EXIT"])
+EA_PATH_FAULT, EA_ARGV_FAULT, EA_ARGV_TRUNCATED = _C["EA_PATH_FAULT"], _C["EA_ARGV_FAULT"], _C["EA_ARGV_TRUNCATED"]
+# struct rec up to d1 (the fixed header); field positions by name, so a reordered header still decodes
+_HDR, _NAMES = _C.fixed_prefix("rec")
+HDR_SIZE = _HDR.size
+_I = {name: i for i, name in enumerate(_NAMES)}
+_TYPE, _PID, _TID, _NR, _TS, _DUR, _RET = (_I[n] for n in ("type", "pid", "tid", "nr", "ts", "dur", "ret"))
+_ARGS, _REASON, _LEN1, _LEN2, _AUX = _I["args0"], _I["reason"], _I["len1"], _I["len2"], _I["aux"]
 CLONE_THREAD = 0x10000
 _FORKING = frozenset({"clone", "clone3", "fork", "vfork"})
 
@@ -61,10 +70,11 @@ def parse_record(data: bytes, path_cap: int) -> RawRecord:
     if len(data) < HDR_SIZE + path_cap:
         raise RecordError(f"ring-buffer record of {len(data)} bytes is shorter than its header ({HDR_SIZE + path_cap})")
     f = _HDR.unpack_from(data)
-    len1, len2 = f[14], f[15]
+    len1, len2 = f[_LEN1], f[_LEN2]
     d1 = data[HDR_SIZE:HDR_SIZE + min(len1, path_cap)]
     d2 = data[HDR_SIZE + path_cap:HDR_SIZE + path_cap + len2]
-    return RawRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7:13], f[13], d1, d2, f[16])
+    return RawRecord(f[_TYPE], f[_PID], f[_TID], f[_NR], f[_TS], f[_DUR], f[_RET], f[_ARGS:_ARGS + 6], f[_REASON],
+                     d1, d2, f[_AUX])
 
 
 def _cstr(b: bytes) -> str:

@@ -8,64 +8,24 @@
 // syscall of every process on the host pays).  Values: 0 none, 1 active, 2 armed (traced from its exec).
 //
 // Parameters (cflags, set by syscalls.py): MAX_PID, PATH_CAP, PAYLOAD_CAP (power of two), ARG_CAP,
-// MAX_ARGS, MAX_AGG, RINGBUF_PAGES, HAVE_GROUP_DEAD.
+// MAX_ARGS, MAX_AGG, RINGBUF_PAGES, HAVE_GROUP_DEAD; -I this directory for syscalls.h.
 #include <uapi/linux/ptrace.h>
 #include <asm/ptrace.h>
 #include <linux/sched.h>
 #include <asm/unistd.h>
 
-#define REC_SYSCALL 1
-#define REC_EXEC_ARGS 2
-#define REC_FORK 3
-#define REC_EXEC 4
-#define REC_EXIT 5
+#include "syscalls.h"  // the contract with user space: record layout and constants (defined once)
 
-#define CFG_SLOW_NS 0
-#define CFG_FLAGS 1
-#define CFG_ARM_TGID 2
-#define CFG_MODE 3       // 0: the targets array only; 1: every process but CFG_SELF; 2: processes in cgroup CFG_CGROUP
-#define CFG_SELF 4
-#define CFG_CGROUP 5
-#define CFG_N 6
-#define MODE_ALL 1
-#define MODE_CGROUP 2
-#define FLAG_OBSERVABLE 1
-#define FLAG_ALL 2
-#define FLAG_FOLLOW 4
-
-#define TGT_ACTIVE 1
-#define TGT_ARMED 2
-
-#define R_SLOW 1
-#define R_OBSERVABLE 2
-#define R_FAILED 4
-#define R_FIRST 8
-#define R_ALL 16
-
-#define LOST_RINGBUF 0
-#define LOST_AGG_FULL 1
-#define HIST_BUCKETS 40
-
-struct agg_key { u32 tgid; u32 nr; };
-struct agg_val { u64 calls; u64 errors; u64 total_ns; u32 hist[HIST_BUCKETS]; };
 struct start_t { u64 ts; u32 nr; u32 valid; };
 
-struct rec {
-    u32 type; u32 pid; u32 tid; u32 nr;
-    u64 ts; u64 dur; s64 ret;
-    u64 args[6];
-    u32 reason; u32 len1; u32 len2; u32 aux;
-    char d1[PATH_CAP];
-    char d2[PAYLOAD_CAP + ARG_CAP];
-};
 #define REC_HDR (offsetof(struct rec, d1))
 // Keeps clang from computing a size from the unclamped value, which the verifier would reject.
 #define barrier_var(v) asm volatile("" : "+r"(v))
 
 BPF_ARRAY(targets, u8, MAX_PID);
 BPF_ARRAY(config, u64, CFG_N);
-BPF_ARRAY(observable, u8, 512);  // per nr: bit 0 observable I/O, bit 1 always ship
-BPF_PERCPU_ARRAY(lost, u64, 2);
+BPF_ARRAY(observable, u8, OBS_NR_MAX);  // per nr: OBS_* bits
+BPF_PERCPU_ARRAY(lost, u64, LOST_N);
 BPF_PERCPU_HASH(aggs, struct agg_key, struct agg_val, MAX_AGG);
 BPF_TASK_STORAGE(starts, struct start_t);
 BPF_PERCPU_ARRAY(scratch, struct rec, 1);
@@ -314,8 +274,7 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     if (flags & FLAG_ALL) reason |= R_ALL;
     u32 k = nr;
     u8 *o = observable.lookup(&k);
-    // bit 0: observable I/O (shipped under observable capture); bit 1: process lifecycle (always shipped)
-    if (o && (((*o & 1) && (flags & FLAG_OBSERVABLE)) || (*o & 2))) reason |= R_OBSERVABLE;
+    if (o && (((*o & OBS_IO) && (flags & FLAG_OBSERVABLE)) || (*o & OBS_ALWAYS))) reason |= R_OBSERVABLE;
     if (!reason) return 0;
 
     struct rec *r = new_rec(REC_SYSCALL, id, nr);

@@ -16,15 +16,21 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from sysweave.agents.bpf.contract import HEADER, contract, header_text
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
 from sysweave.schemas.errors import AgentError
 
-CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID, CFG_MODE, CFG_SELF, CFG_CGROUP = 0, 1, 2, 3, 4, 5
-MODE_TARGETS, MODE_ALL, MODE_CGROUP = 0, 1, 2
-FLAG_OBSERVABLE, FLAG_ALL, FLAG_FOLLOW = 1, 2, 4
-TGT_NONE, TGT_ACTIVE = 0, 1
-HIST_BUCKETS = 40
+# The contract (slots, modes, flags, target states, lost slots) comes from syscalls.h: never copied here.
+_C = contract()
+CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID = _C["CFG_SLOW_NS"], _C["CFG_FLAGS"], _C["CFG_ARM_TGID"]
+CFG_MODE, CFG_SELF, CFG_CGROUP = _C["CFG_MODE"], _C["CFG_SELF"], _C["CFG_CGROUP"]
+MODE_TARGETS, MODE_ALL, MODE_CGROUP = _C["MODE_TARGETS"], _C["MODE_ALL"], _C["MODE_CGROUP"]
+FLAG_OBSERVABLE, FLAG_ALL, FLAG_FOLLOW = _C["FLAG_OBSERVABLE"], _C["FLAG_ALL"], _C["FLAG_FOLLOW"]
+TGT_NONE, TGT_ACTIVE = _C["TGT_NONE"], _C["TGT_ACTIVE"]
+OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"]
+LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
+HIST_BUCKETS = _C["HIST_BUCKETS"]
 ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill"})
 
 
@@ -56,7 +62,7 @@ class ProbeConfig:
         flags = [
             f"-DMAX_PID={pid_max()}", f"-DPATH_CAP={self.path_cap}", f"-DPAYLOAD_CAP={self.payload_cap}",
             f"-DARG_CAP={self.arg_cap}", f"-DMAX_ARGS={self.max_args}", f"-DMAX_AGG={self.max_agg}",
-            f"-DRINGBUF_PAGES={self.ringbuf_pages}", "-w",
+            f"-DRINGBUF_PAGES={self.ringbuf_pages}", f"-I{bpf_dir()}", "-w",
         ]
         if "group_dead" in _tracefs_format("sched/sched_process_exit"):
             flags.append("-DHAVE_GROUP_DEAD")
@@ -81,13 +87,19 @@ def _tracefs_format(event: str) -> str:
     return ""
 
 
+def bpf_dir() -> str:
+    """This package's directory: the include path for syscalls.h (an installed package is a real directory)."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
 def bpf_source() -> str:
     return resources.files("sysweave.agents.bpf").joinpath("syscalls.bpf.c").read_text()
 
 
 def dump_bpf(config: ProbeConfig) -> str:
-    """What --dump-bpf prints: the cflags, then the program exactly as compiled."""
-    return "// cflags: " + " ".join(config.cflags()) + "\n" + bpf_source()
+    """What --dump-bpf prints: the cflags, the program exactly as compiled, and the header it includes."""
+    return ("// cflags: " + " ".join(config.cflags()) + "\n" + bpf_source()
+            + f"\n// ---- {HEADER} (#include \"{HEADER}\", from -I{bpf_dir()}) ----\n" + header_text())
 
 
 def unavailable_reason() -> str | None:
@@ -127,8 +139,8 @@ class SyscallProbe:
         self._thread: threading.Thread | None = None
         obs = self._bpf["observable"]
         for name, nr in NR_BY_NAME.items():
-            bits = (1 if name in OBSERVABLE else 0) | (2 if name in ALWAYS_SHIP else 0)
-            if bits and nr < 512:
+            bits = (OBS_IO if name in OBSERVABLE else 0) | (OBS_ALWAYS if name in ALWAYS_SHIP else 0)
+            if bits and nr < OBS_NR_MAX:
                 obs[obs.Key(nr)] = obs.Leaf(bits)
         self._bpf["events"].open_ring_buffer(self._on_record)
 
@@ -190,7 +202,7 @@ class SyscallProbe:
         """Forget the previous run's statistics and losses (the probe is reused across runs)."""
         self._bpf["aggs"].clear()
         lost = self._bpf["lost"]
-        for slot in range(2):
+        for slot in range(LOST_N):
             lost[lost.Key(slot)] = lost.Leaf(*([0] * len(lost[lost.Key(slot)])))
 
     def start(self) -> None:
@@ -227,8 +239,8 @@ class SyscallProbe:
 
     def lost(self) -> dict[str, int]:
         table = self._bpf["lost"]
-        ringbuf = sum(table[table.Key(0)])
-        agg_full = sum(table[table.Key(1)])
+        ringbuf = sum(table[table.Key(LOST_RINGBUF)])
+        agg_full = sum(table[table.Key(LOST_AGG_FULL)])
         return {"ringbuf": int(ringbuf), "aggregate_table_full": int(agg_full), "queue": self.queue.dropped}
 
     def close(self) -> None:
