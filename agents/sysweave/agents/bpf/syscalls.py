@@ -102,10 +102,28 @@ def dump_bpf(config: ProbeConfig) -> str:
             + f"\n// ---- {HEADER} (#include \"{HEADER}\", from -I{bpf_dir()}) ----\n" + header_text())
 
 
+# What capture needs without root, measured as a non-root user on kernel 6.18 (tests/cluster/test_capabilities.py):
+# CAP_BPF (maps, programs), CAP_PERFMON (attach the tracepoints), CAP_DAC_READ_SEARCH (tracefs is 0700 root).
+# The Helm chart grants exactly these. (Kernels before 5.11 also need CAP_SYS_RESOURCE for RLIMIT_MEMLOCK.)
+REQUIRED_CAPABILITIES = (("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_DAC_READ_SEARCH", 2))
+
+
+def missing_capabilities() -> list[str]:
+    """The REQUIRED_CAPABILITIES this process's effective set lacks (root normally has them all)."""
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return [] if os.geteuid() == 0 else [name for name, _ in REQUIRED_CAPABILITIES]
+    return [name for name, bit in REQUIRED_CAPABILITIES if not eff >> bit & 1]
+
+
 def unavailable_reason() -> str | None:
     """Why eBPF capture cannot run here, or None if it can (checked before compiling)."""
-    if os.geteuid() != 0:
-        return "eBPF capture needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE); this process has neither"
+    missing = missing_capabilities()
+    if missing:
+        return (f"eBPF capture needs root or the capabilities {' + '.join(n for n, _ in REQUIRED_CAPABILITIES)}; "
+                f"this process lacks {', '.join(missing)}")
     try:
         import bcc  # noqa: F401
     except ImportError:
