@@ -6,12 +6,15 @@ PY    := $(VENV)/bin/python
 GPU_MARK := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_MARK := $(if $(GPU_MARK),-m "$(GPU_MARK)",)
 
-.PHONY: setup run test check lint typecheck pytest services-up services-down services-status bench fuzz clean
+.PHONY: setup setup-core run test check lint typecheck pytest services-up services-down services-status bench fuzz clean
 
-setup:            ## install everything (idempotent): Debian packages, kernel headers, venv, Kafka jars
-	@bash infra/setup.sh
+setup:            ## install everything the suite needs (idempotent): setup-core + ClickHouse, Kafka jars, Jaeger, helm
+	@bash infra/setup.sh full
 
-run: setup        ## trace a bundled workload and validate a bundled pair, on the embedded defaults (no servers)
+setup-core:       ## install only what `make run` needs (idempotent): Debian's bcc, kernel headers, tracefs, venv
+	@bash infra/setup.sh core
+
+run: setup-core   ## trace a bundled workload and validate a bundled pair, on the embedded defaults (no servers)
 	@bash examples/run.sh
 
 services-up: setup ## start Kafka (127.0.0.1:9092) and ClickHouse (127.0.0.1:9000/8123), data under .local/
@@ -40,7 +43,7 @@ test: setup lint typecheck
 bench: setup      ## the performance benchmarks (see docs/benchmarks.md)
 	$(PY) -m bench
 
-fuzz: setup       ## coverage-guided fuzzing of the wire decoder with atheris (Ctrl-C to stop)
+fuzz: setup-core  ## coverage-guided fuzzing of the wire decoder with atheris (Ctrl-C to stop)
 	$(PY) tools/fuzz_codec_atheris.py -atheris_runs=1000000
 
 clean:

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs everything sysweave's tests and `make run` need, idempotently:
-#   Debian packages (bcc, strace, clickhouse-server, kernel headers), kernel-header links for bcc,
-#   tracefs, the project virtualenv with bcc made importable, and the Kafka broker's jars (Maven).
+# Installs what sysweave needs, idempotently. Usage: infra/setup.sh core|full (default: full)
+#   core  (`make run`): Debian's bcc, strace, iproute2 and the nearest kernel headers (linked for bcc),
+#         tracefs, the project virtualenv with bcc made importable.
+#   full  (`make setup`, `make test`): core, plus what the suite's servers and tools need: clickhouse-server,
+#         a JRE + Maven and the Kafka broker's jars, Jaeger v2 and helm built from the Go module proxy, the
+#         Kubernetes OpenAPI schema (a Go module) for the chart tests, and dockerfilelint (npm).
 # Every step checks before acting, so a second run does nothing and fetches nothing.
 set -euo pipefail
+MODE=${1:-full}
+case "$MODE" in core|full) ;; *) printf 'setup: usage: infra/setup.sh core|full\n' >&2; exit 2 ;; esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 LOCAL="$top/.local"
@@ -17,7 +22,8 @@ need_root() {
 }
 
 # --- Debian packages -------------------------------------------------------------------------
-apt_pkgs=(bpfcc-tools python3-bpfcc strace clickhouse-server clickhouse-client iproute2 maven default-jre-headless)
+apt_pkgs=(bpfcc-tools python3-bpfcc strace iproute2)
+if [ "$MODE" = full ]; then apt_pkgs+=(clickhouse-server clickhouse-client maven default-jre-headless); fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # bcc compiles its C against kernel headers. Debian packages none for this (Firecracker) kernel, so we
@@ -87,6 +93,8 @@ if [ -d /usr/lib/python3/dist-packages/bcc ]; then
   echo "$bccdir" > "$site/sysweave-debian-bcc.pth"
 fi
 
+if [ "$MODE" = core ]; then say "ready (core: enough for 'make run'; 'make setup' adds the test services and tools)"; exit 0; fi
+
 # --- Kafka broker jars -----------------------------------------------------------------------
 kafka_libs="$LOCAL/kafka/libs"
 if [ ! -f "$kafka_libs/.complete" ] || [ infra/kafka/pom.xml -nt "$kafka_libs/.complete" ]; then
@@ -108,5 +116,37 @@ if [ ! -x "$LOCAL/bin/jaeger" ]; then
   mkdir -p "$LOCAL/bin"
   (cd "$dir" && GOFLAGS=-mod=mod go build -o "$LOCAL/bin/jaeger.tmp" ./cmd/jaeger) || die "building Jaeger failed (see above)"
   mv "$LOCAL/bin/jaeger.tmp" "$LOCAL/bin/jaeger"
+fi
+# --- helm (the chart tests: lint --strict, template) ------------------------------------------
+HELM_VERSION=v3.19.5
+if [ ! -x "$LOCAL/bin/helm" ] || ! "$LOCAL/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+  command -v go >/dev/null || die "Go is needed to build helm for the chart tests (apt-get install golang or https://go.dev)"
+  say "building helm $HELM_VERSION from the Go module proxy (first time only; a few minutes)"
+  dir=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || die "go mod download helm.sh/helm/v3@$HELM_VERSION failed; check access to the Go module proxy"
+  mkdir -p "$LOCAL/bin"
+  (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+      -o "$LOCAL/bin/helm.tmp" ./cmd/helm) || die "building helm failed (see above)"
+  mv "$LOCAL/bin/helm.tmp" "$LOCAL/bin/helm"
+fi
+# --- the Kubernetes OpenAPI schema the rendered chart is validated against ---------------------
+# k8s.io/kubernetes carries api/openapi-spec/v3 (one OpenAPI 3 document per group/version) for its release.
+K8S_VERSION=v1.34.2
+k8s_spec="$LOCAL/k8s-openapi/$K8S_VERSION"
+if [ ! -f "$k8s_spec/apis__apps__v1_openapi.json" ]; then
+  say "fetching the Kubernetes $K8S_VERSION OpenAPI schema (Go module k8s.io/kubernetes)"
+  dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -d "$dir/api/openapi-spec/v3" ] \
+    || die "go mod download k8s.io/kubernetes@$K8S_VERSION failed; check access to the Go module proxy"
+  rm -rf "$k8s_spec.tmp"; mkdir -p "$LOCAL/k8s-openapi"
+  cp -r "$dir/api/openapi-spec/v3" "$k8s_spec.tmp" && chmod -R u+w "$k8s_spec.tmp" && mv "$k8s_spec.tmp" "$k8s_spec"
+fi
+# --- dockerfilelint (no Docker engine here: the Dockerfiles are linted, not built) -----------
+DOCKERFILELINT_VERSION=1.8.0
+if [ ! -x "$LOCAL/npm/node_modules/.bin/dockerfilelint" ]; then
+  command -v npm >/dev/null || die "npm is needed for dockerfilelint (apt-get install npm)"
+  say "installing dockerfilelint $DOCKERFILELINT_VERSION from the npm registry"
+  npm install --silent --no-audit --no-fund --prefix "$LOCAL/npm" "dockerfilelint@$DOCKERFILELINT_VERSION" >/dev/null \
+    || die "npm install dockerfilelint@$DOCKERFILELINT_VERSION failed; check access to the npm registry"
 fi
 say "ready"
