@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe, TargetError
+from sysweave.agents.file_effects import WrittenPaths, file_states
 from sysweave.agents.records import RecordDecoder
 from sysweave.schemas.events import (
     Event,
@@ -118,6 +119,7 @@ class EbpfCapture:
         self._snap = 0
         self._prev_aggs: dict[tuple[int, int], tuple[int, int, int, list[int]]] = {}
         self._prev_lost: dict[str, int] = {}
+        self.written: WrittenPaths | None = None  # observable capture: paths the tree wrote (file effects)
 
     def calls_counted(self) -> int:
         """Syscalls counted exactly in the kernel up to the last snapshot (the metrics endpoint reads it)."""
@@ -139,12 +141,16 @@ class EbpfCapture:
                             self._live.add(ev.child_pid)
                         elif ev.type is ProcessEventType.EXIT:
                             self._live.discard(ev.h.pid)
+                    if self.written is not None:
+                        self.written.feed(ev)
                     self.sink(ev)
 
     def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
                     timeout_s: float | None = None, stdout: IO[bytes] | None = None,
                     stderr: IO[bytes] | None = None) -> CaptureResult:
         """Start ``argv`` traced from its exec; wait for it (and, with -f, its descendants)."""
+        if self.options.observable:
+            self.written = WrittenPaths(os.path.abspath(cwd or os.getcwd()))
         self.probe.start()
         self._consumer.start()
         self.probe.arm(os.getpid())
@@ -202,6 +208,11 @@ class EbpfCapture:
     def _finish(self, exit_code: int, root_pid: int) -> CaptureResult:
         self._shutdown()
         aggs, lost, extra = self.snapshot(root_pid)
+        if self.written is not None:  # the final state of every path the tree wrote (validation by effects)
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            offset = wall_offset_ns() + self.options.clock_skew_ns
+            extra += file_states(self.written.paths(), self.written.cwd, lambda i: EventHeader(
+                make_event_id(self.producer_id, (1 << 61) | i), self.host_id, root_pid, root_pid, now, now + offset))
         if self._own_probe:
             self.probe.close()
         return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra)

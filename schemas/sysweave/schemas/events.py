@@ -21,7 +21,7 @@ Assembled form::
     UnifiedTrace
       ├── ProcessSpan (one per process, any host)
       │     ├── SyscallSpan ...       ├── GpuKernel ...        ├── GpuMemoryTransfer ...
-      │     ├── ComputeBlock ...      ├── TranspilerDecision ...
+      │     ├── ComputeBlock ...      ├── TranspilerDecision ...    ├── Mark ...
       │     ├── ProcessEvent ...      (fork/clone, exec with argv, exit with code, wait)
       │     └── SyscallAggregate ...  (exact per-syscall statistics, including what sampling dropped)
       ├── CausalEdge ...              (happens-before between events, possibly across hosts)
@@ -50,6 +50,10 @@ class EventKind(enum.IntEnum):
     HOST = 9
     LOST = 10
     CLOCK = 11
+    FILE_STATE = 12  # 13 is reserved (GPU_SAMPLE)
+    GPU_SAMPLE = 13
+    FUNCTION_AGGREGATE = 14
+    MARK = 15
 
 
 class ProcessEventType(enum.IntEnum):
@@ -66,6 +70,7 @@ class MemcpyKind(enum.IntEnum):
     DTOD = 3
     HTOH = 4
     PEER = 5
+    DEFAULT = 6  # cuMemcpy/cuMemcpyAsync: the driver infers the direction from unified addresses
 
 
 class EdgeKind(enum.IntEnum):
@@ -75,6 +80,8 @@ class EdgeKind(enum.IntEnum):
     TCP = 4  # send -> receive on one TCP connection (4-tuple + byte offsets)
     EXEC = 5  # exec -> the new image's first event
     SDK = 6  # explicit edge reported by the in-app SDK
+    GPU_LAUNCH = 7  # CPU-side launch/copy call -> its device-side execution (CUPTI correlation id)
+    GPU_COMPLETION = 8  # device-side execution -> the CPU-side call that waited for it and returned after it
 
 
 class SampleReason(enum.IntFlag):
@@ -170,22 +177,57 @@ class GpuMemoryTransfer:
 
 @dataclass(frozen=True, slots=True)
 class ComputeBlock:
-    """A SIMD/BLAS compute region reported by the SDK (e.g. one GEMM call)."""
+    """A compute region: one GEMM call, a vectorised loop, a hot function (SDK ``compute_block`` or a uprobe).
+
+    ``op`` is what kind of work it is ("gemm", "simd", "fft", ...; "" unknown); ``elements`` how many items it
+    processed (0: not known; uprobes: the captured argument, e.g. ``cos(n=arg1)``); ``symbol`` the function it
+    measured ("" when not a function) -- the key that links a block to the ``TranspilerDecision`` whose
+    ``target_symbol`` names it; ``source`` who reported it ("sdk", "uprobe"); ``decision_id`` the decision that
+    produced it when the reporter knows it (SDK ``compute_block(..., decision=...)``); ``attrs`` free attributes.
+    Example: ``ComputeBlock(h, "matmul 512", "gemm", 262144, "mm_kernel", "sdk", "D17", {"dtype": "f32"})``.
+    """
 
     h: EventHeader
     name: str
-    kind: str = ""  # "blas", "simd", ...
-    flops: int = 0
-    bytes: int = 0
+    op: str = ""
+    elements: int = 0
+    symbol: str = ""
+    source: str = ""
+    decision_id: str = ""
+    attrs: dict[str, ArgValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class TranspilerDecision:
+    """One decision a transpiler took: at build time (``sysweave trace --decisions LOG.jsonl``) or at run time (SDK).
+
+    ``decision_id`` is the transpiler's own id (unique within one build); ``source_location`` the input it
+    translated ("wc.py:12"); ``target_symbol`` the generated function the decision shaped (links to
+    ``ComputeBlock.symbol`` and uprobed functions); ``kind`` what was decided ("loop-vectorised",
+    ``"ownership"``, "allocation-elided", ...); ``chosen`` what it chose, ``alternatives`` what it rejected,
+    ``reason`` why; ``source`` "sdk" or "log"; ``attrs`` free attributes (e.g. {"width": 8}).
+    A decision from a log has no run-time instant: it carries the start of the trace and the root process.
+    """
+
     h: EventHeader
-    source_location: str
-    decision: str
-    rationale: str = ""
-    target: str = ""
+    decision_id: str
+    source_location: str = ""
+    target_symbol: str = ""
+    kind: str = ""
+    chosen: str = ""
+    alternatives: tuple[str, ...] = ()
+    reason: str = ""
+    source: str = ""
+    attrs: dict[str, ArgValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An instant the program marked itself (SDK ``mark(name, **attrs)``): a phase change, an iteration, a checkpoint."""
+
+    h: EventHeader
+    name: str
+    attrs: dict[str, ArgValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +295,72 @@ class ClockEstimate:
     samples: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """The final state of one path a traced tree wrote, recorded when the tree exits (validation by effects).
+
+    ``path`` is absolute; ``cwd`` is the traced tree's working directory (paths compare relative to it).
+    ``type``: "file", "dir", "symlink", "other" ("" when ``exists`` is False). ``mode``: ``st_mode & 0o7777``.
+    ``content_hash``: BLAKE2b-256 hex of the whole content (files) or of the target (symlinks);
+    ``content``: its first bytes (up to the capture's cap, ``len(content) < size`` marks truncation).
+    Example: ``FileState(h, "/w/out.txt", True, "file", 0o644, 2, "9f..", b"ok", "", "/w")``.
+    """
+
+    h: EventHeader
+    path: str
+    exists: bool
+    type: str = ""
+    mode: int = 0
+    size: int = 0
+    content_hash: str = ""
+    content: bytes = b""
+    target: str = ""
+    cwd: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """One NVML reading of GPU ``device`` (``process_pid`` 0) or of one traced process on it.
+
+    ``None`` means NVML could not say (not supported by this device/driver), never zero. Device readings
+    carry the traced root process in the header (they sit on its timeline); process readings that process.
+    Utilisations are percent over NVML's last sample period; ``power_mw`` milliwatts; ``sm_clock_mhz`` MHz.
+    Example: ``GpuSample(h, 0, 0, "NVIDIA H200", 87, 40, 12 << 30, 141 << 30, 350_000, 1980)``.
+    """
+
+    h: EventHeader
+    device: int
+    process_pid: int = 0
+    name: str = ""
+    gpu_util_pct: int | None = None
+    mem_util_pct: int | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    power_mw: int | None = None
+    sm_clock_mhz: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionAggregate:
+    """Exact statistics of one probed function (uprobes) in one process over the header's window.
+
+    ``hist_log2[i]`` counts calls whose duration in ns lies in [2**i, 2**(i+1)), as for syscalls; the counts
+    include the calls below the threshold that were not shipped as ComputeBlock/GpuKernel events.
+    """
+
+    h: EventHeader
+    symbol: str
+    library: str
+    calls: int
+    total_ns: int
+    hist_log2: tuple[int, ...] = ()
+    source: str = "uprobe"
+
+
 Event = (
     SyscallSpan | ProcessEvent | GpuKernel | GpuMemoryTransfer | ComputeBlock | TranspilerDecision
-    | SyscallAggregate | CausalEdge | HostInfo | LostEvents | ClockEstimate
+    | SyscallAggregate | CausalEdge | HostInfo | LostEvents | ClockEstimate | FileState
+    | GpuSample | FunctionAggregate | Mark
 )
 
 EVENT_TYPES: dict[EventKind, type] = {
@@ -270,6 +375,10 @@ EVENT_TYPES: dict[EventKind, type] = {
     EventKind.HOST: HostInfo,
     EventKind.LOST: LostEvents,
     EventKind.CLOCK: ClockEstimate,
+    EventKind.FILE_STATE: FileState,
+    EventKind.GPU_SAMPLE: GpuSample,
+    EventKind.FUNCTION_AGGREGATE: FunctionAggregate,
+    EventKind.MARK: Mark,
 }
 KIND_OF: dict[type, EventKind] = {t: k for k, t in EVENT_TYPES.items()}
 

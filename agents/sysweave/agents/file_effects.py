@@ -1,0 +1,180 @@
+"""File effects of a traced tree: which paths it wrote (pure, from its events) and their final state.
+
+Validation compares runs by their effects on the world (docs/equivalence.md); for files that is the final
+state of every path the tree wrote. :class:`WrittenPaths` follows the events as capture decodes them (cheap:
+only the calls that name or write a path, fork and chdir matter) and :func:`file_states` reads each path's
+final state once the tree has exited, as :class:`~sysweave.schemas.events.FileState` events that travel
+with the trace (so a stored trace validates away from the machine's disk).
+
+Worked example::
+
+    >>> from sysweave.schemas.events import EventHeader, SyscallSpan
+    >>> def sc(name, ret, **a):
+    ...     return SyscallSpan(EventHeader(b"\\0" * 16, "h", 7, 7, 0, 0), 0, name, ret, a)
+    >>> w = WrittenPaths("/work")
+    >>> for e in (sc("openat", 3, dirfd=-100, path="out.tmp", flags=0o101),        # O_WRONLY|O_CREAT
+    ...           sc("openat", 4, dirfd=-100, path="in.txt", flags=0),              # a read: not an effect
+    ...           sc("rename", 0, oldpath="out.tmp", newpath="/work/out.txt"),
+    ...           sc("mkdir", 0, path="d", mode=0o755), sc("write", 2, fd=1)):
+    ...     w.feed(e)
+    >>> w.paths()
+    ['/work/d', '/work/out.tmp', '/work/out.txt']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable
+
+from sysweave.schemas.events import Event, EventHeader, FileState, ProcessEvent, ProcessEventType, SyscallSpan
+
+__all__ = ["CONTENT_CAP", "IGNORED_WRITE_PREFIXES", "MAX_PATHS", "WrittenPaths", "file_state", "file_states",
+           "written_paths"]
+
+CONTENT_CAP = 64 * 1024  # bytes of content kept in a FileState (the hash covers all of it)
+MAX_PATHS = 10_000  # paths recorded per tree (beyond: counted, not recorded)
+IGNORED_WRITE_PREFIXES = ("/dev/", "/proc/", "/sys/", "/run/")  # devices and kernel interfaces are not files
+AT_FDCWD = -100
+O_ACCMODE, O_CREAT, O_TRUNC = 3, 0o100, 0o1000
+
+# call -> the path arguments it changes (each with the dirfd argument it is relative to)
+_PATH_WRITES: dict[str, tuple[tuple[str, str], ...]] = {
+    "creat": (("path", ""),),
+    "truncate": (("path", ""),),
+    "unlink": (("path", ""),), "unlinkat": (("path", "dirfd"),),
+    "rmdir": (("path", ""),),
+    "mkdir": (("path", ""),), "mkdirat": (("path", "dirfd"),),
+    "mknod": (("path", ""),), "mknodat": (("path", "dirfd"),),
+    "rename": (("oldpath", ""), ("newpath", "")),
+    "renameat": (("oldpath", "olddirfd"), ("newpath", "newdirfd")),
+    "renameat2": (("oldpath", "olddirfd"), ("newpath", "newdirfd")),
+    "link": (("newpath", ""),), "linkat": (("newpath", "newdirfd"),),
+    "symlink": (("linkpath", ""),), "symlinkat": (("linkpath", "newdirfd"),),
+    "chmod": (("path", ""),), "fchmodat": (("path", "dirfd"),), "fchmodat2": (("path", "dirfd"),),
+    "chown": (("path", ""),), "lchown": (("path", ""),), "fchownat": (("path", "dirfd"),),
+}
+_OPENS = frozenset({"open", "openat", "openat2"})
+_FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
+
+
+class WrittenPaths:
+    """The absolute paths a process tree wrote, followed event by event (feed them in order).
+
+    ``cwd``: the working directory of the tree's root (relative paths of processes first seen resolve
+    against it). Tracks each process's cwd (fork copies it, chdir changes it) and the paths of fds it
+    opened (for ``*at`` calls relative to a directory fd and for ``ftruncate``/``fchmod``).
+    """
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = os.path.normpath(cwd)
+        self._cwds: dict[int, str] = {}
+        self._fds: dict[int, dict[int, str]] = {}
+        self._paths: dict[str, None] = {}
+        self.dropped = 0  # paths beyond MAX_PATHS
+
+    def paths(self) -> list[str]:
+        return sorted(self._paths)
+
+    def _resolve(self, pid: int, path: str, dirfd: object = AT_FDCWD) -> str:
+        if path.startswith("/"):
+            return os.path.normpath(path)
+        base = self._cwds.get(pid, self.cwd)
+        if isinstance(dirfd, int) and dirfd != AT_FDCWD:
+            base = self._fds.get(pid, {}).get(dirfd, base)
+        return os.path.normpath(os.path.join(base, path))
+
+    def _add(self, path: str) -> None:
+        if path.startswith(IGNORED_WRITE_PREFIXES) or path in self._paths:
+            return
+        if len(self._paths) >= MAX_PATHS:
+            self.dropped += 1
+            return
+        self._paths[path] = None
+
+    def feed(self, e: Event) -> None:
+        if isinstance(e, ProcessEvent):
+            if e.type is ProcessEventType.FORK and e.child_pid:
+                self._cwds[e.child_pid] = self._cwds.get(e.h.pid, self.cwd)
+                self._fds[e.child_pid] = dict(self._fds.get(e.h.pid, {}))
+            return
+        if not isinstance(e, SyscallSpan) or e.ret < 0:
+            return
+        name, a, pid = e.name, e.args, e.h.pid
+        if name in _OPENS:
+            path = self._resolve(pid, str(a.get("path", "")), a.get("dirfd", AT_FDCWD))
+            self._fds.setdefault(pid, {})[e.ret] = path
+            flags = a.get("flags", 0)
+            if isinstance(flags, int) and (flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC)):
+                self._add(path)
+        elif name in _PATH_WRITES:
+            for arg, dirarg in _PATH_WRITES[name]:
+                value = a.get(arg)
+                if isinstance(value, str) and value:
+                    self._add(self._resolve(pid, value, a.get(dirarg, AT_FDCWD) if dirarg else AT_FDCWD))
+            if name == "creat":
+                self._fds.setdefault(pid, {})[e.ret] = self._resolve(pid, str(a.get("path", "")))
+        elif name in _FD_WRITES:
+            fd = a.get("fd")
+            opened = self._fds.get(pid, {}).get(fd) if isinstance(fd, int) else None
+            if opened:
+                self._add(opened)
+        elif name == "chdir":
+            self._cwds[pid] = self._resolve(pid, str(a.get("path", "")))
+        elif name == "fchdir":
+            fd = a.get("fd")
+            if isinstance(fd, int) and fd in self._fds.get(pid, {}):
+                self._cwds[pid] = self._fds[pid][fd]
+        elif name == "close":
+            fd = a.get("fd")
+            if isinstance(fd, int):
+                self._fds.get(pid, {}).pop(fd, None)
+
+
+def written_paths(events: Iterable[Event], cwd: str) -> list[str]:
+    """The sorted absolute paths ``events`` (one host's tree, in program order) wrote; see the module example."""
+    w = WrittenPaths(cwd)
+    for e in events:
+        w.feed(e)
+    return w.paths()
+
+
+def file_state(path: str, cap: int = CONTENT_CAP) -> dict[str, object]:
+    """The fields of a FileState for ``path`` as it is now (reads the disk; never follows a final symlink)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return {"path": path, "exists": False}
+    mode = st.st_mode & 0o7777
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = ""
+        return {"path": path, "exists": True, "type": "symlink", "mode": mode, "size": len(target),
+                "content_hash": hashlib.blake2b(target.encode(), digest_size=32).hexdigest(), "target": target}
+    if stat.S_ISDIR(st.st_mode):
+        return {"path": path, "exists": True, "type": "dir", "mode": mode}
+    if not stat.S_ISREG(st.st_mode):
+        return {"path": path, "exists": True, "type": "other", "mode": mode}
+    h = hashlib.blake2b(digest_size=32)
+    head = b""
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                if len(head) < cap:
+                    head += chunk[:cap - len(head)]
+                h.update(chunk)
+                size += len(chunk)
+    except OSError:
+        return {"path": path, "exists": True, "type": "file", "mode": mode, "size": st.st_size}
+    return {"path": path, "exists": True, "type": "file", "mode": mode, "size": size, "content_hash": h.hexdigest(),
+            "content": head}
+
+
+def file_states(paths: Iterable[str], cwd: str, header: Callable[[int], EventHeader],
+                cap: int = CONTENT_CAP) -> list[FileState]:
+    """One FileState per path, read from disk now; ``header(i)`` makes the i-th event's header."""
+    return [FileState(header(i), cwd=cwd, **file_state(p, cap)) for i, p in enumerate(paths)]  # type: ignore[arg-type]
