@@ -211,19 +211,20 @@ def report(args: argparse.Namespace, out: _Output, result: CaptureResult, select
 
 def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureResult, command: list[str]) -> None:
     try:
-        from sysweave.streams.pipeline.assembly import assemble
+        from sysweave.streams.pipeline import build_trace
         from sysweave.validator.store.base import StoreError
         from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
     except ImportError as exc:
         _err(f"not storing the trace: {exc.name} is not installed (pip install sysweave, or use --no-store)")
         return
     trace_id = os.urandom(16)
-    trace = assemble(events, trace_id)
-    trace.closed = True
+    done = build_trace(events, trace_id, label=args.label or " ".join(command)[:200])  # the one pipeline
+    trace = done.trace
+    for warning in done.warnings:
+        _err(f"trace {trace_id.hex()}: {warning}")
     try:
         store = EmbeddedStore(args.store or default_store_path())
-        store.store_trace(trace, label=args.label or " ".join(command)[:200], backend=result.backend,
-                          exit_code=result.exit_code)
+        store.store_trace(trace, label=trace.label, backend=result.backend, exit_code=result.exit_code)
         store.close()
     except StoreError as exc:
         _err(f"the trace was not stored: {exc}")

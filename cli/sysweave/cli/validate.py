@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from sysweave.schemas.events import UnifiedTrace
 from sysweave.validator.equivalence.compare import compare
 from sysweave.validator.equivalence.harness import Harness, HarnessError, SideSummary
 
@@ -29,15 +30,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-store", action="store_true", help="do not store the report")
 
 
+def side_trace(side: SideSummary, label: str = "", trace_id: bytes | None = None) -> UnifiedTrace:
+    """The first run of a side through the one pipeline (``sysweave.streams.pipeline.build_trace``)."""
+    from sysweave.streams.pipeline import build_trace
+
+    return build_trace(side.runs[0].events, trace_id or os.urandom(16), label).trace
+
+
 def data_flow(side: SideSummary) -> list[tuple[str, str, str]]:
-    """Pipe/TCP edges between the run's processes, by role (the stream layer's causality functions)."""
-    from sysweave.streams.pipeline.assembly import assemble
-    from sysweave.streams.pipeline.causality import apply_causality
+    """Pipe/TCP edges between the run's processes, by role (edges from the one pipeline)."""
     from sysweave.validator.equivalence.observe import edge_roles
 
     run = side.runs[0]
-    trace = assemble(run.events, os.urandom(16))
-    apply_causality(trace)
+    trace = side_trace(side)
     root = side.obs.root.pid if side.obs.root else run.result.root_pid
     host = next(iter(trace.processes))[0] if trace.processes else ""
     return edge_roles(trace, (host, root), run.workdir)
@@ -75,16 +80,13 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, Sid
 
 
 def store_report(args: argparse.Namespace, report: dict[str, Any], original: SideSummary, transpiled: SideSummary) -> None:
-    from sysweave.streams.pipeline.assembly import assemble
     from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
 
     store = EmbeddedStore(args.store or default_store_path())
     ids = []
     for side, label in ((original, "original"), (transpiled, "transpiled")):
-        trace = assemble(side.runs[0].events, os.urandom(16))
-        trace.closed = True
-        store.store_trace(trace, label=f"validate {label}: {report[label]}"[:200], backend="ebpf",
-                          exit_code=side.runs[0].result.exit_code)
+        trace = side_trace(side, f"validate {label}: {report[label]}"[:200])
+        store.store_trace(trace, label=trace.label, backend="ebpf", exit_code=side.runs[0].result.exit_code)
         ids.append(trace.trace_id.hex())
     report["trace_ids"] = {"original": ids[0], "transpiled": ids[1]}
     store.insert("validation_results", [{

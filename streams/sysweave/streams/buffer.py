@@ -12,10 +12,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, UnifiedTrace
-from sysweave.streams.pipeline.assembly import assemble
-from sysweave.streams.pipeline.causality import apply_causality
-from sysweave.streams.pipeline.clocksync import InconsistentClocks, choose_reference, correct_trace, estimate_offsets
+from sysweave.schemas import topics
+from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType
+from sysweave.streams.pipeline import FinishedTrace, build_trace
+
+__all__ = ["OpenTrace", "TraceBuffer", "finish", "trace_id_for"]
 
 
 def trace_id_for(key: bytes) -> bytes:
@@ -84,22 +85,8 @@ class TraceBuffer:
             self.closed.pop(next(iter(self.closed)))
 
 
-@dataclass
-class Finished:
-    trace: UnifiedTrace
-    clock_error: str = ""
-
-
-def finish(t: OpenTrace) -> Finished:
-    """Assemble, derive causality, synchronise clocks: the pure pipeline both modes share."""
-    trace = assemble(t.events.values(), trace_id_for(t.key))
-    trace.late_events = t.late
-    trace.closed = True
-    pairs = apply_causality(trace)
-    error = ""
-    if pairs:
-        try:
-            correct_trace(trace, estimate_offsets(pairs, choose_reference(trace)))
-        except InconsistentClocks as exc:
-            error = str(exc)
-    return Finished(trace, error)
+def finish(t: OpenTrace) -> FinishedTrace:
+    """The closed trace through THE pipeline (``pipeline.build_trace``), labelled with its key when the key
+    is a trace label (``topics.label_of_key``), counting the events that arrived after it first closed."""
+    hosts = {e.h.host_id for e in t.events.values()}
+    return build_trace(t.events.values(), trace_id_for(t.key), topics.label_of_key(t.key, hosts), late_events=t.late)

@@ -4,9 +4,10 @@
 
 Several workers share TOPIC_EVENTS's partitions through Kafka's consumer group. Each:
   1. decodes agent batches (a bad message goes to TOPIC_DEAD_LETTER with the reason; the worker goes on),
-  2. buffers them per trace key and emits closed (and late-updated) traces to TOPIC_TRACES as codec batches
-     (key = trace id hex; envelope producer id = the trace id's first 8 bytes, sequence = the number of late
-     events merged into this emission, 0 for the first),
+  2. buffers them per trace key and, when a trace closes (or a late event updates it), runs the one pipeline
+     (``buffer.finish`` -> ``pipeline.build_trace``) and emits the finished trace to TOPIC_TRACES as a codec
+     batch (key = trace id hex; envelope producer id = the trace id's first 8 bytes, sequence = the number of
+     late events merged into this emission, 0 for the first; header ``sysweave.label`` = its trace label),
   3. runs the adaptive sampling controller per host every interval and publishes its decisions to
      TOPIC_CONTROL (JSON {"host_id", "threshold_ns", "fraction"}), which agents apply to the BPF map.
 """
@@ -20,18 +21,23 @@ from collections import defaultdict
 from typing import Any
 
 from sysweave.schemas import codec, topics
-from sysweave.schemas.events import SyscallAggregate
+from sysweave.schemas.events import SyscallAggregate, UnifiedTrace
 from sysweave.streams.buffer import TraceBuffer, finish
+from sysweave.streams.pipeline.assembly import trace_events
 from sysweave.streams.sampling import ControllerConfig, HostSampling, control_step, merged_histogram
 
 log = logging.getLogger("sysweave.streams")
 
 
-def encode_trace(trace: Any) -> bytes:
-    from sysweave.streams.pipeline.assembly import trace_events
-
+def encode_trace(trace: UnifiedTrace) -> bytes:
+    """A finished trace as one codec batch: every event with its corrected times, stamps and edges."""
     return codec.encode_batch(codec.Batch(int.from_bytes(trace.trace_id[:8], "big"), trace.late_events,
                                           time.time_ns(), tuple(trace_events(trace))))
+
+
+def trace_headers(trace: UnifiedTrace) -> list[tuple[str, bytes]]:
+    """Kafka headers of an emitted trace: ``sysweave.label`` when it has a label (``schemas.topics``)."""
+    return [(topics.HEADER_LABEL, trace.label.encode())] if trace.label else []
 
 
 def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, target_spans_per_s: float = 10_000.0,
@@ -88,9 +94,10 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
     async def emit_closed() -> None:
         for t in buffer.ready(time.monotonic()):
             done = finish(t)
-            if done.clock_error:
-                log.warning("trace %s: %s", done.trace.trace_id.hex(), done.clock_error)
-            await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace))
+            for warning in done.warnings:
+                log.warning("trace %s: %s", done.trace.trace_id.hex(), warning)
+            await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace),
+                              headers=trace_headers(done.trace))
             stats["traces_emitted"] += 1
             acks.done(t.key)
         buffer.forget_closed()

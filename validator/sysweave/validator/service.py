@@ -1,4 +1,4 @@
-"""``sysweave validator serve``: assembled traces and validation requests from Kafka into ClickHouse (+ OTLP).
+"""``sysweave validator serve``: finished traces and validation requests from Kafka into ClickHouse (+ OTLP).
 
     sysweave validator serve --kafka BOOTSTRAP --clickhouse clickhouse://HOST:9000/sysweave [--otlp HOST:4317]
     sysweave validator migrate --clickhouse URL
@@ -25,7 +25,7 @@ from collections import deque
 from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
-from sysweave.streams.pipeline.assembly import assemble
+from sysweave.streams.pipeline import build_trace
 from sysweave.validator.equivalence.compare import compare
 from sysweave.validator.equivalence.observe import edge_roles, extract
 from sysweave.validator.store.base import TraceNotFound
@@ -75,10 +75,12 @@ class ValidatorService:
         except (codec.DecodeError, ValueError) as exc:
             self.dead_letter(msg, str(exc))
             return
-        trace = assemble(batch.events, trace_id)
-        trace.closed = True
-        trace.late_events = batch.sequence
-        self.sink.add_trace(trace, backend="ebpf")
+        # The worker's output already went through the pipeline; running the same (idempotent) pipeline again
+        # rebuilds exactly that trace — times are not corrected twice (hosts with a ClockEstimate are left
+        # alone) — and completes one that skipped a step. The label travels in the sysweave.label header.
+        label = next((v.decode("utf-8", "replace") for k, v in (msg.headers or ()) if k == topics.HEADER_LABEL), "")
+        trace = build_trace(batch.events, trace_id, label, late_events=batch.sequence).trace
+        self.sink.add_trace(trace, label=trace.label, backend="ebpf")
         self.stats["traces"] += 1
         if self.exporter is not None:
             if len(self.otlp_queue) >= self.max_otlp_queue:

@@ -32,7 +32,8 @@ from sysweave.schemas.events import (
 from sysweave.streams.pipeline.assembly import derived_edge
 from sysweave.streams.pipeline.fdtrack import Op, ResourceKind, track
 
-__all__ = ["Conn", "Stream", "apply_causality", "derive_edges", "lamport_stamps", "match_tcp", "vector_stamps"]
+__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "derive_edges", "lamport_stamps", "match_tcp",
+           "restamp_lamport", "vector_stamps"]
 
 
 @dataclass
@@ -239,14 +240,26 @@ def vector_stamps(trace: UnifiedTrace) -> dict[bytes, VectorClock]:
     return out
 
 
-def apply_causality(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
-    """Add derived edges to the trace and restamp every event's Lamport value. Returns cross-host pairs."""
+def add_derived_edges(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
+    """Add the PIPE and TCP edges to the trace (deduplicated by their derived ids). Returns cross-host pairs."""
     edges, pairs = derive_edges(trace)
     known = {e.h.event_id for e in trace.edges}
     trace.edges.extend(e for e in edges if e.h.event_id not in known)
     trace.edges.sort(key=lambda x: (x.src, x.dst, int(x.kind)))
+    return pairs
+
+
+def restamp_lamport(trace: UnifiedTrace) -> None:
+    """Give every event its ``lamport_stamps`` value (events already consistent keep theirs)."""
     stamps = lamport_stamps(trace)
     for p in trace.processes.values():
         p.events = [replace(e, h=replace(e.h, stamp=CausalStamp(stamps[e.h.event_id], e.h.stamp.hlc)))
                     if stamps.get(e.h.event_id, e.h.stamp.lamport) != e.h.stamp.lamport else e for e in p.events]
+
+
+def apply_causality(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
+    """Add derived edges to the trace and restamp every event's Lamport value. Returns cross-host pairs.
+    (The pipeline runs the two as separate steps, with clock sync between them.)"""
+    pairs = add_derived_edges(trace)
+    restamp_lamport(trace)
     return pairs

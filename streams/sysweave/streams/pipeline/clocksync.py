@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sysweave.schemas.errors import StreamError
-from sysweave.schemas.events import CausalStamp, ClockEstimate, EventHeader, SyscallSpan, UnifiedTrace
+from sysweave.schemas.events import CausalStamp, ClockEstimate, EdgeKind, EventHeader, SyscallSpan, UnifiedTrace
+
+__all__ = ["InconsistentClocks", "Offset", "choose_reference", "correct_trace", "cross_host_pairs", "estimate_offsets"]
 
 
 class InconsistentClocks(StreamError, ValueError):
@@ -113,20 +116,44 @@ def choose_reference(trace: UnifiedTrace) -> str:
     return roots[0] if roots else (hosts[0] if hosts else "")
 
 
+def cross_host_pairs(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
+    """(send, receive) of every TCP edge whose ends lie on different hosts: what offsets are estimated from."""
+    events = {e.h.event_id: e for p in trace.processes.values() for e in p.events}
+    out = []
+    for edge in trace.edges:
+        if edge.kind is not EdgeKind.TCP:
+            continue
+        s, r = events.get(edge.src), events.get(edge.dst)
+        if isinstance(s, SyscallSpan) and isinstance(r, SyscallSpan) and s.h.host_id != r.h.host_id:
+            out.append((s, r))
+    return out
+
+
 def correct_trace(trace: UnifiedTrace, offsets: dict[str, Offset]) -> None:
-    """Shift every corrected host's wall times by its offset estimate and record ClockEstimate events."""
-    for key, p in list(trace.processes.items()):
-        off = offsets.get(key[0])
-        if off is None or off.host == off.reference:
-            continue
-        shift = off.estimate
-        p.events = [replace(e, h=replace(e.h, wall_ns=e.h.wall_ns - shift)) for e in p.events]
-        p.start_wall_ns -= shift
-        p.end_wall_ns -= shift
+    """Shift every wall time of each corrected host by its offset estimate (true = observed - offset) — events,
+    process spans, edges (stamped with their destination's host), host and lost records — and record a
+    ClockEstimate per corrected host. A host that already has a ClockEstimate in the trace was corrected
+    before (the trace is being rebuilt from its own output) and is left alone, so correction happens once."""
     seen = {c.host for c in trace.clocks}
-    for off in offsets.values():
-        if off.host == off.reference or off.host in seen:
-            continue
+    shift = {h: off.estimate for h, off in offsets.items() if h != off.reference and h not in seen}
+    if not shift:
+        return
+
+    def moved(e: Any) -> Any:
+        d = shift.get(e.h.host_id)
+        return replace(e, h=replace(e.h, wall_ns=e.h.wall_ns - d)) if d else e
+
+    for key, p in trace.processes.items():
+        d = shift.get(key[0])
+        if d:
+            p.events = [moved(e) for e in p.events]
+            p.start_wall_ns -= d
+            p.end_wall_ns -= d
+    trace.edges = [moved(e) for e in trace.edges]
+    trace.hosts = [moved(e) for e in trace.hosts]
+    trace.lost = [moved(e) for e in trace.lost]
+    for host in sorted(shift):
+        off = offsets[host]
         eid = (b"clock:" + off.host.encode())[:16].ljust(16, b"\0")
         h = EventHeader(eid, off.host, 0, 0, 0, 0, 0, CausalStamp())
         trace.clocks.append(ClockEstimate(h, off.host, off.reference, off.estimate, off.bound, off.drift_ppb, off.samples))

@@ -4,8 +4,9 @@ One OTLP trace per UnifiedTrace (its 16-byte id, or the trace id of ``--trace-pa
 each process is a span whose children are its syscall, GPU and compute spans (not one trace per syscall,
 as the seed's exporter did). Causal edges become span links. Semantic conventions where they exist
 (process.pid, process.command_line, host.name, service.name); ``syscall.*``, ``gpu.*``, ``compute.*``,
-``sysweave.*`` otherwise. Timestamps are the events' wall-clock ns (host-corrected when the trace carries
-clock estimates).
+``sysweave.*`` otherwise. Timestamps are the events' wall-clock ns exactly as the trace holds them: the
+pipeline's clock sync already corrected every host once (``sysweave.streams.pipeline``), so nothing is
+shifted here; a corrected host's offset and bound are attached as ``sysweave.clock.*`` attributes only.
 
 Errors::
 
@@ -123,14 +124,14 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
             attrs.update({"sysweave.clock.offset_ns": offset, "sysweave.clock.bound_ns": bound})
         spans.append(ReadableSpan(name=cmd[:120] or f"pid {p.pid}", context=ctx, parent=parent, resource=res,
                                   attributes=attrs, kind=SpanKind.INTERNAL,
-                                  start_time=p.start_wall_ns - offset, end_time=max(p.end_wall_ns, p.start_wall_ns) - offset))
+                                  start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns)))
         for e in p.events:
             if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision)):
                 continue
             name, a = _attrs(e)
             sctx = SpanContext(trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=flags)
             by_event[e.h.event_id] = sctx
-            start = e.h.wall_ns - offset
+            start = e.h.wall_ns
             spans.append(ReadableSpan(name=name, context=sctx, parent=ctx, resource=res, attributes=a,
                                       kind=SpanKind.INTERNAL, start_time=start, end_time=start + e.h.duration_ns))
     # causal edges as links on the destination span (rebuild those spans with their links)
