@@ -1,32 +1,185 @@
-"""UnifiedTrace -> ClickHouse rows, one mapping for every store (chdb embedded, server via clickhouse-driver).
+"""The column map: events ⇄ ClickHouse rows, one declaration per table, for every store and the reader.
 
-Rows are dicts keyed by the column names of the ``sql/`` DDL; strings that may hold arbitrary bytes
-(payloads, event ids) stay ``bytes`` and each sink encodes them for its protocol.
+``TABLES`` names each table's columns and ClickHouse types exactly as the ``sql/`` DDL declares them
+(``tests/contract/test_ddl.py`` checks it against ``DESCRIBE TABLE`` on chdb and on the 18.16 server).
+Event tables are the shared header (``HEADER``) followed by the event dataclass's own fields, one column
+per field with the field's name, so the mapping both ways is derived from the dataclass: enums and bools
+travel as integers, tuples as arrays, dicts (``args``, ``attrs``) as JSON text (:func:`encode_args`), a
+missing payload as the empty string. A new event type needs its ``sql/`` migration and one ``EventTable``
+line here; a dataclass whose fields and columns differ fails loudly on first read.
+
+Rows are dicts keyed by column name. Text is ``str`` in rows; :func:`columnar` turns rows into per-column
+lists with every ClickHouse ``String`` as ``bytes`` (UTF-8, undecodable bytes kept by surrogateescape), the
+form both stores insert without SQL text. :func:`decode_event` reads rows back from that same raw form.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import time
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sysweave.schemas.events import (
     CausalEdge,
+    CausalStamp,
     ClockEstimate,
     ComputeBlock,
     Event,
+    EventHeader,
+    FileState,
+    FunctionAggregate,
     GpuKernel,
     GpuMemoryTransfer,
+    GpuSample,
+    HostInfo,
     LostEvents,
+    Mark,
     ProcessEvent,
+    ProcessSpan,
     SyscallAggregate,
     SyscallSpan,
     TranspilerDecision,
     UnifiedTrace,
 )
 
+__all__ = [
+    "EVENT_TABLES", "HEADER", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row", "columnar", "decode_args",
+    "decode_event", "decode_process", "decode_text", "encode_args", "encode_text", "event_row", "process_row",
+    "table_of", "trace_rows",
+]
+
 Row = dict[str, Any]
 
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # ClickHouse type as the DDL spells it: UInt32, String, FixedString(16), Array(String), Nullable(Int32)
+
+
+def _columns(spec: str) -> tuple[Column, ...]:
+    """'a UInt8, b Array(String)' -> columns (no type here contains a comma)."""
+    out = []
+    for part in spec.split(","):
+        name, typ = part.split()
+        out.append(Column(name, typ))
+    return tuple(out)
+
+
+HEADER = _columns("trace_id String, event_id FixedString(16), host_id String, pid UInt32, tid UInt32, mono_ns UInt64, "
+                  "wall_ns UInt64, duration_ns UInt64, lamport UInt64, hlc UInt64")
+
+
+@dataclass(frozen=True, slots=True)
+class EventTable:
+    name: str
+    cls: type
+    fields: tuple[Column, ...]  # after the header; each named as the dataclass field it holds
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return HEADER + self.fields
+
+
+EVENT_TABLES: tuple[EventTable, ...] = (
+    EventTable("syscall_spans", SyscallSpan, _columns(
+        "nr UInt16, name String, ret Int64, args String, payload String, payload_len UInt64, reason UInt8")),
+    EventTable("process_events", ProcessEvent, _columns(
+        "type UInt8, parent_pid UInt32, child_pid UInt32, filename String, argv Array(String), "
+        "exit_code Nullable(Int32), signal Nullable(Int32), comm String")),
+    EventTable("syscall_aggregates", SyscallAggregate, _columns(
+        "nr UInt16, name String, calls UInt64, errors UInt64, total_ns UInt64, hist_log2 Array(UInt64)")),
+    EventTable("gpu_kernels", GpuKernel, _columns(
+        "name String, device UInt32, stream UInt64, grid Array(UInt32), block Array(UInt32), correlation_id UInt64")),
+    EventTable("gpu_transfers", GpuMemoryTransfer, _columns(
+        "kind UInt8, bytes UInt64, device UInt32, stream UInt64, correlation_id UInt64")),
+    EventTable("compute_blocks", ComputeBlock, _columns(
+        "name String, op String, elements UInt64, symbol String, source String, decision_id String, attrs String")),
+    EventTable("transpiler_decisions", TranspilerDecision, _columns(
+        "decision_id String, source_location String, target_symbol String, kind String, chosen String, "
+        "alternatives Array(String), reason String, source String, attrs String")),
+    EventTable("marks", Mark, _columns("name String, attrs String")),
+    EventTable("causal_edges", CausalEdge, _columns("src FixedString(16), dst FixedString(16), kind UInt8, detail String")),
+    EventTable("clock_estimates", ClockEstimate, _columns(
+        "host String, reference String, offset_ns Int64, bound_ns Int64, drift_ppb Int64, samples UInt64")),
+    EventTable("lost_events", LostEvents, _columns("source String, count UInt64, detail String")),
+    EventTable("hosts", HostInfo, _columns(
+        "hostname String, boot_id String, kernel String, arch String, clock_offset_ns Int64, addresses Array(String)")),
+    EventTable("file_states", FileState, _columns(
+        "path String, exists UInt8, type String, mode UInt32, size UInt64, content_hash String, content String, "
+        "target String, cwd String")),
+    EventTable("gpu_samples", GpuSample, _columns(
+        "device UInt32, process_pid UInt32, name String, gpu_util_pct Nullable(UInt32), mem_util_pct Nullable(UInt32), "
+        "memory_used_bytes Nullable(UInt64), memory_total_bytes Nullable(UInt64), power_mw Nullable(UInt64), "
+        "sm_clock_mhz Nullable(UInt32)")),
+    EventTable("function_aggregates", FunctionAggregate, _columns(
+        "symbol String, library String, calls UInt64, total_ns UInt64, hist_log2 Array(UInt64), source String")),
+)
+_BY_CLASS: dict[type, EventTable] = {t.cls: t for t in EVENT_TABLES}
+# events that belong to the whole trace rather than to one process, and the UnifiedTrace list holding each
+TRACE_LEVEL: dict[type, str] = {CausalEdge: "edges", ClockEstimate: "clocks", HostInfo: "hosts", LostEvents: "lost"}
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "traces": _columns(
+        "trace_id String, label String, root_argv Array(String), start_wall_ns UInt64, end_wall_ns UInt64, "
+        "hosts Array(String), processes UInt32, events UInt64, lost_events UInt64, late_events UInt64, "
+        "exit_code Int32, backend String, closed UInt8, version UInt64"),
+    "processes": _columns(
+        "trace_id String, host_id String, pid UInt32, parent_host_id String, parent_pid UInt32, argv Array(String), "
+        "start_wall_ns UInt64, end_wall_ns UInt64, exit_code Nullable(Int32), signal Nullable(Int32), version UInt64"),
+    **{t.name: t.columns for t in EVENT_TABLES},
+    "validation_results": _columns(
+        "validation_id String, created_wall_ns UInt64, original_cmd String, transpiled_cmd String, "
+        "original_trace_id String, transpiled_trace_id String, verdict String, confidence Float64, "
+        "explanation String, speedup Float64, report String, version UInt64"),
+}
+
+
+def table_of(cls: type) -> EventTable:
+    return _BY_CLASS[cls]
+
+
+# --- text and args ---------------------------------------------------------------------------------------
+
+def encode_text(s: str) -> bytes:
+    """str -> the bytes a ClickHouse String holds (surrogateescape keeps undecodable bytes exact)."""
+    return s.encode("utf-8", "surrogateescape")
+
+
+def decode_text(b: bytes | str) -> str:
+    return b if isinstance(b, str) else b.decode("utf-8", "surrogateescape")
+
+
+def encode_args(args: dict[str, Any]) -> str:
+    """Syscall arguments as JSON text: bytes as {"$hex": "..."}, tuples as arrays; other values as JSON has them.
+
+    Text keys such as ``path`` stay plain JSON strings, so ``visitParamExtractString(args, 'path')`` (18.16 and
+    current ClickHouse alike) reads them."""
+    def enc(v: Any) -> Any:
+        if isinstance(v, bytes):
+            return {"$hex": v.hex()}
+        if isinstance(v, tuple):
+            return [enc(x) for x in v]
+        return v
+    return json.dumps({k: enc(v) for k, v in args.items()}, ensure_ascii=False)
+
+
+def decode_args(text: str) -> dict[str, Any]:
+    def dec(v: Any) -> Any:
+        if isinstance(v, dict) and set(v) == {"$hex"}:
+            return bytes.fromhex(v["$hex"])
+        if isinstance(v, list):
+            return tuple(dec(x) for x in v)
+        return v
+    return {k: dec(v) for k, v in json.loads(text).items()} if text else {}
+
+
+# --- events -> rows ----------------------------------------------------------------------------------------
 
 def _header(trace_id: str, e: Event) -> Row:
     h = e.h
@@ -35,72 +188,50 @@ def _header(trace_id: str, e: Event) -> Row:
             "lamport": h.stamp.lamport, "hlc": h.stamp.hlc}
 
 
-def _args_json(args: dict[str, Any]) -> str:
-    return json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in args.items()}, ensure_ascii=False)
+def _encode_value(name: str, v: Any) -> Any:
+    if name == "args" or isinstance(v, dict):  # syscall args, event attrs
+        return encode_args(v)
+    if name == "payload":
+        return v or b""
+    if isinstance(v, (enum.IntEnum, bool)):
+        return int(v)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
 
 
-def event_row(trace_id: str, e: Event) -> tuple[str, Row] | None:
-    """(table, row) for one event; None for types stored elsewhere (HostInfo lives in traces.hosts)."""
+def event_row(trace_id: str, e: Event) -> tuple[str, Row]:
+    """(table, row) for one event."""
+    table = _BY_CLASS[type(e)]
     r = _header(trace_id, e)
-    if isinstance(e, SyscallSpan):
-        r.update(nr=e.nr, name=e.name, ret=e.ret, args=_args_json(e.args), payload=e.payload or b"",
-                 payload_len=e.payload_len, reason=e.reason)
-        return "syscall_spans", r
-    if isinstance(e, ProcessEvent):
-        r.update(type=int(e.type), parent_pid=e.parent_pid, child_pid=e.child_pid, filename=e.filename,
-                 argv=list(e.argv), exit_code=e.exit_code, signal=e.signal, comm=e.comm)
-        return "process_events", r
-    if isinstance(e, SyscallAggregate):
-        r.update(nr=e.nr, name=e.name, calls=e.calls, errors=e.errors, total_ns=e.total_ns, hist_log2=list(e.hist_log2))
-        return "syscall_aggregates", r
-    if isinstance(e, GpuKernel):
-        r.update(name=e.name, device=e.device, stream=e.stream, grid=list(e.grid), block=list(e.block),
-                 correlation_id=e.correlation_id)
-        return "gpu_kernels", r
-    if isinstance(e, GpuMemoryTransfer):
-        r.update(kind=int(e.kind), bytes=e.bytes, device=e.device, stream=e.stream, correlation_id=e.correlation_id)
-        return "gpu_transfers", r
-    if isinstance(e, ComputeBlock):
-        r.update(name=e.name, kind=e.kind, flops=e.flops, bytes=e.bytes)
-        return "compute_blocks", r
-    if isinstance(e, TranspilerDecision):
-        r.update(source_location=e.source_location, decision=e.decision, rationale=e.rationale, target=e.target)
-        return "transpiler_decisions", r
-    if isinstance(e, CausalEdge):
-        r.update(src=e.src, dst=e.dst, kind=int(e.kind), detail=e.detail)
-        return "causal_edges", r
-    if isinstance(e, ClockEstimate):
-        r.update(host=e.host, reference=e.reference, offset_ns=e.offset_ns, bound_ns=e.bound_ns,
-                 drift_ppb=e.drift_ppb, samples=e.samples)
-        return "clock_estimates", r
-    if isinstance(e, LostEvents):
-        r.update(source=e.source, count=e.count, detail=e.detail)
-        return "lost_events", r
-    return None
+    for c in table.fields:
+        r[c.name] = _encode_value(c.name, getattr(e, c.name))
+    return table.name, r
+
+
+def process_row(trace_id: str, span: ProcessSpan, version: int) -> Row:
+    parent = span.parent or ("", 0)
+    return {"trace_id": trace_id, "host_id": span.host_id, "pid": span.pid, "parent_host_id": parent[0],
+            "parent_pid": parent[1], "argv": list(span.argv), "start_wall_ns": span.start_wall_ns,
+            "end_wall_ns": span.end_wall_ns, "exit_code": span.exit_code, "signal": span.signal, "version": version}
 
 
 def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0) -> dict[str, list[Row]]:
     """Every row a trace produces, by table."""
     tid = trace.trace_id.hex()
     version = time.time_ns()
-    tables: dict[str, list[Row]] = {}
+    tables: dict[str, list[Row]] = {"processes": []}
     events = 0
     for span in trace.processes.values():
-        parent = span.parent or ("", 0)
-        tables.setdefault("processes", []).append({
-            "trace_id": tid, "host_id": span.host_id, "pid": span.pid, "parent_host_id": parent[0],
-            "parent_pid": parent[1], "argv": list(span.argv), "start_wall_ns": span.start_wall_ns,
-            "end_wall_ns": span.end_wall_ns, "exit_code": span.exit_code, "signal": span.signal, "version": version})
+        tables["processes"].append(process_row(tid, span, version))
         for e in span.events:
-            out = event_row(tid, e)
-            if out:
-                tables.setdefault(out[0], []).append(out[1])
-                events += 1
-    trace_level: list[Event] = [*trace.edges, *trace.clocks, *trace.lost]
+            name, row = event_row(tid, e)
+            tables.setdefault(name, []).append(row)
+            events += 1
+    trace_level: list[Event] = [*trace.edges, *trace.clocks, *trace.lost, *trace.hosts]
     for ev in trace_level:
-        out = event_row(tid, ev)
-        if out:
-            tables.setdefault(out[0], []).append(out[1])
+        name, row = event_row(tid, ev)
+        tables.setdefault(name, []).append(row)
     starts = [p.start_wall_ns for p in trace.processes.values()] or [0]
     ends = [p.end_wall_ns for p in trace.processes.values()] or [0]
     roots = [p for p in trace.processes.values() if p.parent is None]
@@ -111,3 +242,98 @@ def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_cod
         "events": events, "lost_events": sum(x.count for x in trace.lost), "late_events": trace.late_events,
         "exit_code": exit_code, "backend": backend, "closed": 1 if trace.closed else 0, "version": version}]
     return tables
+
+
+# --- rows -> columns (the insert form) ---------------------------------------------------------------------
+
+def _default(typ: str) -> Any:
+    if typ.startswith("Nullable("):
+        return None
+    if typ.startswith("Array("):
+        return []
+    if typ == "String" or typ.startswith("FixedString("):
+        return b""
+    return 0.0 if typ.startswith("Float") else 0
+
+
+def _wire(typ: str) -> Callable[[Any], Any]:
+    """The function that turns a row value into what the stores insert (String -> bytes)."""
+    if typ == "String" or typ.startswith("FixedString("):
+        return lambda v: encode_text(v) if isinstance(v, str) else (b"" if v is None else bytes(v))
+    if typ == "Array(String)":
+        return lambda v: [encode_text(x) if isinstance(x, str) else bytes(x) for x in (v or ())]
+    if typ.startswith("Array("):
+        return lambda v: list(v or ())
+    if typ.startswith("Nullable("):
+        return lambda v: v
+    default = _default(typ)
+    return lambda v: default if v is None else v
+
+
+def columnar(table: str, rows: Sequence[Row]) -> list[tuple[Column, list[Any]]]:
+    """Rows -> one list per column of ``table`` (missing keys take the column's default)."""
+    out = []
+    for c in TABLES[table]:
+        f = _wire(c.type)
+        default = _default(c.type)
+        out.append((c, [f(r.get(c.name, default)) for r in rows]))
+    return out
+
+
+# --- raw rows -> events (the reader) -----------------------------------------------------------------------
+
+def _decoder(name: str, hint: Any) -> Callable[[Any], Any]:
+    if name == "args" or typing.get_origin(hint) is dict:
+        return lambda v: decode_args(decode_text(v))
+    if name == "payload":
+        return lambda v: bytes(v) if v else None
+    origin, params = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [p for p in params if p is not type(None)]
+        dec = _decoder(name, inner[0])
+        return lambda v: None if v is None else dec(v)
+    if origin is tuple:
+        item = _decoder(name, params[0])
+        return lambda v: tuple(item(x) for x in v)
+    if hint is str:
+        return decode_text
+    if hint is bytes:
+        return bytes
+    if hint is bool:
+        return lambda v: bool(int(v))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda v: hint(int(v))
+    return int
+
+
+_DECODERS: dict[str, list[Callable[[Any], Any]]] = {}
+
+
+def _decoders(table: EventTable) -> list[Callable[[Any], Any]]:
+    if table.name not in _DECODERS:
+        hints = typing.get_type_hints(table.cls)
+        names = [f.name for f in fields(table.cls) if f.name != "h"]
+        if names != [c.name for c in table.fields]:
+            raise TypeError(f"column map of {table.name} does not match {table.cls.__name__}'s fields {names}: "
+                            "add the column (a new sql/ migration) and its entry in EVENT_TABLES")
+        _DECODERS[table.name] = [_decoder(c.name, hints[c.name]) for c in table.fields]
+    return _DECODERS[table.name]
+
+
+def decode_event(table: EventTable, raw: Sequence[Any]) -> Event:
+    """One row in ``table.columns`` order, Strings as bytes (``columnar``'s form) -> the event."""
+    h = EventHeader(bytes(raw[1]), decode_text(raw[2]), int(raw[3]), int(raw[4]), int(raw[5]), int(raw[6]),
+                    int(raw[7]), CausalStamp(int(raw[8]), int(raw[9])))
+    n = len(HEADER)
+    values = [dec(v) for dec, v in zip(_decoders(table), raw[n:])]
+    ev: Event = table.cls(h, *values)
+    return ev
+
+
+def decode_process(raw: Sequence[Any]) -> ProcessSpan:
+    """One ``processes`` row in ``TABLES['processes']`` order, Strings as bytes -> the span (without events)."""
+    parent_host = decode_text(raw[3])
+    return ProcessSpan(decode_text(raw[1]), int(raw[2]), (parent_host, int(raw[4])) if parent_host else None,
+                       tuple(decode_text(a) for a in raw[5]), int(raw[6]), int(raw[7]),
+                       None if raw[8] is None else int(raw[8]), None if raw[9] is None else int(raw[9]))
+

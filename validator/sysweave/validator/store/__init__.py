@@ -1,3 +1,43 @@
-"""Trace history in ClickHouse: the embedded store (chdb) and the server (clickhouse-driver)."""
+"""Trace history in ClickHouse: the embedded store (chdb) and the server (clickhouse-driver), one interface.
 
-__all__ = ["base", "embedded", "named_queries", "reader", "server"]  # the public modules; each module's own __all__ marks its names
+    store = open_store(None)                                   # the default embedded store
+    store = open_store("/path/to/store")                       # an embedded store on that directory
+    store = open_store("clickhouse://127.0.0.1:9000/sysweave")  # a ClickHouse server database
+    store.store_trace(trace); store.load_trace("my-label"); store.query("SELECT ...", "csv"); store.close()
+
+The interface and the errors: ``base`` (``TraceStore``, ``StoreError`` and its tree).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sysweave.validator.store.base import TraceStore
+
+__all__ = ["base", "embedded", "formats", "is_server_url", "named_queries", "open_store", "reader", "server"]
+
+
+def is_server_url(target: str | Path | None) -> bool:
+    return isinstance(target, str) and target.startswith(("clickhouse://", "tcp://"))
+
+
+def open_store(target: str | Path | None = None, migrate: bool = True) -> TraceStore:
+    """``clickhouse://HOST:PORT/DB`` -> the server store; a path -> the embedded store there; None -> the
+    default embedded store ($SYSWEAVE_STORE or ~/.local/share/sysweave/store). Migrates unless told not to."""
+    if is_server_url(target):
+        from sysweave.validator.store.server import RetryPolicy, ServerStore
+
+        # a command line waits seconds, not the service's minute, for a server that is down
+        store = ServerStore(str(target), policy=RetryPolicy(deadline_s=8.0))
+        try:
+            if migrate:
+                store.migrate()
+            else:
+                store.server_version()  # fail here, with the what-to-do message, if it is unreachable
+        except BaseException:
+            store.close()
+            raise
+        return store
+    from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
+
+    return EmbeddedStore(target if target else default_store_path(), migrate=migrate)

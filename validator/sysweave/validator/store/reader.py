@@ -1,65 +1,90 @@
-"""Read a stored trace back into a UnifiedTrace (embedded store or server: anything with ``execute``)."""
+"""Read a stored trace back into a UnifiedTrace: every table, through the one column map (``schemas.rows``).
+
+Works on either store: it needs only ``fetch_raw(sql)`` (rows with Strings as bytes). Reads use ``FINAL`` so
+rows written twice (Kafka redelivery) count once. The one normalisation: an empty captured payload reads
+back as ``None`` (the column has no NULL; every consumer treats both alike).
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sysweave.schemas.events import (
-    CausalEdge,
-    CausalStamp,
-    EdgeKind,
-    EventHeader,
-    ProcessEvent,
-    ProcessEventType,
-    ProcessSpan,
-    SyscallAggregate,
-    SyscallSpan,
-    UnifiedTrace,
-)
-from sysweave.validator.store.base import TraceNotFound
+from sysweave.schemas.events import Event, ProcessSpan, UnifiedTrace
+from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_event, decode_process, decode_text
+from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound, TraceSummary, quote
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_H = "hex(event_id), host_id, pid, tid, mono_ns, wall_ns, duration_ns, lamport, hlc"
+__all__ = ["list_traces", "load_trace", "resolve_trace_id"]
+
+Fetch = Callable[[str], Sequence[Sequence[Any]]]
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_SUMMARY = "trace_id, label, start_wall_ns, processes, events, backend, exit_code"
 
 
-def _header(r: Sequence[Any]) -> EventHeader:
-    return EventHeader(bytes.fromhex(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]),
-                       CausalStamp(int(r[7]), int(r[8])))
+def _select(table: str, where: str, final: bool = True) -> str:
+    cols = ", ".join(c.name for c in TABLES[table])
+    return f"SELECT {cols} FROM {table}{' FINAL' if final else ''} WHERE {where}"
 
 
-def load_trace(execute: Callable[[str], Sequence[Sequence[Any]]], trace_id: str) -> UnifiedTrace:
-    if not _HEX32.match(trace_id):
-        raise ValueError(f"trace id {trace_id!r}: expected 32 hex digits (sysweave query --name traces)")
-    where = f"trace_id = '{trace_id}'"
-    trace = UnifiedTrace(bytes.fromhex(trace_id), closed=True)
-    for r in execute(f"SELECT host_id, pid, parent_host_id, parent_pid, argv, start_wall_ns, end_wall_ns, exit_code "
-                     f"FROM processes WHERE {where}"):
-        trace.processes[(r[0], int(r[1]))] = ProcessSpan(r[0], int(r[1]), (r[2], int(r[3])) if r[2] else None,
-                                                         tuple(r[4]), int(r[5]), int(r[6]), r[7])
-    if not trace.processes:
-        raise TraceNotFound(f"no trace {trace_id} in this store (sysweave query --name traces lists them)")
+def list_traces(fetch: Fetch, limit: int = 20, label: str | None = None) -> list[TraceSummary]:
+    """The latest traces (newest first), optionally only those stored under ``label``."""
+    where = f"WHERE label = {quote(label)} " if label is not None else ""
+    rows = fetch(f"SELECT {_SUMMARY} FROM traces FINAL {where}ORDER BY start_wall_ns DESC LIMIT {int(limit)}")
+    return [TraceSummary(decode_text(r[0]), decode_text(r[1]), int(r[2]), int(r[3]), int(r[4]), decode_text(r[5]), int(r[6]))
+            for r in rows]
 
-    def add(span_key: tuple[str, int], ev: Any) -> None:
-        p = trace.processes.get(span_key)
-        if p is not None:
-            p.events.append(ev)
 
-    for r in execute(f"SELECT {_H}, nr, name, ret, args, hex(payload), payload_len, reason FROM syscall_spans WHERE {where}"):
-        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in json.loads(r[12]).items()}
-        payload = bytes.fromhex(r[13]) if r[13] else None
-        add((r[1], int(r[2])), SyscallSpan(_header(r), int(r[9]), r[10], int(r[11]), args, payload, int(r[14]), int(r[15])))
-    for r in execute(f"SELECT {_H}, type, parent_pid, child_pid, filename, argv, exit_code, signal, comm "
-                     f"FROM process_events WHERE {where}"):
-        add((r[1], int(r[2])), ProcessEvent(_header(r), ProcessEventType(int(r[9])), int(r[10]), int(r[11]), r[12],
-                                            tuple(r[13]), r[14], r[15], r[16]))
-    for r in execute(f"SELECT {_H}, nr, name, calls, errors, total_ns, hist_log2 FROM syscall_aggregates WHERE {where}"):
-        add((r[1], int(r[2])), SyscallAggregate(_header(r), int(r[9]), r[10], int(r[11]), int(r[12]), int(r[13]),
-                                                tuple(int(x) for x in r[14])))
-    for r in execute(f"SELECT {_H}, hex(src), hex(dst), kind, detail FROM causal_edges WHERE {where}"):
-        trace.edges.append(CausalEdge(_header(r), bytes.fromhex(r[9]), bytes.fromhex(r[10]), EdgeKind(int(r[11])), r[12]))
+def resolve_trace_id(fetch: Fetch, ref: str) -> str:
+    """A trace id (32 hex digits) or a label -> the trace id. A label naming several traces is an error that
+    lists them; an id that is not stored is looked up as a label before giving up."""
+    ref = ref.strip()
+    if _HEX32.match(ref) and fetch(f"SELECT count() FROM traces WHERE trace_id = {quote(ref.lower())}")[0][0]:
+        return ref.lower()
+    found = list_traces(fetch, limit=50, label=ref)
+    if len(found) == 1:
+        return found[0].trace_id
+    if not found:
+        # traces stored before the traces table existed still have processes
+        if _HEX32.match(ref) and fetch(f"SELECT count() FROM processes WHERE trace_id = {quote(ref.lower())}")[0][0]:
+            return ref.lower()
+        raise TraceNotFound(f"no trace with id or label {ref!r} in this store "
+                            "(sysweave query --name traces lists the stored ones)")
+    listing = "\n".join(f"  {t.trace_id}  started {t.start_wall_ns}  {t.processes} processes, {t.events} events"
+                        for t in found)
+    raise AmbiguousTrace(f"label {ref!r} names {len(found)} traces; pass one of their ids instead:\n{listing}")
+
+
+def load_trace(fetch: Fetch, ref: str) -> UnifiedTrace:
+    """The stored trace with this id or label (see :func:`resolve_trace_id`), with every table's events."""
+    trace_id = resolve_trace_id(fetch, ref)
+    where = f"trace_id = {quote(trace_id)}"
+    trace = UnifiedTrace(bytes.fromhex(trace_id))
+    meta = fetch(f"SELECT label, late_events, closed FROM traces FINAL WHERE {where} ORDER BY version DESC LIMIT 1")
+    if meta:
+        if hasattr(trace, "label"):
+            trace.label = decode_text(meta[0][0])  # type: ignore[attr-defined,unused-ignore]
+        trace.late_events, trace.closed = int(meta[0][1]), bool(meta[0][2])
+    else:
+        trace.closed = True
+    for raw in fetch(_select("processes", where)):
+        span = decode_process(raw)
+        trace.processes[(span.host_id, span.pid)] = span
+    lists: dict[str, list[Any]] = {name: getattr(trace, name) for name in TRACE_LEVEL.values()}
+    for table in EVENT_TABLES:
+        level = TRACE_LEVEL.get(table.cls)
+        for raw in fetch(_select(table.name, where)):
+            ev: Event = decode_event(table, raw)
+            if level is not None:
+                lists[level].append(ev)
+                continue
+            owner = trace.processes.get((ev.h.host_id, ev.h.pid))
+            if owner is None:  # an event whose process row is missing: keep it under a bare span
+                owner = trace.processes[(ev.h.host_id, ev.h.pid)] = ProcessSpan(ev.h.host_id, ev.h.pid)
+            owner.events.append(ev)
     for p in trace.processes.values():
         p.events.sort(key=lambda e: (e.h.mono_ns, e.h.event_id))
+    trace.edges.sort(key=lambda e: (e.src, e.dst, int(e.kind), e.h.event_id))
+    for name in ("clocks", "hosts", "lost"):
+        getattr(trace, name).sort(key=lambda e: (e.h.mono_ns, e.h.event_id))
     return trace

@@ -1,5 +1,7 @@
 """Trace history in a ClickHouse server over the native protocol (clickhouse-driver), batched and retried.
 
+Inserts are columnar native blocks (``schemas.rows.columnar``, Strings as bytes): no SQL text, any size.
+
 Idempotent under redelivery: every table is a ReplacingMergeTree keyed by event id (or trace id + version),
 so a batch written twice collapses to one row for queries that use FINAL (the named queries do) and after
 merges. Between the caller and the server sits a bounded buffer: rows beyond it are dropped and counted,
@@ -7,32 +9,46 @@ never silently.
 
 Errors::
 
-    SinkError
-      ├── SinkUnavailable   -- the server did not accept the batch before the retry deadline
+    SinkError (a StoreError)
+      ├── SinkUnavailable   -- the server was not reachable before the retry deadline (also a StoreUnavailable)
       └── SinkRejected      -- the server refused the data itself (schema mismatch): retrying cannot help
+    user SQL the server refuses raises QueryError (base.py)
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import Row, trace_rows
-from sysweave.validator.store.base import StoreError
+from sysweave.schemas.rows import TABLES, Row, columnar, trace_rows
+from sysweave.validator.store import reader
+from sysweave.validator.store.base import (
+    OutputFormat,
+    QueryError,
+    StoreError,
+    StoreUnavailable,
+    TraceSummary,
+    store_label,
+)
+from sysweave.validator.store.formats import format_rows
+
+__all__ = ["ClickHouseSink", "RetryPolicy", "ServerStore", "SinkError", "SinkRejected", "SinkUnavailable", "parse_url",
+           "retry"]
 
 
 class SinkError(StoreError):
     pass
 
 
-class SinkUnavailable(SinkError):
+class SinkUnavailable(SinkError, StoreUnavailable):
     pass
 
 
@@ -85,22 +101,31 @@ def parse_url(url: str) -> tuple[str, int, str]:
     u = urlparse(url if "://" in url else f"clickhouse://{url}")
     if u.scheme not in ("clickhouse", "tcp"):
         raise ValueError(f"ClickHouse URL {url!r}: use clickhouse://HOST:PORT/DATABASE (native protocol)")
-    return u.hostname or "127.0.0.1", u.port or 9000, (u.path or "/").strip("/") or "sysweave"
+    db = (u.path or "/").strip("/") or "sysweave"
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", db):
+        raise ValueError(f"ClickHouse URL {url!r}: the database name must be letters, digits and '_'")
+    return u.hostname or "127.0.0.1", u.port or 9000, db
 
 
-class ClickHouseSink:
+class ServerStore:
+    """A ClickHouse server database as a :class:`~sysweave.validator.store.base.TraceStore`.
+
+    Two ways to write: ``insert``/``store_trace`` write now (the CLI); ``add_rows``/``add_trace`` fill the
+    bounded buffer and ``flush`` writes it, one columnar insert per table (the validator service, which
+    commits Kafka offsets only after ``flush`` returns)."""
+
     def __init__(self, url: str, max_buffered_rows: int = 2_000_000, policy: RetryPolicy | None = None) -> None:
         from clickhouse_driver import Client, errors
 
         self.host, self.port, self.database = parse_url(url)
+        self.description = f"ClickHouse at {self.host}:{self.port}/{self.database}"
         self.policy = policy or RetryPolicy()
         self._errors = errors
         self._retryable: tuple[type[BaseException], ...] = (errors.NetworkError, errors.SocketTimeoutError, EOFError,
                                                             ConnectionError, OSError)
         self._client = Client(self.host, port=self.port, database=self.database, connect_timeout=3,
-                              send_receive_timeout=30)
+                              send_receive_timeout=60)
         self._admin = Client(self.host, port=self.port, connect_timeout=3)
-        self._columns: dict[str, list[str]] = {}
         self._buffer: dict[str, list[Row]] = {}
         self.buffered = 0
         self.max_buffered_rows = max_buffered_rows
@@ -109,26 +134,61 @@ class ClickHouseSink:
         self.retries = 0
         self.stop = threading.Event()
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def _call(self, fn: Callable[[], Any], refused: type[StoreError] = SinkRejected) -> Any:
+        """Retry ``fn`` on network errors (policy); a refusal by the server becomes ``refused`` at once."""
         def counted(_exc: BaseException) -> None:
             self.retries += 1
 
         try:
             return retry(self.policy, fn, self._retryable, self.stop, counted)
+        except SinkUnavailable as exc:
+            raise SinkUnavailable(f"{self.description} is unreachable: {exc}; start it ('make services-up') "
+                                  "or check the URL (clickhouse://HOST:PORT/DATABASE, native port 9000)") from exc
         except self._errors.ServerException as exc:
-            raise SinkRejected(f"ClickHouse refused the request: {exc.message.splitlines()[0]}") from exc
+            first = exc.message.splitlines()[0] if exc.message else str(exc)
+            if refused is QueryError:
+                raise QueryError(f"{first}\n(tables: SHOW TABLES; named queries: sysweave query --list)") from exc
+            raise refused(f"{self.description} refused the request: {first}") from exc
+
+    # --- reads ---------------------------------------------------------------------------------------------
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._call(lambda: self._client.execute(sql), QueryError)  # type: ignore[no-any-return]
+
+    def fetch_raw(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._call(lambda: self._client.execute(sql, settings={"strings_as_bytes": True}),  # type: ignore[no-any-return]
+                          QueryError)
+
+    def query(self, sql: str, fmt: OutputFormat = "table") -> bytes:
+        rows, meta = self._call(lambda: self._client.execute(sql, with_column_types=True), QueryError)
+        return format_rows([m[0] for m in meta], [m[1] for m in meta], rows, fmt)
+
+    def server_version(self) -> str:
+        return str(self.execute("SELECT version()")[0][0])
+
+    # --- writes --------------------------------------------------------------------------------------------
 
     def migrate(self) -> list[ddl.Migration]:
         self._call(lambda: self._admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}"))
         return self._call(lambda: ddl.migrate(self._client.execute))  # type: ignore[no-any-return]
 
-    def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._call(lambda: self._client.execute(sql))  # type: ignore[no-any-return]
+    def _write(self, table: str, rows: Sequence[Row]) -> int:
+        if table not in TABLES:
+            raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+        cols = columnar(table, rows)
+        sql = f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)}) VALUES"
+        data = [values for _c, values in cols]
+        self._call(lambda: self._client.execute(sql, data, columnar=True, settings={"strings_as_bytes": True}))
+        self.inserted += len(rows)
+        return len(rows)
 
-    def columns(self, table: str) -> list[str]:
-        if table not in self._columns:
-            self._columns[table] = [r[0] for r in self.execute(f"DESCRIBE TABLE {table}")]
-        return self._columns[table]
+    def insert(self, table: str, rows: Sequence[Row]) -> int:
+        """Write now (not through the buffer)."""
+        return self._write(table, rows) if rows else 0
+
+    def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
+        for table, rows in trace_rows(trace, store_label(trace, label), backend, exit_code).items():
+            self.insert(table, rows)
 
     def add_rows(self, table: str, rows: list[Row]) -> int:
         """Buffer rows; returns how many were dropped because the buffer is full (counted in ``dropped``)."""
@@ -140,8 +200,9 @@ class ClickHouseSink:
         self.buffered += len(keep)
         return lost
 
-    def add_trace(self, trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0) -> int:
-        return sum(self.add_rows(t, rows) for t, rows in trace_rows(trace, label, backend, exit_code).items())
+    def add_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> int:
+        rows = trace_rows(trace, store_label(trace, label), backend, exit_code)
+        return sum(self.add_rows(t, r) for t, r in rows.items())
 
     def flush(self) -> int:
         """Insert everything buffered, one columnar INSERT per table; returns rows written."""
@@ -150,25 +211,34 @@ class ClickHouseSink:
             rows = self._buffer[table]
             if not rows:
                 continue
-            cols = self.columns(table)
-            data = [[r.get(c) for r in rows] for c in cols]
-            sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES"
-
-            def insert(sql: str = sql, data: list[list[Any]] = data) -> Any:
-                return self._client.execute(sql, data, columnar=True)
-
-            self._call(insert)
-            written += len(rows)
+            written += self._write(table, rows)
             self.buffered -= len(rows)
             self._buffer[table] = []
-        self.inserted += written
         return written
+
+    def discard_buffered(self) -> int:
+        """Forget the buffered rows (their source will redeliver them); returns how many."""
+        n = self.buffered
+        self._buffer.clear()
+        self.buffered = 0
+        return n
 
     def metrics(self) -> dict[str, int]:
         return {"inserted_rows": self.inserted, "dropped_rows": self.dropped, "buffered_rows": self.buffered,
                 "retries": self.retries}
 
+    # --- traces --------------------------------------------------------------------------------------------
+
+    def load_trace(self, ref: str) -> UnifiedTrace:
+        return reader.load_trace(self.fetch_raw, ref)
+
+    def list_traces(self, limit: int = 20, label: str | None = None) -> list[TraceSummary]:
+        return reader.list_traces(self.fetch_raw, limit, label)
+
     def close(self) -> None:
         self.stop.set()
         self._client.disconnect()
         self._admin.disconnect()
+
+
+ClickHouseSink = ServerStore  # the name the validator service has used
