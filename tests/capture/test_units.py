@@ -12,7 +12,17 @@ from sysweave.agents.bpf.contract import contract
 from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.ptrace_backend import StraceParser, unescape
 from sysweave.agents.queues import DropQueue
-from sysweave.agents.records import REC_EXEC, REC_EXEC_ARGS, REC_SYSCALL, RecordDecoder, decode_sockaddr
+from sysweave.agents.records import (
+    EA_ARGV_FAULT,
+    EA_ARGV_TRUNCATED,
+    EA_PATH_FAULT,
+    REC_EXEC,
+    REC_EXEC_ARGS,
+    REC_SYSCALL,
+    RecordDecoder,
+    decode_sockaddr,
+    exec_identity,
+)
 from sysweave.agents.render import LineStyle, hist_quantile, render_line, summarize
 from sysweave.agents.syscall_args import CLASSES, NR_BY_NAME
 from sysweave.schemas.events import ProcessEvent, SyscallAggregate, SyscallSpan
@@ -21,10 +31,10 @@ PATH_CAP = 256
 
 
 def record(rtype: int, nr: int, ret: int, args: tuple[int, ...] = (0,) * 6, d1: bytes = b"", d2: bytes = b"",
-           aux: int = 0, pid: int = 10, tid: int = 10) -> bytes:
+           aux: int = 0, pid: int = 10, tid: int = 10, reason: int = 0) -> bytes:
     """A ring-buffer record packed by field name from syscalls.h's struct rec (test_contract checks that layout)."""
     fmt, names = contract().fixed_prefix("rec")
-    values = {"type": rtype, "pid": pid, "tid": tid, "nr": nr, "ts": 1000, "dur": 50, "ret": ret, "reason": 1,
+    values = {"type": rtype, "pid": pid, "tid": tid, "nr": nr, "ts": 1000, "dur": 50, "ret": ret, "reason": reason,
               "len1": len(d1), "len2": len(d2), "aux": aux, **{f"args{i}": a for i, a in enumerate(args)}}
     return fmt.pack(*(values[n] for n in names)) + d1.ljust(PATH_CAP, b"\0") + d2
 
@@ -55,6 +65,25 @@ def test_exec_pairs_argv_with_the_successful_exec() -> None:
     assert isinstance(ev, ProcessEvent) and ev.argv == ("ls", "-l") and ev.filename == "/usr/bin/ls"
     (span,) = list(d.decode(record(REC_SYSCALL, 59, 0)))
     assert span.args == {"path": "/bin/ls", "argv": ("ls", "-l")}
+
+
+def test_exec_takes_what_sys_enter_could_not_read_from_the_new_image() -> None:
+    d = decoder()
+    # a fork child's literals: nothing readable at sys_enter; the exec tracepoint has the image's argv (argc=2)
+    assert list(d.decode(record(REC_EXEC_ARGS, 59, 0, reason=EA_PATH_FAULT | EA_ARGV_FAULT))) == []
+    (ev,) = list(d.decode(record(REC_EXEC, 0, 0, (2, 0, 0, 0, 0, 0), d1=b"/bin/echo\0", d2=b"/bin/echo\0hi\0", aux=10)))
+    assert isinstance(ev, ProcessEvent) and ev.argv == ("/bin/echo", "hi")
+    (span,) = list(d.decode(record(REC_SYSCALL, 59, 0)))
+    assert span.args == {"path": "/bin/echo", "argv": ("/bin/echo", "hi")}
+
+
+def test_exec_identity_prefers_what_the_caller_passed() -> None:
+    image = ("/bin/sh", "./s.sh", "a")  # a #! script's image: the interpreter first
+    assert exec_identity("./s.sh", image, ("./s.sh", ("./s.sh", "a"), 0)) == ("./s.sh", ("./s.sh", "a"))
+    assert exec_identity("/bin/x", ("x", "y"), ("", (), EA_PATH_FAULT | EA_ARGV_FAULT)) == ("/bin/x", ("x", "y"))
+    many = tuple(f"a{i}" for i in range(30))
+    assert exec_identity("/bin/x", many, ("/bin/x", many[:20], EA_ARGV_TRUNCATED)) == ("/bin/x", many)
+    assert exec_identity("/bin/x", ("x",), None) == ("/bin/x", ("x",))
 
 
 def test_short_record_is_counted_not_raised() -> None:

@@ -144,6 +144,24 @@ def decode_args(name: str, rec: RawRecord) -> tuple[dict[str, ArgValue], bytes |
     return out, payload, payload_len
 
 
+def exec_identity(filename: str, image_argv: tuple[str, ...],
+                  entered: tuple[str, tuple[str, ...], int] | None) -> tuple[str, tuple[str, ...]]:
+    """The (path, argv) an exec was called with.
+
+    sys_enter's copy (``entered``: path, argv, EA_* faults) is what the caller passed, also for a ``#!`` script
+    (whose new image's argv starts with the interpreter), so it wins where it was read whole.  What it could
+    not read (pages the child had not touched) comes from the exec tracepoint: the filename the kernel
+    resolved, and argv from the new image (identical for every binary but scripts)."""
+    if entered is None:
+        return filename, image_argv or (filename,)
+    path, argv, faults = entered
+    if faults & EA_PATH_FAULT:
+        path = filename
+    if faults & (EA_ARGV_FAULT | EA_ARGV_TRUNCATED) and len(image_argv) >= len(argv):
+        argv = image_argv
+    return path, argv
+
+
 @dataclass(slots=True)
 class RecordDecoder:
     """Turns raw records into events. ``wall_offset_ns`` = CLOCK_REALTIME - CLOCK_MONOTONIC at start."""
@@ -153,7 +171,7 @@ class RecordDecoder:
     wall_offset_ns: int
     path_cap: int
     seq: int = 0
-    exec_args: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> (file, argv)
+    exec_args: dict[int, tuple[str, tuple[str, ...], int]] = field(default_factory=dict)  # tid -> (file, argv, EA_*)
     exit_codes: dict[int, int] = field(default_factory=dict)  # tgid -> exit_group status
     last_exec: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> the exec that succeeded
     parent_of: dict[int, int] = field(default_factory=dict)  # child pid/tid -> parent tgid, from the fork hook
@@ -192,12 +210,13 @@ class RecordDecoder:
                                    child_pid=rec.ret, exit_code=code, signal=sig)
         elif rec.type == REC_EXEC_ARGS:
             argv = tuple(a.decode("utf-8", "surrogateescape") for a in rec.d2.split(b"\0")[: rec.aux])
-            self.exec_args[rec.tid] = (_cstr(rec.d1), argv)
+            self.exec_args[rec.tid] = (_cstr(rec.d1), argv, rec.reason)
         elif rec.type == REC_EXEC:
             filename = _cstr(rec.d1)
+            image_argv = tuple(a.decode("utf-8", "surrogateescape") for a in rec.d2.split(b"\0")[: rec.args[0]])
             # old_pid (aux) differs from tid when a non-leader thread execs
-            fallback = self.exec_args.pop(rec.tid, (filename, (filename,)))
-            path, argv = self.exec_args.pop(rec.aux, fallback)
+            entered = self.exec_args.pop(rec.aux, None) or self.exec_args.pop(rec.tid, None)
+            path, argv = exec_identity(filename, image_argv, entered)
             self.last_exec[rec.tid] = (path, argv)
             yield ProcessEvent(self._header(rec), ProcessEventType.EXEC, filename=filename, argv=argv)
         elif rec.type == REC_EXIT:

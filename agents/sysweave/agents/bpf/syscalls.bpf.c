@@ -149,6 +149,62 @@ static __always_inline u32 read_u32(u64 uptr) {
     return v;
 }
 
+// execve's filename and argv as the caller passed them (what strace shows, also for #! scripts).  BPF
+// cannot fault pages in: strings in pages the task has not touched yet (a fork/vfork child's string
+// literals) fail to read.  r->reason says what failed (EA_*); REC_EXEC's copy from the new image fills in.
+static __always_inline void read_exec_args(struct rec *r, u64 fname, u64 argv) {
+    if (fname) {
+        int n = bpf_probe_read_user_str(r->d1, PATH_CAP, (void *)fname);
+        if (n > 0) r->len1 = n;
+        else r->reason |= EA_PATH_FAULT;
+    }
+    u32 off = 0, argc = 0, done = !argv;  // execve(path, NULL, ...) runs with an empty argv
+#pragma unroll
+    for (int i = 0; i < MAX_ARGS; i++) {
+        if (done) break;
+        u64 p = 0;
+        if (bpf_probe_read_user(&p, sizeof(p), (void *)(argv + i * 8)) != 0) { r->reason |= EA_ARGV_FAULT; break; }
+        if (!p) { done = 1; break; }
+        u64 o = off;
+        barrier_var(o);
+        o &= (PAYLOAD_CAP - 1);
+        int n = bpf_probe_read_user_str(&r->d2[o], ARG_CAP, (void *)p);
+        if (n <= 0) { r->reason |= EA_ARGV_FAULT; break; }
+        off += n; argc++;
+        if (off >= PAYLOAD_CAP) break;
+    }
+    if (!done && !(r->reason & EA_ARGV_FAULT)) r->reason |= EA_ARGV_TRUNCATED;
+    r->len2 = off; r->aux = argc;
+}
+
+// argv of the image exec has just built, from its initial stack: the user sp (set by start_thread)
+// points at argc, then argv[0..argc-1]; the strings lie back to back from argv[0], written by the kernel
+// moments ago, so resident.  d2 = the strings (NUL-separated, cut at PAYLOAD_CAP), args[0] = argc.
+static __always_inline void read_image_argv(struct rec *r) {
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    u64 sp = 0;
+    if (!regs || bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp) != 0 || !sp) return;
+    u64 argc = read_u64(sp);
+    r->args[0] = argc;
+    if (!argc) return;
+    u64 first = read_u64(sp + 8), last = read_u64(sp + 8 * argc);  // argv[0], argv[argc - 1]
+    if (!first || last < first) return;
+    u64 before = last - first;  // bytes of every argument but the last
+    if (before >= PAYLOAD_CAP) {
+        if (bpf_probe_read_user(r->d2, PAYLOAD_CAP, (void *)first) == 0) r->len2 = PAYLOAD_CAP;
+        return;
+    }
+    u32 n = before;
+    barrier_var(n);
+    if (n >= PAYLOAD_CAP) return;
+    if (n && bpf_probe_read_user(r->d2, n, (void *)first) != 0) return;
+    u64 o = n;
+    barrier_var(o);
+    o &= (PAYLOAD_CAP - 1);
+    int m = bpf_probe_read_user_str(&r->d2[o], ARG_CAP, (void *)last);
+    r->len2 = n + (m > 0 ? m : 0);
+}
+
 // The first iovec of a readv/writev/sendmsg/recvmsg: payload (capped) in d2; aux = number of iovecs.
 static __always_inline void read_iov0(struct rec *r, u64 iov, s64 ret) {
     u64 base = read_u64(iov), len = read_u64(iov + 8);
@@ -213,23 +269,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
         struct rec *r = new_rec(REC_EXEC_ARGS, id, nr);
         if (r) {
             read_args(r, (struct pt_regs *)ctx->args[0]);
-            u64 fname = nr == __NR_execve ? r->args[0] : r->args[1];
-            u64 argv = nr == __NR_execve ? r->args[1] : r->args[2];
-            read_str1(r, fname);
-            u32 off = 0, argc = 0;
-#pragma unroll
-            for (int i = 0; i < MAX_ARGS; i++) {
-                u64 p = read_u64(argv + i * 8);
-                if (!p) break;
-                u64 o = off;
-                barrier_var(o);
-                o &= (PAYLOAD_CAP - 1);
-                int n = bpf_probe_read_user_str(&r->d2[o], ARG_CAP, (void *)p);
-                if (n <= 0) break;
-                off += n; argc++;
-                if (off >= PAYLOAD_CAP) break;
-            }
-            r->len2 = off; r->aux = argc;
+            read_exec_args(r, nr == __NR_execve ? r->args[0] : r->args[1], nr == __NR_execve ? r->args[1] : r->args[2]);
             submit(r);
         }
     } else if (t != TGT_ACTIVE) {
@@ -317,6 +357,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
         TP_DATA_LOC_READ_STR(r->d1, filename, PATH_CAP);
         r->len1 = PATH_CAP;  // NUL-terminated within d1; user space cuts at the NUL
         r->aux = args->old_pid;
+        read_image_argv(r);
         submit(r);
     }
     return 0;
