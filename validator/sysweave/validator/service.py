@@ -29,7 +29,6 @@ from sysweave.streams.pipeline import build_trace
 from sysweave.validator.equivalence.compare import compare
 from sysweave.validator.equivalence.observe import edge_roles, extract
 from sysweave.validator.store.base import TraceNotFound
-from sysweave.validator.store.reader import load_trace
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
 log = logging.getLogger("sysweave.validator")
@@ -100,7 +99,7 @@ class ValidatorService:
         try:
             obs = []
             for tid in (a, b):
-                trace = load_trace(self.sink.execute, tid)
+                trace = self.sink.load_trace(tid)  # an id or a label
                 root = next(p for p in trace.processes.values() if p.parent is None)
                 events = [e for p in trace.processes.values() for e in p.events]
                 o = extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True)
@@ -187,8 +186,7 @@ class ValidatorService:
                 self.consumer.seek(tp, committed)
             else:
                 self.consumer.seek_to_beginning(tp)
-        self.sink._buffer.clear()
-        self.sink.buffered = 0
+        self.sink.discard_buffered()
 
     def close(self) -> None:
         self.stop.set()
