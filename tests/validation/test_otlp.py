@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.recorded import recorded_events  # tests/pipeline: the recorded two-host event set
 from sysweave.schemas.events import (
     CausalStamp,
     EventHeader,
@@ -20,7 +21,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
     make_event_id,
 )
-from sysweave.streams.pipeline.assembly import assemble
+from sysweave.streams.pipeline import build_trace
 from sysweave.validator.export.otlp import export, make_exporter, parse_traceparent
 
 JAEGER = Path(__file__).resolve().parents[2] / ".local" / "bin" / "jaeger"
@@ -71,15 +72,15 @@ def _trace(seed: int):
               ProcessEvent(h(11, 4000), ProcessEventType.EXEC, filename="/usr/bin/sort", argv=("sort",)),
               SyscallSpan(h(11, 5000, 700), 1, "write", 5, {"fd": 1}, b"hello", 5),
               ProcessEvent(h(11, 6000), ProcessEventType.EXIT, exit_code=0)]
-    return assemble(events, os.urandom(16))
+    return build_trace(events, os.urandom(16)).trace
 
 
-def _get(base: str, trace_id: str) -> dict:
+def _get(base: str, trace_id: str, spans: int = 4) -> dict:
     for _ in range(50):
         try:
             with urllib.request.urlopen(f"{base}/api/traces/{trace_id}", timeout=5) as r:
                 data = json.load(r)["data"]
-                if data and len(data[0]["spans"]) >= 4:
+                if data and len(data[0]["spans"]) >= spans:
                     return data[0]  # type: ignore[no-any-return]
         except OSError:
             pass
@@ -119,3 +120,29 @@ def test_trace_parent_is_honoured(jaeger: str) -> None:
 def test_bad_traceparent() -> None:
     with pytest.raises(ValueError, match="traceparent"):
         parse_traceparent("00-xyz-01")
+
+
+def test_cross_host_span_times_are_the_corrected_wall_times(jaeger: str) -> None:
+    """Host B's clock reads 5 ms ahead; the pipeline corrects its times once and Jaeger shows exactly those."""
+    rec = recorded_events(offset_b_ns=5_000_000)
+    trace = build_trace(rec.events, os.urandom(16), "otlp-cross-host").trace
+    (clock,) = trace.clocks
+    assert clock.host == "B" and abs(clock.offset_ns - 5_000_000) <= clock.bound_ns
+    n = export(trace, make_exporter("127.0.0.1:4317"))
+    got = _get(jaeger, trace.trace_id.hex(), spans=n)
+    by_id = {e.h.event_id.hex(): e for p in trace.processes.values() for e in p.events}
+    raw = {e.h.event_id.hex(): e for e in rec.events}
+    seen_b = 0
+    for span in got["spans"]:
+        tags = {t["key"]: t["value"] for t in span["tags"]}
+        if "sysweave.event_id" in tags:
+            e = by_id[tags["sysweave.event_id"]]
+            assert span["startTime"] == e.h.wall_ns // 1000  # µs: the corrected wall time, not shifted again
+            assert int(tags["sysweave.hlc"]) == e.h.stamp.hlc > 0  # Jaeger's JSON spells int64 as a string
+            if e.h.host_id == "B":
+                seen_b += 1
+                assert e.h.wall_ns == raw[tags["sysweave.event_id"]].h.wall_ns - clock.offset_ns
+        else:  # a process span: its first event's corrected start
+            p = trace.processes[(tags["host.name"], tags["process.pid"])]
+            assert span["startTime"] == p.start_wall_ns // 1000
+    assert seen_b >= 10

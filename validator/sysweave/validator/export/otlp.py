@@ -61,7 +61,9 @@ def _span_id(*parts: bytes) -> int:
 def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
     h = e.h
     base: dict[str, Any] = {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
-                            "sysweave.hlc": h.stamp.hlc, "thread.id": h.tid}
+                            # packed HLCs pass int64 in 2038 (48-bit l in 2**-16 s): beyond, a decimal string
+                            "sysweave.hlc": h.stamp.hlc if h.stamp.hlc < 1 << 63 else str(h.stamp.hlc),
+                            "thread.id": h.tid}
     if isinstance(e, SyscallSpan):
         base.update({"syscall.name": e.name, "syscall.nr": e.nr, "syscall.ret": e.ret})
         if e.failed:
