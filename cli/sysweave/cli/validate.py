@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=1, help="run each side K times and mask what differs between its own runs")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per run before it is killed (undecided)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    p.add_argument("--store", metavar="PATH", help="store for the report and both traces (default: the embedded store)")
+    p.add_argument("--store", metavar="PATH|URL", help="store for the report and both traces: a directory (embedded "
+                   "store, the default) or clickhouse://HOST:PORT/DB")
     p.add_argument("--no-store", action="store_true", help="do not store the report")
 
 
@@ -80,21 +81,23 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, Any], SideSummary, Sid
 
 
 def store_report(args: argparse.Namespace, report: dict[str, Any], original: SideSummary, transpiled: SideSummary) -> None:
-    from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
+    from sysweave.validator.store import open_store
 
-    store = EmbeddedStore(args.store or default_store_path())
-    ids = []
-    for side, label in ((original, "original"), (transpiled, "transpiled")):
-        trace = side_trace(side, f"validate {label}: {report[label]}"[:200])
-        store.store_trace(trace, label=trace.label, backend="ebpf", exit_code=side.runs[0].result.exit_code)
-        ids.append(trace.trace_id.hex())
-    report["trace_ids"] = {"original": ids[0], "transpiled": ids[1]}
-    store.insert("validation_results", [{
-        "validation_id": uuid.uuid4().hex, "created_wall_ns": time.time_ns(), "original_cmd": args.original,
-        "transpiled_cmd": args.transpiled, "original_trace_id": ids[0], "transpiled_trace_id": ids[1],
-        "verdict": report["verdict"], "confidence": report["confidence"], "explanation": report["explanation"],
-        "speedup": report["performance"]["speedup"] or 0.0, "report": json.dumps(report), "version": time.time_ns()}])
-    store.close()
+    store = open_store(args.store)  # a path (embedded store) or clickhouse://HOST:PORT/DB; None: the default
+    try:
+        ids = []
+        for side, label in ((original, "original"), (transpiled, "transpiled")):
+            trace = side_trace(side, f"validate {label}: {report[label]}"[:200])
+            store.store_trace(trace, label=trace.label, backend="ebpf", exit_code=side.runs[0].result.exit_code)
+            ids.append(trace.trace_id.hex())
+        report["trace_ids"] = {"original": ids[0], "transpiled": ids[1]}
+        store.insert("validation_results", [{
+            "validation_id": uuid.uuid4().hex, "created_wall_ns": time.time_ns(), "original_cmd": args.original,
+            "transpiled_cmd": args.transpiled, "original_trace_id": ids[0], "transpiled_trace_id": ids[1],
+            "verdict": report["verdict"], "confidence": report["confidence"], "explanation": report["explanation"],
+            "speedup": report["performance"]["speedup"] or 0.0, "report": json.dumps(report), "version": time.time_ns()}])
+    finally:
+        store.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,17 +1,28 @@
-"""Named queries shipped with ``sysweave query`` (``--list`` shows them; ``--name N`` runs one)."""
+"""Named queries shipped with ``sysweave query`` (``--list`` shows them; ``--name N`` runs one).
+
+Every query runs unchanged on Debian's ClickHouse 18.16 server and on chdb (current ClickHouse):
+``tests/store/test_named_queries.py`` runs each on both. What that rules out on 18.16: ``JSONExtract*``
+(use ``visitParamExtractString``: args keep text values as plain JSON strings), more than one JOIN per query,
+``ORDER BY``/``LIMIT`` after a ``UNION ALL`` (binds to the last SELECT there: wrap the union in a subquery).
+Tables written with redelivery use ``FINAL`` so a row written twice counts once.
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
+__all__ = ["NAMED_QUERIES"]
+
+_WALL = "toDateTime(intDiv({col}, 1000000000))"
+
 NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
-    "traces": ("the latest traces",
+    "traces": ("the latest traces, with their labels (use an id or a label with sysweave export)",
                "SELECT trace_id, label, backend, exit_code, processes, events, lost_events, "
-               "toDateTime(intDiv(start_wall_ns, 1000000000)) AS started "
+               f"{_WALL.format(col='start_wall_ns')} AS started, arrayStringConcat(hosts, ',') AS hosts "
                "FROM traces FINAL ORDER BY start_wall_ns DESC LIMIT 20"),
     "slowest-syscalls": ("syscalls with the most total time over all stored traces (exact aggregates)",
                          "SELECT name, sum(calls) AS n_calls, sum(errors) AS n_errors, sum(total_ns) AS time_ns, "
-                         "round(time_ns / n_calls) AS mean_ns FROM syscall_aggregates "
+                         "round(time_ns / n_calls) AS mean_ns FROM syscall_aggregates FINAL "
                          "GROUP BY name ORDER BY time_ns DESC LIMIT 20"),
     "latency-quantiles": ("per host, day and syscall: exact calls and errors, p50/p99 from the log2 histograms "
                           "(within a factor of sqrt 2)",
@@ -21,7 +32,7 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                           "round(pow(2, arrayFirstIndex(x -> x >= 0.99 * total, arrayCumSum(h)) - 0.5)) AS p99_ns "
                           "FROM syscall_latency_daily GROUP BY host_id, day, name ORDER BY day DESC, n_calls DESC LIMIT 50"),
     "failing-calls": ("the most frequent failing calls and their paths",
-                      "SELECT name, ret, JSONExtractString(args, 'path') AS path, count() AS n FROM syscall_spans "
+                      "SELECT name, ret, visitParamExtractString(args, 'path') AS path, count() AS n FROM syscall_spans FINAL "
                       "WHERE ret < 0 AND ret > -4096 GROUP BY name, ret, path ORDER BY n DESC LIMIT 20"),
     "regressions": ("per syscall, the change in mean latency between the two latest traces",
                     "WITH (SELECT groupArray(trace_id) FROM (SELECT trace_id FROM traces FINAL "
@@ -29,14 +40,23 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                     "SELECT name, "
                     "sumIf(total_ns, trace_id = ids[2]) / greatest(sumIf(calls, trace_id = ids[2]), 1) AS before_ns, "
                     "sumIf(total_ns, trace_id = ids[1]) / greatest(sumIf(calls, trace_id = ids[1]), 1) AS after_ns, "
-                    "after_ns - before_ns AS delta_ns FROM syscall_aggregates WHERE has(ids, trace_id) "
+                    "after_ns - before_ns AS delta_ns FROM syscall_aggregates FINAL WHERE has(ids, trace_id) "
                     "GROUP BY name ORDER BY abs(delta_ns) DESC LIMIT 20"),
     "validation-history": ("the latest validation verdicts",
-                           "SELECT toDateTime(intDiv(created_wall_ns, 1000000000)) AS at, verdict, confidence, "
+                           f"SELECT {_WALL.format(col='created_wall_ns')} AS at, verdict, confidence, "
                            "original_cmd, transpiled_cmd, explanation, speedup FROM validation_results FINAL "
                            "ORDER BY created_wall_ns DESC LIMIT 20"),
     "gpu-hotspots": ("GPU kernels and compute blocks with the most total time",
-                     "SELECT 'gpu' AS kind, name, count() AS n, sum(duration_ns) AS total_ns FROM gpu_kernels GROUP BY name "
-                     "UNION ALL SELECT 'compute' AS kind, name, count() AS n, sum(duration_ns) AS total_ns "
-                     "FROM compute_blocks GROUP BY name ORDER BY total_ns DESC LIMIT 20"),
+                     "SELECT kind, name, n, total_ns FROM ("
+                     "SELECT 'gpu' AS kind, name, count() AS n, sum(duration_ns) AS total_ns FROM gpu_kernels FINAL "
+                     "GROUP BY name UNION ALL SELECT 'compute' AS kind, name, count() AS n, sum(duration_ns) AS total_ns "
+                     "FROM compute_blocks FINAL GROUP BY name) ORDER BY total_ns DESC LIMIT 20"),
+    "lost-events": ("what capture or shipping lost, by trace, host and source (counted, never silent)",
+                    "SELECT trace_id, host_id, source, sum(count) AS lost, any(detail) AS detail FROM lost_events FINAL "
+                    "GROUP BY trace_id, host_id, source ORDER BY lost DESC LIMIT 20"),
+    "hosts": ("the hosts traces ran on: name, kernel, architecture, addresses, clock offset against the reference",
+              "SELECT h.trace_id AS trace_id, h.host_id AS host_id, hostname, kernel, arch, "
+              "arrayStringConcat(addresses, ',') AS addresses, c.offset_ns AS offset_ns, c.bound_ns AS bound_ns "
+              "FROM hosts AS h FINAL ANY LEFT JOIN (SELECT trace_id, host AS host_id, offset_ns, bound_ns "
+              "FROM clock_estimates FINAL) AS c USING (trace_id, host_id) ORDER BY h.wall_ns DESC LIMIT 50"),
 }
