@@ -23,7 +23,7 @@ arg_values = st.one_of(st.none(), st.booleans(), i64, text, st.binary(max_size=4
 def _for_hint(hint: Any, name: str) -> st.SearchStrategy[Any]:
     if name in ("src", "dst"):
         return st.binary(min_size=16, max_size=16)
-    if name == "args":
+    if name == "args" or typing.get_origin(hint) is dict:
         return st.dictionaries(st.text(min_size=1, max_size=12), arg_values, max_size=6)
     simple = {int: i64, str: text, bytes: st.binary(max_size=64), bool: st.booleans()}
     if hint in simple:

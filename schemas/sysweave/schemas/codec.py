@@ -165,7 +165,7 @@ def _checker_for(hint: Any, name: str) -> Check:
     """Derive the wire check of one dataclass field from its type hint (one place, all event types)."""
     if name in ("src", "dst", "event_id"):
         return _check_event_id
-    if name == "args":
+    if name == "args" or typing.get_origin(hint) is dict:  # syscall args, event attrs: dict[str, ArgValue]
         return _check_args
     if hint in _SIMPLE:
         return _SIMPLE[hint]

@@ -1,0 +1,366 @@
+"""sysweave.sdk: compute blocks, transpiler decisions and marks from inside a program (standard library only).
+
+    from sysweave import sdk
+
+    with sdk.compute_block("matmul 512", op="gemm", elements=512 * 512):
+        c = a @ b
+
+    @sdk.compute_block("tokenize", op="simd")       # or bare: @sdk.compute_block
+    def tokenize(line): ...
+
+    sdk.transpiler_decision("D17", kind="loop-vectorised", chosen="simd x8", source_location="wc.py:12",
+                            target_symbol="count_words", alternatives=("scalar",), reason="no loop-carried dependency")
+    sdk.mark("epoch", n=3)
+
+Under ``sysweave trace`` (or ``sysweave agent -- CMD``) the variable ``SYSWEAVE_SDK_SOCKET`` names a unix
+datagram socket; each block, decision and mark is one datagram there, stamped with CLOCK_MONOTONIC (the clock
+of the kernel's events) and the calling thread's id; the tracer takes the process id from the kernel
+(SCM_CREDENTIALS). Without the variable every call is a no-op: ``with compute_block(...)`` costs about 0.1 µs
+and a decorated function is the undecorated function.
+
+Sending never blocks and never raises: a datagram the tracer cannot take now (its queue is full, the datagram
+is over 64 KiB, the tracer is gone) is dropped and counted, and the count is sent as a LostEvents datagram as
+soon as one gets through (and at exit), so the trace reports the loss. ``stats()`` shows the counters.
+
+The datagram format (the schema codec's ``[version, event]`` in msgpack, written here by hand) is documented
+byte by byte in docs/sdk.md, for programs in other languages.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+__all__ = ["ENV", "MAX_DATAGRAM", "compute_block", "connect", "enabled", "mark", "stats", "transpiler_decision"]
+
+ENV = "SYSWEAVE_SDK_SOCKET"
+MAX_DATAGRAM = 65536  # the receiver counts anything longer as oversized
+MAX_ATTRS = 64  # the codec's map limit; more attributes are cut and the cut counted in "sdk.attrs_cut"
+
+SCHEMA_VERSION = 1
+KIND_COMPUTE, KIND_TRANSPILER, KIND_LOST, KIND_MARK = 5, 6, 10, 15
+_FIELDS = {KIND_COMPUTE: 7, KIND_TRANSPILER: 9, KIND_LOST: 3, KIND_MARK: 2}
+
+F = TypeVar("F", bound="Callable[..., Any]")  # a string: collections.abc.Callable[...] needs 3.9 at run time
+
+
+# --- msgpack, the few forms the codec reads ----------------------------------------------------------------
+
+def _array_header(n: int) -> bytes:
+    return bytes([0x90 | n]) if n < 16 else b"\xdc" + struct.pack(">H", n)
+
+
+def _prefix(kind: int) -> bytes:
+    """[version, [kind, event_id=16 zero bytes, host_id="", pid=0, ..."""
+    return b"\x92" + bytes([SCHEMA_VERSION]) + _array_header(10 + _FIELDS[kind]) + bytes([kind]) + b"\xc4\x10" + \
+        bytes(16) + b"\xa0\x00"
+
+
+_PREFIX = {k: _prefix(k) for k in _FIELDS}
+# tid (u32), mono_ns (u64), wall_ns = 0, duration_ns (u64), lamport = 0, hlc = 0
+_TIMES = struct.Struct(">BIBQBBQBB")
+_STR_CACHE: dict[str, bytes] = {}
+
+
+def _int(v: int) -> bytes:
+    if 0 <= v < 128:
+        return bytes([v])
+    if 0 <= v < 2**64:
+        return b"\xcf" + struct.pack(">Q", v)
+    if -(2**63) <= v < 0:
+        return b"\xd3" + struct.pack(">q", v)
+    return _str(str(v))  # beyond 64 bits: as text, not wrapped
+
+
+def _str(s: str) -> bytes:
+    cached = _STR_CACHE.get(s)
+    if cached is not None:
+        return cached
+    b = s.encode("utf-8", "replace")
+    n = len(b)
+    if n < 32:
+        out = bytes([0xA0 | n]) + b
+    elif n < 256:
+        out = b"\xd9" + bytes([n]) + b
+    elif n < 65536:
+        out = b"\xda" + struct.pack(">H", n) + b
+    else:
+        out = b"\xdb" + struct.pack(">I", n) + b
+    if len(_STR_CACHE) < 4096 and n < 256:
+        _STR_CACHE[s] = out
+    return out
+
+
+def _bin(b: bytes) -> bytes:
+    n = len(b)
+    if n < 256:
+        return b"\xc4" + bytes([n]) + b
+    if n < 65536:
+        return b"\xc5" + struct.pack(">H", n) + b
+    return b"\xc6" + struct.pack(">I", n) + b
+
+
+def _value(v: Any) -> bytes:
+    """An attribute value as the codec's ArgValue: nil, bool, int, str, bytes, array of ints or of strs."""
+    if v is None:
+        return b"\xc0"
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    if isinstance(v, int):
+        return _int(int(v))
+    if isinstance(v, str):
+        return _str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return _bin(bytes(v))
+    if isinstance(v, (list, tuple)):
+        items = list(v)[:4096]
+        if all(isinstance(x, int) and not isinstance(x, bool) and -(2**63) <= x < 2**64 for x in items):
+            return _array_header(len(items)) + b"".join(_int(x) for x in items)
+        return _array_header(len(items)) + b"".join(_str(x if isinstance(x, str) else repr(x)) for x in items)
+    return _str(repr(v) if isinstance(v, float) else str(v))
+
+
+def _map(attrs: dict[str, Any] | None) -> bytes:
+    if not attrs:
+        return b"\x80"
+    items = list(attrs.items())
+    if len(items) > MAX_ATTRS:
+        items = items[:MAX_ATTRS - 1] + [("sdk.attrs_cut", len(items) - (MAX_ATTRS - 1))]
+    n = len(items)
+    head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+    return head + b"".join(_str(str(k)) + _value(v) for k, v in items)
+
+
+def _strs(values: Iterable[str]) -> bytes:
+    items = [str(x) for x in values]
+    return _array_header(len(items)) + b"".join(_str(x) for x in items)
+
+
+# --- transport ------------------------------------------------------------------------------------------------
+
+class _Transport:
+    """One connected, non-blocking datagram socket per process (children inherit it; the kernel stamps each
+    datagram with the sender's pid). Failures are counted, never raised."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sent = 0
+        self.dropped: dict[str, int] = {}
+        self.unreported = 0
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._retry_at = 0
+        self._connect()
+
+    def _connect(self) -> bool:
+        self._retry_at = time.monotonic_ns() + 1_000_000_000  # at most one reconnect attempt a second
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.setblocking(False)
+            s.connect(self.path)
+        except OSError:
+            return False
+        self._sock = s
+        return True
+
+    def send(self, data: bytes) -> None:
+        sock = self._sock
+        if len(data) > MAX_DATAGRAM:
+            self._drop("oversized")
+            return
+        try:
+            if sock is None:
+                raise ConnectionRefusedError
+            sock.send(data)
+        except BlockingIOError:
+            self._drop("receiver_full")
+            return
+        except OSError:
+            self._drop("unreachable")
+            if sock is not None:
+                self._sock = None
+                sock.close()
+            if time.monotonic_ns() >= self._retry_at:
+                self._connect()  # the tracer may have restarted (the agent)
+            return
+        self.sent += 1
+        if self.unreported:
+            self._report()
+
+    def _drop(self, why: str) -> None:
+        with self._lock:
+            self.dropped[why] = self.dropped.get(why, 0) + 1
+            self.unreported += 1
+
+    def _report(self) -> None:
+        """Tell the tracer what was dropped since the last report (a LostEvents datagram)."""
+        with self._lock:
+            n, self.unreported = self.unreported, 0
+            detail = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items()))
+        now = time.monotonic_ns()
+        data = (_PREFIX[KIND_LOST] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+                + _str("sdk_sender") + _int(n) + _str(f"dropped by the SDK before sending (totals: {detail})"))
+        sock = self._sock
+        try:
+            if sock is None:
+                raise ConnectionRefusedError
+            sock.send(data)
+        except OSError:
+            with self._lock:
+                self.unreported += n
+
+    def close(self) -> None:
+        if self.unreported and self._sock is not None:
+            self._report()
+
+
+_transport: _Transport | None = None
+
+
+def connect(path: str | None = None) -> bool:
+    """(Re)connect to ``path`` (default: $SYSWEAVE_SDK_SOCKET); False (and every call a no-op) without one.
+
+    Called at import; call it again only if the variable is set later in the program's life."""
+    global _transport
+    path = path if path is not None else os.environ.get(ENV, "")
+    _transport = _Transport(path) if path else None
+    return _transport is not None
+
+
+def enabled() -> bool:
+    """True when a tracer is listening (the calls send datagrams)."""
+    return _transport is not None
+
+
+def stats() -> dict[str, Any]:
+    """{"enabled", "sent", "dropped": {why: n}, "unreported"}: this process's SDK counters."""
+    t = _transport
+    if t is None:
+        return {"enabled": False, "sent": 0, "dropped": {}, "unreported": 0}
+    return {"enabled": True, "sent": t.sent, "dropped": dict(t.dropped), "unreported": t.unreported}
+
+
+def _flush_at_exit() -> None:
+    if _transport is not None:
+        _transport.close()
+
+
+atexit.register(_flush_at_exit)
+
+
+# --- the API ----------------------------------------------------------------------------------------------------
+
+class _Noop:
+    """What compute_block returns when nothing listens: C-level enter/exit (``str.format`` of "" ignores its
+    arguments and returns "", falsy, so an exception passes through), decorating returns the function itself."""
+
+    __slots__ = ()
+    __enter__ = "".format
+    __exit__ = "".format
+
+    def __call__(self, fn: F) -> F:
+        return fn
+
+
+_NOOP = _Noop()
+
+
+class _Block:
+    """One traced compute block: a context manager for one ``with`` at a time, or a decorator (any threads)."""
+
+    __slots__ = ("_attrs", "_t0", "decision", "elements", "name", "op", "symbol")
+
+    def __init__(self, name: str, op: str, elements: int, symbol: str, decision: str,
+                 attrs: dict[str, Any] | None) -> None:
+        self.name, self.op, self.elements, self.symbol, self.decision = name, op, elements, symbol, decision
+        self._attrs = attrs
+        self._t0 = 0
+
+    def _fields(self, elements: int) -> bytes:
+        return (_str(self.name) + _str(self.op) + _int(max(int(elements), 0)) + _str(self.symbol) + b"\xa3sdk"
+                + _str(self.decision) + _map(self._attrs))
+
+    def __enter__(self) -> None:
+        self._t0 = time.monotonic_ns()
+
+    def __exit__(self, *_exc: object) -> None:
+        t1 = time.monotonic_ns()
+        t = _transport
+        if t is not None:
+            t0 = self._t0
+            t.send(_PREFIX[KIND_COMPUTE] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, t0, 0, 0xCF, t1 - t0, 0, 0)
+                   + self._fields(self.elements))
+
+    def __call__(self, fn: F) -> F:
+        if not self.symbol:
+            self.symbol = getattr(fn, "__qualname__", "") or getattr(fn, "__name__", "")
+        fields = self._fields(self.elements)
+        prefix = _PREFIX[KIND_COMPUTE]
+        pack = _TIMES.pack
+        clock = time.monotonic_ns
+        tid = threading.get_native_id
+
+        @functools.wraps(fn)
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                t1 = clock()
+                t = _transport
+                if t is not None:
+                    t.send(prefix + pack(0xCE, tid(), 0xCF, t0, 0, 0xCF, t1 - t0, 0, 0) + fields)
+
+        return traced  # type: ignore[return-value]
+
+
+def compute_block(name: Any, op: str = "", elements: int = 0, symbol: str = "", decision: str = "",
+                  attrs: dict[str, Any] | None = None) -> Any:
+    """A compute region, as ``with compute_block(...):`` or ``@compute_block(...)`` (or bare ``@compute_block``).
+
+    ``op``: the kind of work ("gemm", "simd", ...); ``elements``: items processed (0: unknown); ``symbol``: the
+    function it measures (decorator default: the function's ``__qualname__``), which links it to transpiler
+    decisions naming that symbol; ``decision``: the id of the decision that produced it, when known."""
+    if _transport is None:
+        if name.__class__ is str:
+            return _NOOP
+        return name if callable(name) else _NOOP  # bare @compute_block
+    if name.__class__ is not str and callable(name):
+        return _Block(getattr(name, "__qualname__", "block"), op, elements, symbol, decision, attrs)(name)
+    return _Block(str(name), op, elements, symbol, decision, attrs)
+
+
+def transpiler_decision(decision_id: str, kind: str = "", chosen: str = "", *, source_location: str = "",
+                        target_symbol: str = "", alternatives: tuple[str, ...] = (), reason: str = "",
+                        attrs: dict[str, Any] | None = None) -> None:
+    """Record a decision taken at run time (a JIT, an autotuner): what ``kind`` of decision, what was ``chosen``
+    over the ``alternatives`` and why; ``target_symbol`` links it to the compute blocks of that function."""
+    t = _transport
+    if t is None:
+        return
+    now = time.monotonic_ns()
+    t.send(_PREFIX[KIND_TRANSPILER] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+           + _str(str(decision_id)) + _str(source_location) + _str(target_symbol) + _str(kind) + _str(chosen)
+           + _strs(alternatives) + _str(reason) + b"\xa3sdk" + _map(attrs))
+
+
+def mark(name: str, **attrs: Any) -> None:
+    """An instant on the calling thread's timeline: ``mark("epoch", n=3)``."""
+    t = _transport
+    if t is None:
+        return
+    now = time.monotonic_ns()
+    t.send(_PREFIX[KIND_MARK] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+           + _str(str(name)) + _map(attrs))
+
+
+connect()
