@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import enum
 import errno as errno_mod
 import io
 import json
@@ -13,7 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sysweave.agents.syscall_args import ARG_SPECS
-from sysweave.schemas.events import SyscallAggregate, SyscallSpan
+from sysweave.schemas.events import (
+    ComputeBlock,
+    FunctionAggregate,
+    GpuKernel,
+    GpuMemoryTransfer,
+    GpuSample,
+    SyscallAggregate,
+    SyscallSpan,
+)
+
+LayerEvent = ComputeBlock | GpuKernel | GpuMemoryTransfer | GpuSample
 
 _OFLAGS = [(os.O_WRONLY, "O_WRONLY"), (os.O_RDWR, "O_RDWR"), (os.O_CREAT, "O_CREAT"), (os.O_EXCL, "O_EXCL"),
            (os.O_NOCTTY, "O_NOCTTY"), (os.O_TRUNC, "O_TRUNC"), (os.O_APPEND, "O_APPEND"), (os.O_NONBLOCK, "O_NONBLOCK"),
@@ -204,6 +216,43 @@ def summary_text(rows: list[SummaryRow]) -> str:
     return out.getvalue()
 
 
+def function_rows(aggs: Iterable[FunctionAggregate]) -> list[dict[str, object]]:
+    """Per probed function (merged over processes): calls, total_ns, p50_ns, p99_ns, library (the -c JSON)."""
+    merged: dict[tuple[str, str], list[int]] = {}
+    for a in aggs:
+        m = merged.setdefault((a.symbol, a.library), [0, 0] + [0] * len(a.hist_log2))
+        m[0] += a.calls
+        m[1] += a.total_ns
+        for i, n in enumerate(a.hist_log2):
+            m[2 + i] += n
+    return [{"function": sym, "library": lib, "calls": m[0], "total_ns": m[1], "p50_ns": hist_quantile(m[2:], 0.5),
+             "p99_ns": hist_quantile(m[2:], 0.99)} for (sym, lib), m in sorted(merged.items(), key=lambda kv: -kv[1][1])]
+
+
+def compute_summary_text(aggs: Iterable[FunctionAggregate]) -> str:
+    """The -c compute-block section (``--uprobe``): one row per probed function, merged over processes, by total
+    time. Counts are exact (every call, shipped as a ComputeBlock or not); p50/p99 from the log2 histogram."""
+    merged: dict[str, list[int]] = {}
+    for a in aggs:
+        m = merged.setdefault(a.symbol, [0, 0] + [0] * len(a.hist_log2))
+        m[0] += a.calls
+        m[1] += a.total_ns
+        for i, n in enumerate(a.hist_log2):
+            m[2 + i] += n
+    rows = sorted(merged.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    out = io.StringIO()
+    out.write("\ncompute blocks (uprobes)\n")
+    out.write("     seconds  usecs/call     calls   p50 usecs   p99 usecs function\n")
+    out.write("------------ ----------- --------- ----------- ----------- ----------------\n")
+    for name, m in rows:
+        calls, total, hist = m[0], m[1], m[2:]
+        out.write(f"{total / 1e9:12.6f} {total // 1000 // max(calls, 1):11d} {calls:9d} "
+                  f"{hist_quantile(hist, 0.5) / 1000:11.1f} {hist_quantile(hist, 0.99) / 1000:11.1f} {name}\n")
+    if not rows:
+        out.write("(no probed function was called)\n")
+    return out.getvalue()
+
+
 def summary_document(rows: list[SummaryRow], lost: dict[str, int], backend: str, exit_code: int,
                      extra: dict[str, object] | None = None) -> dict[str, object]:
     doc: dict[str, object] = {
@@ -222,6 +271,36 @@ def summary_csv(rows: list[SummaryRow]) -> str:
     for r in rows:
         w.writerow([r.syscall, r.calls, r.errors, r.total_ns, r.p50_ns, r.p99_ns])
     return out.getvalue()
+
+
+LAYER_EVENTS = (ComputeBlock, GpuKernel, GpuMemoryTransfer, GpuSample)
+
+
+def event_json(ev: LayerEvent) -> str:
+    """A compute-block/GPU event as one JSON object: {"event": type, pid, tid, wall_ns, duration_ns, fields...}."""
+    doc: dict[str, object] = {"event": type(ev).__name__, "pid": ev.h.pid, "tid": ev.h.tid, "mono_ns": ev.h.mono_ns,
+                              "wall_ns": ev.h.wall_ns, "duration_ns": ev.h.duration_ns}
+    for f in dataclasses.fields(ev):
+        if f.name != "h":
+            v = getattr(ev, f.name)
+            doc[f.name] = v.name if isinstance(v, enum.Enum) else (list(v) if isinstance(v, tuple) else v)
+    return json.dumps(doc, default=str)
+
+
+def layer_line(ev: LayerEvent, style: LineStyle) -> str:
+    """A compute-block/GPU event in the text trace, marked with "~" (not a system call)."""
+    prefix = f"[pid {ev.h.tid:>5}] " if style.show_pid else ""
+    if isinstance(ev, ComputeBlock):
+        args = ", ".join(f"{k}={v!r}" if isinstance(v, bytes) else f"{k}={v}" for k, v in ev.attrs.items())
+        what = f"compute {ev.name}({args})"
+    elif isinstance(ev, GpuKernel):
+        what = f"gpu kernel {ev.name} grid={list(ev.grid)} block={list(ev.block)}"
+    elif isinstance(ev, GpuMemoryTransfer):
+        what = f"gpu memcpy {ev.kind.name} {ev.bytes} bytes"
+    else:
+        what = (f"gpu sample device={ev.device} pid={ev.process_pid} util={ev.gpu_util_pct}% "
+                f"mem={ev.memory_used_bytes} power_mw={ev.power_mw} sm_mhz={ev.sm_clock_mhz}")
+    return f"{prefix}~ {what} <{ev.h.duration_ns / 1e9:.6f}>"
 
 
 def span_json(span: SyscallSpan) -> str:

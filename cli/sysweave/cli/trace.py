@@ -12,10 +12,25 @@ import time
 from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
+from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
+from sysweave.agents.bpf.uprobes_spec import SpecError
 from sysweave.agents.filters import FilterError, parse_trace_expr
-from sysweave.agents.render import LineStyle, render_line, span_json, summarize, summary_csv, summary_document, summary_text
-from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids
-from sysweave.schemas.events import Event, SyscallSpan
+from sysweave.agents.render import (
+    LAYER_EVENTS,
+    LineStyle,
+    compute_summary_text,
+    event_json,
+    function_rows,
+    layer_line,
+    render_line,
+    span_json,
+    summarize,
+    summary_csv,
+    summary_document,
+    summary_text,
+)
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, wall_offset_ns
+from sysweave.schemas.events import Event, FunctionAggregate, LostEvents, SyscallSpan
 
 MAX_STORED_EVENTS = 2_000_000  # per trace, in memory before the store write; beyond: counted as lost
 
@@ -45,6 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-store", action="store_true", help="keep nothing after the run")
     p.add_argument("--label", default="", help="a label stored with the trace")
     p.add_argument("--dump-bpf", action="store_true", help="print the BPF program (with its cflags) and exit")
+    p.add_argument("--uprobe", action="append", default=[], metavar="[LIB:]FUNC[,FUNC..]|[LIB:]/REGEX/",
+                   help="measure functions without code changes (repeatable): LIB a path or library name (default: the "
+                        "traced program), FUNC a symbol with optional argument capture, e.g. 'libm:cos(n=arg1)'")
+    p.add_argument("--compute-us", type=float, default=50.0,
+                   help="compute-block threshold for --uprobe calls in µs (default 50); faster calls are only counted")
+    p.add_argument("--gpu", action="store_true",
+                   help="GPU layer: NVML samples, CUDA driver API kernel/copy spans (libcuda uprobes), CUPTI in a traced Python")
+    p.add_argument("--gpu-interval", type=float, default=100.0, metavar="MS", help="NVML sampling interval (default 100 ms)")
+    p.add_argument("--cuda-lib", metavar="PATH", help="the libcuda to probe (default: libcuda.so.1 from the linker cache)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
 
 
@@ -80,6 +104,8 @@ class _Output:
         if self.show and isinstance(ev, SyscallSpan) and (self.selected is None or ev.name in self.selected):
             self.stream.write((span_json(ev) if self.jsonl else render_line(ev, self.style)) + "\n")
             self.printed += 1
+        elif self.show and isinstance(ev, LAYER_EVENTS):  # compute blocks and GPU events (--uprobe, --gpu)
+            self.stream.write((event_json(ev) if self.jsonl else layer_line(ev, self.style)) + "\n")
 
 
 def _progress(out: _Output, stop: threading.Event) -> None:
@@ -114,6 +140,10 @@ def choose_backend(requested: str) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     if args.dump_bpf:
         print(dump_bpf(ProbeConfig(payload_cap=args.capture_bytes)))
+        if args.uprobe or args.gpu:
+            from sysweave.agents.bpf.uprobes import dump_bpf as dump_uprobes
+
+            print(dump_uprobes())
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command and not args.pids:
@@ -147,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.backend == "auto" and backend != "ebpf":
         _err(f"using the ptrace backend (strace): {why}")
+    if backend != "ebpf" and (args.uprobe or args.gpu):
+        _err("--uprobe and --gpu need the eBPF backend; tracing system calls only")
 
     stream: IO[str] = open(args.output, "w") if args.output else sys.stderr  # noqa: SIM115
     out = _Output(args, selected, stream)
@@ -156,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and (args.output or args.summary_only):
         threading.Thread(target=_progress, args=(out, stop_progress), daemon=True).start()
     try:
-        result = capture(backend, options, out, command, args.pids)
+        result = capture(backend, options, out, command, args.pids, layer_options(args))
     except CaptureError as exc:
         _err(str(exc))
         return 1
@@ -172,17 +204,36 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def capture(backend: str, options: CaptureOptions, out: _Output, command: list[str], pids: list[int]) -> CaptureResult:
+def layer_options(args: argparse.Namespace) -> LayerOptions:
+    return LayerOptions(uprobes=tuple(args.uprobe), compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
+                        gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib)
+
+
+def capture(backend: str, options: CaptureOptions, out: _Output, command: list[str], pids: list[int],
+            layer_opts: LayerOptions | None = None) -> CaptureResult:
     if backend == "ptrace":
         from sysweave.agents.ptrace_backend import PtraceCapture
 
         pt = PtraceCapture(options, out)
         return pt.run_command(command) if command else pt.attach(pids, threading.Event())
     cap = EbpfCapture(options, out)
+    try:  # function probes, CUDA probes, NVML: beside the syscall capture, on the same targets
+        layers = start_layers(layer_opts or LayerOptions(), cap.probe, out, cap.host_id,
+                              wall_offset_ns() + options.clock_skew_ns, command, pids)
+    except (SpecError, CaptureError) as exc:
+        cap.probe.close()
+        raise CaptureError(str(exc)) from exc
     try:
-        return cap.run_command(command) if command else cap.attach(pids, threading.Event())
+        result = cap.run_command(command, env=layers.child_env()) if command else cap.attach(pids, threading.Event())
     except FileNotFoundError as exc:
         raise CaptureError(f"Can't stat '{command[0]}': {exc.strerror}") from exc
+    finally:
+        extra = layers.finish(pids[0] if pids else 0, set(out.pids))
+    for e in extra:
+        if isinstance(e, LostEvents):
+            result.lost[e.source] = result.lost.get(e.source, 0) + e.count
+    result.extra_events.extend(extra)
+    return result
 
 
 def report(args: argparse.Namespace, out: _Output, result: CaptureResult, selected: frozenset[str] | None,
@@ -191,14 +242,18 @@ def report(args: argparse.Namespace, out: _Output, result: CaptureResult, select
     if args.summary_only or args.summary_too:
         rows = summarize(result.aggregates, selected)
         if args.format == "json":
+            funcs = [e for e in result.extra_events if isinstance(e, FunctionAggregate)]
             doc = summary_document(rows, result.lost, result.backend, result.exit_code,
-                                   {"events_shipped": result.events_shipped})
+                                   {"events_shipped": result.events_shipped, "functions": function_rows(funcs)})
             target = stream if args.output else sys.stdout
             target.write(json.dumps(doc) + "\n")
         elif args.format == "csv":
             (stream if args.output else sys.stdout).write(summary_csv(rows))
         else:
             stream.write(summary_text(rows))
+            funcs = [e for e in result.extra_events if isinstance(e, FunctionAggregate)]
+            if args.uprobe or funcs:
+                stream.write(compute_summary_text(funcs))
     elif args.format == "text" and not args.ship_all:
         total = sum(a.calls for a in result.aggregates)
         hidden = max(total - out.printed, 0)

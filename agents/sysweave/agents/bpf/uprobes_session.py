@@ -1,0 +1,127 @@
+"""The layers beside syscall capture, started and stopped as one: function probes (``--uprobe``), CUDA
+driver probes and NVML sampling (``--gpu``), and the CUPTI hook's environment for a traced Python.
+
+``sysweave trace`` and the agent daemon build a :class:`LayerOptions` from their flags and call
+:func:`start_layers` after the syscall capture exists and before the command starts; :meth:`Layers.snapshot`
+gives each window's exact function aggregates; :meth:`Layers.finish` stops everything and returns the last
+window plus the device-side CUPTI events. Without a GPU or driver, ``--gpu`` reports one line and tracing
+goes on; a ``--uprobe`` that names nothing is a TargetError (tracing does not start).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sysweave.agents.bpf.syscalls import SyscallProbe
+from sysweave.agents.bpf.uprobes import CLASS_COMPUTE, UprobeSession, executable_of, resolve_probes
+from sysweave.agents.bpf.uprobes_spec import Probe, parse_spec
+from sysweave.schemas.errors import AgentError
+from sysweave.schemas.events import Event
+
+__all__ = ["LayerOptions", "Layers", "start_layers"]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerOptions:
+    uprobes: tuple[str, ...] = ()
+    compute_ns: int = 50_000
+    gpu: bool = False
+    gpu_interval_s: float = 0.1
+    cuda_lib: str | None = None  # default: libcuda.so.1 as the linker cache resolves it
+    cupti_dir: str | None = None  # where the CUPTI hook writes its records (default: a temporary directory)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.uprobes) or self.gpu
+
+
+@dataclass
+class Layers:
+    options: LayerOptions
+    session: UprobeSession | None = None
+    sampler: object | None = None  # gpu_sampler.NvmlSampler
+    cuda: object | None = None  # cuda_probes.CudaTracker
+    env: dict[str, str] = field(default_factory=dict)  # for the traced command (the CUPTI hook)
+    notes: list[str] = field(default_factory=list)
+
+    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str] | None:
+        """The traced command's environment (None: inherit ours unchanged)."""
+        if not self.env:
+            return base
+        env = dict(os.environ if base is None else base)
+        for k, v in self.env.items():
+            env[k] = f"{v}{os.pathsep}{env[k]}" if k == "PYTHONPATH" and env.get(k) else v
+        return env
+
+    def set_threshold(self, cls: int, ns: int) -> None:
+        if self.session:
+            self.session.program.set_threshold(cls, ns)
+
+    def snapshot(self, root_pid: int) -> list[Event]:
+        return self.session.snapshot(root_pid) if self.session else []
+
+    def finish(self, root_pid: int, pids: set[int] | None = None) -> list[Event]:
+        """Stop every layer; the last window's aggregates, losses and device-side (CUPTI) events."""
+        out: list[Event] = []
+        if self.sampler is not None:
+            self.sampler.stop()  # type: ignore[attr-defined]
+        if self.session:
+            self.session.stop()
+            out.extend(self.session.snapshot(root_pid))
+            self.session.close()
+        if self.cuda is not None:
+            out.extend(self.cuda.finish(pids))  # type: ignore[attr-defined]
+        return out
+
+
+def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[Event], None], host_id: str,
+                 wall_offset_ns: int, command: list[str], pids: list[int],
+                 warn: Callable[[str], None] = lambda m: print(f"sysweave: {m}", file=sys.stderr)) -> Layers:
+    """Resolve and attach what ``options`` asks for. Raises TargetError for a probe that names nothing."""
+    layers = Layers(options)
+    if not options.active:
+        return layers
+    probes: list[Probe] = []
+    if options.uprobes:
+        exe = executable_of(command, pids)
+        specs = [parse_spec(s) for s in options.uprobes]
+        probes = resolve_probes(specs, exe, 0, CLASS_COMPUTE)
+    handlers = {}
+    if options.gpu:
+        from sysweave.agents.cuda_probes import CudaTracker, cuda_probes, find_libcuda
+
+        try:
+            lib = find_libcuda(options.cuda_lib)
+        except AgentError as exc:
+            warn(f"GPU layer: no CUDA driver API probes ({exc}); NVML sampling only")
+        else:
+            cuda = CudaTracker(host_id, wall_offset_ns, sink, options.cupti_dir)
+            cprobes = cuda_probes(lib, len(probes))
+            probes.extend(cprobes)
+            handlers.update(cuda.handlers())
+            layers.cuda = cuda
+            layers.env.update(cuda.child_env())
+    if probes:
+        layers.session = UprobeSession(probes, syscalls, sink, host_id, wall_offset_ns, handlers)
+        layers.session.program.set_threshold(CLASS_COMPUTE, options.compute_ns)
+        if layers.cuda is not None:
+            layers.cuda.producer_id = layers.session.producer_id  # type: ignore[attr-defined]
+        layers.session.start()
+    if options.gpu:
+        from sysweave.agents.gpu_sampler import NvmlSampler
+
+        from sysweave.agents.gpu import GpuUnavailable
+
+        try:
+            sampler = NvmlSampler(options.gpu_interval_s, host_id, wall_offset_ns, sink)
+        except GpuUnavailable as exc:
+            warn(f"GPU layer off: {exc}; tracing goes on without NVML samples")
+        else:
+            if layers.cuda is not None:
+                sampler.pids = layers.cuda.pids  # type: ignore[attr-defined]
+            sampler.start(pids[0] if pids else 0)
+            layers.sampler = sampler
+    return layers
