@@ -28,6 +28,7 @@ from sysweave.schemas.events import (
     Event,
     GpuKernel,
     GpuMemoryTransfer,
+    Mark,
     SyscallSpan,
     TranspilerDecision,
     UnifiedTrace,
@@ -58,6 +59,19 @@ def _span_id(*parts: bytes) -> int:
     return v or 1
 
 
+def _free_attrs(prefix: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """SDK/decision attributes as OTLP attribute values (bytes as hex; None left out: OTLP has no null)."""
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if isinstance(v, bytes):
+            out[prefix + k] = v.hex()
+        elif isinstance(v, tuple):
+            out[prefix + k] = list(v)
+        elif v is not None:
+            out[prefix + k] = v
+    return out
+
+
 def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
     h = e.h
     base: dict[str, Any] = {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
@@ -84,12 +98,20 @@ def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
         base.update({"gpu.memcpy.kind": e.kind.name, "gpu.memcpy.bytes": e.bytes, "gpu.device": e.device})
         return f"gpu memcpy {e.kind.name}", base
     if isinstance(e, ComputeBlock):
-        base.update({"compute.name": e.name, "compute.kind": e.kind, "compute.flops": e.flops, "compute.bytes": e.bytes})
+        base.update({"compute.name": e.name, "compute.operation": e.op, "compute.elements": e.elements,
+                     "compute.symbol": e.symbol, "compute.source": e.source, "compute.decision_id": e.decision_id,
+                     **_free_attrs("compute.attrs.", e.attrs)})
         return f"compute {e.name}", base
     if isinstance(e, TranspilerDecision):
-        base.update({"transpiler.source_location": e.source_location, "transpiler.decision": e.decision,
-                     "transpiler.rationale": e.rationale, "transpiler.target": e.target})
-        return f"transpiler {e.decision}", base
+        base.update({"transpiler.decision_id": e.decision_id, "transpiler.source_location": e.source_location,
+                     "transpiler.target_symbol": e.target_symbol, "transpiler.kind": e.kind,
+                     "transpiler.chosen": e.chosen, "transpiler.alternatives": list(e.alternatives),
+                     "transpiler.reason": e.reason, "transpiler.source": e.source,
+                     **_free_attrs("transpiler.attrs.", e.attrs)})
+        return f"decision {e.kind or e.decision_id}: {e.chosen}"[:120], base
+    if isinstance(e, Mark):
+        base.update({"mark.name": e.name, **_free_attrs("mark.attrs.", e.attrs)})
+        return f"mark {e.name}", base
     return type(e).__name__, base
 
 
@@ -128,7 +150,7 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
                                   attributes=attrs, kind=SpanKind.INTERNAL,
                                   start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns)))
         for e in p.events:
-            if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision)):
+            if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision, Mark)):
                 continue
             name, a = _attrs(e)
             sctx = SpanContext(trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=flags)

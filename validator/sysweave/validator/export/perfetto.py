@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sysweave.schemas.events import ComputeBlock, GpuKernel, GpuMemoryTransfer, SyscallSpan, UnifiedTrace
+from sysweave.schemas.events import (
+    ComputeBlock,
+    GpuKernel,
+    GpuMemoryTransfer,
+    Mark,
+    SyscallSpan,
+    TranspilerDecision,
+    UnifiedTrace,
+)
 
 GPU_TID_BASE = 1_000_000_000
 COMPUTE_TID = 999_999_999
@@ -33,9 +41,22 @@ def to_chrome_trace(trace: UnifiedTrace) -> dict[str, Any]:
                 name = e.name if isinstance(e, GpuKernel) else f"memcpy {e.kind.name} {e.bytes} B"
                 args = {"device": e.device, "stream": e.stream}
                 events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"GPU {e.device}"}})
-            elif isinstance(e, ComputeBlock):
-                tid, name, args = COMPUTE_TID, e.name, {"kind": e.kind, "flops": e.flops}
-                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": "compute"}})
+            elif isinstance(e, ComputeBlock):  # on its thread's track: it nests around the syscalls it made
+                tid, name = e.h.tid, e.name
+                args = {"op": e.op, "elements": e.elements, "symbol": e.symbol, "source": e.source,
+                        "decision_id": e.decision_id, **{k: str(v) for k, v in e.attrs.items()}}
+            elif isinstance(e, (TranspilerDecision, Mark)):  # instants on the thread that reported them
+                where[e.h.event_id] = (pid, e.h.tid, ts)
+                if isinstance(e, Mark):
+                    name, args = f"mark {e.name}", {k: str(v) for k, v in e.attrs.items()}
+                else:
+                    name = f"decision {e.decision_id} {e.kind}: {e.chosen}"
+                    args = {"source_location": e.source_location, "target_symbol": e.target_symbol,
+                            "alternatives": list(e.alternatives), "reason": e.reason, "source": e.source,
+                            **{k: str(v) for k, v in e.attrs.items()}}
+                events.append({"ph": "i", "s": "t", "name": name, "cat": type(e).__name__, "pid": pid, "tid": e.h.tid,
+                               "ts": ts, "args": args})
+                continue
             else:
                 where[e.h.event_id] = (pid, e.h.tid, ts)
                 continue
