@@ -14,6 +14,7 @@ from typing import IO, Any
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
 from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
 from sysweave.agents.bpf.uprobes_spec import SpecError
+from sysweave.agents.decisions import DecisionLog, DecisionLogError, decision_events, read_decision_log
 from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.render import (
     LAYER_EVENTS,
@@ -29,8 +30,11 @@ from sysweave.agents.render import (
     summary_document,
     summary_text,
 )
-from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, wall_offset_ns
-from sysweave.schemas.events import Event, FunctionAggregate, LostEvents, SyscallSpan
+from sysweave.agents.sdk_server import ENV as SDK_ENV
+from sysweave.agents.sdk_server import SdkServer
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, host_identity, wall_offset_ns
+from sysweave.schemas.errors import AgentError
+from sysweave.schemas.events import Event, EventHeader, FunctionAggregate, LostEvents, SyscallSpan
 
 MAX_STORED_EVENTS = 2_000_000  # per trace, in memory before the store write; beyond: counted as lost
 
@@ -69,6 +73,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="GPU layer: NVML samples, CUDA driver API kernel/copy spans (libcuda uprobes), CUPTI in a traced Python")
     p.add_argument("--gpu-interval", type=float, default=100.0, metavar="MS", help="NVML sampling interval (default 100 ms)")
     p.add_argument("--cuda-lib", metavar="PATH", help="the libcuda to probe (default: libcuda.so.1 from the linker cache)")
+    p.add_argument("--decisions", metavar="FILE.jsonl",
+                   help="a transpiler's decision log (docs/sdk.md) stored with the trace; bad lines are reported and skipped")
+    p.add_argument("--no-sdk", action="store_true",
+                   help="no SDK socket (sysweave.sdk calls in the traced program become no-ops)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
 
 
@@ -180,8 +188,16 @@ def run(args: argparse.Namespace) -> int:
     if backend != "ebpf" and (args.uprobe or args.gpu):
         _err("--uprobe and --gpu need the eBPF backend; tracing system calls only")
 
+    try:
+        decision_log = read_decision_log(args.decisions) if args.decisions else None
+    except DecisionLogError as exc:
+        _err(str(exc))
+        return 2
+
     stream: IO[str] = open(args.output, "w") if args.output else sys.stderr  # noqa: SIM115
     out = _Output(args, selected, stream)
+    sdk = None if args.no_sdk else start_sdk(out)  # the traced program's SDK datagrams join the same sink
+    start_mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     options = CaptureOptions(follow=args.follow, slow_ns=int(args.slow_us * 1000), observable=args.observable,
                              ship_all=args.ship_all, payload_cap=args.capture_bytes)
     stop_progress = threading.Event()
@@ -194,6 +210,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_progress.set()
+        if sdk is not None:
+            sdk.close()
+            os.environ.pop(SDK_ENV, None)
+    finish_sdk(sdk, decision_log, args.decisions, out, result, start_mono)
     if out.not_kept:
         result.lost["store_cap"] = out.not_kept
     report(args, out, result, selected, stream)
@@ -202,6 +222,45 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_store:
         store_trace(args, out.events + result.aggregates + result.extra_events, result, command)
     return result.exit_code
+
+
+def start_sdk(out: _Output) -> SdkServer | None:
+    """The SDK socket, announced to the command in $SYSWEAVE_SDK_SOCKET (inherited); None (said) if impossible."""
+    try:
+        sdk = SdkServer(out, host_identity(), wall_offset_ns()).start()
+    except AgentError as exc:
+        _err(f"{exc}; sysweave.sdk calls in the traced program are not recorded")
+        return None
+    os.environ.update(sdk.env())
+    return sdk
+
+
+def finish_sdk(sdk: SdkServer | None, decision_log: DecisionLog | None, log_path: str | None, out: _Output,
+               result: CaptureResult, start_mono: int) -> None:
+    """SDK losses and the decision log's decisions (on the root process, at the trace's start) into the result."""
+    end_mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    if sdk is not None:
+        for reason, n in sdk.lost.items():
+            result.lost[reason] = result.lost.get(reason, 0) + n
+        result.extra_events.extend(sdk.lost_events(result.root_pid, start_mono, end_mono))
+        for msgs in sdk.errors.values():
+            for msg in msgs:
+                _err(f"SDK datagram rejected: {msg}")
+    if decision_log is not None:
+        for bad in decision_log.bad[:20]:
+            _err(f"{log_path}:{bad.line}: {bad.message} (line skipped)")
+        if len(decision_log.bad) > 20:
+            _err(f"{log_path}: {len(decision_log.bad) - 20} more bad lines skipped")
+        # a build-time decision has no instant of its own: it sits at the root process's first event
+        at = min((e.h.mono_ns for e in out.events if e.h.pid == result.root_pid), default=start_mono)
+        for ev in decision_events(decision_log.records, host_identity(), result.root_pid, at, wall_offset_ns()):
+            out(ev)
+        if decision_log.bad:
+            result.lost["decision_log"] = len(decision_log.bad)
+            h = EventHeader(os.urandom(16), host_identity(), result.root_pid, result.root_pid, start_mono,
+                            start_mono + wall_offset_ns(), 0)
+            detail = "; ".join(f"line {b.line}: {b.message}" for b in decision_log.bad[:5])[:1000]
+            result.extra_events.append(LostEvents(h, "decision_log", len(decision_log.bad), detail))
 
 
 def layer_options(args: argparse.Namespace) -> LayerOptions:
@@ -219,7 +278,7 @@ def capture(backend: str, options: CaptureOptions, out: _Output, command: list[s
     cap = EbpfCapture(options, out)
     try:  # function probes, CUDA probes, NVML: beside the syscall capture, on the same targets
         layers = start_layers(layer_opts or LayerOptions(), cap.probe, out, cap.host_id,
-                              wall_offset_ns() + options.clock_skew_ns, command, pids)
+                              wall_offset_ns() + options.clock_skew_ns, command, pids, out.pids)
     except (SpecError, CaptureError) as exc:
         cap.probe.close()
         raise CaptureError(str(exc)) from exc
