@@ -16,6 +16,7 @@ OPTIONAL = [
     ("streams", "sysweave.cli.streams", "stream processing workers (Faust): sampling, assembly, clock sync"),
     ("export", "sysweave.cli.export", "write a stored trace as Perfetto JSON or send it over OTLP"),
     ("validator", "sysweave.cli.validator", "the validator service (serve) and ClickHouse schema (migrate)"),
+    ("topics", "sysweave.cli.topics", "create sysweave's Kafka topics (partitions, replication, retention)"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
 ]
 

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from sysweave.cli.topics import TopicsUnavailable, create_topics
+from sysweave.cli.topics import add_create_arguments as add_topic_arguments
 from sysweave.validator.service import ValidatorService, apply_retention
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
@@ -18,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--otlp", default=None, metavar="ENDPOINT", help="HOST:4317 (gRPC) or http://HOST:4318 (HTTP)")
     m = sub.add_parser("migrate", help="apply the ClickHouse schema (versioned, idempotent)")
     m.add_argument("--clickhouse", required=True, metavar="URL")
+    add_topic_arguments(m, required=False)  # with --kafka, also create the topics (sysweave topics create)
     m.add_argument("--retention-days", type=int, default=0,
                    help="keep events this many days: a table TTL where the server has TTL (>= 19.6), otherwise "
                         "old monthly partitions are dropped now (run it from cron)")
@@ -35,10 +38,13 @@ def run(args: argparse.Namespace) -> int:
             if args.retention_days:
                 apply_retention(sink, args.retention_days)
             sink.close()
+            if args.kafka:
+                for line in create_topics(args.kafka, args.partitions, args.replication):
+                    print(line)
             return 0
         svc = ValidatorService(args.kafka, args.clickhouse, args.otlp)
         svc.sink.migrate()
-    except (SinkError, ValueError) as exc:
+    except (SinkError, TopicsUnavailable, ValueError) as exc:
         print(f"sysweave validator: {exc}", file=sys.stderr)
         return 1
     import signal

@@ -15,6 +15,7 @@ reads it back from there, so the stored trace is findable by its label.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Final
 
@@ -28,6 +29,29 @@ TOPIC_VALIDATION: Final = "sysweave.validation.v1" + _SUFFIX  # validation reque
 TOPIC_DEAD_LETTER: Final = "sysweave.deadletter.v1" + _SUFFIX  # poison messages with the reason in headers
 
 ALL_TOPICS: Final = (TOPIC_EVENTS, TOPIC_CONTROL, TOPIC_TRACES, TOPIC_VALIDATION, TOPIC_DEAD_LETTER)
+
+_HOUR_MS: Final = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How ``sysweave topics create`` makes a topic: its name, partitions (None: the operator's
+    ``--partitions``, sized from events/s, see docs/operations.md) and topic-level configuration."""
+
+    name: str
+    partitions: int | None
+    config: tuple[tuple[str, str], ...]
+
+
+# Retention: raw events only until the workers have assembled them (a day to replay after an outage); assembled
+# traces until the validator has stored them; poison messages long enough for someone to look.
+TOPIC_SPECS: Final = (
+    TopicSpec(TOPIC_EVENTS, None, (("retention.ms", str(24 * _HOUR_MS)), ("compression.type", "producer"))),
+    TopicSpec(TOPIC_CONTROL, None, (("retention.ms", str(1 * _HOUR_MS)),)),
+    TopicSpec(TOPIC_TRACES, None, (("retention.ms", str(72 * _HOUR_MS)), ("compression.type", "producer"))),
+    TopicSpec(TOPIC_VALIDATION, None, (("retention.ms", str(168 * _HOUR_MS)),)),
+    TopicSpec(TOPIC_DEAD_LETTER, 1, (("retention.ms", str(336 * _HOUR_MS)),)),
+)
 HEADER_LABEL: Final = "sysweave.label"  # TOPIC_TRACES header: the trace's label (UTF-8), absent when none
 
 
