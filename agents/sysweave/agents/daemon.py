@@ -12,15 +12,19 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sysweave.agents.bpf.syscalls import CaptureError
 from sysweave.agents.publisher import Publisher, PublishError
-from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, host_identity
+from sysweave.agents.sdk_server import ENV as SDK_ENV
+from sysweave.agents.sdk_server import SdkServer
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, host_identity, wall_offset_ns
 from sysweave.agents.spool import Spool
 from sysweave.schemas import topics
+from sysweave.schemas.errors import AgentError
 
 __all__ = ["AgentConfig", "AgentMetrics", "run_agent"]
 
@@ -45,14 +49,15 @@ class AgentConfig:
     observable: bool = False
     netns: str | None = None  # test facility: the "host" is a network namespace
     clock_offset_ns: int = 0  # test facility: a skewed host clock
+    sdk: bool = True  # the SDK socket, announced to CMD in $SYSWEAVE_SDK_SOCKET
     shutdown_timeout_s: float = 10.0
 
 
 class AgentMetrics:
     """Prometheus collector over the live counters (read at scrape time, no double bookkeeping)."""
 
-    def __init__(self, pub: Publisher, cap: EbpfCapture) -> None:
-        self.pub, self.cap = pub, cap
+    def __init__(self, pub: Publisher, cap: EbpfCapture, sdk: SdkServer | None = None) -> None:
+        self.pub, self.cap, self.sdk = pub, cap, sdk
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -70,7 +75,8 @@ class AgentMetrics:
                                   value=self.pub.counters["spooled_batches"])
         lost_family = CounterMetricFamily("sysweave_agent_events_lost", "events lost, by where", labels=["source"])
         for source, n in {**lost, "publish_queue": self.pub.queue.dropped,
-                          "spool_overflow": self.pub.spool.dropped_events}.items():
+                          "spool_overflow": self.pub.spool.dropped_events,
+                          **(dict(self.sdk.lost) if self.sdk else {})}.items():
             lost_family.add_metric([source], n)
         yield lost_family
         yield GaugeMetricFamily("sysweave_agent_spool_bytes", "bytes waiting in the spool", value=self.pub.spool.size_bytes)
@@ -99,6 +105,18 @@ def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading
     consumer.close()
 
 
+def start_sdk(pub: Publisher, host_id: str, cfg: AgentConfig) -> SdkServer | None:
+    """The SDK socket; CMD inherits $SYSWEAVE_SDK_SOCKET (running processes may set it to the logged path)."""
+    try:
+        sdk = SdkServer(pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns).start()
+    except AgentError as exc:
+        log.warning("%s: sysweave.sdk calls are not recorded", exc)
+        return None
+    os.environ.update(sdk.env())
+    log.info("SDK socket %s=%s", SDK_ENV, sdk.path)
+    return sdk
+
+
 def run_agent(cfg: AgentConfig) -> int:
     """Run the daemon until its command exits, its pids exit, or SIGTERM; returns the exit status."""
     host_id = cfg.host_id or host_identity()
@@ -118,13 +136,15 @@ def run_agent(cfg: AgentConfig) -> int:
         log.error("%s", exc)
         raise
     pub.start()
+    sdk = start_sdk(pub, host_id, cfg) if cfg.sdk else None
+    sdk_start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     stop = threading.Event()
     if cfg.metrics_port:
         from prometheus_client import start_http_server
         from prometheus_client.core import CollectorRegistry
 
         registry = CollectorRegistry()
-        registry.register(AgentMetrics(pub, cap))
+        registry.register(AgentMetrics(pub, cap, sdk))
         start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
     threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop), daemon=True).start()
 
@@ -153,6 +173,11 @@ def run_agent(cfg: AgentConfig) -> int:
         stop.set()
     for e in (*result.aggregates, *result.extra_events):
         pub.add(e)
+    if sdk is not None:  # what the SDK socket could not take, on the root process's timeline
+        sdk.close()
+        for e in sdk.lost_events(result.root_pid, sdk_start, time.clock_gettime_ns(time.CLOCK_MONOTONIC)):
+            pub.add(e)
+        result.lost.update(sdk.lost)
     pub.close(cfg.shutdown_timeout_s)
     c = pub.counters
     log.info("shipped %d events in %d batches; %d batches spooled (%d waiting); lost: %s", c["shipped_events"],

@@ -35,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clock-offset-ns", type=int, default=0,
                    help="TEST FACILITY: add this to every wall timestamp (simulates a skewed host clock)")
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
+    p.add_argument("--no-sdk", action="store_true", help="no SDK socket ($SYSWEAVE_SDK_SOCKET) for the traced programs")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
 
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
                       pids=args.pid, all_processes=args.all, cgroup=args.cgroup, metrics_addr=args.metrics_addr,
                       metrics_port=args.metrics_port, spool_dir=args.spool, spool_max_mb=args.spool_max_mb,
                       window_s=args.window_s, slow_ns=int(args.slow_us * 1000), observable=args.observable,
-                      netns=args.netns, clock_offset_ns=args.clock_offset_ns, shutdown_timeout_s=args.shutdown_timeout)
+                      netns=args.netns, clock_offset_ns=args.clock_offset_ns, shutdown_timeout_s=args.shutdown_timeout,
+                      sdk=not args.no_sdk)
     try:
         return run_agent(cfg)
     except (AgentError, OSError) as exc:
