@@ -7,11 +7,13 @@ import uuid
 import pytest
 
 from sysweave.schemas import ddl
+from sysweave.schemas.rows import TABLES
 
 
 def test_one_statement_per_file_and_versions_are_ordered() -> None:
     migrations = ddl.load_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    versions = [m.version for m in migrations]
+    assert versions[0] == 1 and versions == sorted(set(versions))  # numbers may leave gaps, never repeat
     for m in migrations:
         assert m.sql.count(";") == 0 and m.name in m.sql
 
@@ -33,6 +35,40 @@ def test_migrate_chdb_twice(tmp_path) -> None:
     tables = {r[0] for r in execute("SHOW TABLES")}
     assert {"syscall_spans", "traces", "validation_results", "syscall_latency_daily"} <= tables
     s.close()
+
+
+def _described(execute) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+    return {t: [(str(r[0]), str(r[1])) for r in execute(f"DESCRIBE TABLE {t}")] for t in TABLES}
+
+
+def test_column_map_matches_the_ddl_on_chdb(tmp_path) -> None:
+    """schemas/rows.py's TABLES is the one column map: it must say what the migrated tables hold, column by column."""
+    from chdb import session
+
+    s = session.Session(str(tmp_path / "db"))
+
+    def execute(sql: str) -> list[list[str]]:
+        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
+
+    ddl.migrate(execute)
+    assert _described(execute) == {t: [(c.name, c.type) for c in cols] for t, cols in TABLES.items()}
+    s.close()
+
+
+@pytest.mark.clickhouse
+def test_column_map_matches_the_ddl_on_the_server(clickhouse_hostport: tuple[str, int]) -> None:
+    from clickhouse_driver import Client
+
+    host, port = clickhouse_hostport
+    db = f"t_{uuid.uuid4().hex[:8]}"
+    admin = Client(host, port=port)
+    admin.execute(f"CREATE DATABASE {db}")
+    try:
+        client = Client(host, port=port, database=db)
+        ddl.migrate(client.execute)
+        assert _described(client.execute) == {t: [(c.name, c.type) for c in cols] for t, cols in TABLES.items()}
+    finally:
+        admin.execute(f"DROP DATABASE {db}")
 
 
 @pytest.mark.clickhouse

@@ -67,7 +67,8 @@ def migrate(execute: Callable[[str], Sequence[Sequence[Any]]]) -> list[Migration
 
 # Tables whose rows age out under a retention policy (traces/processes/validations are kept: they are small).
 EVENT_TABLES = ("syscall_spans", "process_events", "syscall_aggregates", "gpu_kernels", "gpu_transfers",
-                "compute_blocks", "transpiler_decisions", "causal_edges", "clock_estimates", "lost_events", "marks")
+                "compute_blocks", "transpiler_decisions", "causal_edges", "clock_estimates", "lost_events", "hosts",
+                "file_states", "gpu_samples", "function_aggregates", "marks")
 
 
 def supports_ttl(server_version: str) -> bool:

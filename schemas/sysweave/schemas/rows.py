@@ -95,9 +95,10 @@ EVENT_TABLES: tuple[EventTable, ...] = (
     EventTable("syscall_aggregates", SyscallAggregate, _columns(
         "nr UInt16, name String, calls UInt64, errors UInt64, total_ns UInt64, hist_log2 Array(UInt64)")),
     EventTable("gpu_kernels", GpuKernel, _columns(
-        "name String, device UInt32, stream UInt64, grid Array(UInt32), block Array(UInt32), correlation_id UInt64")),
+        "name String, device UInt32, stream UInt64, grid Array(UInt32), block Array(UInt32), correlation_id UInt64, "
+        "side String")),
     EventTable("gpu_transfers", GpuMemoryTransfer, _columns(
-        "kind UInt8, bytes UInt64, device UInt32, stream UInt64, correlation_id UInt64")),
+        "kind UInt8, bytes UInt64, device UInt32, stream UInt64, correlation_id UInt64, side String")),
     EventTable("compute_blocks", ComputeBlock, _columns(
         "name String, op String, elements UInt64, symbol String, source String, decision_id String, attrs String")),
     EventTable("transpiler_decisions", TranspilerDecision, _columns(

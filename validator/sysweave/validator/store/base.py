@@ -26,8 +26,21 @@ from sysweave.schemas.errors import ValidatorError
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import Row
 
-__all__ = ["FORMATS", "AmbiguousTrace", "OutputFormat", "QueryError", "StoreError", "StoreUnavailable", "TraceNotFound",
-           "TraceStore", "TraceSummary", "quote", "store_label"]
+__all__ = [
+    "FORMATS",
+    "SQL_HINT",
+    "AmbiguousTrace",
+    "OutputFormat",
+    "QueryError",
+    "StoreError",
+    "StoreUnavailable",
+    "TraceNotFound",
+    "TraceStore",
+    "TraceSummary",
+    "quote",
+    "server_message",
+    "store_label",
+]
 
 
 class StoreError(ValidatorError):
@@ -50,6 +63,8 @@ class AmbiguousTrace(TraceNotFound):
     pass
 
 
+SQL_HINT = ("check the SQL: SHOW TABLES lists the tables, DESCRIBE TABLE name their columns, "
+            "sysweave query --list the named queries")
 OutputFormat = Literal["table", "json", "csv", "tsv"]
 FORMATS: tuple[OutputFormat, ...] = ("table", "json", "csv", "tsv")
 
@@ -110,6 +125,15 @@ class TraceStore(Protocol):
     def list_traces(self, limit: int = 20, label: str | None = None) -> list[TraceSummary]: ...
 
     def close(self) -> None: ...
+
+
+def server_message(text: str) -> str:
+    """The part of a ClickHouse exception a person needs: first line, no stack trace, no list of every token
+    the parser expected."""
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    for cut in (". Stack trace:", " Stack trace:", ". Expected one of:"):
+        first = first.split(cut, 1)[0]
+    return first.rstrip(".") + "."
 
 
 def store_label(trace: UnifiedTrace, label: str | None) -> str:

@@ -23,11 +23,13 @@ from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import TABLES, Row, columnar, trace_rows
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
+    SQL_HINT,
     OutputFormat,
     QueryError,
     StoreError,
     StoreUnavailable,
     TraceSummary,
+    server_message,
     store_label,
 )
 
@@ -66,7 +68,7 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     for prefix in ("Streaming insert append failed: ", "Streaming insert finish failed: "):
         text = text.replace(prefix, "")
-    return text.split(". (", 1)[0].splitlines()[0] if text else type(exc).__name__
+    return server_message(text) if text else type(exc).__name__
 
 
 class EmbeddedStore:
@@ -102,7 +104,7 @@ class EmbeddedStore:
             with self._lock:
                 return self._s.query(sql, "ArrowTable")
         except Exception as exc:
-            raise QueryError(f"{_first_line(exc)}\n(tables: SHOW TABLES; named queries: sysweave query --list)") from exc
+            raise QueryError(f"{_first_line(exc)}\n({SQL_HINT})") from exc
 
     def fetch_raw(self, sql: str) -> list[tuple[Any, ...]]:
         table = self._arrow(sql)
@@ -129,7 +131,7 @@ class EmbeddedStore:
             out: bytes = res.bytes() if res is not None else b""
             return out
         except Exception as exc:
-            raise QueryError(f"{_first_line(exc)}\n(tables: SHOW TABLES; named queries: sysweave query --list)") from exc
+            raise QueryError(f"{_first_line(exc)}\n({SQL_HINT})") from exc
 
     def server_version(self) -> str:
         return str(self.execute("SELECT version()")[0][0])

@@ -17,6 +17,7 @@ Errors::
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -31,11 +32,13 @@ from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import TABLES, Row, columnar, trace_rows
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
+    SQL_HINT,
     OutputFormat,
     QueryError,
     StoreError,
     StoreUnavailable,
     TraceSummary,
+    server_message,
     store_label,
 )
 from sysweave.validator.store.formats import format_rows
@@ -117,6 +120,8 @@ class ServerStore:
     def __init__(self, url: str, max_buffered_rows: int = 2_000_000, policy: RetryPolicy | None = None) -> None:
         from clickhouse_driver import Client, errors
 
+        # the driver logs every failed connect with a traceback; the retry loop reports outages itself
+        logging.getLogger("clickhouse_driver.connection").addHandler(logging.NullHandler())
         self.host, self.port, self.database = parse_url(url)
         self.description = f"ClickHouse at {self.host}:{self.port}/{self.database}"
         self.policy = policy or RetryPolicy()
@@ -145,9 +150,9 @@ class ServerStore:
             raise SinkUnavailable(f"{self.description} is unreachable: {exc}; start it ('make services-up') "
                                   "or check the URL (clickhouse://HOST:PORT/DATABASE, native port 9000)") from exc
         except self._errors.ServerException as exc:
-            first = exc.message.splitlines()[0] if exc.message else str(exc)
+            first = server_message(exc.message or str(exc))
             if refused is QueryError:
-                raise QueryError(f"{first}\n(tables: SHOW TABLES; named queries: sysweave query --list)") from exc
+                raise QueryError(f"{first}\n({SQL_HINT})") from exc
             raise refused(f"{self.description} refused the request: {first}") from exc
 
     # --- reads ---------------------------------------------------------------------------------------------
