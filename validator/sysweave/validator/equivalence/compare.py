@@ -1,34 +1,47 @@
-"""Semantic equivalence of two runs' Obs (pure): verdict, first divergence, plain-language explanation.
+"""Equivalence of two runs' effects (pure): verdict, first divergence in happens-before order, symptoms,
+and a confidence derived from the evidence (docs/equivalence.md).
 
-Checks run in a fixed order and the first divergence is reported: exit status, stdout, stderr, files
-(aligned with a Myers diff over per-file operation sequences, then contents), files read, network
-connections (aligned the same way, then bytes per direction), listening sockets, child processes
-(argv and exit code, aligned by role: creation order under each parent).
+Every difference is found (:func:`differences`): exit status, stdout/stderr, the final state of every file
+in scope, network conversations by endpoint, listening endpoints, visible programs (matched by role) and
+input files. Each carries the :class:`~.observe.Origin` of the effect where it began; the earliest in
+happens-before order is the divergence, the rest its downstream symptoms.
 
-``tolerance`` (default 0.05) applies only to counts of operations whose content matches: how many
-times each input file was opened. Never to content, paths, argv or exit codes.
+    >>> from sysweave.validator.equivalence.observe import Obs, StreamObs
+    >>> a, b = Obs(exit_code=0), Obs(exit_code=0)
+    >>> a.streams["stdout"], b.streams["stdout"] = StreamObs(b"3\\n", 2), StreamObs(b"4\\n", 2)
+    >>> v = compare(a, b)
+    >>> v.verdict, v.explanation, v.confidence
+    ('divergent', "byte 0 of stdout differs: '3\\\\n' vs '4\\\\n'", 1.0)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.myers import diff
-from sysweave.validator.equivalence.observe import ConnObs, Obs, ProcObs
+from sysweave.validator.equivalence.observe import Conversation, Obs, Origin, StreamObs
+from sysweave.validator.equivalence.processes import ProgramNode
+
+__all__ = ["Divergence", "Verdict", "compare", "compare_bytes", "differences", "evidence"]
 
 
 @dataclass
 class Divergence:
-    resource: str  # "exit", "stdout", "stderr", "file:./out.txt", "files", "reads", "connections", "processes"
-    kind: str  # "missing", "extra", "content", "operations", "value", "count"
+    resource: str  # "exit", "stdout", "file:./out.txt", "conversation:stream 10.0.0.2:7000", "processes", "reads"
+    kind: str  # "missing", "extra", "content", "value", "mode", "type"
     original: Any
     transpiled: Any
     index_original: int | None = None
     index_transpiled: int | None = None
     context_original: list[Any] = field(default_factory=list)
     context_transpiled: list[Any] = field(default_factory=list)
+    explanation: str = ""
+    host: str = ""
+    role: str = ""  # the argv of the process where the difference began
+    order: float = 1.0  # happens-before position of its origin, in [0, 1]
 
 
 @dataclass
@@ -38,10 +51,11 @@ class Verdict:
     explanation: str
     divergence: Divergence | None = None
     notes: list[str] = field(default_factory=list)
+    symptoms: list[Divergence] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return _jsonable(d)  # type: ignore[no-any-return]
+        return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
 
 def _jsonable(v: Any) -> Any:
@@ -62,159 +76,243 @@ def _show(b: bytes, limit: int = 24) -> str:
 def compare_bytes(name: str, a: bytes, b: bytes) -> Divergence | None:
     if a == b:
         return None
-    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+    n = min(len(a), len(b))
+    i = next((k for k in range(n) if a[k] != b[k]), n)
     ctx = max(0, i - 16)
-    return Divergence(name, "content", a[i:i + 24], b[i:i + 24], i, i, [a[ctx:i]], [b[ctx:i]])
+    d = Divergence(name, "content", a[i:i + 24], b[i:i + 24], i, i, [a[ctx:i]], [b[ctx:i]])
+    what = name.split(":", 1)[1] if name.startswith("file:") else name
+    if not d.original:
+        d.explanation = f"{what} of the original ends after {i} bytes; the transpiled run writes more: {_show(d.transpiled)}"
+    elif not d.transpiled:
+        d.explanation = f"{what} of the transpiled run ends after {i} bytes; the original continues with {_show(d.original)}"
+    else:
+        d.explanation = f"byte {i} of {what} differs: {_show(d.original)} vs {_show(d.transpiled)}"
+    return d
 
 
-def explain_bytes(d: Divergence, what: str) -> str:
-    i = d.index_original or 0
-    a, b = d.original, d.transpiled
-    if not a:
-        return f"{what} of the original ends after {i} bytes; the transpiled run writes more: {_show(b)}"
-    if not b:
-        return f"{what} of the transpiled run ends after {i} bytes; the original continues with {_show(a)}"
-    return f"byte {i} of {what} differs: {_show(a)} vs {_show(b)}"
+def _at(writes: Sequence[tuple[int, Origin]], offset: int) -> Origin | None:
+    """The origin of the write that carried byte ``offset`` (the last write, if it lies beyond)."""
+    for end, o in writes:
+        if end > offset:
+            return o
+    return writes[-1][1] if writes else None
 
 
-def _first(steps: list[tuple[str, int, int]]) -> tuple[str, int, int] | None:
-    return next((s for s in steps if s[0] != "equal"), None)
+class _Differ:
+    def __init__(self, a: Obs, b: Obs) -> None:
+        self.a, self.b = a, b
+        self.out: list[Divergence] = []
+        self.unknown_files = 0
 
+    def add(self, d: Divergence, origin: Origin | None, side: Obs | None = None) -> None:
+        side = side or self.a
+        if origin is not None:
+            d.host, d.order = origin.host, origin.order
+            d.role = side.roles.get((origin.host, origin.pid), "")
+        if len(side.hosts) > 1 and d.host:  # multi-host: say where it began, by host and process role
+            who = f", {d.role!r}" if d.role else ""
+            d.explanation = f"on host {d.host}{who}: " + d.explanation.replace(f"{d.host}: ", "")
+        self.out.append(d)
 
-def _ctx(seq: Sequence[Any], i: int, n: int = 3) -> list[Any]:
-    return list(seq[max(0, i - n):i + n + 1])
+    def exits(self) -> None:
+        a, b = self.a, self.b
+        if a.exit_code != b.exit_code:
+            self.add(Divergence("exit", "value", a.exit_code, b.exit_code,
+                                explanation=f"exit code {a.exit_code} vs {b.exit_code}"), a.exit_origin)
+        if len(a.host_exits) > 1 or len(b.host_exits) > 1:
+            for host in sorted(set(a.host_exits) | set(b.host_exits)):
+                x, y = a.host_exits.get(host), b.host_exits.get(host)
+                if x != y:
+                    self.add(Divergence(f"exit:{host}", "value", x, y, explanation=f"on host {host}, exit code {x} vs {y}"),
+                             Origin(host, 0, 1.0))
 
-
-def align(resource: str, xs: Sequence[Any], ys: Sequence[Any], missing: Callable[[Any], str],
-          extra: Callable[[Any], str]) -> tuple[Divergence | None, str]:
-    """Myers-align two sequences of resources; the first one only one side has, explained."""
-    step = _first(diff(xs, ys))
-    if step is None:
-        return None, ""
-    op, i, j = step
-    if op == "delete":
-        return Divergence(resource, "missing", xs[i], None, i, j, _ctx(xs, i), _ctx(ys, j)), missing(xs[i])
-    return Divergence(resource, "extra", None, ys[j], i, j, _ctx(xs, i), _ctx(ys, j)), extra(ys[j])
-
-
-def compare_files(a: Obs, b: Obs) -> tuple[Divergence | None, str]:
-    # align on the set of paths first (order of first touch may differ for independent files)
-    pa, pb = sorted(a.files), sorted(b.files)
-    d, why = align("files", pa, pb,
-                   lambda p: f"the transpiled run never touches {p} (the original {' / '.join(a.files[p].ops) or 'opens it'})",
-                   lambda p: f"the transpiled run also touches {p} ({' / '.join(b.files[p].ops)}), which the original does not")
-    if d:
-        return d, why
-    for path in pa:
-        x, y = a.files[path], b.files[path]
-        s = _first(diff(x.ops, y.ops))
-        if s:
-            op, i, j = s
-            what_a = x.ops[i] if op == "delete" else (x.ops[i] if i < len(x.ops) else "nothing more")
-            what_b = y.ops[j] if op == "insert" else (y.ops[j] if j < len(y.ops) else "nothing more")
-            return (Divergence(f"file:{path}", "operations", what_a, what_b, i, j, _ctx(x.ops, i), _ctx(y.ops, j)),
-                    f"{path}: operation {i} is {what_a!r} in the original but {what_b!r} in the transpiled run")
-        if x.content != y.content:
-            if x.content is None or y.content is None:
-                gone = "transpiled" if y.content is None else "original"
-                return (Divergence(f"file:{path}", "missing", x.content, y.content),
-                        f"{path} exists at the end of one run only (absent after the {gone} run)")
-            d = compare_bytes(f"file:{path}", x.content, y.content)
-            assert d is not None
-            return d, explain_bytes(d, f"{path}")
-    return None, ""
-
-
-def compare_connections(a: list[ConnObs], b: list[ConnObs]) -> tuple[Divergence | None, str]:
-    d, why = align("connections", [(c.kind, c.remote) for c in a], [(c.kind, c.remote) for c in b],
-                   lambda k: f"the transpiled run never connects to {k[1]} ({k[0]})",
-                   lambda k: f"the transpiled run also connects to {k[1]} ({k[0]})")
-    if d:
-        return d, why
-    for n, (x, y) in enumerate(zip(a, b)):
-        for direction in ("sent", "received"):
-            d = compare_bytes(f"connection {n} to {x.remote} ({direction})", bytes(getattr(x, direction)),
-                              bytes(getattr(y, direction)))
+    def streams(self) -> None:
+        for name in sorted(set(self.a.streams) | set(self.b.streams)):
+            x, y = self.a.streams.get(name, StreamObs()), self.b.streams.get(name, StreamObs())
+            d = compare_bytes(name, x.data, y.data)
             if d:
-                return d, explain_bytes(d, d.resource)
-    return None, ""
+                i = d.index_original or 0
+                o = _at(x.writes, i) or _at(y.writes, i)
+                self.add(d, o, self.a if _at(x.writes, i) else self.b)
+
+    def files(self) -> None:
+        absent = FileEffect("", False)
+        for path in sorted(set(self.a.files) | set(self.b.files)):
+            x, y = self.a.files.get(path, absent), self.b.files.get(path, absent)
+            if not x.known or not y.known:
+                self.unknown_files += 1
+                continue
+            side = self.a if path in self.a.files else self.b
+            origin = x.origin if path in self.a.files else y.origin
+            res = f"file:{path}"
+            if x.exists != y.exists:
+                who = "original" if x.exists else "transpiled run"
+                live = x if x.exists else y
+                self.add(Divergence(res, "missing" if x.exists else "extra", x.describe(), y.describe(),
+                                    explanation=f"{path} exists at the end of the {who} only ({live.describe()})"),
+                         origin, side)  # type: ignore[arg-type]
+            elif not x.exists:
+                continue
+            elif x.type != y.type or x.target != y.target:
+                self.add(Divergence(res, "type", x.describe(), y.describe(),
+                                    explanation=f"{path} is a {x.describe()} in the original but a {y.describe()} "
+                                                f"in the transpiled run"), origin, side)  # type: ignore[arg-type]
+            elif x.mode != y.mode:
+                self.add(Divergence(res, "mode", x.mode, y.mode,
+                                    explanation=f"{path} has mode {x.mode or 0:04o} in the original but "
+                                                f"{y.mode or 0:04o} in the transpiled run"), origin, side)  # type: ignore[arg-type]
+            elif x.type == "file" and (x.digest != y.digest or (x.digest is None and x.content != y.content)):
+                d = compare_bytes(res, x.content or b"", y.content or b"")
+                if d is None:  # the differing bytes lie beyond the kept prefix: the digests tell
+                    d = Divergence(res, "content", x.size, y.size,
+                                   explanation=f"{path} differs after its first {len(x.content or b''):,} bytes "
+                                               f"({x.size:,} vs {y.size:,} bytes; content digests differ)")
+                elif x.size != y.size:
+                    d.explanation += f" ({x.size:,} vs {y.size:,} bytes)"
+                self.add(d, origin, side)  # type: ignore[arg-type]
+
+    def conversations(self) -> None:
+        for ep in sorted(set(self.a.conversations) | set(self.b.conversations)):
+            xs, ys = self.a.conversations.get(ep, []), self.b.conversations.get(ep, [])
+            for n in range(max(len(xs), len(ys))):
+                x, y = (xs[n] if n < len(xs) else None), (ys[n] if n < len(ys) else None)
+                res = f"conversation:{ep}" + (f" #{n + 1}" if max(len(xs), len(ys)) > 1 else "")
+                if x is None or y is None:
+                    c = x or y
+                    assert c is not None
+                    who = "original" if x else "transpiled run"
+                    self.add(Divergence(res, "missing" if x else "extra", ep if x else None, ep if y else None,
+                                        explanation=f"only the {who} talks to {ep.split(' ', 1)[-1]} ({c.kind})"),
+                             c.origin, self.a if x else self.b)
+                    continue
+                self._conversation(res, ep, x, y)
+
+    def _conversation(self, res: str, ep: str, x: Conversation, y: Conversation) -> None:
+        if x.kind == "datagram" or y.kind == "datagram":
+            step = next((s for s in diff(x.messages, y.messages) if s[0] != "equal"), None)
+            if step:
+                _, i, j = step
+                mx = x.messages[i] if i < len(x.messages) else None
+                my = y.messages[j] if j < len(y.messages) else None
+                o = x.ios[min(i, len(x.ios) - 1)][2] if x.ios else x.origin
+                self.add(Divergence(res, "content", mx, my, i, j,
+                                    explanation=f"{ep}: datagram {i} is {_msg(mx)} in the original but {_msg(my)} "
+                                                f"in the transpiled run"), o)
+            return
+        for direction in ("sent", "received"):
+            d = compare_bytes(f"{res} ({direction})", bytes(getattr(x, direction)), bytes(getattr(y, direction)))
+            if d:
+                i = d.index_original or 0
+                ios = [(end, o) for dr, end, o in x.ios if dr == direction]
+                self.add(d, _at(ios, i) or x.origin)
+                return
+
+    def listening(self) -> None:
+        for ep in sorted(set(self.a.listening) ^ set(self.b.listening)):
+            who = "original" if ep in self.a.listening else "transpiled run"
+            self.add(Divergence("listening", "missing" if ep in self.a.listening else "extra", ep, None,
+                                explanation=f"only the {who} listens on {ep}"),
+                     self.a.listening.get(ep) or self.b.listening.get(ep))
+
+    def programs(self, x: ProgramNode | None, y: ProgramNode | None, where: str = "") -> None:
+        if x is None or y is None:
+            return
+        kx = sorted(((c.role, c.exit_code, c.signal), n) for n, c in enumerate(x.children))
+        ky = sorted(((c.role, c.exit_code, c.signal), n) for n, c in enumerate(y.children))
+        under = f"under {where}, " if where else ""
+        for op, i, j in diff([k for k, _ in kx], [k for k, _ in ky]):
+            if op == "equal":
+                self.programs(x.children[kx[i][1]], y.children[ky[j][1]], " ".join(kx[i][0][0]))
+            elif op == "delete":
+                c = x.children[kx[i][1]]
+                self.add(Divergence("processes", "missing", list(c.role), None, i, j,
+                                    explanation=f"{under}the original starts {' '.join(c.role)!r} (exit {c.exit_code}); "
+                                                f"the transpiled run does not"), self._origin(self.a, c))
+            else:
+                c = y.children[ky[j][1]]
+                self.add(Divergence("processes", "extra", None, list(c.role), i, j,
+                                    explanation=f"{under}the transpiled run starts {' '.join(c.role)!r} "
+                                                f"(exit {c.exit_code}), which the original does not"),
+                         self._origin(self.b, c), self.b)
+
+    @staticmethod
+    def _origin(side: Obs, node: ProgramNode) -> Origin:
+        return side.process_origins.get(node.key) or Origin(node.key[0], node.key[1], 0.5)
+
+    def reads(self) -> None:
+        for path in sorted(set(self.a.reads) ^ set(self.b.reads)):
+            who = "original" if path in self.a.reads else "transpiled run"
+            self.add(Divergence("reads", "missing" if path in self.a.reads else "extra", path, None,
+                                explanation=f"only the {who} reads {path}"),
+                     self.a.reads.get(path) or self.b.reads.get(path))
 
 
-def _proc_key(p: ProcObs) -> tuple[tuple[str, ...], int | None, int | None]:
-    return p.argv, p.exit_code, p.signal
+def _msg(m: tuple[str, bytes] | None) -> str:
+    return "nothing" if m is None else f"{m[0]} {_show(m[1])}"
 
 
-def compare_processes(a: ProcObs | None, b: ProcObs | None, path: str = "root") -> tuple[Divergence | None, str]:
-    """Children aligned by role (argv + exit status) in creation order, recursively."""
-    if a is None or b is None:
-        return None, ""
-    ka, kb = [_proc_key(c) for c in a.children], [_proc_key(c) for c in b.children]
-    step = _first(diff(ka, kb))
-    if step:
-        op, i, j = step
-        if op == "delete":
-            c = a.children[i]
-            instead = ""
-            if j < len(b.children):
-                other = b.children[j]
-                instead = f" (it starts {' '.join(other.argv)!r}, exit {other.exit_code})"
-            return (Divergence("processes", "missing", list(c.argv), None, i, j),
-                    f"under {path}, the original starts {' '.join(c.argv)!r} (exit {c.exit_code}); "
-                    f"the transpiled run does not{instead}")
-        c = b.children[j]
-        return (Divergence("processes", "extra", None, list(c.argv), i, j),
-                f"under {path}, the transpiled run starts {' '.join(c.argv)!r} (exit {c.exit_code}), which the original does not")
-    for x, y in zip(a.children, b.children):
-        d, why = compare_processes(x, y, f"{path}/{' '.join(x.argv[:1])}")
-        if d:
-            return d, why
-    return None, ""
+def differences(a: Obs, b: Obs) -> tuple[list[Divergence], int]:
+    """Every difference, in happens-before order of where it began; and how many files could not be compared."""
+    d = _Differ(a, b)
+    d.exits()
+    d.streams()
+    d.files()
+    d.conversations()
+    d.listening()
+    d.programs(a.programs, b.programs)
+    d.reads()
+    d.out.sort(key=lambda x: x.order)  # stable: at equal positions, the check order above
+    return d.out, d.unknown_files
 
 
-def compare(a: Obs, b: Obs, tolerance: float = 0.05) -> Verdict:
-    notes: list[str] = []
-    confidence = 1.0
+def evidence(a: Obs, b: Obs, unknown_files: int = 0) -> dict[str, Any]:
+    """What was compared, what could not be, and the confidence factors it implies (docs/equivalence.md)."""
+    convs = [c for o in (a, b) for cs in o.conversations.values() for c in cs]
+    streams = [s for o in (a, b) for s in o.streams.values()]
+    total = sum(c.total for c in convs) + sum(max(s.total, len(s.data)) for s in streams)
+    captured = sum(c.captured for c in convs) + sum(len(s.data) for s in streams)
+    events, lost = a.events + b.events, a.lost_events + b.lost_events
+    masked = (a.masked_bytes, b.masked_bytes)
+    files = len(set(a.files) | set(b.files))
+    out_bytes = sum(len(s.data) for s in streams) + sum(len(f.content or b"") for o in (a, b) for f in o.files.values())
+    factors = {
+        "lost_events": 1 - lost / (events + lost) if events + lost else 1.0,
+        "truncated_payloads": captured / total if total else 1.0,
+        "masked": 1 - sum(masked) / (out_bytes + sum(masked)) if sum(masked) else 1.0,
+        "unknown_files": 1 - unknown_files / files if files else 1.0,
+    }
+    return {
+        "events": [a.events, b.events], "lost_events": [a.lost_events, b.lost_events],
+        "files_compared": files - unknown_files, "files_unknown": unknown_files,
+        "stream_bytes": [sum(len(s.data) for s in o.streams.values()) for o in (a, b)],
+        "conversations": [sum(len(v) for v in o.conversations.values()) for o in (a, b)],
+        "payload_bytes": {"captured": captured, "moved": total},
+        "masked_bytes": list(masked), "programs": [_count(a.programs), _count(b.programs)],
+        "input_files": [len(a.reads), len(b.reads)], "factors": factors,
+    }
+
+
+def _count(n: ProgramNode | None) -> int:
+    return 0 if n is None else len(n.children) + sum(_count(c) for c in n.children)
+
+
+def compare(a: Obs, b: Obs, tolerance: float = 0.0) -> Verdict:
+    """The verdict on two runs' effects (confidence: see :func:`evidence`).
+    ``tolerance`` is accepted for compatibility and unused: open counts are not effects."""
+    del tolerance
+    diffs, unknown = differences(a, b)
+    ev = evidence(a, b, unknown)
+    f = ev["factors"]
+    notes = []
     if a.lost_events or b.lost_events:
-        confidence = min(confidence, 0.5)
         notes.append(f"events were lost while tracing ({a.lost_events} original, {b.lost_events} transpiled)")
-    if any(c.truncated for c in a.connections + b.connections):
-        confidence = min(confidence, 0.8)
-        notes.append("some socket/pipe payloads exceeded the capture size; compared the captured prefix")
-
-    def divergent(d: Divergence, why: str) -> Verdict:
-        return Verdict("divergent", confidence, why, d, notes)
-
-    if a.exit_code != b.exit_code:
-        return divergent(Divergence("exit", "value", a.exit_code, b.exit_code), f"exit code {a.exit_code} vs {b.exit_code}")
-    for name, x, y in (("stdout", a.stdout, b.stdout), ("stderr", a.stderr, b.stderr)):
-        d = compare_bytes(name, x, y)
-        if d:
-            return divergent(d, explain_bytes(d, name))
-    for d, why in (compare_files(a, b), compare_connections(a.connections, b.connections),
-                   compare_processes(a.root, b.root)):
-        if d:
-            return divergent(d, why)
-    if a.edges or b.edges:
-        d, why = align("edges", sorted(set(a.edges)), sorted(set(b.edges)),
-                       lambda e: f"in the original, {e[1]!r} sends data to {e[2]!r} over a {e[0].lower()}; "
-                                 f"the transpiled run has no such flow",
-                       lambda e: f"in the transpiled run, {e[1]!r} sends data to {e[2]!r} over a {e[0].lower()}; "
-                                 f"the original has no such flow")
-        if d:
-            return divergent(d, why)
-    ra, rb = sorted(a.reads), sorted(b.reads)
-    d, why = align("reads", ra, rb, lambda p: f"only the original reads {p}", lambda p: f"only the transpiled run reads {p}")
-    if d:
-        return divergent(d, why)
-    if sorted(a.listening) != sorted(b.listening):
-        return divergent(Divergence("listening", "value", sorted(a.listening), sorted(b.listening)),
-                         f"listening sockets differ: {sorted(a.listening)} vs {sorted(b.listening)}")
-    for path in ra:
-        na, nb = a.reads[path], b.reads[path]
-        if abs(na - nb) > tolerance * max(na, nb):
-            return divergent(Divergence(f"file:{path}", "count", na, nb),
-                             f"{path} is opened {na} times by the original and {nb} times by the transpiled run "
-                             f"(more than the {tolerance:.0%} tolerance)")
-        if na != nb:
-            notes.append(f"{path}: opened {na} vs {nb} times (within tolerance)")
-    return Verdict("equivalent", confidence, "the two runs are observably equivalent", None, notes)
+    if f["truncated_payloads"] < 1:
+        notes.append("some payloads exceeded the capture size; compared their captured prefix")
+    if unknown:
+        notes.append(f"{unknown} file(s) in scope have no recorded final state; not compared")
+    if diffs:
+        first = diffs[0]
+        conf = round(f["lost_events"], 4)
+        return Verdict("divergent", conf, first.explanation, first, notes, diffs[1:], ev)
+    conf = round(f["lost_events"] * f["truncated_payloads"] * f["masked"] * f["unknown_files"], 4)
+    return Verdict("equivalent", conf, "the two runs have the same effects", None, notes, [], ev)

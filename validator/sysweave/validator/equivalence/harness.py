@@ -22,7 +22,11 @@ from typing import IO, Any, Protocol
 
 from sysweave.schemas.errors import SysweaveError, ValidatorError
 from sysweave.schemas.events import Event, SyscallAggregate
+from sysweave.validator.equivalence.filestate import read_state, snapshot_tree
 from sysweave.validator.equivalence.observe import Obs, extract
+
+__all__ = ["MASK", "CaptureRunner", "CapturedRun", "Harness", "HarnessError", "RunRecord", "SideSummary",
+           "command_argv", "mask_nondeterminism"]
 
 _SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
 MASK = b"\x00?\x00"
@@ -119,12 +123,11 @@ class Harness:
             os.unlink(err_path)
             real = os.path.realpath(run_dir).encode()
             stdout, stderr = (x.replace(real, b"<workdir>") for x in (stdout, stderr))
-            obs = extract(result.events, run_dir, result.root_pid, stdout, stderr, result.exit_code)
-            obs.files = {p: f for p, f in obs.files.items() if not p.startswith("./.sysweave-std")}
-            obs.lost_events = sum(result.lost.values())
-            if argv[:2] == ["/bin/sh", "-c"] and obs.root and len(obs.root.children) == 1:
-                # our own sh -c wrapper is not part of the program: compare from the command it runs
-                obs.root = obs.root.children[0]
+            # the workdir's final tree, and any other path the run wrote, read before the directory goes
+            tree = snapshot_tree(run_dir, skip=(".sysweave-stdout", ".sysweave-stderr"))
+            obs = extract(result.events, run_dir, result.root_pid, stdout, stderr, result.exit_code,
+                          final_state=read_state, tree=tree)
+            obs.lost_events = max(obs.lost_events, sum(result.lost.values()))
         except SysweaveError as exc:
             if isinstance(exc, HarnessError):
                 raise
@@ -139,7 +142,7 @@ class Harness:
         return SideSummary(records, obs, masked)
 
 
-def _mask_bytes(values: list[bytes], what: str, masked: list[str]) -> bytes:
+def _mask_bytes(values: list[bytes], what: str, masked: list[str], counter: list[int]) -> bytes:
     first = values[0]
     if all(v == first for v in values):
         return first
@@ -151,6 +154,7 @@ def _mask_bytes(values: list[bytes], what: str, masked: list[str]) -> bytes:
     for i, tok in enumerate(token_lists[0]):
         if any(t[i] != tok for t in token_lists[1:]):
             masked.append(f"{what}: token {i} ({tok.decode('utf-8', 'replace')!r} ...)")
+            counter[0] += len(tok)
             out.append(MASK)
         else:
             out.append(tok)
@@ -158,27 +162,36 @@ def _mask_bytes(values: list[bytes], what: str, masked: list[str]) -> bytes:
 
 
 def mask_nondeterminism(obs_runs: list[Obs]) -> tuple[Obs, list[str]]:
-    """Mask what differs between runs of the same program: output tokens, file contents, temp-file names."""
+    """Mask what differs between runs of the same program: output tokens, file contents, temp-file names.
+
+    The representative Obs is the first run's, with ``masked_bytes`` set (it lowers the confidence)."""
     base = obs_runs[0]
     masked: list[str] = []
     if len(obs_runs) == 1:
         return base, masked
-    base.stdout = _mask_bytes([o.stdout for o in obs_runs], "stdout", masked)
-    base.stderr = _mask_bytes([o.stderr for o in obs_runs], "stderr", masked)
-    paths = [list(o.files) for o in obs_runs]
+    counter = [0]
+    for name, s in base.streams.items():
+        s.data = _mask_bytes([o.streams[name].data if name in o.streams else b"" for o in obs_runs], name, masked,
+                             counter)
+    paths = [sorted(o.files) for o in obs_runs]
     if len({len(p) for p in paths}) == 1 and any(p != paths[0] for p in paths):
         renamed = {}
         for i, path in enumerate(paths[0]):
             variants = [p[i] for p in paths]
             if any(v != path for v in variants):
-                new = _mask_bytes([v.encode() for v in variants], f"file name {path}", masked).decode("utf-8", "replace")
-                renamed[path] = new
+                renamed[path] = _mask_bytes([v.encode() for v in variants], f"file name {path}", masked,
+                                            counter).decode("utf-8", "replace")
         base.files = {renamed.get(p, p): f for p, f in base.files.items()}
         for p, f in base.files.items():
             f.path = p
+        for o, ps in zip(obs_runs[1:], paths[1:]):
+            o.files = {renamed.get(a, a): o.files[b] for a, b in zip(paths[0], ps)}
     for path, f in base.files.items():
         others = [o.files.get(path) for o in obs_runs[1:]]
-        contents = [f.content] + [x.content if x else None for x in others]
-        if all(c is not None for c in contents) and any(c != f.content for c in contents):
-            f.content = _mask_bytes([c for c in contents if c is not None], f"content of {path}", masked)
+        if any(x is None or x.digest != f.digest for x in others) and f.content is not None and \
+                all(x is not None and x.content is not None for x in others):
+            f.content = _mask_bytes([f.content] + [x.content for x in others if x is not None and x.content is not None],
+                                    f"content of {path}", masked, counter)
+            f.digest = None  # compared by the masked content
+    base.masked_bytes = counter[0]
     return base, masked

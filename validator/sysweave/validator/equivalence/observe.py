@@ -1,79 +1,154 @@
-"""Obs(P): what a run did that can be seen from outside, extracted from its trace (pure).
+"""Obs(P): a run's effects on the world outside its process tree, extracted from its trace (pure).
 
-What counts (see docs/equivalence.md for the full definition and examples):
-  stdout, stderr (bytes, captured by the harness), exit code / terminating signal;
-  files created, modified, renamed or deleted (path relative to the run's workdir, final content,
-  the order of create/write/rename/delete operations per file, writes coalesced so buffering does not
-  matter); paths of files only read; network connections (normalised remote endpoint, bytes sent and
-  received in order); listening sockets; child processes (argv normalised, exit codes), recursively.
-What does not: the runtime's own files (interpreters, shared libraries, /proc, /sys, /usr, /etc, caches,
-``__pycache__``), memory management, threads, timing, fd numbers, pointer values.
+The definition is docs/equivalence.md; this module builds, from a run's events:
+
+* **files**: every path the run wrote (or, given a snapshot, every path under its workdir), named relative
+  to the run's working directory, with its **final state** (:mod:`.filestate`): from ``FileState`` events
+  when the trace has them, else from the ``final_state`` reader the caller passes (the harness reads the
+  disk); intermediate files (created by the run, absent at its end) are dropped;
+* **streams**: stdout/stderr (given by the harness, or rebuilt from the captured write payloads), with the
+  write that carried each byte range (to name where a difference began);
+* **conversations** by endpoint: byte streams per direction (TCP, Unix), message sequences (UDP);
+  listening endpoints; the set of **input files** read by the program (not by launcher helpers);
+* **programs**: the visible-program tree (:mod:`.processes`: launchers looked through, helpers dropped).
+
+fd resolution is the pipeline's one tracker (``streams.pipeline.fdtrack``). Every effect carries an
+:class:`Origin` — host, pid and a happens-before position — so comparison can report the first difference.
+
+Worked example (one write of "hi\\n" to ./out.txt; the final state comes from a FileState event)::
+
+    >>> from sysweave.schemas.events import EventHeader, FileState, ProcessEvent, ProcessEventType, SyscallSpan
+    >>> def h(t): return EventHeader(bytes([t]) * 16, "h", 10, 10, t, t)
+    >>> evs = [ProcessEvent(h(1), ProcessEventType.EXEC, filename="/usr/bin/prog", argv=("prog",)),
+    ...        SyscallSpan(h(2), 257, "openat", 3, {"dirfd": -100, "path": "out.txt", "flags": 0o1101}),
+    ...        SyscallSpan(h(3), 1, "write", 3, {"fd": 3}, b"hi\\n", 3),
+    ...        FileState(h(4), "/w/out.txt", True, "file", 0o644, 3, "d1", b"hi\\n", "", "/w")]
+    >>> obs = extract(evs, "/w", 10)
+    >>> obs.files["./out.txt"].describe(), obs.programs.role if obs.programs else None
+    ('file mode 0644, 3 bytes', ('prog',))
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sysweave.schemas.events import EdgeKind, Event, ProcessEvent, ProcessEventType, SyscallSpan, UnifiedTrace
+from sysweave.schemas.events import (
+    EdgeKind,
+    Event,
+    FileState,
+    LostEvents,
+    ProcessEvent,
+    ProcessEventType,
+    SyscallSpan,
+    UnifiedTrace,
+)
+from sysweave.streams.pipeline.fdtrack import FdTracker, Op, ResourceKind
+from sysweave.validator.equivalence.filestate import FileEffect, from_event
+from sysweave.validator.equivalence.processes import Proc, ProgramNode, helpers, program_tree, role
+
+__all__ = [
+    "IGNORED_PARTS",
+    "IGNORED_PREFIXES",
+    "Conversation",
+    "Obs",
+    "Origin",
+    "StreamObs",
+    "edge_roles",
+    "extract",
+    "normalize_endpoint",
+]
 
 IGNORED_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/", "/var/lib/", "/var/cache/",
-                    "/opt/", "/snap/", "/nix/")
+                    "/opt/", "/snap/", "/nix/", "/bin/", "/sbin/")
 IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv/", "/.cache/", "/.rustup/", "/.cargo/",
                  "/.local/lib/")
 O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
-AT_FDCWD, AT_REMOVEDIR = -100, 0x200
-F_DUPFD, F_DUPFD_CLOEXEC = 0, 1030
-EINPROGRESS = 115
+SOCK_DGRAM = 2
+# calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
+PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
+                         "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
+                         "fchmodat", "fchmodat2", "chown", "lchown", "fchownat"})
+CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat"})
+FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an effect began: host, pid, and its position in happens-before order, normalised to [0, 1]."""
+
+    host: str
+    pid: int
+    order: float
 
 
 @dataclass
-class FileObs:
-    path: str
-    ops: list[str] = field(default_factory=list)  # create/write/truncate/rename->X/renamed<-X/delete/mkdir/rmdir
-    bytes_written: int = 0
-    content: bytes | None = None  # final content (None: absent at the end)
+class StreamObs:
+    """stdout or stderr: the bytes, and (end offset, origin) of each write that carried them."""
 
-    def add(self, op: str) -> None:
-        if op == "write" and self.ops and self.ops[-1] == "write":
-            return  # coalesce: 100 writes of a line == one write of 100 lines
-        self.ops.append(op)
+    data: bytes = b""
+    total: int = 0  # bytes written; more than len(data) when rebuilt from truncated payloads
+    writes: list[tuple[int, Origin]] = field(default_factory=list)
 
 
 @dataclass
-class ConnObs:
-    kind: str  # "tcp", "unix", "pipe", ...
-    remote: str
+class Conversation:
+    """One connection (kind "stream": bytes per direction) or one peer's datagrams (kind "datagram")."""
+
+    endpoint: str
+    kind: str
     sent: bytearray = field(default_factory=bytearray)
     received: bytearray = field(default_factory=bytearray)
-    truncated: bool = False
+    messages: list[tuple[str, bytes]] = field(default_factory=list)  # datagrams: ("sent" | "received", bytes)
+    total: int = 0  # bytes moved
+    captured: int = 0  # of which captured (payload capture is capped per call)
+    ios: list[tuple[str, int, Origin]] = field(default_factory=list)  # (direction, end offset or index, origin)
+    origin: Origin | None = None
 
-
-@dataclass
-class ProcObs:
-    pid: int
-    argv: tuple[str, ...] = ()
-    exit_code: int | None = None
-    signal: int | None = None
-    children: list[ProcObs] = field(default_factory=list)
+    @property
+    def truncated(self) -> bool:
+        return self.captured < self.total
 
 
 @dataclass
 class Obs:
-    stdout: bytes = b""
-    stderr: bytes = b""
     exit_code: int | None = None
-    files: dict[str, FileObs] = field(default_factory=dict)  # first-touch order
-    reads: dict[str, int] = field(default_factory=dict)  # path only read -> times opened
-    connections: list[ConnObs] = field(default_factory=list)
-    listening: list[str] = field(default_factory=list)
-    root: ProcObs | None = None
+    streams: dict[str, StreamObs] = field(default_factory=dict)  # "stdout", "stderr" (multi-host: "B: stdout")
+    files: dict[str, FileEffect] = field(default_factory=dict)
+    conversations: dict[str, list[Conversation]] = field(default_factory=dict)
+    listening: dict[str, Origin] = field(default_factory=dict)
+    reads: dict[str, Origin] = field(default_factory=dict)  # input files the program read
+    programs: ProgramNode | None = None
+    host_exits: dict[str, int | None] = field(default_factory=dict)  # multi-host: each host's root
+    roles: dict[Key, str] = field(default_factory=dict)  # process -> its program's argv, for reports
+    process_origins: dict[Key, Origin] = field(default_factory=dict)  # process -> the fork that made it
+    hosts: list[str] = field(default_factory=list)
+    exit_origin: Origin | None = None
     syscalls: int = 0
     io_bytes: int = 0
+    events: int = 0
     lost_events: int = 0
+    masked_bytes: int = 0  # output bytes masked as nondeterministic (--runs)
     edges: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, from role, to role): data flow
+
+    @property
+    def root(self) -> ProgramNode | None:
+        """The program under test (launchers looked through)."""
+        return self.programs
+
+    @property
+    def stdout(self) -> bytes:
+        s = self.streams.get("stdout")
+        return s.data if s else b""
+
+    @property
+    def stderr(self) -> bytes:
+        s = self.streams.get("stderr")
+        return s.data if s else b""
 
 
 def normalize_endpoint(addr: str) -> str:
@@ -91,238 +166,346 @@ def normalize_endpoint(addr: str) -> str:
     return f"{host}:{'ephemeral' if p >= 32768 else port}"
 
 
-class _Extractor:
-    def __init__(self, workdir: str, home: str | None, program_files: frozenset[str], capture_stdio: bool = False) -> None:
-        self.workdir = os.path.realpath(workdir)
+class _Paths:
+    """Workdir-relative names ("./x"), absolute elsewhere, None for the runtime's own files (memoised)."""
+
+    def __init__(self, home: str | None) -> None:
         self.home = home
-        self.program_files = program_files  # the programs and scripts named on command lines: runtime, not I/O
         self.runtime_prefixes: set[str] = set()  # PREFIX of every exec'd PREFIX/bin/program (venvs, /usr/local)
-        self._rel_cache: dict[str, str | None] = {}
-        self.capture_stdio = capture_stdio  # rebuild stdout/stderr from write payloads (no harness capture)
-        self.obs = Obs()
-        self.fds: dict[int, dict[int, tuple[str, object]]] = {}  # pid -> fd -> (kind, key)
-        self.cwd: dict[int, str] = {}
-        self.procs: dict[int, ProcObs] = {}
-        self.conns: dict[int, ConnObs] = {}
-        self.next_id = 0
+        self.cache: dict[tuple[str, str], str | None] = {}
 
-    # --- paths ---
-    def resolve(self, pid: int, path: str, dirfd: int = AT_FDCWD) -> str:
-        if not path.startswith("/"):
-            base = self.cwd.get(pid, self.workdir)
-            if dirfd != AT_FDCWD:
-                res = self.fds.get(pid, {}).get(dirfd)
-                if res and res[0] == "file":
-                    base = str(res[1])
-            path = os.path.join(base, path)
-        return os.path.normpath(path)
-
-    def relative(self, path: str) -> str | None:
-        """Workdir-relative "./x" for paths inside it, the absolute path elsewhere; None if not observable.
-
-        Memoised: a run touches few distinct paths many times (every write goes through here)."""
+    def rel(self, path: str, cwd: str) -> str | None:
+        k = (path, cwd)
         try:
-            return self._rel_cache[path]
+            return self.cache[k]
         except KeyError:
-            rel = self._rel_cache[path] = self._relative(path)
-            return rel
+            r = self.cache[k] = self._rel(path, cwd)
+            return r
 
-    def _relative(self, path: str) -> str | None:
-        if path == self.workdir or path.startswith(self.workdir + "/"):
-            rel = "./" + os.path.relpath(path, self.workdir)
-            return None if any(p in rel + "/" for p in IGNORED_PARTS) else rel.replace("/./", "/")
+    def _rel(self, path: str, cwd: str) -> str | None:
+        if not path.startswith("/"):  # relative to an unknown cwd: relative to the run's cwd
+            path = os.path.normpath(path)
+            rel = "./" + path if path != "." else "."
+            return None if any(p in rel + "/" for p in IGNORED_PARTS) else rel
+        if cwd and (path == cwd or path.startswith(cwd + "/")):
+            rel = "./" + os.path.relpath(path, cwd) if path != cwd else "."
+            return None if any(p in rel + "/" for p in IGNORED_PARTS) else rel
         if path.startswith(IGNORED_PREFIXES) or any(p in path + "/" for p in IGNORED_PARTS):
             return None
         if any(path.startswith(p) for p in self.runtime_prefixes):
-            return None  # an interpreter's own installation (a venv's pyvenv.cfg, its lib/)
+            return None
         if self.home and path.startswith(self.home + "/."):
-            return None  # dotfiles and caches in $HOME belong to runtimes and tools
+            return None
         return path
 
-    def file(self, path: str) -> FileObs:
-        f = self.obs.files.get(path)
-        if f is None:
-            f = self.obs.files[path] = FileObs(path)
-        return f
 
-    def proc(self, pid: int) -> ProcObs:
-        p = self.procs.get(pid)
+class _Extractor:
+    def __init__(self, workdir: str, home: str | None, final_state: Callable[[str], FileEffect] | None,
+                 capture_stdio: bool) -> None:
+        self.workdir = os.path.realpath(workdir) if workdir else ""
+        self.paths = _Paths(home)
+        self.final_state = final_state
+        self.capture_stdio = capture_stdio
+        self.tr = FdTracker(self.workdir or None)
+        self.obs = Obs()
+        self.procs: dict[Key, Proc] = {}
+        self.effects: set[Key] = set()
+        self.program_files: set[str] = set()
+        self.cwds: dict[str, str] = {}  # host -> the tree's working directory (FileState.cwd)
+        self.scope: dict[tuple[str, str], Origin] = {}  # (host, absolute path) -> origin of the last change
+        self.created: set[tuple[str, str]] = set()
+        self.touched: list[tuple[Key, str]] = []
+        self.reads: list[tuple[Key, str, str, bool]] = []  # (process, host, path, is a directory)
+        self.states: dict[tuple[str, str], FileState] = {}
+        self.conns: dict[int, Conversation] = {}
+        self.dgram_sockets: set[int] = set()
+        self.dgram: dict[tuple[str, str], Conversation] = {}
+        self.stream_pos: dict[str, int] = {}
+        self.order: Callable[[Event], float] = lambda e: 0.0
+
+    def origin(self, e: Event) -> Origin:
+        return Origin(e.h.host_id, e.h.pid, self.order(e))
+
+    def proc(self, host: str, pid: int) -> Proc:
+        p = self.procs.get((host, pid))
         if p is None:
-            p = self.procs[pid] = ProcObs(pid)
-            self.fds.setdefault(pid, {0: ("stdio", 0), 1: ("stdio", 1), 2: ("stdio", 2)})
+            p = self.procs[(host, pid)] = Proc((host, pid))
         return p
 
-    def new_conn(self, kind: str, remote: str) -> int:
-        self.next_id += 1
-        self.conns[self.next_id] = c = ConnObs(kind, remote)
-        self.obs.connections.append(c)
-        return self.next_id
+    def stream_key(self, host: str, n: int) -> str:
+        name = "stdout" if n == 1 else "stderr"
+        return name if len(self.obs.hosts) <= 1 else f"{host}: {name}"
 
     # --- events ---
     def process_event(self, e: ProcessEvent) -> None:
-        p = self.proc(e.h.pid)
-        if e.type is ProcessEventType.FORK:
-            child = self.proc(e.child_pid)
-            self.fds[e.child_pid] = dict(self.fds.get(e.h.pid, {}))
-            self.cwd[e.child_pid] = self.cwd.get(e.h.pid, self.workdir)
-            child.argv = child.argv or p.argv
-            p.children.append(child)
+        host = e.h.host_id
+        p = self.proc(host, e.h.pid)
+        if e.type is ProcessEventType.FORK and e.child_pid:
+            c = self.proc(host, e.child_pid)
+            c.parent, c.fork_ns, c.fork_event = p.key, e.h.mono_ns, e.h.event_id
+            self.obs.process_origins[c.key] = self.origin(e)
+            p.children.append(c.key)
         elif e.type is ProcessEventType.EXEC:
-            p.argv = tuple(a.replace(self.workdir, ".") for a in e.argv)
-            cwd = self.cwd.get(e.h.pid, self.workdir)
+            p.images.append((e.h.mono_ns, tuple(e.argv) or ((e.filename,) if e.filename else ())))
+            cwd = self.tr.cwd(host, e.h.pid) or self.workdir or "/"
             self.program_files |= {os.path.normpath(os.path.join(cwd, x)) for x in (e.filename, *e.argv[:3]) if x}
             bindir = os.path.dirname(os.path.normpath(os.path.join(cwd, e.filename)))
             if os.path.basename(bindir) == "bin" and os.path.dirname(bindir) not in ("/", "/usr"):
-                self.runtime_prefixes.add(os.path.dirname(bindir) + "/")
-                self._rel_cache.clear()  # earlier answers may now be runtime files
+                self.paths.runtime_prefixes.add(os.path.dirname(bindir) + "/")
+                self.paths.cache.clear()  # earlier answers may now be runtime files
         elif e.type is ProcessEventType.EXIT and e.exit_code is not None:
             p.exit_code = e.exit_code
         elif e.type is ProcessEventType.WAIT:
-            reaped = self.procs.get(e.child_pid)
+            reaped = self.procs.get((host, e.child_pid))
             if reaped is not None:
                 reaped.exit_code = reaped.exit_code if e.exit_code is None else e.exit_code
-                reaped.signal = e.signal
+                reaped.signal = e.signal if e.signal is not None else reaped.signal
 
-    def syscall(self, s: SyscallSpan) -> None:
+    def touch(self, e: SyscallSpan, path: str, created: bool = False) -> None:
+        k = (e.h.host_id, path)
+        self.scope[k] = self.origin(e)
+        if created:
+            self.created.add(k)
+        self.touched.append(((e.h.host_id, e.h.pid), path))  # an effect if the path is in scope (decided at the end)
+
+    def syscall(self, e: SyscallSpan) -> None:
         self.obs.syscalls += 1
-        pid, name, a, ret = s.h.pid, s.name, s.args, s.ret
-        self.proc(pid)
-        fds = self.fds[pid]
-        if ret < 0 and name != "connect":
+        host, pid, name = e.h.host_id, e.h.pid, e.name
+        self.proc(host, pid)
+        prior = None
+        if name == "connect":
+            prior = self.tr.resource(host, pid, int(e.args.get("fd", -1) or 0))  # type: ignore[arg-type]
+        acc = self.tr.feed(e)
+        if acc is None:
             return
-        if name in ("open", "openat", "openat2", "creat"):
-            flags = a.get("flags", O_CREAT | 1) if name != "creat" else O_CREAT | 1
-            assert isinstance(flags, int)
-            dirfd = a.get("dirfd", AT_FDCWD)
-            path = self.resolve(pid, str(a.get("path", "")), dirfd if isinstance(dirfd, int) else AT_FDCWD)
-            fds[ret] = ("file", path)
-            rel = self.relative(path)
-            if rel is None:
-                return
+        op, res = acc.op, acc.resource
+        if op is Op.OPEN:
+            flags = e.args.get("flags", 0) if name != "creat" else O_CREAT | 1
+            flags = flags if isinstance(flags, int) else 0
+            path = acc.paths[0] if acc.paths else ""
             if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC):
-                f = self.file(rel)
-                if flags & O_CREAT and not f.ops:
-                    f.add("create")
-                if flags & O_TRUNC:
-                    f.add("truncate")
-            elif rel not in self.obs.files and path not in self.program_files and not (
-                    flags & O_DIRECTORY and not rel.startswith("./")):
-                self.obs.reads[rel] = self.obs.reads.get(rel, 0) + 1
-        elif name in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg"):
-            self.obs.io_bytes += ret
-            res = fds.get(int(a.get("fd", -1) or 0))  # type: ignore[arg-type]
-            if res is None or res[0] == "stdio":
-                if res is not None and self.capture_stdio and res[1] in (1, 2) and s.payload:
-                    if res[1] == 1:
-                        self.obs.stdout += s.payload
-                    else:
-                        self.obs.stderr += s.payload
-                return  # otherwise stdout/stderr are captured whole by the harness
-            if res[0] == "file":
-                rel = self.relative(str(res[1]))
-                if rel is not None:
-                    f = self.file(rel)
-                    f.add("write")
-                    f.bytes_written += ret
-            elif res[0] == "conn":
-                c = self.conns[int(res[1])]  # type: ignore[call-overload]
-                c.sent += s.payload or b""
-                c.truncated |= len(s.payload or b"") < ret
-        elif name in ("read", "pread64", "readv", "preadv", "preadv2", "recvfrom", "recvmsg"):
-            self.obs.io_bytes += ret
-            res = fds.get(int(a.get("fd", -1) or 0))  # type: ignore[arg-type]
-            if res is not None and res[0] == "conn":
-                c = self.conns[int(res[1])]  # type: ignore[call-overload]
-                c.received += s.payload or b""
-                c.truncated |= len(s.payload or b"") < ret
-        elif name == "close":
-            fds.pop(int(a.get("fd", -1) or 0), None)  # type: ignore[arg-type]
-        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and a.get("cmd") in (F_DUPFD, F_DUPFD_CLOEXEC)):
-            old = fds.get(int(a.get("oldfd", a.get("fd", -1)) or 0))  # type: ignore[arg-type]
-            if old is not None:
-                fds[ret] = old
-        elif name in ("pipe", "pipe2", "socketpair"):
-            pair = a.get("pipefd", a.get("sv"))
-            if isinstance(pair, tuple) and len(pair) == 2:
-                cid = self.new_conn("pipe" if name != "socketpair" else "socketpair", "local")
-                self.obs.connections.pop()  # local plumbing between our own processes: not observable
-                fds[int(pair[0])] = fds[int(pair[1])] = ("local", cid)
-        elif name == "socket":
-            fds[ret] = ("socket", None)
-        elif name == "connect" and (ret == 0 or ret == -EINPROGRESS):
-            remote = normalize_endpoint(str(a.get("addr", "")))
-            fd = int(a.get("fd", -1) or 0)  # type: ignore[arg-type]
-            kind = "unix" if remote.startswith("unix:") else "tcp"
-            fds[fd] = ("conn", self.new_conn(kind, remote))
-        elif name in ("accept", "accept4"):
-            fds[ret] = ("conn", self.new_conn("tcp-accepted", normalize_endpoint(str(a.get("addr", "")))))
-        elif name == "bind":
-            self.obs.listening.append(normalize_endpoint(str(a.get("addr", ""))))
-        elif name in ("rename", "renameat", "renameat2"):
-            src = self.relative(self.resolve(pid, str(a.get("oldpath", ""))))
-            dst = self.relative(self.resolve(pid, str(a.get("newpath", ""))))
-            if src:
-                self.file(src).add(f"rename->{dst}")
-            if dst:
-                self.file(dst).add(f"renamed<-{src}")
-        elif name in ("unlink", "unlinkat", "rmdir"):
-            flags = a.get("flags", 0)
-            rel = self.relative(self.resolve(pid, str(a.get("path", ""))))
-            if rel:
-                is_dir = name == "rmdir" or (isinstance(flags, int) and flags & AT_REMOVEDIR)
-                self.file(rel).add("rmdir" if is_dir else "delete")
-        elif name in ("mkdir", "mkdirat"):
-            rel = self.relative(self.resolve(pid, str(a.get("path", ""))))
-            if rel:
-                self.file(rel).add("mkdir")
-        elif name in ("truncate", "ftruncate"):
-            target = fds.get(int(a.get("fd", -1) or 0)) if "path" not in a else ("file", str(a["path"]))  # type: ignore[arg-type]
-            if target and target[0] == "file":
-                trel = self.relative(self.resolve(pid, str(target[1])))
-                if trel:
-                    self.file(trel).add("truncate")
-        elif name == "chdir":
-            self.cwd[pid] = self.resolve(pid, str(a.get("path", "")))
+                self.touch(e, path, bool(flags & O_CREAT))
+            else:
+                self.reads.append(((host, pid), host, path, bool(flags & O_DIRECTORY)))
+        elif op is Op.WRITE or op is Op.READ:
+            self.obs.io_bytes += acc.nbytes
+            if res is None:
+                return
+            write = op is Op.WRITE
+            if res.kind is ResourceKind.STDIO:
+                if write and res.stdio in (1, 2):
+                    self.stdio(e, res.stdio, acc.nbytes)
+            elif res.kind is ResourceKind.FILE:
+                if write:
+                    self.touch(e, res.path)
+            elif res.kind is ResourceKind.CONN:
+                c = self.conns.get(res.id)
+                if c is None:
+                    c = self.conns[res.id] = self.new_conv(e, res.remote, "stream")
+                self.io(e, c, write, acc.nbytes)
+            elif res.kind is ResourceKind.SOCKET:  # unconnected: datagrams with an address per message
+                addr = e.args.get("dest_addr" if write else "src_addr", "")
+                peer = normalize_endpoint(str(addr)) if addr and addr != "NULL" else "unknown"
+                c = self.dgram.get((host, peer))
+                if c is None:
+                    c = self.dgram[(host, peer)] = self.new_conv(e, peer, "datagram")
+                self.io(e, c, write, acc.nbytes)
+        elif op is Op.SOCKET:
+            t = e.args.get("type", 0)
+            if isinstance(t, int) and t & 0xF == SOCK_DGRAM and res is not None:
+                self.dgram_sockets.add(res.id)
+        elif op is Op.CONNECT and res is not None:
+            kind = "datagram" if prior is not None and prior.id in self.dgram_sockets else "stream"
+            self.conns[res.id] = self.new_conv(e, res.remote, kind)
+        elif op is Op.ACCEPT and res is not None:
+            self.conns[res.id] = self.new_conv(e, "accepted from " + res.remote, "stream")
+        elif op is Op.OTHER:
+            if name in PATH_WRITES:
+                for i, path in enumerate(acc.paths):
+                    created = name in CREATES or (name.startswith("rename") and i == 1)
+                    self.touch(e, path, created)
+            elif name in FD_WRITES and res is not None and res.kind is ResourceKind.FILE:
+                self.touch(e, res.path)
+            elif name == "bind":
+                ep = normalize_endpoint(str(e.args.get("addr", "")))
+                self.obs.listening.setdefault(self.host_prefix(host) + ep, self.origin(e))
+                self.effects.add((host, pid))
+
+    def host_prefix(self, host: str) -> str:
+        return f"{host}: " if len(self.obs.hosts) > 1 else ""
+
+    def new_conv(self, e: SyscallSpan, remote: str, kind: str) -> Conversation:
+        ep = remote if remote.startswith("accepted from ") else normalize_endpoint(remote)
+        if ep.startswith("accepted from "):
+            ep = "accepted from " + normalize_endpoint(ep[len("accepted from "):])
+        c = Conversation(self.host_prefix(e.h.host_id) + f"{'udp' if kind == 'datagram' else 'stream'} {ep}", kind,
+                         origin=self.origin(e))
+        self.obs.conversations.setdefault(c.endpoint, []).append(c)
+        self.effects.add((e.h.host_id, e.h.pid))
+        return c
+
+    def io(self, e: SyscallSpan, c: Conversation, write: bool, n: int) -> None:
+        payload = e.payload or b""
+        direction = "sent" if write else "received"
+        c.total += n
+        c.captured += min(len(payload), n)
+        if c.kind == "datagram":
+            c.messages.append((direction, payload[:n]))
+            c.ios.append((direction, len(c.messages), self.origin(e)))
+        else:
+            buf = c.sent if write else c.received
+            buf += payload[:n]
+            c.ios.append((direction, len(buf), self.origin(e)))
+        self.effects.add((e.h.host_id, e.h.pid))
+
+    def stdio(self, e: SyscallSpan, n: int, nbytes: int) -> None:
+        key = self.stream_key(e.h.host_id, n)
+        s = self.obs.streams.setdefault(key, StreamObs())
+        pos = self.stream_pos.get(key, 0) + nbytes
+        self.stream_pos[key] = pos
+        s.writes.append((pos, self.origin(e)))
+        if self.capture_stdio:
+            s.data += (e.payload or b"")[:nbytes]
+            s.total = pos
+        self.effects.add((e.h.host_id, e.h.pid))
 
 
-def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes = b"", stderr: bytes = b"",
-            exit_code: int | None = None, home: str | None = None, capture_stdio: bool = False) -> Obs:
-    """Obs of one run from its events (any order: sorted by monotonic time here).
+def _order_fn(evs: list[Event], multi_host: bool) -> Callable[[Event], float]:
+    """Happens-before position in [0, 1]: Lamport stamps across hosts (assembled traces carry stamps
+    consistent with every causal edge), monotonic time within one host."""
+    if multi_host:
+        top = max((e.h.stamp.lamport for e in evs), default=0) or 1
+        return lambda e: e.h.stamp.lamport / top
+    lo = min((e.h.mono_ns for e in evs), default=0)
+    span = (max((e.h.mono_ns for e in evs), default=0) - lo) or 1
+    return lambda e: (e.h.mono_ns - lo) / span
 
-    ``capture_stdio``: rebuild stdout/stderr from the captured write payloads (traces read back from a store,
-    where the harness did not capture them)."""
-    ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), frozenset(), capture_stdio)
-    ex.obs.stdout, ex.obs.stderr, ex.obs.exit_code = stdout, stderr, exit_code
-    ex.proc(root_pid)
+
+def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes | None = b"",
+            stderr: bytes | None = b"", exit_code: int | None = None, home: str | None = None,
+            capture_stdio: bool = False, final_state: Callable[[str], FileEffect] | None = None,
+            tree: dict[str, FileEffect] | None = None) -> Obs:
+    """Obs of one run from its events (any order).
+
+    ``workdir``: the run's working directory ("" for a stored trace: each host's comes from its FileState
+    events, else paths stay as spelled). ``stdout``/``stderr``: captured whole by the harness; with
+    ``capture_stdio`` they are rebuilt from write payloads instead. ``final_state``: reads a path's final
+    state where the trace has no FileState for it (the harness's disk reader; None: unknown).
+    ``tree``: the workdir's final entries (``./rel`` -> state), all in scope. ``root_pid``: the tree's root
+    (0: every process without a traced parent, one per host)."""
+    ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
     evs = list(events)
-    if any(evs[i].h.mono_ns > evs[i + 1].h.mono_ns for i in range(len(evs) - 1)):
-        evs.sort(key=lambda e: (e.h.mono_ns, e.h.event_id))  # arrival is usually already in time order
+    ex.obs.hosts = sorted({e.h.host_id for e in evs if isinstance(e, (SyscallSpan, ProcessEvent))})
+    multi = len(ex.obs.hosts) > 1
+    if any((evs[i].h.host_id, evs[i].h.mono_ns) > (evs[i + 1].h.host_id, evs[i + 1].h.mono_ns)
+           for i in range(len(evs) - 1)):
+        evs.sort(key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
+    ex.order = _order_fn(evs, multi)
+    ex.obs.events = len(evs)
     for e in evs:
         if isinstance(e, SyscallSpan):
             ex.syscall(e)
         elif isinstance(e, ProcessEvent):
             ex.process_event(e)
-    ex.obs.root = ex.procs[root_pid]
-    ex.obs.root.exit_code = exit_code
-    for rel, f in ex.obs.files.items():
-        if rel.startswith("./"):
-            full = os.path.join(ex.workdir, rel[2:])
-            try:
-                with open(full, "rb") as fh:
-                    f.content = fh.read()
-            except (IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError):
-                f.content = None
+            ex.tr.feed(e)
+        elif isinstance(e, FileState):
+            ex.states[(e.h.host_id, os.path.normpath(e.path))] = e
+            if e.cwd:
+                ex.cwds[e.h.host_id] = os.path.normpath(e.cwd)
+        elif isinstance(e, LostEvents):
+            ex.obs.lost_events += e.count
+    _finish(ex, evs, root_pid, exit_code, tree)
+    if not capture_stdio:
+        for name, data in (("stdout", stdout), ("stderr", stderr)):
+            s = ex.obs.streams.setdefault(name, StreamObs())
+            s.data, s.total = data or b"", len(data or b"")
     return ex.obs
+
+
+def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
+            tree: dict[str, FileEffect] | None) -> None:
+    obs = ex.obs
+    roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
+    roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
+    # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
+    for proc, path in ex.touched:
+        if proc not in ex.effects and ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
+            ex.effects.add(proc)
+    for proc, host, path, is_dir in ex.reads:
+        if proc not in ex.effects and not is_dir and path not in ex.program_files and \
+                ex.paths.rel(path, ex.workdir or ex.cwds.get(host, "")) is not None:
+            ex.effects.add(proc)
+    helper: set[Key] = set()
+    for r in roots:
+        helper |= helpers(ex.procs, r, ex.effects)
+    # roles (for reports): a process's own final image, else its nearest ancestor's
+    for k, p in ex.procs.items():
+        q: Proc | None = p
+        while q is not None and not q.images:
+            q = ex.procs.get(q.parent) if q.parent else None
+        obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
+    if roots:
+        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], "")) for r in roots]
+        obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
+        for r, t in zip(roots, trees):
+            obs.host_exits[r[0]] = t.exit_code
+    obs.exit_code = exit_code if exit_code is not None else (obs.programs.exit_code if obs.programs and len(roots) == 1
+                                                           else None)
+    obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
+    # files: the final state of every path in scope
+    for (host, path), origin in ex.scope.items():
+        cwd = ex.workdir or ex.cwds.get(host, "")
+        rel = ex.paths.rel(path, cwd)
+        if rel is None or rel == "." or (ex.workdir and rel.startswith("./.sysweave-std")):
+            continue
+        fs = ex.states.get((host, path)) or (ex.states.get((host, os.path.join(cwd, path))) if cwd else None)
+        if fs is not None:
+            eff = from_event(fs)
+        elif ex.final_state is not None and path.startswith("/"):
+            eff = ex.final_state(path)
+        else:
+            eff = FileEffect(path, False, known=False)
+        if not eff.exists and eff.known and (host, path) in ex.created:
+            continue  # intermediate: created and gone by the end
+        eff.path, eff.origin = _key(obs, host, rel), origin
+        obs.files[eff.path] = eff
+    for rel, eff in (tree or {}).items():
+        if rel.startswith("./.sysweave-std") or rel in obs.files:
+            continue
+        if any(p in rel + "/" for p in IGNORED_PARTS):
+            continue
+        obs.files[rel] = eff
+    for name, eff in list(obs.files.items()):
+        if tree is not None and name.startswith("./") and name not in tree and eff.exists and eff.known:
+            obs.files[name] = FileEffect(name, False, origin=eff.origin)  # the tree is the truth for the workdir
+    # input files read by the program (not by launcher helpers), beyond the runtime's own files
+    script_dirs = {os.path.dirname(p) for p in ex.program_files}
+    for proc, host, path, is_dir in ex.reads:
+        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs):
+            continue
+        rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
+        if rel is None or (is_dir and not rel.startswith("./")):
+            continue
+        key = _key(obs, host, rel)
+        if key not in obs.files:
+            obs.reads.setdefault(key, Origin(host, proc[1], 0.0))
+    for c in ex.dgram.values():
+        c.origin = c.origin or (c.ios[0][2] if c.ios else None)
+
+
+def _key(obs: Obs, host: str, rel: str) -> str:
+    return f"{host}: {rel}" if len(obs.hosts) > 1 else rel
 
 
 def edge_roles(trace: UnifiedTrace, root: tuple[str, int], workdir: str = "") -> list[tuple[str, str, str]]:
     """The distinct data-flow edges (pipe, TCP) between process roles: "root" for the program under test,
     the normalised argv for the others. Distinct, not counted: how many writes carry the data is buffering."""
-    role: dict[bytes, str] = {}
+    role_of: dict[bytes, str] = {}
     for key, p in trace.processes.items():
         name = "root" if key == root else " ".join(a.replace(workdir, ".") if workdir else a for a in p.argv)
         for e in p.events:
-            role[e.h.event_id] = name
-    out = {(e.kind.name, role[e.src], role[e.dst]) for e in trace.edges
-           if e.kind in (EdgeKind.PIPE, EdgeKind.TCP) and e.src in role and e.dst in role and role[e.src] != role[e.dst]}
+            role_of[e.h.event_id] = name
+    out = {(e.kind.name, role_of[e.src], role_of[e.dst]) for e in trace.edges
+           if e.kind in (EdgeKind.PIPE, EdgeKind.TCP) and e.src in role_of and e.dst in role_of
+           and role_of[e.src] != role_of[e.dst]}
     return sorted(out)
