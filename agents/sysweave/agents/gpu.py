@@ -64,7 +64,7 @@ def kernel_event(rec: Mapping[str, Any], clock: ActivityClock, host: str, pid: i
     return GpuKernel(_header(rec, clock, host, pid, producer, seq), str(rec["name"]), int(rec.get("deviceId", 0)),
                      int(rec.get("streamId", 0)),
                      tuple(int(rec.get(f"grid{a}", 1)) for a in "XYZ"), tuple(int(rec.get(f"block{a}", 1)) for a in "XYZ"),
-                     int(rec.get("correlationId", 0)))
+                     int(rec.get("correlationId", 0)), side="device")
 
 
 def memcpy_event(rec: Mapping[str, Any], clock: ActivityClock, host: str, pid: int, producer: int,
@@ -74,7 +74,8 @@ def memcpy_event(rec: Mapping[str, Any], clock: ActivityClock, host: str, pid: i
     if kind is None:
         raise ValueError(f"unknown CUPTI memcpy kind {rec['copyKind']!r}")
     return GpuMemoryTransfer(_header(rec, clock, host, pid, producer, seq), kind, int(rec["bytes"]),
-                             int(rec.get("deviceId", 0)), int(rec.get("streamId", 0)), int(rec.get("correlationId", 0)))
+                             int(rec.get("deviceId", 0)), int(rec.get("streamId", 0)), int(rec.get("correlationId", 0)),
+                             side="device")
 
 
 def nvml_devices() -> list[dict[str, Any]]:

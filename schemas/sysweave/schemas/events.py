@@ -156,6 +156,9 @@ class ProcessEvent:
 
 @dataclass(frozen=True, slots=True)
 class GpuKernel:
+    """A kernel: ``side`` "api" is the CPU-side launch call (uprobe on cuLaunchKernel; header = the calling
+    thread and the call's duration), "device" its execution on the GPU (CUPTI; header = device start/end)."""
+
     h: EventHeader
     name: str
     device: int = 0
@@ -163,16 +166,20 @@ class GpuKernel:
     grid: tuple[int, ...] = ()
     block: tuple[int, ...] = ()
     correlation_id: int = 0
+    side: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class GpuMemoryTransfer:
+    """A copy: ``side`` "api" (the cuMemcpy* call, CPU side) or "device" (CUPTI), as for GpuKernel."""
+
     h: EventHeader
     kind: MemcpyKind
     bytes: int
     device: int = 0
     stream: int = 0
     correlation_id: int = 0
+    side: str = ""
 
 
 @dataclass(frozen=True, slots=True)

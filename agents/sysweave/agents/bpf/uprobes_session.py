@@ -78,7 +78,7 @@ class Layers:
 
 
 def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[Event], None], host_id: str,
-                 wall_offset_ns: int, command: list[str], pids: list[int],
+                 wall_offset_ns: int, command: list[str], pids: list[int], traced: set[int] | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"sysweave: {m}", file=sys.stderr)) -> Layers:
     """Resolve and attach what ``options`` asks for. Raises TargetError for a probe that names nothing."""
     layers = Layers(options)
@@ -90,13 +90,14 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
         specs = [parse_spec(s) for s in options.uprobes]
         probes = resolve_probes(specs, exe, 0, CLASS_COMPUTE)
     handlers = {}
+    gpu_off: list[str] = []  # why parts of the GPU layer are off (one line at the end)
     if options.gpu:
         from sysweave.agents.cuda_probes import CudaTracker, cuda_probes, find_libcuda
 
         try:
             lib = find_libcuda(options.cuda_lib)
         except AgentError as exc:
-            warn(f"GPU layer: no CUDA driver API probes ({exc}); NVML sampling only")
+            gpu_off.append(str(exc))
         else:
             cuda = CudaTracker(host_id, wall_offset_ns, sink, options.cupti_dir)
             cprobes = cuda_probes(lib, len(probes))
@@ -111,17 +112,23 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
             layers.cuda.producer_id = layers.session.producer_id  # type: ignore[attr-defined]
         layers.session.start()
     if options.gpu:
-        from sysweave.agents.gpu_sampler import NvmlSampler
-
         from sysweave.agents.gpu import GpuUnavailable
+        from sysweave.agents.gpu_sampler import NvmlSampler
 
         try:
             sampler = NvmlSampler(options.gpu_interval_s, host_id, wall_offset_ns, sink)
         except GpuUnavailable as exc:
-            warn(f"GPU layer off: {exc}; tracing goes on without NVML samples")
+            gpu_off.append(str(exc))
         else:
-            if layers.cuda is not None:
+            if traced is not None:
+                sampler.pids = traced  # the live set of traced pids (read at each sample)
+            elif layers.cuda is not None:
                 sampler.pids = layers.cuda.pids  # type: ignore[attr-defined]
             sampler.start(pids[0] if pids else 0)
             layers.sampler = sampler
+        if len(gpu_off) == 2:
+            warn(f"GPU layer off: {gpu_off[0]}; {gpu_off[1]}. Tracing goes on without it")
+        elif gpu_off:
+            on = "NVML samples" if layers.sampler is not None else "CUDA driver API probes"
+            warn(f"GPU layer partly off: {gpu_off[0]}; {on} only")
     return layers

@@ -1,0 +1,98 @@
+"""sysweave's opt-in CUPTI hook for a traced Python (``sysweave trace --gpu`` puts this directory first on
+PYTHONPATH and sets SYSWEAVE_CUPTI_DIR). Standard library + cupti-python only; it never stops the program:
+without cupti-python or a driver it does nothing.
+
+It enables CUPTI activity records for kernels (CONCURRENT_KERNEL), copies (MEMCPY) and driver API calls
+(DRIVER, which carry the CPU thread and the correlation id that joins a launch to its kernel), and at exit
+flushes them to ``$SYSWEAVE_CUPTI_DIR/cupti-<pid>.jsonl``: first an anchor line (one simultaneous reading of
+the CUPTI clock and CLOCK_MONOTONIC), then one record a line with CUPTI's C field names
+(sysweave.agents.cuda_probes.join_cupti reads it). A sitecustomize further down the path is still run.
+"""
+
+import atexit
+import json
+import os
+import time
+
+
+def _chain() -> None:
+    """Run the sitecustomize this one shadows (the next one on sys.path), if any."""
+    import importlib.util
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        if os.path.abspath(entry or ".") == here:
+            continue
+        path = os.path.join(entry or ".", "sitecustomize.py")
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("_sysweave_next_sitecustomize", path)
+            if spec and spec.loader:
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            return
+
+
+def _get(a: object, *names: str, default: object = 0) -> object:
+    for n in names:
+        if hasattr(a, n):
+            return getattr(a, n)
+    return default
+
+
+def _install(out_dir: str) -> None:
+    try:
+        from cupti import cupti
+    except ImportError:
+        return
+    records: list[dict] = []
+    kinds = cupti.ActivityKind
+
+    def requested():  # type: ignore[no-untyped-def]
+        return 8 * 1024 * 1024, 0
+
+    def completed(activities):  # type: ignore[no-untyped-def]
+        for a in activities:
+            k = _get(a, "kind")
+            if k == kinds.CONCURRENT_KERNEL:
+                records.append({"kind": "kernel", "name": str(_get(a, "name", default="")),
+                                "start": _get(a, "start"), "end": _get(a, "end"),
+                                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
+                                "correlationId": _get(a, "correlation_id", "correlationId"),
+                                **{f"grid{x}": _get(a, f"grid_{x.lower()}", f"grid{x}", default=1) for x in "XYZ"},
+                                **{f"block{x}": _get(a, f"block_{x.lower()}", f"block{x}", default=1) for x in "XYZ"}})
+            elif k == kinds.MEMCPY:
+                records.append({"kind": "memcpy", "copyKind": _get(a, "copy_kind", "copyKind"), "bytes": _get(a, "bytes"),
+                                "start": _get(a, "start"), "end": _get(a, "end"),
+                                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
+                                "correlationId": _get(a, "correlation_id", "correlationId")})
+            elif k == kinds.DRIVER:
+                records.append({"kind": "driver", "cbid": _get(a, "cbid"), "start": _get(a, "start"), "end": _get(a, "end"),
+                                "threadId": _get(a, "thread_id", "threadId"),
+                                "correlationId": _get(a, "correlation_id", "correlationId")})
+
+    try:
+        cupti.activity_register_callbacks(requested, completed)
+        for k in (kinds.CONCURRENT_KERNEL, kinds.MEMCPY, kinds.DRIVER):
+            cupti.activity_enable(k)
+        anchor = {"activity_ns": int(cupti.get_timestamp()), "mono_ns": time.clock_gettime_ns(time.CLOCK_MONOTONIC)}
+        anchor["wall_minus_mono"] = time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    except Exception:
+        return
+
+    def flush() -> None:
+        try:
+            cupti.activity_flush_all(1)
+        except Exception:
+            pass
+        path = os.path.join(out_dir, f"cupti-{os.getpid()}.jsonl")
+        with open(path, "w") as f:
+            f.write(json.dumps({"anchor": anchor, "pid": os.getpid()}) + "\n")
+            for r in records:
+                f.write(json.dumps(r, default=int) + "\n")
+
+    atexit.register(flush)
+
+
+if os.environ.get("SYSWEAVE_CUPTI_DIR"):
+    _install(os.environ["SYSWEAVE_CUPTI_DIR"])
+_chain()
