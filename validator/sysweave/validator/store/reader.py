@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sysweave.schemas.events import Event, ProcessSpan, UnifiedTrace
-from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_event, decode_process, decode_text
+from sysweave.schemas.events import ProcessSpan, UnifiedTrace
+from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_events, decode_process, decode_text
 from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound, TraceSummary, quote
 
 __all__ = ["list_traces", "load_trace", "resolve_trace_id"]
@@ -73,8 +73,7 @@ def load_trace(fetch: Fetch, ref: str) -> UnifiedTrace:
     lists: dict[str, list[Any]] = {name: getattr(trace, name) for name in TRACE_LEVEL.values()}
     for table in EVENT_TABLES:
         level = TRACE_LEVEL.get(table.cls)
-        for raw in fetch(_select(table.name, where)):
-            ev: Event = decode_event(table, raw)
+        for ev in decode_events(table, fetch(_select(table.name, where))):
             if level is not None:
                 lists[level].append(ev)
                 continue
