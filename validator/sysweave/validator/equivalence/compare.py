@@ -16,6 +16,7 @@ happens-before order is the divergence, the rest its downstream symptoms.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -116,9 +117,12 @@ class _Differ:
 
     def exits(self) -> None:
         a, b = self.a, self.b
-        if a.exit_code != b.exit_code:
-            self.add(Divergence("exit", "value", a.exit_code, b.exit_code,
-                                explanation=f"exit code {a.exit_code} vs {b.exit_code}"), a.exit_origin)
+        if (a.exit_code, a.exit_signal) != (b.exit_code, b.exit_signal):
+            self.add(Divergence("exit", "value", _status(a.exit_code, a.exit_signal), _status(b.exit_code, b.exit_signal),
+                                explanation=f"exit code {a.exit_code} vs {b.exit_code}"
+                                if a.exit_signal is None and b.exit_signal is None else
+                                f"{_status(a.exit_code, a.exit_signal)} vs {_status(b.exit_code, b.exit_signal)}"),
+                     a.exit_origin)
         if len(a.host_exits) > 1 or len(b.host_exits) > 1:
             for host in sorted(set(a.host_exits) | set(b.host_exits)):
                 x, y = a.host_exits.get(host), b.host_exits.get(host)
@@ -181,8 +185,11 @@ class _Differ:
                     c = x or y
                     assert c is not None
                     who = "original" if x else "transpiled run"
+                    what = ep.split(" ", 1)[-1]
+                    how = f"exchanges datagrams {what}" if c.kind == "datagram" else (
+                        f"has a connection {what}" if what.startswith("accepted") else f"connects to {what}")
                     self.add(Divergence(res, "missing" if x else "extra", ep if x else None, ep if y else None,
-                                        explanation=f"only the {who} talks to {ep.split(' ', 1)[-1]} ({c.kind})"),
+                                        explanation=f"only the {who} {how}"),
                              c.origin, self.a if x else self.b)
                     continue
                 self._conversation(res, ep, x, y)
@@ -245,6 +252,17 @@ class _Differ:
             self.add(Divergence("reads", "missing" if path in self.a.reads else "extra", path, None,
                                 explanation=f"only the {who} reads {path}"),
                      self.a.reads.get(path) or self.b.reads.get(path))
+
+
+def _status(code: int | None, sig: int | None) -> str:
+    """'exit code 3', 'killed by SIGTERM'."""
+    if sig is not None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    return f"exit code {code}"
 
 
 def _msg(m: tuple[str, bytes] | None) -> str:

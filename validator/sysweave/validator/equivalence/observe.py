@@ -67,6 +67,7 @@ IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv
                  "/.local/lib/")
 O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
 SOCK_DGRAM = 2
+SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")
 # calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
 PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
                          "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
@@ -117,6 +118,7 @@ class Conversation:
 @dataclass
 class Obs:
     exit_code: int | None = None
+    exit_signal: int | None = None  # the program died of this signal (exit_code is then None)
     streams: dict[str, StreamObs] = field(default_factory=dict)  # "stdout", "stderr" (multi-host: "B: stdout")
     files: dict[str, FileEffect] = field(default_factory=dict)
     conversations: dict[str, list[Conversation]] = field(default_factory=dict)
@@ -210,6 +212,8 @@ class _Extractor:
         self.obs = Obs()
         self.procs: dict[Key, Proc] = {}
         self.effects: set[Key] = set()
+        self.direct: set[Key] = set()  # output effects: stdio, network (what a fork wrapper never has)
+        self.bound: dict[int, str] = {}  # socket resource id -> its bound address (normalised)
         self.program_files: set[str] = set()
         self.cwds: dict[str, str] = {}  # host -> the tree's working directory (FileState.cwd)
         self.scope: dict[tuple[str, str], Origin] = {}  # (host, absolute path) -> origin of the last change
@@ -219,8 +223,12 @@ class _Extractor:
         self.states: dict[tuple[str, str], FileState] = {}
         self.conns: dict[int, Conversation] = {}
         self.dgram_sockets: set[int] = set()
+        self.peer: dict[int, str] = {}  # connected datagram socket -> its peer
+        self.signal_seen: set[Key] = set()  # processes that reaped a child killed by a signal
+        self.reports: dict[Key, list[tuple[str, int, int]]] = {}  # their stderr writes since: (stream, start, end)
         self.dgram: dict[tuple[str, str], Conversation] = {}
         self.stream_pos: dict[str, int] = {}
+        self.strip: list[tuple[str, int, int]] = []
         self.order: Callable[[Event], float] = lambda e: 0.0
 
     def origin(self, e: Event) -> Origin:
@@ -248,18 +256,25 @@ class _Extractor:
         elif e.type is ProcessEventType.EXEC:
             p.images.append((e.h.mono_ns, tuple(e.argv) or ((e.filename,) if e.filename else ())))
             cwd = self.tr.cwd(host, e.h.pid) or self.workdir or "/"
-            self.program_files |= {os.path.normpath(os.path.join(cwd, x)) for x in (e.filename, *e.argv[:3]) if x}
+            self.program_files |= {os.path.normpath(os.path.join(cwd, x)) for x in (e.filename, *e.argv[:1]) if x}
+            for x in e.argv[1:3]:  # a script named on the command line is the runtime's, not input
+                full = os.path.normpath(os.path.join(cwd, x))
+                if x.endswith(SCRIPT_SUFFIXES) or not (self.workdir and full.startswith(self.workdir + "/")):
+                    self.program_files.add(full)
             bindir = os.path.dirname(os.path.normpath(os.path.join(cwd, e.filename)))
             if os.path.basename(bindir) == "bin" and os.path.dirname(bindir) not in ("/", "/usr"):
                 self.paths.runtime_prefixes.add(os.path.dirname(bindir) + "/")
                 self.paths.cache.clear()  # earlier answers may now be runtime files
-        elif e.type is ProcessEventType.EXIT and e.exit_code is not None:
-            p.exit_code = e.exit_code
+        elif e.type is ProcessEventType.EXIT:
+            p.exited = True
+            p.exit_code = e.exit_code if e.exit_code is not None else p.exit_code
         elif e.type is ProcessEventType.WAIT:
             reaped = self.procs.get((host, e.child_pid))
             if reaped is not None:
                 reaped.exit_code = reaped.exit_code if e.exit_code is None else e.exit_code
                 reaped.signal = e.signal if e.signal is not None else reaped.signal
+                if e.signal is not None:
+                    self.signal_seen.add(p.key)
 
     def touch(self, e: SyscallSpan, path: str, created: bool = False) -> None:
         k = (e.h.host_id, path)
@@ -298,17 +313,19 @@ class _Extractor:
             elif res.kind is ResourceKind.FILE:
                 if write:
                     self.touch(e, res.path)
-            elif res.kind is ResourceKind.CONN:
+            elif res.kind is ResourceKind.CONN and res.id not in self.dgram_sockets:
                 c = self.conns.get(res.id)
                 if c is None:
                     c = self.conns[res.id] = self.new_conv(e, res.remote, "stream")
                 self.io(e, c, write, acc.nbytes)
-            elif res.kind is ResourceKind.SOCKET:  # unconnected: datagrams with an address per message
+            elif res.kind in (ResourceKind.SOCKET, ResourceKind.CONN):  # datagrams: one conversation per peer
                 addr = e.args.get("dest_addr" if write else "src_addr", "")
-                peer = normalize_endpoint(str(addr)) if addr and addr != "NULL" else "unknown"
-                c = self.dgram.get((host, peer))
+                addr = normalize_endpoint(str(addr)) if addr and addr != "NULL" else self.peer.get(res.id, "unknown")
+                # sent: by destination; received: by the socket's bound address, else by source
+                where = f"to {addr}" if write else (f"on {self.bound[res.id]}" if res.id in self.bound else f"from {addr}")
+                c = self.dgram.get((host, where))
                 if c is None:
-                    c = self.dgram[(host, peer)] = self.new_conv(e, peer, "datagram")
+                    c = self.dgram[(host, where)] = self.new_conv(e, where, "datagram")
                 self.io(e, c, write, acc.nbytes)
         elif op is Op.SOCKET:
             t = e.args.get("type", 0)
@@ -316,9 +333,18 @@ class _Extractor:
                 self.dgram_sockets.add(res.id)
         elif op is Op.CONNECT and res is not None:
             kind = "datagram" if prior is not None and prior.id in self.dgram_sockets else "stream"
-            self.conns[res.id] = self.new_conv(e, res.remote, kind)
+            if prior is not None and prior.id in self.bound:
+                self.bound[res.id] = self.bound[prior.id]
+            if kind == "datagram":
+                self.dgram_sockets.add(res.id)
+                self.peer[res.id] = normalize_endpoint(res.remote)
+                self.effects.add((host, pid))
+            else:
+                self.conns[res.id] = self.new_conv(e, res.remote, kind)
         elif op is Op.ACCEPT and res is not None:
-            self.conns[res.id] = self.new_conv(e, "accepted from " + res.remote, "stream")
+            listener = self.tr.resource(host, pid, int(e.args.get("fd", -1) or 0))  # type: ignore[arg-type]
+            on = self.bound.get(listener.id, "unbound") if listener is not None else "unknown"
+            self.conns[res.id] = self.new_conv(e, "accepted on " + on, "stream")
         elif op is Op.OTHER:
             if name in PATH_WRITES:
                 for i, path in enumerate(acc.paths):
@@ -329,19 +355,23 @@ class _Extractor:
             elif name == "bind":
                 ep = normalize_endpoint(str(e.args.get("addr", "")))
                 self.obs.listening.setdefault(self.host_prefix(host) + ep, self.origin(e))
+                if res is not None:
+                    self.bound[res.id] = ep
                 self.effects.add((host, pid))
+                self.direct.add((host, pid))
 
     def host_prefix(self, host: str) -> str:
         return f"{host}: " if len(self.obs.hosts) > 1 else ""
 
     def new_conv(self, e: SyscallSpan, remote: str, kind: str) -> Conversation:
-        ep = remote if remote.startswith("accepted from ") else normalize_endpoint(remote)
-        if ep.startswith("accepted from "):
-            ep = "accepted from " + normalize_endpoint(ep[len("accepted from "):])
+        """A conversation named by endpoint: "stream 10.0.0.2:7000", "stream accepted on loopback:0",
+        "udp to loopback:8125", "udp on loopback:0" (datagrams received on a bound socket)."""
+        ep = remote if kind == "datagram" or remote.startswith("accepted on ") else normalize_endpoint(remote)
         c = Conversation(self.host_prefix(e.h.host_id) + f"{'udp' if kind == 'datagram' else 'stream'} {ep}", kind,
                          origin=self.origin(e))
         self.obs.conversations.setdefault(c.endpoint, []).append(c)
         self.effects.add((e.h.host_id, e.h.pid))
+        self.direct.add((e.h.host_id, e.h.pid))
         return c
 
     def io(self, e: SyscallSpan, c: Conversation, write: bool, n: int) -> None:
@@ -364,6 +394,13 @@ class _Extractor:
         pos = self.stream_pos.get(key, 0) + nbytes
         self.stream_pos[key] = pos
         s.writes.append((pos, self.origin(e)))
+        who = (e.h.host_id, e.h.pid)
+        if n == 2 and who in self.signal_seen and who not in self.direct:
+            # a shell reporting its child's death by a signal ("Terminated"): the launcher's, not the program's
+            self.reports.setdefault(who, []).append((key, pos - nbytes, pos))
+        else:
+            self.direct.add(who)
+            self.reports.pop(who, None)
         if self.capture_stdio:
             s.data += (e.payload or b"")[:nbytes]
             s.total = pos
@@ -419,6 +456,11 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             s = ex.obs.streams.setdefault(name, StreamObs())
             s.data, s.total = data or b"", len(data or b"")
+    for name, s in ex.obs.streams.items():
+        ranges = [(a, b) for k, a, b in ex.strip if k == name]
+        if ranges:
+            s.data = _strip(s.data, ranges)
+            s.total = len(s.data) if not capture_stdio else s.total - sum(b - a for a, b in ranges)
     return ex.obs
 
 
@@ -445,12 +487,12 @@ def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | No
             q = ex.procs.get(q.parent) if q.parent else None
         obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
     if roots:
-        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], "")) for r in roots]
+        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct) for r in roots]
         obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
         for r, t in zip(roots, trees):
             obs.host_exits[r[0]] = t.exit_code
-    obs.exit_code = exit_code if exit_code is not None else (obs.programs.exit_code if obs.programs and len(roots) == 1
-                                                           else None)
+    obs.exit_code, obs.exit_signal = _exit_status(ex, roots, exit_code)
+    ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
     obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
     # files: the final state of every path in scope
     for (host, path), origin in ex.scope.items():
@@ -481,16 +523,46 @@ def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | No
     # input files read by the program (not by launcher helpers), beyond the runtime's own files
     script_dirs = {os.path.dirname(p) for p in ex.program_files}
     for proc, host, path, is_dir in ex.reads:
-        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs):
-            continue
+        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs) or (host, path) in ex.scope:
+            continue  # the runtime's, or a path the run wrote itself (not input from the world)
         rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
         if rel is None or (is_dir and not rel.startswith("./")):
             continue
-        key = _key(obs, host, rel)
-        if key not in obs.files:
-            obs.reads.setdefault(key, Origin(host, proc[1], 0.0))
+        obs.reads.setdefault(_key(obs, host, rel), Origin(host, proc[1], 0.0))
     for c in ex.dgram.values():
         c.origin = c.origin or (c.ios[0][2] if c.ios else None)
+
+
+def _wrappers(node: ProgramNode | None) -> list[Key]:
+    return [] if node is None else [*node.via, *(k for c in node.children for k in _wrappers(c))]
+
+
+def _strip(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """``data`` without the byte ranges (start, end) — a launcher's own report in a stream."""
+    out, pos = [], 0
+    for start, end in sorted(ranges):
+        out.append(data[pos:start])
+        pos = max(pos, end)
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def _exit_status(ex: _Extractor, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:
+    """(code, signal) of the program under test (launchers looked through, so ``sh -c`` relaying a death by
+    signal as 128 + n still reads as the signal). ``harness_code`` is the shell-style code the capture saw."""
+    prog = ex.obs.programs
+    if prog is None or len(roots) != 1:
+        return harness_code, None
+    p = ex.procs.get(prog.key)
+    if p is None:
+        return harness_code, None
+    if prog.key == roots[0]:  # not reaped by a traced parent: an exit without exit_group is a death by signal
+        if p.exited and p.exit_code is None and harness_code is not None and harness_code > 128:
+            return None, harness_code - 128
+        return (harness_code if harness_code is not None else p.exit_code), p.signal
+    if p.signal is not None:
+        return None, p.signal
+    return (p.exit_code if p.exit_code is not None else harness_code), None
 
 
 def _key(obs: Obs, host: str, rel: str) -> str:

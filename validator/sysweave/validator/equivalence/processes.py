@@ -5,8 +5,9 @@ that had effects of their own, :func:`program_tree` builds the tree of **visible
 
 * a process is named by its **final image** (exec chains: ``env python3 x.py``, a ``#!/usr/bin/env bash``
   version-manager shim that ends in ``exec python3.11 x.py``, ``sh -c 'exec ...'``);
-* a **fork wrapper** (no effects of its own, exactly one child that runs the command it was given, the
-  child's exit status relayed) is replaced by that child: ``sh -c 'python3 x.py'``, ``nohup``, ``timeout``;
+* a **fork wrapper** (no output or network of its own — opening files for the child's redirections is
+  allowed —, exactly one child that runs the command it was given, the child's exit status relayed) is
+  replaced by that child: ``sh -c 'python3 x.py'``, ``sh -c 'wc -l < in.txt'``, ``nohup``, ``timeout``;
 * children forked **before** a process's final exec belong to its launcher images (a shim's command
   substitutions); they are **helpers**, dropped, when their whole subtree had no effects;
 * children forked by the final image are the program's own: visible programs whatever their effects
@@ -52,6 +53,7 @@ class Proc:
     children: list[Key] = field(default_factory=list)
     exit_code: int | None = None
     signal: int | None = None
+    exited: bool = False  # an exit record was seen (exit_code None then: killed by a signal)
     fork_event: bytes = b""  # event id of the fork that made it (for ordering reports)
 
     @property
@@ -159,14 +161,15 @@ def helpers(procs: dict[Key, Proc], root: Key, effects: set[Key]) -> set[Key]:
     return out
 
 
-def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Key]) -> tuple[Key, list[Key]]:
+def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Key],
+             direct: set[Key]) -> tuple[Key, list[Key]]:
     """Follow fork wrappers down to the program they run; returns (program, wrappers looked through)."""
     via: list[Key] = []
     while True:
         p = procs[key]
         kids = [c for c in p.children if c in procs and c not in helper and procs[c].fork_ns >= p.final_ns]
         real = [c for c in kids if procs[c].images or _subtree_has_effects(procs, c, effects)]
-        if key in effects or len(real) != 1 or not p.images:
+        if key in direct or len(real) != 1 or not p.images:
             return key, via
         child = procs[real[0]]
         if not child.images or not _wraps(p.argv, child.images[0][1]):
@@ -180,12 +183,17 @@ def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Ke
         key = real[0]
 
 
-def program_tree(procs: dict[Key, Proc], root: Key, effects: set[Key], workdir: str = "") -> ProgramNode:
-    """The visible-program tree of a run from its root process; see the module docstring."""
+def program_tree(procs: dict[Key, Proc], root: Key, effects: set[Key], workdir: str = "",
+                 direct: set[Key] | None = None) -> ProgramNode:
+    """The visible-program tree of a run from its root process; see the module docstring.
+
+    ``effects``: processes with effects of their own; ``direct``: those whose effects are output (stdout,
+    stderr, network) rather than files opened for a child (default: all of ``effects``)."""
+    direct = effects if direct is None else direct
     helper = helpers(procs, root, effects)
 
     def node(key: Key, depth: int = 0) -> ProgramNode:
-        prog, via = _resolve(procs, key, effects, helper)
+        prog, via = _resolve(procs, key, effects, helper, direct)
         p = procs[prog]
         top = procs[key]
         n = ProgramNode(prog, role(p.argv, workdir), top.exit_code if top.exit_code is not None else p.exit_code,
