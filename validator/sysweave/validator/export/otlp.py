@@ -28,6 +28,7 @@ from sysweave.schemas.events import (
     Event,
     GpuKernel,
     GpuMemoryTransfer,
+    GpuSample,
     Mark,
     SyscallSpan,
     TranspilerDecision,
@@ -92,11 +93,13 @@ def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
         return e.name, base
     if isinstance(e, GpuKernel):
         base.update({"gpu.kernel.name": e.name, "gpu.device": e.device, "gpu.stream": e.stream,
-                     "gpu.grid": list(e.grid), "gpu.block": list(e.block)})
-        return f"gpu kernel {e.name}", base
+                     "gpu.grid": list(e.grid), "gpu.block": list(e.block), "gpu.side": e.side,
+                     "gpu.correlation_id": e.correlation_id})
+        return (f"cuLaunchKernel {e.name}" if e.side == "api" else f"gpu kernel {e.name}"), base
     if isinstance(e, GpuMemoryTransfer):
-        base.update({"gpu.memcpy.kind": e.kind.name, "gpu.memcpy.bytes": e.bytes, "gpu.device": e.device})
-        return f"gpu memcpy {e.kind.name}", base
+        base.update({"gpu.memcpy.kind": e.kind.name, "gpu.memcpy.bytes": e.bytes, "gpu.device": e.device,
+                     "gpu.side": e.side, "gpu.correlation_id": e.correlation_id})
+        return (f"cuMemcpy {e.kind.name}" if e.side == "api" else f"gpu memcpy {e.kind.name}"), base
     if isinstance(e, ComputeBlock):
         base.update({"compute.name": e.name, "compute.operation": e.op, "compute.elements": e.elements,
                      "compute.symbol": e.symbol, "compute.source": e.source, "compute.decision_id": e.decision_id,
@@ -113,6 +116,27 @@ def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
         base.update({"mark.name": e.name, **_free_attrs("mark.attrs.", e.attrs)})
         return f"mark {e.name}", base
     return type(e).__name__, base
+
+
+def gpu_sample_events(events: Sequence[Event]) -> list[Any]:
+    """NVML readings (GpuSample) as span events on their process span, named "gpu.sample".
+
+    Span events rather than OTLP metrics: a sample then stays inside its trace and under the process it
+    describes, at its own timestamp, through the same one exporter and backend (Jaeger/Tempo show them as
+    span logs); a metrics pipeline would need a second endpoint and would lose the trace association.
+    Attributes not reported by NVML (None) are left out."""
+    from opentelemetry.sdk.trace import Event as SpanEvent
+
+    out = []
+    for e in events:
+        if isinstance(e, GpuSample):
+            values: dict[str, Any] = {"gpu.device": e.device, "gpu.process.pid": e.process_pid, "gpu.name": e.name,
+                      "gpu.utilization.pct": e.gpu_util_pct, "gpu.memory.utilization.pct": e.mem_util_pct,
+                      "gpu.memory.used_bytes": e.memory_used_bytes, "gpu.memory.total_bytes": e.memory_total_bytes,
+                      "gpu.power.mw": e.power_mw, "gpu.sm_clock.mhz": e.sm_clock_mhz,
+                      "sysweave.lamport": e.h.stamp.lamport}
+            out.append(SpanEvent("gpu.sample", {k: v for k, v in values.items() if v is not None}, e.h.wall_ns))
+    return out
 
 
 def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> list[Any]:
@@ -147,7 +171,7 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
         if p.host_id in offsets:
             attrs.update({"sysweave.clock.offset_ns": offset, "sysweave.clock.bound_ns": bound})
         spans.append(ReadableSpan(name=cmd[:120] or f"pid {p.pid}", context=ctx, parent=parent, resource=res,
-                                  attributes=attrs, kind=SpanKind.INTERNAL,
+                                  attributes=attrs, kind=SpanKind.INTERNAL, events=gpu_sample_events(p.events),
                                   start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns)))
         for e in p.events:
             if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision, Mark)):
@@ -166,7 +190,8 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
     if links:
         wanted = {by_event[d].span_id: ls for d, ls in links.items()}
         spans = [ReadableSpan(name=s.name, context=s.context, parent=s.parent, resource=s.resource, attributes=s.attributes,
-                              kind=s.kind, start_time=s.start_time, end_time=s.end_time, links=wanted[s.context.span_id])
+                              kind=s.kind, start_time=s.start_time, end_time=s.end_time, links=wanted[s.context.span_id],
+                              events=s.events)
                  if s.context.span_id in wanted else s for s in spans]
     return spans
 

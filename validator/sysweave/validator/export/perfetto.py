@@ -1,7 +1,8 @@
 """UnifiedTrace -> Chrome/Perfetto trace JSON (opens in ui.perfetto.dev and chrome://tracing).
 
-One track per process and thread; GPU kernels/transfers on a per-device track and compute blocks on their
-own track inside the process; causal edges as flow arrows (ph "s" -> "f"). Times in µs (the format's unit).
+One track per process and thread; GPU kernels/transfers on a per-device track (their CPU-side driver calls,
+``side`` "api", on the calling thread), NVML readings as counter tracks of the process, compute blocks on
+their thread; causal edges as flow arrows (ph "s" -> "f"). Times in µs (the format's unit).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sysweave.schemas.events import (
     ComputeBlock,
     GpuKernel,
     GpuMemoryTransfer,
+    GpuSample,
     Mark,
     SyscallSpan,
     TranspilerDecision,
@@ -36,11 +38,27 @@ def to_chrome_trace(trace: UnifiedTrace) -> dict[str, Any]:
             dur = e.h.duration_ns / 1000
             if isinstance(e, SyscallSpan):
                 tid, name, args = e.h.tid, e.name, {"ret": e.ret, **{k: str(v) for k, v in e.args.items()}}
+            elif isinstance(e, (GpuKernel, GpuMemoryTransfer)) and e.side == "api":  # the driver call, on its thread
+                tid = e.h.tid
+                name = f"launch {e.name}" if isinstance(e, GpuKernel) else f"cuMemcpy {e.kind.name} {e.bytes} B"
+                args = {"side": "api", "correlation_id": e.correlation_id}
+                if isinstance(e, GpuKernel):
+                    args.update(grid=str(list(e.grid)), block=str(list(e.block)))
             elif isinstance(e, (GpuKernel, GpuMemoryTransfer)):
                 tid = GPU_TID_BASE + e.device
                 name = e.name if isinstance(e, GpuKernel) else f"memcpy {e.kind.name} {e.bytes} B"
                 args = {"device": e.device, "stream": e.stream}
                 events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"GPU {e.device}"}})
+            elif isinstance(e, GpuSample):  # NVML readings as counter tracks of the process (None: not reported)
+                track = f"GPU {e.device}" + (f" pid {e.process_pid}" if e.process_pid else "")
+                for label, v in (("util %", e.gpu_util_pct), ("memory util %", e.mem_util_pct),
+                                 ("memory used MiB", None if e.memory_used_bytes is None else e.memory_used_bytes / 2**20),
+                                 ("power W", None if e.power_mw is None else e.power_mw / 1000),
+                                 ("SM clock MHz", e.sm_clock_mhz)):
+                    if v is not None:
+                        events.append({"ph": "C", "name": f"{track} {label}", "pid": pid, "ts": ts, "args": {label: v}})
+                where[e.h.event_id] = (pid, e.h.tid, ts)
+                continue
             elif isinstance(e, ComputeBlock):  # on its thread's track: it nests around the syscalls it made
                 tid, name = e.h.tid, e.name
                 args = {"op": e.op, "elements": e.elements, "symbol": e.symbol, "source": e.source,
