@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysweave.agents.bpf.syscalls import TargetError
-from sysweave.agents.bpf.uprobes import CLASS_ALWAYS, CLASS_GPU_KERNEL, CLASS_MEMCPY, _functions, resolve_library
+from sysweave.agents.bpf.uprobes import CLASS_ALWAYS, CLASS_GPU_KERNEL, CLASS_MEMCPY, functions_matching, resolve_library
 from sysweave.agents.bpf.uprobes_spec import Probe, UpCall, up_contract
 from sysweave.agents.gpu import ActivityClock, kernel_event, memcpy_event
 from sysweave.schemas.errors import AgentError
@@ -77,7 +77,7 @@ def find_libcuda(path: str | None = None) -> str:
 
 def cuda_probes(lib: str, first_id: int) -> list[Probe]:
     """Probes for every driver entry point of CUDA_SYMBOLS that ``lib`` exports (aliases once)."""
-    found = {name: addr for name, addr in _functions(lib, "^cu(LaunchKernel|Memcpy|ModuleGetFunction|LibraryGetKernel"
+    found = {name: addr for name, addr in functions_matching(lib, "^cu(LaunchKernel|Memcpy|ModuleGetFunction|LibraryGetKernel"
                                                            "|KernelGetFunction)")}
     if "cuLaunchKernel" not in found:
         raise AgentError(f"{lib} exports no cuLaunchKernel: not a CUDA driver library")

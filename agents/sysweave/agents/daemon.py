@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysweave.agents.bpf.syscalls import CaptureError
+from sysweave.agents.bpf.uprobes import CLASS_COMPUTE, CLASS_GPU_KERNEL, CLASS_MEMCPY
+from sysweave.agents.bpf.uprobes_session import LayerOptions, Layers, start_layers
 from sysweave.agents.publisher import Publisher, PublishError
 from sysweave.agents.sdk_server import ENV as SDK_ENV
 from sysweave.agents.sdk_server import SdkServer
@@ -25,6 +27,8 @@ from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, 
 from sysweave.agents.spool import Spool
 from sysweave.schemas import topics
 from sysweave.schemas.errors import AgentError
+
+LAYER_CLASSES = {"compute": CLASS_COMPUTE, "gpu_kernel": CLASS_GPU_KERNEL, "memcpy": CLASS_MEMCPY}
 
 __all__ = ["AgentConfig", "AgentMetrics", "run_agent"]
 
@@ -47,6 +51,11 @@ class AgentConfig:
     window_s: float = 5.0
     slow_ns: int = 10_000
     observable: bool = False
+    uprobes: list[str] = field(default_factory=list)  # --uprobe specs (sysweave.agents.bpf.uprobes_spec)
+    compute_ns: int = 50_000  # compute-block threshold of function probes
+    gpu: bool = False  # NVML samples, CUDA driver API probes, the CUPTI hook for a traced Python
+    gpu_interval_s: float = 0.1
+    cuda_lib: str | None = None
     netns: str | None = None  # test facility: the "host" is a network namespace
     clock_offset_ns: int = 0  # test facility: a skewed host clock
     sdk: bool = True  # the SDK socket, announced to CMD in $SYSWEAVE_SDK_SOCKET
@@ -84,8 +93,10 @@ class AgentMetrics:
                                 value=self.cap.probe.slow_threshold())
 
 
-def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading.Event) -> None:
-    """Apply the stream layer's sampling decisions (TOPIC_CONTROL) to the kernel thresholds."""
+def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading.Event,
+                 layers: Layers | None = None) -> None:
+    """Apply the stream layer's sampling decisions (TOPIC_CONTROL) to the kernel thresholds. A decision's
+    optional "class" ("syscall" by default; "compute", "gpu_kernel", "memcpy") picks the map slot it moves."""
     try:
         from kafka import KafkaConsumer
 
@@ -98,8 +109,13 @@ def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading
         for msg in consumer:
             try:
                 decision = json.loads(msg.value)
-                if decision.get("host_id") == host_id:
+                cls = decision.get("class", "syscall")
+                if decision.get("host_id") != host_id:
+                    continue
+                if cls == "syscall":
                     cap.probe.set_slow_threshold(int(decision["threshold_ns"]))
+                elif layers is not None and cls in LAYER_CLASSES:
+                    layers.set_threshold(LAYER_CLASSES[cls], int(decision["threshold_ns"]))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring a malformed control message: %s", exc)
     consumer.close()
@@ -132,6 +148,9 @@ def run_agent(cfg: AgentConfig) -> int:
         cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=cfg.netns)
         pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get)
         sink.append(pub)
+        layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib),
+                              cap.probe, pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns, command, cfg.pids,
+                              warn=log.warning)
     except (PublishError, CaptureError, OSError) as exc:
         log.error("%s", exc)
         raise
@@ -146,12 +165,12 @@ def run_agent(cfg: AgentConfig) -> int:
         registry = CollectorRegistry()
         registry.register(AgentMetrics(pub, cap, sdk))
         start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
-    threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop), daemon=True).start()
+    threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop, layers), daemon=True).start()
 
     def windows() -> None:
         while not stop.wait(cfg.window_s):
             aggs, _lost, extra = cap.snapshot(os.getpid())
-            for e in (*aggs, *extra):
+            for e in (*aggs, *extra, *layers.snapshot(os.getpid())):
                 pub.add(e)
 
     threading.Thread(target=windows, name="sysweave-windows", daemon=True).start()
@@ -162,7 +181,7 @@ def run_agent(cfg: AgentConfig) -> int:
         pub.add_root(pid)
     try:
         if command:
-            result = cap.run_command(command)
+            result = cap.run_command(command, env=layers.child_env())
         else:
             if cfg.all_processes:
                 cap.probe.trace_all(os.getpid())
@@ -171,7 +190,7 @@ def run_agent(cfg: AgentConfig) -> int:
             result = cap.attach(cfg.pids, stop)
     finally:
         stop.set()
-    for e in (*result.aggregates, *result.extra_events):
+    for e in (*result.aggregates, *result.extra_events, *layers.finish(result.root_pid)):
         pub.add(e)
     if sdk is not None:  # what the SDK socket could not take, on the root process's timeline
         sdk.close()

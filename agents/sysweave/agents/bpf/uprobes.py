@@ -43,7 +43,7 @@ from sysweave.schemas.events import Event, EventHeader, LostEvents, make_event_i
 
 __all__ = [
     "DEFAULT_THRESHOLDS_NS", "UprobeConfig", "UprobeProgram", "UprobeSession", "bpf_source", "dump_bpf",
-    "executable_of", "resolve_library", "resolve_probes",
+    "executable_of", "functions_matching", "resolve_library", "resolve_probes",
 ]
 
 _C = up_contract()
@@ -107,7 +107,7 @@ def resolve_library(lib: str | None, default_exe: str | None) -> str:
                       f"lib{lib.removeprefix('lib')})")
 
 
-def _functions(path: str, regex: str) -> list[tuple[str, int]]:
+def functions_matching(path: str, regex: str) -> list[tuple[str, int]]:
     from bcc import BPF
 
     try:
@@ -125,7 +125,7 @@ def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id
     for spec in specs:
         path = resolve_library(spec.library, default_exe)
         for f in spec.funcs:
-            found = _functions(path, f.pattern if f.regex else f"^{re.escape(f.pattern)}$")
+            found = functions_matching(path, f.pattern if f.regex else f"^{re.escape(f.pattern)}$")
             if not found:
                 what = f"no function matches /{f.pattern}/" if f.regex else f"no function {f.pattern!r}"
                 raise TargetError(f"--uprobe: {what} in {path}")
@@ -161,7 +161,7 @@ class UprobeProgram:
 
         self.probes = {p.id: p for p in probes}
         self.config = config or UprobeConfig()
-        sys_bpf: Any = syscalls._bpf  # the syscall program's maps, by name
+        sys_bpf: Any = syscalls.maps  # the syscall program's maps, by name (BpfMap: map_fd, max_entries)
         targets, sys_config = sys_bpf["targets"], sys_bpf["config"]
         _ensure_bpffs()
         tag = f"{BPFFS}/sysweave_{os.getpid()}_{random.getrandbits(32):08x}"

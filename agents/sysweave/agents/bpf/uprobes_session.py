@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sysweave.agents.bpf.syscalls import SyscallProbe
+from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
 from sysweave.agents.bpf.uprobes import CLASS_COMPUTE, UprobeSession, executable_of, resolve_probes
-from sysweave.agents.bpf.uprobes_spec import Probe, parse_spec
+from sysweave.agents.bpf.uprobes_spec import Probe, SpecError, parse_spec
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event
 
@@ -87,7 +87,10 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
     probes: list[Probe] = []
     if options.uprobes:
         exe = executable_of(command, pids)
-        specs = [parse_spec(s) for s in options.uprobes]
+        try:
+            specs = [parse_spec(s) for s in options.uprobes]
+        except SpecError as exc:
+            raise TargetError(str(exc)) from exc
         probes = resolve_probes(specs, exe, 0, CLASS_COMPUTE)
     handlers = {}
     gpu_off: list[str] = []  # why parts of the GPU layer are off (one line at the end)
