@@ -270,27 +270,28 @@ def _default(typ: str) -> Any:
     return 0.0 if typ.startswith("Float") else 0
 
 
-def _wire(typ: str) -> Callable[[Any], Any]:
-    """The function that turns a row value into what the stores insert (String -> bytes)."""
+def _wire_column(typ: str, values: list[Any]) -> list[Any]:
+    """Row values of one column -> what the stores insert (String -> bytes; None -> the type's default)."""
     if typ == "String" or typ.startswith("FixedString("):
-        return lambda v: encode_text(v) if isinstance(v, str) else (b"" if v is None else bytes(v))
+        return [v.encode("utf-8", "surrogateescape") if type(v) is str else (b"" if v is None else bytes(v))
+                for v in values]
     if typ == "Array(String)":
-        return lambda v: [encode_text(x) if isinstance(x, str) else bytes(x) for x in (v or ())]
+        return [[x.encode("utf-8", "surrogateescape") if type(x) is str else bytes(x) for x in v] if v else []
+                for v in values]
     if typ.startswith("Array("):
-        return lambda v: list(v or ())
+        return [list(v) if v else [] for v in values]
     if typ.startswith("Nullable("):
-        return lambda v: v
+        return values
     default = _default(typ)
-    return lambda v: default if v is None else v
+    return [default if v is None else v for v in values]
 
 
 def columnar(table: str, rows: Sequence[Row]) -> list[tuple[Column, list[Any]]]:
     """Rows -> one list per column of ``table`` (missing keys take the column's default)."""
     out = []
     for c in TABLES[table]:
-        f = _wire(c.type)
-        default = _default(c.type)
-        out.append((c, [f(r.get(c.name, default)) for r in rows]))
+        name, default = c.name, _default(c.type)
+        out.append((c, _wire_column(c.type, [r.get(name, default) for r in rows])))
     return out
 
 
