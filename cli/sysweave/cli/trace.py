@@ -73,6 +73,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="GPU layer: NVML samples, CUDA driver API kernel/copy spans (libcuda uprobes), CUPTI in a traced Python")
     p.add_argument("--gpu-interval", type=float, default=100.0, metavar="MS", help="NVML sampling interval (default 100 ms)")
     p.add_argument("--cuda-lib", metavar="PATH", help="the libcuda to probe (default: libcuda.so.1 from the linker cache)")
+    p.add_argument("--gpu-kernel-us", type=float, default=100.0,
+                   help="kernel-launch calls at least this long ship as spans (default 100 µs; 0: every launch)")
+    p.add_argument("--gpu-copy-us", type=float, default=1000.0,
+                   help="copy calls at least this long ship as spans (default 1000 µs; 0: every copy)")
     p.add_argument("--decisions", metavar="FILE.jsonl",
                    help="a transpiler's decision log (docs/sdk.md) stored with the trace; bad lines are reported and skipped")
     p.add_argument("--no-sdk", action="store_true",
@@ -265,7 +269,8 @@ def finish_sdk(sdk: SdkServer | None, decision_log: DecisionLog | None, log_path
 
 def layer_options(args: argparse.Namespace) -> LayerOptions:
     return LayerOptions(uprobes=tuple(args.uprobe), compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
-                        gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib)
+                        gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib,
+                        kernel_ns=int(args.gpu_kernel_us * 1000), memcpy_ns=int(args.gpu_copy_us * 1000))
 
 
 def capture(backend: str, options: CaptureOptions, out: _Output, command: list[str], pids: list[int],

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
-from sysweave.agents.bpf.uprobes import CLASS_COMPUTE, UprobeSession, executable_of, resolve_probes
+from sysweave.agents.bpf.uprobes import (
+    CLASS_COMPUTE,
+    CLASS_GPU_KERNEL,
+    CLASS_MEMCPY,
+    UprobeSession,
+    executable_of,
+    resolve_probes,
+)
 from sysweave.agents.bpf.uprobes_spec import Probe, SpecError, parse_spec
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event
@@ -32,6 +39,8 @@ class LayerOptions:
     gpu_interval_s: float = 0.1
     cuda_lib: str | None = None  # default: libcuda.so.1 as the linker cache resolves it
     cupti_dir: str | None = None  # where the CUPTI hook writes its records (default: a temporary directory)
+    kernel_ns: int = 100_000  # the seed's kernel threshold (CPU-side launch calls)
+    memcpy_ns: int = 1_000_000  # the seed's transfer threshold (copy calls)
 
     @property
     def active(self) -> bool:
@@ -111,6 +120,8 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
     if probes:
         layers.session = UprobeSession(probes, syscalls, sink, host_id, wall_offset_ns, handlers)
         layers.session.program.set_threshold(CLASS_COMPUTE, options.compute_ns)
+        layers.session.program.set_threshold(CLASS_GPU_KERNEL, options.kernel_ns)
+        layers.session.program.set_threshold(CLASS_MEMCPY, options.memcpy_ns)
         if layers.cuda is not None:
             layers.cuda.producer_id = layers.session.producer_id  # type: ignore[attr-defined]
         layers.session.start()
