@@ -24,6 +24,11 @@ def test_every_event_type_has_a_table() -> None:
     assert kinds == set(EVENT_TYPES.values()), "every_event_trace holds one of each event type"
 
 
+def test_both_stores_implement_the_protocol(store: TraceStore) -> None:
+    assert isinstance(store, TraceStore)
+    assert store.server_version()[:2].isdigit() and store.description
+
+
 def test_every_event_type_and_table_round_trips(store: TraceStore) -> None:
     tr = every_event_trace()
     store.store_trace(tr, label="every-event", backend="test", exit_code=3)
