@@ -13,12 +13,13 @@ never hidden, never fatal). The default :data:`STEPS`:
 2. ``ClockSync``    cross-host offsets from the TCP send/receive pairs, and every wall time of a corrected
                     host shifted by its offset — the ONLY place times are corrected; a ClockEstimate is
                     recorded per corrected host, and hosts that already carry one are left alone;
-3. ``Lamport``      Lamport values consistent with program order and every edge (raised only where needed);
-4. ``Hlc``          hybrid logical clocks from the corrected wall clock along program order and edges
-                    (``hlc``); edges carry their destination's stamps.
+3. ``CausalStamps`` Lamport restamping — values consistent with program order and every edge, raised only
+                    where needed — and hybrid logical clocks from the corrected wall clock along program
+                    order and edges (``hlc``), in one pass over the causal order (one rewrite per event);
+                    edges carry their destination's stamps.
 
 Idempotent: building a finished trace's own events again (``assembly.trace_events``) gives the same trace —
-edges have derived ids, the Lamport step only raises stamps that violate an edge, clock sync skips hosts
+edges have derived ids, Lamport restamping only raises stamps that violate an edge, clock sync skips hosts
 already corrected, HLC is a function of corrected times and edges. That is what lets the validator service
 run the same function on the worker's output without correcting times twice.
 
@@ -44,14 +45,14 @@ Worked example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from sysweave.schemas.events import CausalStamp, Event, UnifiedTrace
+from sysweave.schemas.events import CausalEdge, CausalStamp, Event, UnifiedTrace
 from sysweave.streams.pipeline import assembly, causality, clocksync, fdtrack, hlc
 from sysweave.streams.pipeline.assembly import assemble, trace_events
 
-__all__ = ["STEPS", "CausalEdges", "ClockSync", "FinishedTrace", "Hlc", "Lamport", "Step", "assembly", "build_trace",
+__all__ = ["STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "assembly", "build_trace",
            "causality", "clocksync", "fdtrack", "hlc", "trace_events"]
 
 
@@ -91,37 +92,38 @@ class ClockSync:
         return trace
 
 
-class Lamport:
-    """Lamport values (``causality.lamport_stamps``): program order and every edge, raised only where needed."""
+class CausalStamps:
+    """Lamport restamping and hybrid logical clocks, in one pass over ``causality.causal_order``: Lamport
+    values consistent with program order and every edge (raised only where needed), HLCs from the corrected
+    wall clock (``hlc``); each event rewritten at most once, and each edge given its destination's stamps."""
 
-    name = "lamport"
-
-    def __call__(self, trace: UnifiedTrace, warnings: list[str]) -> UnifiedTrace:
-        causality.restamp_lamport(trace)
-        return trace
-
-
-class Hlc:
-    """Hybrid logical clocks (``hlc.hlc_stamps``) on every process event; each edge takes its destination's stamps."""
-
-    name = "hlc"
+    name = "causal-stamps"
 
     def __call__(self, trace: UnifiedTrace, warnings: list[str]) -> UnifiedTrace:
-        stamps = hlc.hlc_stamps(trace)
-        final: dict[bytes, CausalStamp] = {}
+        order = causality.causal_order(trace)
+        lamport = causality.lamport_stamps(trace, order)
+        clocks = hlc.hlc_stamps(trace, order)
+        with_stamp = causality.with_stamp
         for p in trace.processes.values():
             events: list[Event] = []
             for e in p.events:
-                st = CausalStamp(e.h.stamp.lamport, stamps.get(e.h.event_id, e.h.stamp.hlc))
-                events.append(e if st == e.h.stamp else replace(e, h=replace(e.h, stamp=st)))
-                final[e.h.event_id] = st
+                st = e.h.stamp
+                eid = e.h.event_id
+                lv, hv = lamport.get(eid, st.lamport), clocks.get(eid, st.hlc)
+                events.append(e if lv == st.lamport and hv == st.hlc else with_stamp(e, CausalStamp(lv, hv)))
             p.events = events
-        trace.edges = [replace(x, h=replace(x.h, stamp=final[x.dst])) if x.dst in final and x.h.stamp != final[x.dst]
-                       else x for x in trace.edges]
+        edges: list[CausalEdge] = []
+        for x in trace.edges:
+            if x.dst in clocks:
+                st = CausalStamp(lamport.get(x.dst, x.h.stamp.lamport), clocks[x.dst])
+                if st != x.h.stamp:
+                    x = with_stamp(x, st)  # type: ignore[assignment]
+            edges.append(x)
+        trace.edges = edges
         return trace
 
 
-STEPS: tuple[Step, ...] = (CausalEdges(), ClockSync(), Lamport(), Hlc())
+STEPS: tuple[Step, ...] = (CausalEdges(), ClockSync(), CausalStamps())
 
 
 @dataclass

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from sysweave.schemas.clocks import VectorClock
 from sysweave.schemas.events import (
     CausalEdge,
     CausalStamp,
     EdgeKind,
+    Event,
+    EventHeader,
     HostInfo,
     SyscallSpan,
     UnifiedTrace,
@@ -32,8 +35,8 @@ from sysweave.schemas.events import (
 from sysweave.streams.pipeline.assembly import derived_edge
 from sysweave.streams.pipeline.fdtrack import Op, ResourceKind, track
 
-__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "derive_edges", "lamport_stamps", "match_tcp",
-           "restamp_lamport", "vector_stamps"]
+__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "derive_edges", "lamport_stamps",
+           "match_tcp", "restamp_lamport", "vector_stamps", "with_stamp"]
 
 
 @dataclass
@@ -72,25 +75,27 @@ def _streams(trace: UnifiedTrace) -> tuple[list[Conn], list[Conn]]:
     conns: dict[int, Conn] = {}
     pipes: dict[tuple[int, int], Conn] = {}
     events = [e for p in trace.processes.values() for e in p.events]
+    streaming = (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN)
     for acc in track(events):
         res = acc.resource
         if res is None:
             continue
-        if acc.op in (Op.CONNECT, Op.ACCEPT):
+        op = acc.op
+        if op is Op.CONNECT or op is Op.ACCEPT:
             conns[res.id] = Conn(res.host, res.pid, res.role, res.remote)
             continue
-        key = acc.stream
-        if key is None or acc.nbytes <= 0:
+        if (op is not Op.WRITE and op is not Op.READ) or acc.nbytes <= 0 or res.kind not in streaming:
             continue
-        write = acc.op is Op.WRITE
+        write = op is Op.WRITE
+        key = res.stream(write)
         if res.kind is ResourceKind.CONN:
             c = conns.get(res.id)
             if c is not None:
                 (c.out if write else c.inn).add(acc.event, acc.nbytes)
         else:  # a pipe, or one direction of a socketpair: writes feed "out", reads drain "in"
-            p = pipes.get(key)
+            p = pipes.get(key)  # type: ignore[arg-type]
             if p is None:
-                p = pipes[key] = Conn(res.host, res.pid, "pipe")
+                p = pipes[key] = Conn(res.host, res.pid, "pipe")  # type: ignore[index]
             (p.out if write else p.inn).add(acc.event, acc.nbytes)
     return list(conns.values()), list(pipes.values())
 
@@ -171,36 +176,110 @@ def derive_edges(trace: UnifiedTrace) -> tuple[list[CausalEdge], list[tuple[Sysc
     return edges, pairs
 
 
-def lamport_stamps(trace: UnifiedTrace) -> dict[bytes, int]:
-    """Lamport value per event id: program order per thread + all trace edges (Kahn's algorithm)."""
-    succ: dict[bytes, list[bytes]] = defaultdict(list)
-    indeg: dict[bytes, int] = {}
-    own = {e.h.event_id: e.h.stamp.lamport for p in trace.processes.values() for e in p.events}
-    for p in trace.processes.values():
-        last: dict[int, bytes] = {}
-        for e in sorted(p.events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
-            indeg.setdefault(e.h.event_id, 0)
-            prev = last.get(e.h.tid)
-            if prev is not None:
-                succ[prev].append(e.h.event_id)
-                indeg[e.h.event_id] += 1
-            last[e.h.tid] = e.h.event_id
+Visit = tuple[Event, "bytes | None", "Sequence[bytes]"]  # (event, program-order predecessor, edge sources)
+
+
+def causal_order(trace: UnifiedTrace) -> list[Visit]:
+    """Every process event once, after its program-order predecessor (same thread: ``host/pid/tid``, by
+    ``mono_ns`` then ``event_id``) and after the source of every edge into it: a topological order of program
+    order + edges, with each event's predecessors. Linear: threads run until an event waits for an edge source
+    not yet visited and resume when it is. Events on a cycle (a capture or clock anomaly) are taken earliest
+    first, with the sources already visited, so every event appears exactly once."""
+    seqs: list[list[Event]] = []
+    for key in sorted(trace.processes):
+        evs = trace.processes[key].events
+        monos = [e.h.mono_ns for e in evs]
+        if monos != sorted(monos):
+            evs = sorted(evs, key=lambda x: (x.h.mono_ns, x.h.event_id))  # assembly leaves them sorted
+        tids = {e.h.tid for e in evs}
+        if len(tids) == 1:
+            seqs.append(evs)
+            continue
+        by_tid: dict[int, list[Event]] = defaultdict(list)
+        for e in evs:
+            by_tid[e.h.tid].append(e)
+        seqs.extend(by_tid[t] for t in sorted(by_tid))
+    known = {e.h.event_id for seq in seqs for e in seq}
+    remote: dict[bytes, list[bytes]] = defaultdict(list)
     for edge in trace.edges:
-        if edge.src in indeg and edge.dst in indeg:
-            succ[edge.src].append(edge.dst)
-            indeg[edge.dst] += 1
-    # Start from each event's own (agent-assigned) stamp and raise it only where an edge demands it:
-    # still a valid Lamport assignment, and most events keep their stamp (nothing to rewrite).
-    stamp = {k: own[k] for k, d in indeg.items() if d == 0}
-    queue = deque(stamp)
-    while queue:
-        cur = queue.popleft()
-        for nxt in succ.get(cur, ()):
-            stamp[nxt] = max(stamp.get(nxt, own[nxt]), stamp[cur] + 1)
-            indeg[nxt] -= 1
-            if indeg[nxt] == 0:
-                queue.append(nxt)
-    return stamp  # events on a cycle (clock or capture anomalies) keep no stamp and are left unchanged
+        if edge.src in known and edge.dst in known and edge.src != edge.dst:
+            remote[edge.dst].append(edge.src)
+    done: set[bytes] = set()
+    waiting: dict[bytes, list[int]] = defaultdict(list)
+    pos = [0] * len(seqs)
+    out: list[Visit] = []
+    runnable = list(range(len(seqs) - 1, -1, -1))
+
+    def run(ti: int) -> None:
+        seq, i = seqs[ti], pos[ti]
+        prev = seq[i - 1].h.event_id if i else None
+        while i < len(seq):
+            e = seq[i]
+            eid = e.h.event_id
+            srcs = remote.get(eid)
+            if srcs:
+                missing = next((x for x in srcs if x not in done), None)
+                if missing is not None:
+                    waiting[missing].append(ti)
+                    break
+            out.append((e, prev, srcs or ()))
+            done.add(eid)
+            woken = waiting.pop(eid, None)
+            if woken:
+                runnable.extend(woken)
+            prev = eid
+            i += 1
+        pos[ti] = i
+
+    while True:
+        while runnable:
+            run(runnable.pop())
+        blocked = [ti for ti, seq in enumerate(seqs) if pos[ti] < len(seq)]
+        if not blocked:
+            return out
+        ti = min(blocked, key=lambda t: (seqs[t][pos[t]].h.mono_ns, seqs[t][pos[t]].h.event_id))
+        eid = seqs[ti][pos[ti]].h.event_id
+        remote[eid] = [x for x in remote[eid] if x in done]  # break the cycle here
+        runnable.append(ti)
+
+
+def lamport_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict[bytes, int]:
+    """Lamport value per event id: program order per thread + all trace edges (``causal_order``). Each event
+    starts from its own (agent-assigned) stamp and is raised only where a predecessor demands it — still a
+    valid Lamport assignment, and most events keep their stamp (nothing to rewrite). ``order``: a
+    ``causal_order(trace)`` already computed."""
+    stamp: dict[bytes, int] = {}
+    for e, prev, srcs in causal_order(trace) if order is None else order:
+        v = e.h.stamp.lamport
+        if prev is not None and stamp[prev] >= v:
+            v = stamp[prev] + 1
+        for x in srcs:
+            if x in stamp and stamp[x] >= v:
+                v = stamp[x] + 1
+        stamp[e.h.event_id] = v
+    return stamp
+
+
+def with_stamp(e: Event, stamp: CausalStamp) -> Event:
+    """``e`` with its header's causal stamp replaced: ``replace(e, h=replace(e.h, stamp=stamp))``, ~1.5x faster
+    (one rewrite per event is the HLC's cost): a constructor call per event type, made once from its fields."""
+    make = _REBUILD.get(type(e))
+    if make is None:
+        make = _REBUILD[type(e)] = _rebuilder(type(e))
+    return make(e, stamp)  # type: ignore[no-any-return]
+
+
+def _rebuilder(cls: type) -> Any:
+    args = ", ".join(f"e.{f.name}" for f in fields(cls)[1:])
+    src = ("def rebuild(e, stamp):\n    h = e.h\n"
+           "    return C(H(h.event_id, h.host_id, h.pid, h.tid, h.mono_ns, h.wall_ns, h.duration_ns, stamp)"
+           f"{', ' + args if args else ''})\n")
+    scope: dict[str, Any] = {"C": cls, "H": EventHeader}
+    exec(src, scope)  # source built from the dataclass's own field names
+    return scope["rebuild"]
+
+
+_REBUILD: dict[type, Any] = {}
 
 
 def vector_stamps(trace: UnifiedTrace) -> dict[bytes, VectorClock]:
@@ -253,7 +332,7 @@ def restamp_lamport(trace: UnifiedTrace) -> None:
     """Give every event its ``lamport_stamps`` value (events already consistent keep theirs)."""
     stamps = lamport_stamps(trace)
     for p in trace.processes.values():
-        p.events = [replace(e, h=replace(e.h, stamp=CausalStamp(stamps[e.h.event_id], e.h.stamp.hlc)))
+        p.events = [with_stamp(e, CausalStamp(stamps[e.h.event_id], e.h.stamp.hlc))
                     if stamps.get(e.h.event_id, e.h.stamp.lamport) != e.h.stamp.lamport else e for e in p.events]
 
 

@@ -136,7 +136,7 @@ class Op(enum.StrEnum):
     OTHER = "other"  # any other successful call; paths: the resolved paths it names (rename, unlink, ...)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per call on the hot path: not frozen (frozen construction costs ~2x)
 class Access:
     """What one successful system call did, as the tracker resolved it.
 
@@ -206,6 +206,12 @@ class FdTracker:
     def fds(self, host: str, pid: int) -> dict[int, Resource]:
         """A snapshot of the process's fd table."""
         return {fd: r for fd in list(self._table(host, pid).fds) if (r := self.resource(host, pid, fd))}
+
+    def live_table(self, host: str, pid: int) -> dict[int, Resource]:
+        """The process's live fd -> resource map, for readers that look up every read/write (read it, never
+        write it; it stays the same object until a FORK makes a new process with that pid; a connected
+        socket still shows as SOCKET there: :meth:`resource` resolves it)."""
+        return self._table(host, pid).fds
 
     def cwd(self, host: str, pid: int) -> str | None:
         self._table(host, pid)
