@@ -34,8 +34,7 @@ def test_every_event_type_and_table_round_trips(store: TraceStore) -> None:
     store.store_trace(tr, label="every-event", backend="test", exit_code=3)
     back = store.load_trace(tr.trace_id.hex())
     assert canonical(back) == canonical(tr)
-    if hasattr(back, "label"):
-        assert back.label == "every-event"
+    assert back.label == "every-event"
     stored = {t.name for t in EVENT_TABLES if store.execute(f"SELECT count() FROM {t.name}")[0][0]}
     assert stored == {t.name for t in EVENT_TABLES}, "every event table holds rows"
     # by label, too
@@ -46,7 +45,8 @@ def test_every_event_type_and_table_round_trips(store: TraceStore) -> None:
 @given(tr=traces())
 def test_random_traces_round_trip(module_store: TraceStore, tr) -> None:  # type: ignore[no-untyped-def]
     module_store.store_trace(tr)
-    assert canonical(module_store.load_trace(tr.trace_id.hex())) == canonical(tr)
+    back = module_store.load_trace(tr.trace_id.hex())
+    assert canonical(back) == canonical(tr) and back.label == tr.label
 
 
 def test_lookup_by_label(store: TraceStore) -> None:

@@ -145,7 +145,8 @@ def event_strategy(table: EventTable) -> st.SearchStrategy[Any]:
 def traces(draw: Any) -> UnifiedTrace:
     events = draw(st.lists(st.one_of([event_strategy(t) for t in EVENT_TABLES]), max_size=25,
                            unique_by=lambda e: e.h.event_id))
-    tr = UnifiedTrace(os.urandom(16), closed=draw(st.booleans()), late_events=draw(st.integers(0, 2**64 - 1)))
+    tr = UnifiedTrace(os.urandom(16), closed=draw(st.booleans()), late_events=draw(st.integers(0, 2**64 - 1)),
+                      label=draw(text))
     seen_edges: set[tuple[bytes, bytes]] = set()
     for e in events:
         level = TRACE_LEVEL.get(type(e))

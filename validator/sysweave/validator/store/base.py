@@ -138,4 +138,4 @@ def server_message(text: str) -> str:
 
 def store_label(trace: UnifiedTrace, label: str | None) -> str:
     """The label a trace is stored under: the explicit one, else the trace's own (``UnifiedTrace.label``)."""
-    return label if label is not None else str(getattr(trace, "label", "") or "")
+    return label if label is not None else trace.label

@@ -59,4 +59,19 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
               "arrayStringConcat(addresses, ',') AS addresses, c.offset_ns AS offset_ns, c.bound_ns AS bound_ns "
               "FROM hosts AS h FINAL ANY LEFT JOIN (SELECT trace_id, host AS host_id, offset_ns, bound_ns "
               "FROM clock_estimates FINAL) AS c USING (trace_id, host_id) ORDER BY h.wall_ns DESC LIMIT 50"),
+    # a block links to the decision it names (decision_id) or else to the decisions naming its symbol, within one
+    # trace: one key per link, so one JOIN (arrayJoin gives each decision both of its keys)
+    "decision-blocks": ("which transpiler decisions produced the slowest compute blocks (linked by decision id or "
+                        "symbol, within each trace)",
+                        "SELECT decision_id, kind, chosen, target_symbol, source_location, reason, sum(n) AS blocks, "
+                        "sum(total) AS total_ns, max(longest) AS max_ns, round(total_ns / blocks) AS mean_ns FROM ("
+                        "SELECT DISTINCT trace_id, decision_id, kind, chosen, target_symbol, source_location, reason, "
+                        "arrayJoin([concat(trace_id, '/id/', decision_id), concat(trace_id, '/sym/', target_symbol)]) AS link "
+                        "FROM transpiler_decisions FINAL) AS d ALL INNER JOIN ("
+                        "SELECT if(decision_id != '', concat(trace_id, '/id/', decision_id), "
+                        "concat(trace_id, '/sym/', symbol)) AS link, count() AS n, sum(duration_ns) AS total, "
+                        "max(duration_ns) AS longest FROM compute_blocks FINAL WHERE decision_id != '' OR symbol != '' "
+                        "GROUP BY link) AS b USING link "
+                        "GROUP BY decision_id, kind, chosen, target_symbol, source_location, reason "
+                        "ORDER BY total_ns DESC LIMIT 20"),
 }

@@ -62,8 +62,7 @@ def load_trace(fetch: Fetch, ref: str) -> UnifiedTrace:
     trace = UnifiedTrace(bytes.fromhex(trace_id))
     meta = fetch(f"SELECT label, late_events, closed FROM traces FINAL WHERE {where} ORDER BY version DESC LIMIT 1")
     if meta:
-        if hasattr(trace, "label"):
-            trace.label = decode_text(meta[0][0])  # type: ignore[attr-defined,unused-ignore]
+        trace.label = decode_text(meta[0][0])
         trace.late_events, trace.closed = int(meta[0][1]), bool(meta[0][2])
     else:
         trace.closed = True
