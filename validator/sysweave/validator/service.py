@@ -25,7 +25,7 @@ from collections import deque
 from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
-from sysweave.streams.pipeline import build_trace
+from sysweave.streams.pipeline import FINISHED, build_trace
 from sysweave.validator.equivalence.compare import compare
 from sysweave.validator.equivalence.observe import edge_roles, extract
 from sysweave.validator.store.base import TraceNotFound
@@ -74,11 +74,12 @@ class ValidatorService:
         except (codec.DecodeError, ValueError) as exc:
             self.dead_letter(msg, str(exc))
             return
-        # The worker's output already went through the pipeline; running the same (idempotent) pipeline again
-        # rebuilds exactly that trace — times are not corrected twice (hosts with a ClockEstimate are left
-        # alone) — and completes one that skipped a step. The label travels in the sysweave.label header.
+        # The worker's output already went through the one pipeline (edges, clock sync, stamps): trust it. The
+        # same function with steps=FINISHED (assembly only) rebuilds exactly that trace — times are corrected
+        # once, by the worker (the pipeline is idempotent, so its steps would change nothing; tested in
+        # tests/pipeline/test_one_pipeline.py). The label travels in the sysweave.label header.
         label = next((v.decode("utf-8", "replace") for k, v in (msg.headers or ()) if k == topics.HEADER_LABEL), "")
-        trace = build_trace(batch.events, trace_id, label, late_events=batch.sequence).trace
+        trace = build_trace(batch.events, trace_id, label, late_events=batch.sequence, steps=FINISHED).trace
         self.sink.add_trace(trace, label=trace.label, backend="ebpf")
         self.stats["traces"] += 1
         if self.exporter is not None:

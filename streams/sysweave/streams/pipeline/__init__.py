@@ -20,8 +20,9 @@ never hidden, never fatal). The default :data:`STEPS`:
 
 Idempotent: building a finished trace's own events again (``assembly.trace_events``) gives the same trace —
 edges have derived ids, Lamport restamping only raises stamps that violate an edge, clock sync skips hosts
-already corrected, HLC is a function of corrected times and edges. That is what lets the validator service
-run the same function on the worker's output without correcting times twice.
+already corrected, HLC is a function of corrected times and edges. So the validator service, which receives
+the worker's finished trace, calls the same function with ``steps=FINISHED`` (assembly only): the result is
+the trace the worker built, times corrected once.
 
 Worked example::
 
@@ -52,7 +53,7 @@ from sysweave.schemas.events import CausalEdge, CausalStamp, Event, UnifiedTrace
 from sysweave.streams.pipeline import assembly, causality, clocksync, fdtrack, hlc
 from sysweave.streams.pipeline.assembly import assemble, trace_events
 
-__all__ = ["STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "assembly", "build_trace",
+__all__ = ["FINISHED", "STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "assembly", "build_trace",
            "causality", "clocksync", "fdtrack", "hlc", "trace_events"]
 
 
@@ -124,6 +125,10 @@ class CausalStamps:
 
 
 STEPS: tuple[Step, ...] = (CausalEdges(), ClockSync(), CausalStamps())
+# For events that already went through STEPS (a stream worker's emitted trace): assembly alone rebuilds the
+# same trace, and running STEPS again would change nothing (idempotent, tested) but cost as much as the
+# first time. The validator service uses it: it trusts the worker's finished trace.
+FINISHED: tuple[Step, ...] = ()
 
 
 @dataclass
