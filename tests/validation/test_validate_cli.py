@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sysweave.cli.demo import LAUNCHER_PAIR, build, discover_pairs, launchers
+from sysweave.cli.demo import LAUNCHER_PAIRS, build, discover_pairs, launchers
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -61,12 +61,15 @@ def test_pair_broken_divergent(name: str, bins: Path) -> None:
     assert report["divergence"]["resource"]
 
 
-@pytest.mark.parametrize("launcher", [label for label, _ in launchers(EXAMPLES / "pairs" / f"{LAUNCHER_PAIR}.py")])
-def test_launchers_transparent(launcher: str, bins: Path) -> None:
+LAUNCHED = [(name, label) for name in LAUNCHER_PAIRS for label, _ in launchers(EXAMPLES / "pairs" / f"{name}.py")]
+
+
+@pytest.mark.parametrize(("name", "launcher"), LAUNCHED)
+def test_launchers_transparent(name: str, launcher: str, bins: Path) -> None:
     """python3 from PATH (a pyenv shim on these machines), env and sh -c give the verdicts of the interpreter."""
-    original = dict(launchers(EXAMPLES / "pairs" / f"{LAUNCHER_PAIR}.py"))[launcher]
-    check(original, bins / LAUNCHER_PAIR, "equivalent")
-    check(original, bins / f"{LAUNCHER_PAIR}-broken", "divergent")
+    original = dict(launchers(EXAMPLES / "pairs" / f"{name}.py"))[launcher]
+    check(original, bins / name, "equivalent")
+    check(original, bins / f"{name}-broken", "divergent")
 
 
 def test_runs_mask_nondeterminism(tmp_path) -> None:

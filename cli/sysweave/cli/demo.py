@@ -3,7 +3,7 @@
 Every examples/pairs/NAME.py that has a NAME.c next to it is a pair: the Python program is the original;
 NAME.c compiles to the faithful translation and, with -DBROKEN, to a subtly broken one. Each faithful
 translation must come out equivalent and each broken one divergent (examples/pairs/README.md says what
-each pair exercises). Then one pair is validated again with the original started through launchers
+each pair exercises). Then two pairs are validated again with the original started through launchers
 (``python3`` from PATH, which may be a version-manager shim, ``env`` and ``sh -c``): the verdicts must not
 change.
 """
@@ -11,6 +11,7 @@ change.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -36,7 +37,7 @@ def _find_examples() -> Path | None:
 
 _DEFAULT = _find_examples()
 PAIRS: tuple[str, ...] = discover_pairs(_DEFAULT) if _DEFAULT else ()
-LAUNCHER_PAIR = "greet"
+LAUNCHER_PAIRS = ("greet", "pipeline")  # no child / a sort child behind the launcher
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,12 +99,19 @@ def run(args: argparse.Namespace) -> int:
         return rc
 
     def check(label: str, original: str, transpiled: Path, expected: int) -> bool:
-        res = subprocess.run([*sysweave, "validate", "--original", original, "--transpiled", str(transpiled),
-                              "--workdir", str(examples / "data"), *store], capture_output=True, text=True, env=env)
-        ok = res.returncode == expected
-        first = (res.stdout.strip().splitlines() or res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[0]
+        """One validation; right only when the exit status AND the JSON verdict say what is expected (a crash is wrong)."""
         want = "equivalent" if expected == 0 else "divergent"
-        print(f"{'ok ' if ok else 'BAD'} {label:34} {first}" + ("" if ok else f"   [expected {want}]"), flush=True)
+        res = subprocess.run([*sysweave, "validate", "--original", original, "--transpiled", str(transpiled),
+                              "--workdir", str(examples / "data"), "--json", *store], capture_output=True, text=True,
+                             env=env)
+        try:
+            report = json.loads(res.stdout)
+            verdict, line = report["verdict"], f"{report['verdict'].upper()}: {report['explanation']}"
+        except (ValueError, KeyError, TypeError):
+            verdict = ""
+            line = f"exit {res.returncode}: " + ((res.stderr.strip().splitlines() or [""])[-1])
+        ok = res.returncode == expected and verdict == want
+        print(f"{'ok ' if ok else 'BAD'} {label:34} {line}" + ("" if ok else f"   [expected {want}]"), flush=True)
         return ok
 
     print(f"\n== 2. sysweave validate: {len(pairs)} Python programs vs their C translations (equivalent) and broken "
@@ -113,10 +121,12 @@ def run(args: argparse.Namespace) -> int:
         original = f"{sys.executable} {examples / 'pairs' / f'{name}.py'}"
         for variant, expected in ((name, 0), (f"{name}-broken", 1)):
             failures += not check(variant, original, bins / variant, expected)
-    if not args.no_launchers and LAUNCHER_PAIR in pairs:
-        print(f"\n== 3. launchers are transparent: {LAUNCHER_PAIR}.py started through each, same verdicts ==", flush=True)
-        for label, original in launchers(examples / "pairs" / f"{LAUNCHER_PAIR}.py"):
-            for variant, expected in ((LAUNCHER_PAIR, 0), (f"{LAUNCHER_PAIR}-broken", 1)):
+    chosen = [name for name in LAUNCHER_PAIRS if name in pairs] if not args.no_launchers else []
+    if chosen:
+        print(f"\n== 3. launchers are transparent: {', '.join(chosen)} started through each, same verdicts ==", flush=True)
+    for name in chosen:
+        for label, original in launchers(examples / "pairs" / f"{name}.py"):
+            for variant, expected in ((name, 0), (f"{name}-broken", 1)):
                 failures += not check(f"{variant} via {label}", original, bins / variant, expected)
     print("\nquery the history: sysweave query --name validation-history ; sysweave query --name slowest-syscalls")
     if failures:
