@@ -1,6 +1,8 @@
-"""Device check for a machine with an NVIDIA GPU (run by hand or through the device tool):
+"""Device check for a machine with an NVIDIA GPU (tools/device_check.sh runs all three modes):
 
     PYTHONPATH=schemas:agents:streams:validator:<deps> python3 tools/gpu_check.py [OUT_DIR]
+    python3 tools/gpu_check.py --workload SECONDS OUT.json      # the workload traced by sysweave trace --gpu
+    python3 tools/gpu_check.py --verify TRACE.jsonl OUT.json     # checks that trace against the workload
 
 1. NVML: list devices (sysweave.agents.gpu.nvml_devices).
 2. A real kernel launch and two copies through the CUDA driver API (ctypes on libcuda; PTX JIT, no CUDA
@@ -15,7 +17,9 @@ import ctypes
 import json
 import os
 import sys
+import threading
 import time
+from typing import Any
 
 PTX = b"""
 .version 6.0
@@ -38,6 +42,125 @@ DONE: ret;
 def check(cu: ctypes.CDLL, rc: int, what: str) -> None:
     if rc != 0:
         raise SystemExit(f"FAIL {what}: CUDA error {rc}")
+
+
+class Driver:
+    """The driver-API workload: one context, the vecadd module, three device buffers of ``n`` floats."""
+
+    def __init__(self, n: int) -> None:
+        self.cu = cu = ctypes.CDLL("libcuda.so.1")
+        check(cu, cu.cuInit(0), "cuInit")
+        self.dev, self.ctx, self.mod, self.fn = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        check(cu, cu.cuDeviceGet(ctypes.byref(self.dev), 0), "cuDeviceGet")
+        check(cu, cu.cuCtxCreate_v2(ctypes.byref(self.ctx), 0, self.dev), "cuCtxCreate")
+        check(cu, cu.cuModuleLoadData(ctypes.byref(self.mod), PTX), "cuModuleLoadData (PTX JIT)")
+        check(cu, cu.cuModuleGetFunction(ctypes.byref(self.fn), self.mod, b"vecadd"), "cuModuleGetFunction")
+        self.n, self.nbytes = n, n * 4
+        self.d = [ctypes.c_uint64() for _ in range(3)]
+        for p in self.d:
+            check(cu, cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(self.nbytes)), "cuMemAlloc")
+        self.nn = ctypes.c_uint32(n)
+        self.params = (ctypes.c_void_p * 4)(*[ctypes.cast(ctypes.byref(x), ctypes.c_void_p) for x in (*self.d, self.nn)])
+
+    def launch(self) -> None:
+        check(self.cu, self.cu.cuLaunchKernel(self.fn, self.n // 256, 1, 1, 256, 1, 1, 0, None, self.params, None),
+              "cuLaunchKernel")
+
+
+def workload(seconds: float, out_json: str) -> int:
+    """HtoD x2, vecadd launched for ``seconds`` (synchronised every 50), DtoH x1; writes what it did."""
+    n = 1 << 26  # 256 MiB per buffer: each copy takes milliseconds on any PCIe/NVLink generation
+    drv = Driver(n)
+    cu = drv.cu
+    host_a = (ctypes.c_float * n)()
+    host_a[0] = 1.5
+    host_c = (ctypes.c_float * n)()
+    t_start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    for dst in drv.d[:2]:
+        check(cu, cu.cuMemcpyHtoD_v2(dst, host_a, ctypes.c_size_t(drv.nbytes)), "cuMemcpyHtoD")
+    launches, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        drv.launch()
+        launches += 1
+        if launches % 50 == 0:
+            check(cu, cu.cuCtxSynchronize(), "cuCtxSynchronize")
+    check(cu, cu.cuMemcpyDtoH_v2(host_c, drv.d[2], ctypes.c_size_t(drv.nbytes)), "cuMemcpyDtoH")
+    assert host_c[0] == 3.0 and host_c[1] == 0.0, (host_c[0], host_c[1])
+    doc = {"pid": os.getpid(), "tid": threading.get_native_id(), "launches": launches, "bytes": drv.nbytes,
+           "grid": [n // 256, 1, 1], "block": [256, 1, 1], "htod": 2, "dtoh": 1, "start_mono_ns": t_start,
+           "end_mono_ns": time.clock_gettime_ns(time.CLOCK_MONOTONIC)}
+    with open(out_json, "w") as f:
+        json.dump(doc, f)
+    print(f"ok   workload: {launches} launches of vecadd over {n} floats, 2 HtoD + 1 DtoH of {drv.nbytes >> 20} MiB, "
+          f"result checked")
+    return 0
+
+
+def verify(trace_jsonl: str, workload_json: str) -> int:
+    """What `sysweave trace --gpu --gpu-kernel-us 0 --gpu-copy-us 0 --no-sampling --format jsonl` must show."""
+    with open(workload_json) as f:
+        w = json.load(f)
+    events: list[dict[str, Any]] = []
+    syscalls: list[dict[str, Any]] = []
+    with open(trace_jsonl, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("{"):
+                doc = json.loads(line)
+                (events if "event" in doc else syscalls).append(doc)
+    fails: list[str] = []
+
+    def ok(cond: bool, what: str) -> None:
+        print(("ok   " if cond else "FAIL ") + what)
+        if not cond:
+            fails.append(what)
+
+    mine = [e for e in events if e["pid"] == w["pid"]]
+    api_k = [e for e in mine if e["event"] == "GpuKernel" and e["side"] == "api"]
+    ok(len(api_k) == w["launches"], f"launch spans: {len(api_k)} cuLaunchKernel spans for {w['launches']} launches")
+    ok(all(k["name"] == "vecadd" and k["grid"] == w["grid"] and k["block"] == w["block"] for k in api_k),
+       "every launch span is named vecadd (cuModuleGetFunction bookkeeping) with grid/block as launched")
+    api_c = [e for e in mine if e["event"] == "GpuMemoryTransfer" and e["side"] == "api"]
+    dirs = [(c["kind"], c["bytes"]) for c in api_c]
+    ok(dirs == [("HTOD", w["bytes"])] * w["htod"] + [("DTOH", w["bytes"])] * w["dtoh"],
+       f"copy spans in program order with direction and bytes: {dirs}")
+    spans = sorted(api_k + api_c, key=lambda e: e["wall_ns"])
+    ok(bool(spans) and spans[0]["event"] == "GpuMemoryTransfer" and spans[-1]["event"] == "GpuMemoryTransfer",
+       "order: the HtoD copies come before the launches, the DtoH after them")
+    samples = [e for e in events if e["event"] == "GpuSample"]
+    ok(len(samples) >= 3, f"NVML: {len(samples)} GpuSample events (device and per process)")
+    util = [s["gpu_util_pct"] for s in samples if s["gpu_util_pct"] is not None]
+    ok(bool(util) and max(util) > 0, f"NVML: GPU utilisation seen while vecadd ran (max {max(util, default=0)}%)")
+    ok(any(s["process_pid"] == w["pid"] for s in samples), "NVML: a per-process sample for the traced workload pid")
+    # the driver's ioctls: on fds the workload opened on /dev/nvidia* (nvidiactl, nvidia0, nvidia-uvm)
+    dev_fds = {s["ret"] for s in syscalls if s["pid"] == w["pid"] and s["syscall"] in ("open", "openat")
+               and str(s["args"].get("path", "")).startswith("/dev/nvidia") and s["ret"] >= 0}
+    ioctls = sorted((s for s in syscalls if s["pid"] == w["pid"] and s["syscall"] == "ioctl"
+                     and s["args"].get("fd") in dev_fds), key=lambda s: s["wall_ns"])
+    ok(bool(ioctls) and bool(spans) and ioctls[0]["wall_ns"] < spans[0]["wall_ns"],
+       f"ioctl: {len(ioctls)} ioctls on /dev/nvidia* fds {sorted(dev_fds)}; driver initialisation's precede the first "
+       f"GPU span")
+    tol = 50_000  # the two decoders anchor wall time separately (a few µs apart): 50 µs of slack
+    crossing, inside = [], 0
+    for s in spans:
+        s0, s1 = s["wall_ns"], s["wall_ns"] + s["duration_ns"]
+        for i in ioctls:
+            if i["tid"] != s["tid"]:
+                continue
+            i0, i1 = i["wall_ns"], i["wall_ns"] + i["duration_ns"]
+            if i0 >= s0 - tol and i1 <= s1 + tol:
+                inside += 1
+            elif i0 < s1 and i1 > s0:
+                crossing.append((s["event"], i0, i1))
+    ok(not crossing, f"ioctl: {inside} ioctls nest inside driver-call spans on their thread, none straddles a span "
+                     f"boundary ({len(crossing)} do)")
+    dev = [e for e in mine if e["side"] == "device"] if any("side" in e for e in mine) else []
+    if dev:
+        ok(len([d for d in dev if d["event"] == "GpuKernel"]) == w["launches"],
+           f"CUPTI: {len(dev)} device-side events, one kernel per launch")
+    else:
+        print("skip CUPTI device-side times: no device-side events (cupti-python not installed in the traced Python)")
+    print(f"{'FAIL' if fails else 'PASS'}: {len(fails)} of the checks above failed" if fails else "PASS: every check above")
+    return 1 if fails else 0
 
 
 def main(out_dir: str) -> int:
@@ -92,10 +215,10 @@ def main(out_dir: str) -> int:
 
     h2d, kern, d2h = elapsed_ns(ev[0], ev[1]), elapsed_ns(ev[1], ev[2]), elapsed_ns(ev[2], ev[3])
     pid, host = os.getpid(), os.uname().nodename
-    recs = [("copy", {"copyKind": 1, "bytes": 2 * nbytes, "start": t0, "end": t0 + h2d}),
+    recs: list[tuple[str, dict[str, Any]]] = [("copy", {"copyKind": 1, "bytes": 2 * nbytes, "start": t0, "end": t0 + h2d}),
             ("kernel", {"name": "vecadd", "start": t0 + h2d, "end": t0 + h2d + kern, "gridX": n // 256, "blockX": 256}),
             ("copy", {"copyKind": 2, "bytes": nbytes, "start": t0 + h2d + kern, "end": t0 + h2d + kern + d2h})]
-    events = [(kernel_event if k == "kernel" else memcpy_event)(r, clock, host, pid, 7, i + 1)  # type: ignore[operator]
+    events = [kernel_event(r, clock, host, pid, 7, i + 1) if k == "kernel" else memcpy_event(r, clock, host, pid, 7, i + 1)
               for i, (k, r) in enumerate(recs)]
     batch = codec.decode_batch(codec.encode_batch(codec.Batch(7, 1, time.time_ns(), tuple(events))))
     trace = assemble(batch.events, os.urandom(16))
@@ -112,4 +235,8 @@ def main(out_dir: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--workload"]:
+        sys.exit(workload(float(sys.argv[2]), sys.argv[3]))
+    if sys.argv[1:2] == ["--verify"]:
+        sys.exit(verify(sys.argv[2], sys.argv[3]))
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))

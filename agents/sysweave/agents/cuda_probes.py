@@ -143,8 +143,8 @@ class CudaTracker:
                 return []
             ev: GpuKernel | GpuMemoryTransfer
             if probe.role == "launch":
-                a = call.args
-                ev = GpuKernel(self._header(call, seq), self.kernel_name(call.pid, a[0]), grid=(a[1], a[2], a[3]),
+                a = [v & 0xFFFFFFFF for v in call.args]  # unsigned int dims: the upper halves are undefined (ABI)
+                ev = GpuKernel(self._header(call, seq), self.kernel_name(call.pid, call.args[0]), grid=(a[1], a[2], a[3]),
                                block=(a[4], a[5], a[6]), side="api")
             else:
                 kind = MemcpyKind[probe.role.split(":", 1)[1]]

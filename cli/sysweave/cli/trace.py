@@ -104,8 +104,14 @@ class _Output:
         self.printed = 0
         self.seen = 0
         self.pids: set[int] = set()
+        # several decoder threads call in (syscalls, function probes, SDK): one writer at a time, or lines interleave
+        self._lock = threading.Lock()
 
     def __call__(self, ev: Event) -> None:
+        with self._lock:
+            self._take(ev)
+
+    def _take(self, ev: Event) -> None:
         self.seen += 1
         if self.keep:
             if len(self.events) < MAX_STORED_EVENTS:

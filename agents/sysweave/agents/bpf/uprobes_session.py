@@ -54,7 +54,7 @@ class Layers:
     sampler: object | None = None  # gpu_sampler.NvmlSampler
     cuda: object | None = None  # cuda_probes.CudaTracker
     env: dict[str, str] = field(default_factory=dict)  # for the traced command (the CUPTI hook)
-    notes: list[str] = field(default_factory=list)
+    sink: Callable[[Event], None] | None = None
 
     def child_env(self, base: dict[str, str] | None = None) -> dict[str, str] | None:
         """The traced command's environment (None: inherit ours unchanged)."""
@@ -73,7 +73,8 @@ class Layers:
         return self.session.snapshot(root_pid) if self.session else []
 
     def finish(self, root_pid: int, pids: set[int] | None = None) -> list[Event]:
-        """Stop every layer; the last window's aggregates, losses and device-side (CUPTI) events."""
+        """Stop every layer; returns the last window's aggregates and losses (CUPTI's device-side events and
+        edges go to the sink, as every other event)."""
         out: list[Event] = []
         if self.sampler is not None:
             self.sampler.stop()  # type: ignore[attr-defined]
@@ -81,8 +82,9 @@ class Layers:
             self.session.stop()
             out.extend(self.session.snapshot(root_pid))
             self.session.close()
-        if self.cuda is not None:
-            out.extend(self.cuda.finish(pids))  # type: ignore[attr-defined]
+        if self.cuda is not None and self.sink is not None:  # device side (CUPTI): into the trace like the rest
+            for e in self.cuda.finish(pids):  # type: ignore[attr-defined]
+                self.sink(e)
         return out
 
 
@@ -90,7 +92,7 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
                  wall_offset_ns: int, command: list[str], pids: list[int], traced: set[int] | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"sysweave: {m}", file=sys.stderr)) -> Layers:
     """Resolve and attach what ``options`` asks for. Raises TargetError for a probe that names nothing."""
-    layers = Layers(options)
+    layers = Layers(options, sink=sink)
     if not options.active:
         return layers
     probes: list[Probe] = []
