@@ -156,18 +156,24 @@ def decode_text(b: bytes | str) -> str:
     return b if isinstance(b, str) else b.decode("utf-8", "surrogateescape")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
+
+
 def encode_args(args: dict[str, Any]) -> str:
     """Syscall arguments as JSON text: bytes as {"$hex": "..."}, tuples as arrays; other values as JSON has them.
 
     Text keys such as ``path`` stay plain JSON strings, so ``visitParamExtractString(args, 'path')`` (18.16 and
     current ClickHouse alike) reads them."""
+    if not any(type(v) is bytes or type(v) is tuple for v in args.values()):
+        return _JSON(args)
+
     def enc(v: Any) -> Any:
         if isinstance(v, bytes):
             return {"$hex": v.hex()}
         if isinstance(v, tuple):
             return [enc(x) for x in v]
         return v
-    return json.dumps({k: enc(v) for k, v in args.items()}, ensure_ascii=False)
+    return _JSON({k: enc(v) for k, v in args.items()})
 
 
 def _hex_hook(d: dict[str, Any]) -> Any:
@@ -214,12 +220,40 @@ def _encode_value(name: str, v: Any) -> Any:
     return v
 
 
+def _field_encoder(name: str, hint: Any) -> Callable[[Any], Any] | None:
+    """What ``_encode_value`` does for a field of this type, chosen once per field (None: the value as is)."""
+    origin = typing.get_origin(hint)
+    if name == "args" or origin is dict:
+        return encode_args
+    if name == "payload":
+        return lambda v: v or b""
+    if origin is tuple:
+        return list
+    if hint is bool or (isinstance(hint, type) and issubclass(hint, enum.IntEnum)):
+        return int
+    if origin in (typing.Union, types.UnionType):
+        return lambda v: _encode_value(name, v)
+    return None
+
+
+_ENCODERS: dict[type, tuple[EventTable, list[tuple[str, Callable[[Any], Any] | None]]]] = {}
+
+
+def _encoders(cls: type) -> tuple[EventTable, list[tuple[str, Callable[[Any], Any] | None]]]:
+    if cls not in _ENCODERS:
+        table = _BY_CLASS[cls]
+        hints = typing.get_type_hints(cls)
+        _ENCODERS[cls] = table, [(c.name, _field_encoder(c.name, hints[c.name])) for c in table.fields]
+    return _ENCODERS[cls]
+
+
 def event_row(trace_id: str, e: Event) -> tuple[str, Row]:
     """(table, row) for one event."""
-    table = _BY_CLASS[type(e)]
+    table, encoders = _encoders(type(e))
     r = _header(trace_id, e)
-    for c in table.fields:
-        r[c.name] = _encode_value(c.name, getattr(e, c.name))
+    for name, enc in encoders:
+        v = getattr(e, name)
+        r[name] = v if enc is None else enc(v)
     return table.name, r
 
 
