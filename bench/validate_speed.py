@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sysweave.schemas.events import CausalStamp, EventHeader, SyscallSpan, make_event_id
 from sysweave.validator.equivalence.compare import compare
+from sysweave.validator.equivalence.filestate import read_state
 from sysweave.validator.equivalence.observe import extract
 
 
@@ -41,8 +42,8 @@ def main(n: int = 1_000_000, runs: int = 3) -> None:
         ea, eb = synth(a, n, False), synth(b, n, True)
         for _ in range(runs):
             t0 = time.perf_counter()
-            oa = extract(ea, a, 10)
-            ob = extract(eb, b, 10)
+            oa = extract(ea, a, 10, final_state=read_state)  # final states from disk, as the harness does
+            ob = extract(eb, b, 10, final_state=read_state)
             verdict = compare(oa, ob)
             times.append(time.perf_counter() - t0)
         assert verdict.verdict == "divergent", verdict

@@ -233,13 +233,14 @@ class _Differ:
             elif op == "delete":
                 c = x.children[kx[i][1]]
                 self.add(Divergence("processes", "missing", list(c.role), None, i, j,
-                                    explanation=f"{under}the original starts {' '.join(c.role)!r} (exit {c.exit_code}); "
+                                    explanation=f"{under}the original starts {' '.join(c.role)!r} "
+                                                f"({_status(c.exit_code, c.signal)}); "
                                                 f"the transpiled run does not"), self._origin(self.a, c))
             else:
                 c = y.children[ky[j][1]]
                 self.add(Divergence("processes", "extra", None, list(c.role), i, j,
                                     explanation=f"{under}the transpiled run starts {' '.join(c.role)!r} "
-                                                f"(exit {c.exit_code}), which the original does not"),
+                                                f"({_status(c.exit_code, c.signal)}), which the original does not"),
                          self._origin(self.b, c), self.b)
 
     @staticmethod

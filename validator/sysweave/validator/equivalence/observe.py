@@ -45,7 +45,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
     UnifiedTrace,
 )
-from sysweave.streams.pipeline.fdtrack import FdTracker, Op, ResourceKind
+from sysweave.streams.pipeline.fdtrack import READS, WRITES, FdTracker, Op, Resource, ResourceKind
 from sysweave.validator.equivalence.filestate import FileEffect, from_event
 from sysweave.validator.equivalence.processes import Proc, ProgramNode, helpers, program_tree, role
 
@@ -76,6 +76,7 @@ CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "l
 FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
 
 Key = tuple[str, int]
+RW_CALLS = READS | WRITES
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +217,21 @@ class _Extractor:
         self.bound: dict[int, str] = {}  # socket resource id -> its bound address (normalised)
         self.program_files: set[str] = set()
         self.cwds: dict[str, str] = {}  # host -> the tree's working directory (FileState.cwd)
-        self.scope: dict[tuple[str, str], Origin] = {}  # (host, absolute path) -> origin of the last change
+        self.scope: dict[tuple[str, str], Event] = {}  # (host, absolute path) -> the call that last changed it
         self.created: set[tuple[str, str]] = set()
-        self.touched: list[tuple[Key, str]] = []
+        self.touched: set[tuple[Key, str]] = set()
+        self.tables: dict[Key, dict[int, Resource]] = {}  # live fd tables (fdtrack), for the hot path
+        self.file_writes: dict[int, Event] = {}  # FILE resource id -> its last write
+        self.file_of: dict[int, tuple[str, str]] = {}  # FILE resource id -> (host, path)
+        self.file_pid: dict[int, int] = {}  # FILE resource id -> the pid that wrote it last
+        self.io_bytes = 0
         self.reads: list[tuple[Key, str, str, bool]] = []  # (process, host, path, is a directory)
         self.states: dict[tuple[str, str], FileState] = {}
         self.conns: dict[int, Conversation] = {}
         self.dgram_sockets: set[int] = set()
         self.peer: dict[int, str] = {}  # connected datagram socket -> its peer
         self.signal_seen: set[Key] = set()  # processes that reaped a child killed by a signal
+        self.signals_sent: dict[Key, int] = {}  # process -> the last signal a traced process sent it
         self.reports: dict[Key, list[tuple[str, int, int]]] = {}  # their stderr writes since: (stream, start, end)
         self.dgram: dict[tuple[str, str], Conversation] = {}
         self.stream_pos: dict[str, int] = {}
@@ -249,6 +256,7 @@ class _Extractor:
         host = e.h.host_id
         p = self.proc(host, e.h.pid)
         if e.type is ProcessEventType.FORK and e.child_pid:
+            self.tables.pop((host, e.child_pid), None)  # a new process: fdtrack makes it a new table
             c = self.proc(host, e.child_pid)
             c.parent, c.fork_ns, c.fork_event = p.key, e.h.mono_ns, e.h.event_id
             self.obs.process_origins[c.key] = self.origin(e)
@@ -267,26 +275,51 @@ class _Extractor:
                 self.paths.cache.clear()  # earlier answers may now be runtime files
         elif e.type is ProcessEventType.EXIT:
             p.exited = True
-            p.exit_code = e.exit_code if e.exit_code is not None else p.exit_code
+            p.own_code = e.exit_code  # None: no exit_group, i.e. killed by a signal
         elif e.type is ProcessEventType.WAIT:
             reaped = self.procs.get((host, e.child_pid))
             if reaped is not None:
-                reaped.exit_code = reaped.exit_code if e.exit_code is None else e.exit_code
-                reaped.signal = e.signal if e.signal is not None else reaped.signal
+                reaped.wait_code, reaped.wait_signal = e.exit_code, e.signal
                 if e.signal is not None:
                     self.signal_seen.add(p.key)
 
     def touch(self, e: SyscallSpan, path: str, created: bool = False) -> None:
         k = (e.h.host_id, path)
-        self.scope[k] = self.origin(e)
+        self.scope[k] = e
         if created:
             self.created.add(k)
-        self.touched.append(((e.h.host_id, e.h.pid), path))  # an effect if the path is in scope (decided at the end)
+        self.touched.add(((e.h.host_id, e.h.pid), path))  # an effect if the path is in scope (decided at the end)
 
     def syscall(self, e: SyscallSpan) -> None:
-        self.obs.syscalls += 1
-        host, pid, name = e.h.host_id, e.h.pid, e.name
+        h, name = e.h, e.name
+        host, pid = h.host_id, h.pid
+        if name in RW_CALLS:  # the hot path: reads and writes never change fd tables, so look the fd up directly
+            if e.ret > 0:
+                fds = self.tables.get((host, pid))
+                if fds is None:
+                    fds = self.tables[(host, pid)] = self.tr.live_table(host, pid)
+                res = fds.get(e.args.get("fd", -1))  # type: ignore[arg-type]
+                if res is None:
+                    return
+                if res.kind is ResourceKind.FILE:  # the hottest: a write to a file
+                    if name in WRITES:
+                        self.io_bytes += e.ret
+                        self.file_writes[res.id] = e
+                        if self.file_pid.get(res.id) != pid:  # a writer of its own (effects, for launchers)
+                            self.file_pid[res.id] = pid
+                            self.file_of[res.id] = (host, res.path)
+                            self.touched.add(((host, pid), res.path))
+                    return
+                res = self.tr.resource(host, pid, e.args.get("fd", -1))  # type: ignore[arg-type]
+                if res is not None:
+                    self.rw(e, res, name in WRITES, e.ret)
+            return
         self.proc(host, pid)
+        if name in ("kill", "tgkill", "tkill") and e.ret == 0:
+            target, sig = e.args.get("tgid", e.args.get("pid")), e.args.get("sig")
+            if isinstance(target, int) and isinstance(sig, int) and target > 0 and sig > 0:
+                self.signals_sent[(host, target)] = sig
+            return
         prior = None
         if name == "connect":
             prior = self.tr.resource(host, pid, int(e.args.get("fd", -1) or 0))  # type: ignore[arg-type]
@@ -302,31 +335,9 @@ class _Extractor:
                 self.touch(e, path, bool(flags & O_CREAT))
             else:
                 self.reads.append(((host, pid), host, path, bool(flags & O_DIRECTORY)))
-        elif op is Op.WRITE or op is Op.READ:
-            self.obs.io_bytes += acc.nbytes
-            if res is None:
-                return
-            write = op is Op.WRITE
-            if res.kind is ResourceKind.STDIO:
-                if write and res.stdio in (1, 2):
-                    self.stdio(e, res.stdio, acc.nbytes)
-            elif res.kind is ResourceKind.FILE:
-                if write:
-                    self.touch(e, res.path)
-            elif res.kind is ResourceKind.CONN and res.id not in self.dgram_sockets:
-                c = self.conns.get(res.id)
-                if c is None:
-                    c = self.conns[res.id] = self.new_conv(e, res.remote, "stream")
-                self.io(e, c, write, acc.nbytes)
-            elif res.kind in (ResourceKind.SOCKET, ResourceKind.CONN):  # datagrams: one conversation per peer
-                addr = e.args.get("dest_addr" if write else "src_addr", "")
-                addr = normalize_endpoint(str(addr)) if addr and addr != "NULL" else self.peer.get(res.id, "unknown")
-                # sent: by destination; received: by the socket's bound address, else by source
-                where = f"to {addr}" if write else (f"on {self.bound[res.id]}" if res.id in self.bound else f"from {addr}")
-                c = self.dgram.get((host, where))
-                if c is None:
-                    c = self.dgram[(host, where)] = self.new_conv(e, where, "datagram")
-                self.io(e, c, write, acc.nbytes)
+        elif op is Op.WRITE or op is Op.READ:  # calls fdtrack knows beyond RW_CALLS
+            if res is not None and acc.nbytes > 0:
+                self.rw(e, res, op is Op.WRITE, acc.nbytes)
         elif op is Op.SOCKET:
             t = e.args.get("type", 0)
             if isinstance(t, int) and t & 0xF == SOCK_DGRAM and res is not None:
@@ -359,6 +370,31 @@ class _Extractor:
                     self.bound[res.id] = ep
                 self.effects.add((host, pid))
                 self.direct.add((host, pid))
+
+    def rw(self, e: SyscallSpan, res: Resource, write: bool, nbytes: int) -> None:
+        """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing)."""
+        self.obs.io_bytes += nbytes
+        host = e.h.host_id
+        if res.kind is ResourceKind.STDIO:
+            if write and res.stdio in (1, 2):
+                self.stdio(e, res.stdio, nbytes)
+        elif res.kind is ResourceKind.FILE:
+            if write:
+                self.touch(e, res.path)
+        elif res.kind is ResourceKind.CONN and res.id not in self.dgram_sockets:
+            c = self.conns.get(res.id)
+            if c is None:
+                c = self.conns[res.id] = self.new_conv(e, res.remote, "stream")
+            self.io(e, c, write, nbytes)
+        elif res.kind in (ResourceKind.SOCKET, ResourceKind.CONN):  # datagrams: one conversation per peer
+            addr = e.args.get("dest_addr" if write else "src_addr", "")
+            addr = normalize_endpoint(str(addr)) if addr and addr != "NULL" else self.peer.get(res.id, "unknown")
+            # sent: by destination; received: by the socket's bound address, else by source
+            where = f"to {addr}" if write else (f"on {self.bound[res.id]}" if res.id in self.bound else f"from {addr}")
+            c = self.dgram.get((host, where))
+            if c is None:
+                c = self.dgram[(host, where)] = self.new_conv(e, where, "datagram")
+            self.io(e, c, write, nbytes)
 
     def host_prefix(self, host: str) -> str:
         return f"{host}: " if len(self.obs.hosts) > 1 else ""
@@ -409,13 +445,32 @@ class _Extractor:
 
 def _order_fn(evs: list[Event], multi_host: bool) -> Callable[[Event], float]:
     """Happens-before position in [0, 1]: Lamport stamps across hosts (assembled traces carry stamps
-    consistent with every causal edge), monotonic time within one host."""
+    consistent with every causal edge), monotonic time within one host (``evs`` sorted by it)."""
     if multi_host:
         top = max((e.h.stamp.lamport for e in evs), default=0) or 1
         return lambda e: e.h.stamp.lamport / top
-    lo = min((e.h.mono_ns for e in evs), default=0)
-    span = (max((e.h.mono_ns for e in evs), default=0) - lo) or 1
+    lo = evs[0].h.mono_ns if evs else 0
+    span = ((evs[-1].h.mono_ns if evs else 0) - lo) or 1
     return lambda e: (e.h.mono_ns - lo) / span
+
+
+def _scan(evs: list[Event]) -> tuple[list[str], bool, int]:
+    """One pass: the hosts (of syscalls and process events), whether ``evs`` is in (host, mono_ns) order,
+    and how many syscalls there are."""
+    hosts: set[str] = set()
+    in_order, n = True, 0
+    prev_host, prev_mono = "", -1
+    for e in evs:
+        h = e.h
+        if type(e) is SyscallSpan:
+            n += 1
+            hosts.add(h.host_id)
+        elif type(e) is ProcessEvent:
+            hosts.add(h.host_id)
+        if in_order and (h.host_id < prev_host or (h.host_id == prev_host and h.mono_ns < prev_mono)):
+            in_order = False
+        prev_host, prev_mono = h.host_id, h.mono_ns
+    return sorted(hosts), in_order, n
 
 
 def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes | None = b"",
@@ -432,16 +487,16 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     (0: every process without a traced parent, one per host)."""
     ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
     evs = list(events)
-    ex.obs.hosts = sorted({e.h.host_id for e in evs if isinstance(e, (SyscallSpan, ProcessEvent))})
+    ex.obs.hosts, in_order, ex.obs.syscalls = _scan(evs)
     multi = len(ex.obs.hosts) > 1
-    if any((evs[i].h.host_id, evs[i].h.mono_ns) > (evs[i + 1].h.host_id, evs[i + 1].h.mono_ns)
-           for i in range(len(evs) - 1)):
+    if not in_order:
         evs.sort(key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
     ex.order = _order_fn(evs, multi)
     ex.obs.events = len(evs)
+    syscall = ex.syscall
     for e in evs:
-        if isinstance(e, SyscallSpan):
-            ex.syscall(e)
+        if type(e) is SyscallSpan:
+            syscall(e)
         elif isinstance(e, ProcessEvent):
             ex.process_event(e)
             ex.tr.feed(e)
@@ -467,6 +522,13 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
 def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
             tree: dict[str, FileEffect] | None) -> None:
     obs = ex.obs
+    obs.io_bytes += ex.io_bytes
+    for p in ex.procs.values():
+        p.exit_code, p.signal = _settle(p, ex.signals_sent.get(p.key))
+    for rid, last in ex.file_writes.items():  # the hot path's file writes: the last change of each path
+        where = ex.file_of[rid]
+        if where not in ex.scope or ex.scope[where].h.mono_ns <= last.h.mono_ns:
+            ex.scope[where] = last
     roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
     roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
     # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
@@ -495,7 +557,8 @@ def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | No
     ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
     obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
     # files: the final state of every path in scope
-    for (host, path), origin in ex.scope.items():
+    for (host, path), changed in ex.scope.items():
+        origin = ex.origin(changed)
         cwd = ex.workdir or ex.cwds.get(host, "")
         rel = ex.paths.rel(path, cwd)
         if rel is None or rel == "." or (ex.workdir and rel.startswith("./.sysweave-std")):
@@ -545,6 +608,20 @@ def _strip(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
         pos = max(pos, end)
     out.append(data[pos:])
     return b"".join(out)
+
+
+def _settle(p: Proc, sent: int | None) -> tuple[int | None, int | None]:
+    """A process's (exit code, signal) from its own exit record and its parent's wait.
+
+    A process that exited without ``exit_group`` died of a signal: the one its parent's wait reported, else
+    the last one a traced process sent it (``kill``; a wait with a NULL status pointer reports nothing)."""
+    if p.exited and p.own_code is None:
+        return None, p.wait_signal if p.wait_signal is not None else sent
+    if p.own_code is not None:
+        return p.own_code, None
+    if p.wait_signal is not None:
+        return None, p.wait_signal
+    return p.wait_code, None
 
 
 def _exit_status(ex: _Extractor, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:

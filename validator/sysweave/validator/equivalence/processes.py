@@ -51,9 +51,12 @@ class Proc:
     fork_ns: int = 0
     images: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     children: list[Key] = field(default_factory=list)
-    exit_code: int | None = None
+    exit_code: int | None = None  # the settled status (observe._settle): a code, or None and a signal
     signal: int | None = None
-    exited: bool = False  # an exit record was seen (exit_code None then: killed by a signal)
+    exited: bool = False  # an exit record was seen
+    own_code: int | None = None  # from its exit_group (None at exit: killed by a signal)
+    wait_code: int | None = None  # what its parent's wait reported
+    wait_signal: int | None = None
     fork_event: bytes = b""  # event id of the fork that made it (for ordering reports)
 
     @property
