@@ -92,8 +92,10 @@ class EmbeddedStore:
             self._s.query(f"USE {DATABASE}")
             self._s.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
         except Exception as exc:
-            raise StoreUnavailable(f"cannot open the trace store at {self.path}: {_first_line(exc)}; "
-                                   "pass --store PATH (a writable directory) or --no-store") from exc
+            raise StoreUnavailable(
+                f"cannot open the trace store at {self.path}: {_first_line(exc)}; chdb lets one process at a time "
+                "open a store directory: wait for the other sysweave command to finish, or use another directory "
+                "(--store PATH, writable)") from exc
         if migrate:
             self.migrate()
 
