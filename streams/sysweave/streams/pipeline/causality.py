@@ -16,7 +16,7 @@ lower than the stamp the agent gave it.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -284,38 +284,15 @@ _REBUILD: dict[type, Any] = {}
 
 def vector_stamps(trace: UnifiedTrace) -> dict[bytes, VectorClock]:
     """Exact happens-before: a vector clock per event over threads ("host/pid/tid"), merged along program
-    order and every trace edge (Kahn's order). Size grows with threads, so it is computed on demand (analysis,
-    tests, exports) rather than stored with every event; events carry Lamport and HLC stamps."""
-    node: dict[bytes, str] = {}
-    preds: dict[bytes, list[bytes]] = defaultdict(list)
-    succ: dict[bytes, list[bytes]] = defaultdict(list)
-    for p in trace.processes.values():
-        last: dict[int, bytes] = {}
-        for e in sorted(p.events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
-            eid = e.h.event_id
-            node[eid] = f"{e.h.host_id}/{e.h.pid}/{e.h.tid}"
-            prev = last.get(e.h.tid)
-            if prev is not None:
-                preds[eid].append(prev)
-                succ[prev].append(eid)
-            last[e.h.tid] = eid
-    for edge in trace.edges:
-        if edge.src in node and edge.dst in node:
-            preds[edge.dst].append(edge.src)
-            succ[edge.src].append(edge.dst)
-    indeg = {k: len(preds[k]) for k in node}
-    queue = deque(k for k, d in indeg.items() if d == 0)
+    order and every trace edge (``causal_order``). Size grows with threads, so it is computed on demand
+    (analysis, tests, exports) rather than stored with every event; events carry Lamport and HLC stamps."""
     out: dict[bytes, VectorClock] = {}
-    while queue:
-        cur = queue.popleft()
-        vc = VectorClock()
-        for p_ in preds[cur]:
-            vc = vc.merge(out[p_])
-        out[cur] = vc.increment(node[cur])
-        for nxt in succ[cur]:
-            indeg[nxt] -= 1
-            if indeg[nxt] == 0:
-                queue.append(nxt)
+    for e, prev, srcs in causal_order(trace):
+        vc = out[prev] if prev is not None else VectorClock()
+        for x in srcs:
+            if x in out:
+                vc = vc.merge(out[x])
+        out[e.h.event_id] = vc.increment(f"{e.h.host_id}/{e.h.pid}/{e.h.tid}")
     return out
 
 
