@@ -46,11 +46,31 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                            f"SELECT {_WALL.format(col='created_wall_ns')} AS at, verdict, confidence, "
                            "original_cmd, transpiled_cmd, explanation, speedup FROM validation_results FINAL "
                            "ORDER BY created_wall_ns DESC LIMIT 20"),
-    "gpu-hotspots": ("GPU kernels and compute blocks with the most total time",
-                     "SELECT kind, name, n, total_ns FROM ("
-                     "SELECT 'gpu' AS kind, name, count() AS n, sum(duration_ns) AS total_ns FROM gpu_kernels FINAL "
-                     "GROUP BY name UNION ALL SELECT 'compute' AS kind, name, count() AS n, sum(duration_ns) AS total_ns "
+    # GPU events have two sides (the CPU-side driver call, "api", and the device-side execution from CUPTI):
+    # grouped apart, so a kernel's launch time and its run time are never summed together
+    "gpu-hotspots": ("GPU kernels, copies (device side and driver-call side apart) and compute blocks with the "
+                     "most total time",
+                     "SELECT what, name, n, total_ns FROM ("
+                     "SELECT concat('kernel ', if(side = '', 'device', side)) AS what, name, count() AS n, "
+                     "sum(duration_ns) AS total_ns FROM gpu_kernels FINAL GROUP BY what, name "
+                     "UNION ALL SELECT concat('copy ', if(side = '', 'device', side)) AS what, "
+                     "multiIf(kind = 1, 'HtoD', kind = 2, 'DtoH', kind = 3, 'DtoD', kind = 4, 'HtoH', kind = 5, 'peer', "
+                     "'default') AS name, count() AS n, sum(duration_ns) AS total_ns FROM gpu_transfers FINAL "
+                     "GROUP BY what, name "
+                     "UNION ALL SELECT 'compute' AS what, name, count() AS n, sum(duration_ns) AS total_ns "
                      "FROM compute_blocks FINAL GROUP BY name) ORDER BY total_ns DESC LIMIT 20"),
+    "function-hotspots": ("probed functions (--uprobe, CUDA driver calls) by total time: exact calls over all "
+                          "windows, p50/p99 from the log2 histograms (within a factor of sqrt 2)",
+                          "SELECT symbol, library, sum(calls) AS n_calls, sum(total_ns) AS time_ns, "
+                          "round(time_ns / n_calls) AS mean_ns, sumForEach(hist_log2) AS h, arraySum(h) AS total, "
+                          "round(pow(2, arrayFirstIndex(x -> x >= 0.5 * total, arrayCumSum(h)) - 0.5)) AS p50_ns, "
+                          "round(pow(2, arrayFirstIndex(x -> x >= 0.99 * total, arrayCumSum(h)) - 0.5)) AS p99_ns "
+                          "FROM function_aggregates FINAL GROUP BY symbol, library ORDER BY time_ns DESC LIMIT 20"),
+    "gpu-samples": ("NVML readings per trace and GPU: samples, mean and peak utilisation, peak memory and power",
+                    "SELECT trace_id, device, count() AS samples, round(avg(gpu_util_pct)) AS mean_util_pct, "
+                    "max(gpu_util_pct) AS peak_util_pct, max(memory_used_bytes) AS peak_memory_bytes, "
+                    "max(power_mw) AS peak_power_mw FROM gpu_samples FINAL WHERE process_pid = 0 "
+                    "GROUP BY trace_id, device ORDER BY trace_id, device LIMIT 50"),
     "lost-events": ("what capture or shipping lost, by trace, host and source (counted, never silent)",
                     "SELECT trace_id, host_id, source, sum(count) AS lost, any(detail) AS detail FROM lost_events FINAL "
                     "GROUP BY trace_id, host_id, source ORDER BY lost DESC LIMIT 20"),
