@@ -162,6 +162,7 @@ class EbpfCapture:
             self._shutdown()
             raise
         self.probe.disarm()
+        self.probe.track(child.pid)
         self._live.add(child.pid)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with SignalForwarder(lambda s: child.send_signal(s)):
@@ -201,9 +202,11 @@ class EbpfCapture:
         return self._finish(0, pids[0] if pids else os.getpid())
 
     def _shutdown(self) -> None:
-        time.sleep(0.05)  # let the last exit records reach the ring buffer
+        # No settling sleep: a process's exit record is in the ring buffer before its parent can reap it
+        # (sched_process_exit fires before exit_notify), and stop() drains the ring buffer once more.
         self.probe.stop()
         self._consumer.join(30)
+        self.probe.end_run()  # clear this run's marks: the (cached or shared) program may serve another run
 
     def _finish(self, exit_code: int, root_pid: int) -> CaptureResult:
         self._shutdown()

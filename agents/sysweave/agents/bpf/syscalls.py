@@ -10,13 +10,14 @@ Errors::
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from sysweave.agents.bpf.contract import HEADER, contract, header_text
+from sysweave.agents.bpf.objects import Attachments, BpfMap, ObjectError, PinCache, RingBuffer, libbpf, tracepoint_link
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
 from sysweave.schemas.errors import AgentError
@@ -93,7 +94,8 @@ def bpf_dir() -> str:
 
 
 def bpf_source() -> str:
-    return resources.files("sysweave.agents.bpf").joinpath("syscalls.bpf.c").read_text()
+    with open(os.path.join(bpf_dir(), "syscalls.bpf.c")) as f:
+        return f.read()
 
 
 def dump_bpf(config: ProbeConfig) -> str:
@@ -124,9 +126,9 @@ def unavailable_reason() -> str | None:
     if missing:
         return (f"eBPF capture needs root or the capabilities {' + '.join(n for n, _ in REQUIRED_CAPABILITIES)}; "
                 f"this process lacks {', '.join(missing)}")
-    try:
-        import bcc  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("bcc") is None:  # found, not imported: importing bcc costs ~0.1 s a cached start does not need
         return "the bcc Python module is not importable (install Debian's python3-bpfcc; run 'make setup')"
     if not os.path.exists(f"/lib/modules/{os.uname().release}/build/include"):
         return f"no kernel headers at /lib/modules/{os.uname().release}/build (run 'make setup')"
@@ -135,32 +137,127 @@ def unavailable_reason() -> str | None:
     return None
 
 
-class SyscallProbe:
-    """One loaded instance of syscalls.bpf.c."""
+# Programs of syscalls.bpf.c as bcc names them, and where each attaches.  A cached instance attaches the
+# raw syscall tracepoints per run (every syscall on the host pays for them while attached; detaching is
+# instant) and keeps the sched hooks attached through pinned links: they fire on fork/exec/exit only, do
+# nothing for untargeted processes, and detaching them costs ~60 ms each (RCU grace periods).
+RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
+SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
+PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
+MAPS = ("targets", "config", "observable", "lost", "aggs", "events")  # the ones user space touches
+_U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
+_AGG_KEY = _C.fixed_prefix("agg_key")[0]
+_AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
+_AUX_AT = _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0]["aux"][0]
+REC_FORK = _C["REC_FORK"]
 
-    def __init__(self, config: ProbeConfig) -> None:
+
+def cache_key(config: ProbeConfig) -> list[str]:
+    """What a pinned instance must match: program, header, cflags, kernel, and the bcc that compiled it."""
+    return [bpf_source(), header_text(), *config.cflags(), os.uname().release, os.uname().version, _libbcc_id()]
+
+
+def _libbcc_id() -> str:
+    # the library's size and mtime, not importlib.metadata (20 ms; Debian's python3-bpfcc may have none)
+    for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        try:
+            st = os.stat(f"{d}/libbcc.so.0")
+            return f"{st.st_size}:{int(st.st_mtime)}"
+        except OSError:
+            continue
+    return "unknown"
+
+
+class SyscallProbe:
+    """One loaded instance of syscalls.bpf.c: compiled by bcc, or reused from the pinned cache (objects.py)."""
+
+    def __init__(self, config: ProbeConfig, cache: bool = True) -> None:
         reason = unavailable_reason()
         if reason:
             raise BpfUnavailable(reason)
-        from bcc import BPF
-
         self.config = config
-        try:
-            self._bpf: Any = BPF(text=bpf_source(), cflags=config.cflags())
-        except Exception as exc:  # bcc raises bare Exception for compile/load failures
-            raise BpfUnavailable(f"the BPF program failed to compile or load: {exc}") from exc
+        self._bpf: Any = None
+        self._attached = Attachments()
+        self._cache: PinCache | None = None
+        self.origin = "compiled"
+        fds = None
+        if cache and PinCache.enabled():
+            self._cache = PinCache(cache_key(config))
+            if not self._cache.acquire():
+                self._cache = None  # another run holds it: compile our own
+            else:
+                fds = self._cache.open(list(MAPS), list(RAW_PROGRAMS), [f"link_{n}" for n in SCHED_PROGRAMS])
+        if fds:
+            map_fds, prog_fds = fds
+            self.maps = {n: BpfMap(fd, n, owned=True) for n, fd in map_fds.items()}
+            try:
+                for name, where in RAW_PROGRAMS.items():
+                    self._attached.raw_tracepoint(prog_fds[name], where)
+            except ObjectError as exc:
+                self._attached.close()
+                raise BpfUnavailable(f"could not attach the cached BPF program: {exc}") from exc
+            finally:
+                for fd in prog_fds.values():
+                    os.close(fd)  # attached programs stay alive through their links
+            self.origin = "cache"
+        else:
+            self._compile()
         self.queue: DropQueue[bytes] = DropQueue(config.queue_capacity)
-        self._targets = self._bpf["targets"]
-        self._config = self._bpf["config"]
         self._stop = threading.Event()
         self.drain_interval_s = 0.02
         self._thread: threading.Thread | None = None
-        obs = self._bpf["observable"]
+        self._marked: set[int] = set()  # pids/tids this run marked in `targets` (cleared at end_run)
+        self._ended = False
+        self._discard = True
+        self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
+        self._ring.consume()  # a cached instance's leftovers from before this run: dropped
+        self._discard = False
+        self._init_maps()
+
+    def _compile(self) -> None:
+        from bcc import BPF
+
+        try:
+            self._bpf = BPF(text=bpf_source(), cflags=self.config.cflags())  # attaches the programs too
+        except Exception as exc:  # bcc raises bare Exception for compile/load failures
+            if self._cache:
+                self._cache.release(clean=False)
+            raise BpfUnavailable(f"the BPF program failed to compile or load: {exc}") from exc
+        self.maps = {n: BpfMap(self._bpf[n.encode()].map_fd, n, owned=False) for n in MAPS}
+        if self._cache:
+            fds = {n: m.fd for n, m in self.maps.items()}
+            fds.update({n: self._bpf.funcs[n.encode()].fd for n in PROGRAMS})
+            self._cache.store(fds)  # the sched links are pinned at close, once bcc's own attachments are gone
+
+    def _pin_sched_links(self, cache: PinCache) -> bool:
+        """Attach the pinned sched programs through links and pin those (a compiled instance, at close)."""
+        for name, event in SCHED_PROGRAMS.items():
+            prog = libbpf().bpf_obj_get(f"{cache.dir}/{name}".encode())
+            if prog < 0:
+                return False
+            try:
+                link = tracepoint_link(prog, "sched", event)
+            except ObjectError:
+                return False
+            finally:
+                os.close(prog)
+            try:
+                if not cache.pin(f"link_{name}", link):
+                    return False
+            finally:
+                os.close(link)
+        return True
+
+    def _init_maps(self) -> None:
+        """Every slot user space owns, from scratch (a cached instance carries the previous run's values)."""
+        for slot in range(_C["CFG_N"]):
+            self._set(slot, 0)
+        obs = self.maps["observable"]
         for name, nr in NR_BY_NAME.items():
             bits = (OBS_IO if name in OBSERVABLE else 0) | (OBS_ALWAYS if name in ALWAYS_SHIP else 0)
             if bits and nr < OBS_NR_MAX:
-                obs[obs.Key(nr)] = obs.Leaf(bits)
-        self._bpf["events"].open_ring_buffer(self._on_record)
+                obs.update(_U32.pack(nr), _U8.pack(bits))
+        self.reset()
 
     # --- configuration (may change while running: the adaptive controller drives thresholds) ---
     def set_config(self, slow_ns: int, observable: bool, ship_all: bool, follow: bool) -> None:
@@ -173,7 +270,8 @@ class SyscallProbe:
 
     def slow_threshold(self) -> int:
         """The sampling threshold (ns) the kernel applies now (read back from the BPF map)."""
-        return int(self._config[self._config.Key(CFG_SLOW_NS)].value)
+        value = self.maps["config"].lookup(_U32.pack(CFG_SLOW_NS))
+        return _U64.unpack_from(value)[0] if value else 0
 
     def arm(self, parent_tgid: int) -> None:
         """Children forked by ``parent_tgid`` from now on are traced from their exec."""
@@ -183,7 +281,7 @@ class SyscallProbe:
         self._set(CFG_ARM_TGID, 0)
 
     def _set(self, slot: int, value: int) -> None:
-        self._config[self._config.Key(slot)] = self._config.Leaf(value)
+        self.maps["config"].update(_U32.pack(slot), _U64.pack(value))
 
     def trace_all(self, except_tgid: int) -> None:
         """Every process on the host but ``except_tgid`` (the agent itself)."""
@@ -203,25 +301,50 @@ class SyscallProbe:
         for pid in pids:
             if not os.path.exists(f"/proc/{pid}"):
                 raise TargetError(f"attach: pid {pid}: No such process")
-            self._targets[self._targets.Key(pid)] = self._targets.Leaf(TGT_ACTIVE)
+            self.maps["targets"].update(_U32.pack(pid), _U8.pack(TGT_ACTIVE))
+            self._marked.add(pid)
 
     def remove_targets(self, pids: Iterable[int]) -> None:
         for pid in pids:
-            self._targets[self._targets.Key(pid)] = self._targets.Leaf(TGT_NONE)
+            self.maps["targets"].update(_U32.pack(pid), _U8.pack(TGT_NONE))
+
+    def track(self, pid: int) -> None:
+        """A pid the kernel marked without a record (the armed child): cleared at end_run."""
+        self._marked.add(pid)
+
+    def end_run(self) -> None:
+        """Stop tracing what this run marked, survivors included (daemons it left behind): the instance may
+        serve another run, which must not count them.  Call after stop(): survivors may still fork while
+        their marks are cleared, so drain fork records until no new mark appears."""
+        self._set(CFG_MODE, MODE_TARGETS)
+        self._set(CFG_ARM_TGID, 0)
+        cleared: set[int] = set()
+        self._discard = True
+        for _ in range(100):
+            pending = {p for p in self._marked - cleared if p < self.maps["targets"].max_entries}
+            if not pending:
+                break
+            self.remove_targets(pending)
+            cleared |= pending
+            self._ring.consume()  # fork records of children made meanwhile add to _marked
+        self._discard = False
+        self._marked.clear()
+        self._ended = True
 
     # --- the reader: the callback only copies and enqueues ---
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        import ctypes
-
-        self.queue.put(ctypes.string_at(data, size))
-        return 0
+    def _on_record(self, data: bytes) -> None:
+        if data[0] == REC_FORK:  # the fork hook marked a child: remember it for end_run
+            self._marked.add(_U32.unpack_from(data, _AUX_AT)[0])
+        if not self._discard:
+            self.queue.put(data)
 
     def reset(self) -> None:
         """Forget the previous run's statistics and losses (the probe is reused across runs)."""
-        self._bpf["aggs"].clear()
-        lost = self._bpf["lost"]
+        self._ended = False
+        self.maps["aggs"].clear()
+        lost = self.maps["lost"]
         for slot in range(LOST_N):
-            lost[lost.Key(slot)] = lost.Leaf(*([0] * len(lost[lost.Key(slot)])))
+            lost.update(_U32.pack(slot), _U64.pack(0))
 
     def start(self) -> None:
         self.queue = DropQueue(self.config.queue_capacity)
@@ -233,8 +356,8 @@ class SyscallProbe:
         # The kernel side submits without wakeups (BPF_RB_NO_WAKEUP), so poll() would sleep through
         # data: consume on a timer. 20 ms x a 4 MiB ring = room for ~200 MB/s of records.
         while not self._stop.wait(self.drain_interval_s):
-            self._bpf.ring_buffer_consume()
-        self._bpf.ring_buffer_consume()
+            self._ring.consume()
+        self._ring.consume()
 
     def stop(self) -> None:
         """Drain what the ring buffer still holds, then stop the reader."""
@@ -246,21 +369,43 @@ class SyscallProbe:
     # --- exact statistics ---
     def aggregates(self) -> list[tuple[int, int, int, int, int, list[int]]]:
         """(tgid, nr, calls, errors, total_ns, hist_log2) per (process, syscall), summed over CPUs."""
+        aggs = self.maps["aggs"]
+        calls_i, errors_i, total_i = _AGG_NAMES.index("calls"), _AGG_NAMES.index("errors"), _AGG_NAMES.index("total_ns")
+        hist_i = _AGG_NAMES.index("hist0")
         out = []
-        for key, per_cpu in self._bpf["aggs"].items():
-            calls = sum(v.calls for v in per_cpu)
+        for key in list(aggs.keys()):
+            value = aggs.lookup(key)
+            if value is None:
+                continue
+            rows = [_AGG_VAL.unpack(v) for v in aggs.per_cpu(value)]
+            calls = sum(r[calls_i] for r in rows)
             if not calls:
                 continue
-            hist = [sum(v.hist[i] for v in per_cpu) for i in range(HIST_BUCKETS)]
-            out.append((key.tgid, key.nr, calls, sum(v.errors for v in per_cpu), sum(v.total_ns for v in per_cpu), hist))
+            hist = [sum(r[hist_i + i] for r in rows) for i in range(HIST_BUCKETS)]
+            tgid, nr = _AGG_KEY.unpack(key)
+            out.append((tgid, nr, calls, sum(r[errors_i] for r in rows), sum(r[total_i] for r in rows), hist))
         return out
 
+    def _lost_slot(self, slot: int) -> int:
+        table = self.maps["lost"]
+        value = table.lookup(_U32.pack(slot))
+        return sum(_U64.unpack(v)[0] for v in table.per_cpu(value)) if value else 0
+
     def lost(self) -> dict[str, int]:
-        table = self._bpf["lost"]
-        ringbuf = sum(table[table.Key(LOST_RINGBUF)])
-        agg_full = sum(table[table.Key(LOST_AGG_FULL)])
-        return {"ringbuf": int(ringbuf), "aggregate_table_full": int(agg_full), "queue": self.queue.dropped}
+        return {"ringbuf": self._lost_slot(LOST_RINGBUF), "aggregate_table_full": self._lost_slot(LOST_AGG_FULL),
+                "queue": self.queue.dropped}
 
     def close(self) -> None:
         self.stop()
-        self._bpf.cleanup()
+        # clean only when every mark of this run was cleared: no fork record lost, end_run reached
+        clean = self._ended and self._lost_slot(LOST_RINGBUF) == 0
+        self._ring.close()
+        self._attached.close()
+        for m in self.maps.values():
+            m.close()
+        if self._bpf is not None:
+            self._bpf.cleanup()  # detaches bcc's attachments (pinned programs and maps stay)
+            if self._cache and clean:
+                clean = self._pin_sched_links(self._cache)
+        if self._cache:
+            self._cache.release(clean)

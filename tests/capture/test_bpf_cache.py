@@ -1,0 +1,86 @@
+"""The pinned program cache (bpf/objects.py): a later run reuses the loaded program, and never sees the
+state an earlier run left in it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
+from sysweave.agents.session import CaptureOptions, EbpfCapture
+
+from .helpers import strace_counts
+
+pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
+
+CONFIG = ProbeConfig(payload_cap=1024)  # its own cache key: other tests' instances stay untouched
+
+
+def _run(argv: list[str], follow: bool = True) -> tuple[dict[int, dict[str, int]], int, str]:
+    """{tgid: {syscall: calls}}, the command's pid, and where the program came from (and how fast)."""
+    t0 = time.monotonic()
+    probe = SyscallProbe(CONFIG)
+    origin = f"{probe.origin} in {time.monotonic() - t0:.3f} s"
+    cap = EbpfCapture(CaptureOptions(follow=follow, payload_cap=CONFIG.payload_cap), lambda _ev: None, probe=probe)
+    try:
+        res = cap.run_command(argv)
+    finally:
+        probe.close()
+    by_pid: dict[int, dict[str, int]] = {}
+    for a in res.aggregates:
+        by_pid.setdefault(a.h.pid, {})[a.name] = a.calls
+    return by_pid, res.root_pid, origin
+
+
+def test_a_second_run_reuses_the_loaded_program_and_counts_exactly(tmp_path) -> None:
+    _run(["true"])  # compiles (or reuses) and leaves a clean instance
+    argv = ["sh", "-c", f"for i in 1 2 3; do ls / > {tmp_path}/o; done; cat /nonexistent || true"]
+    by_pid, _, origin = _run(argv)
+    kind, _, seconds, _ = origin.split()
+    assert kind == "cache" and float(seconds) < 0.5, origin  # compiling takes 1.5-2.5 s here
+    totals: dict[str, int] = {}
+    for calls in by_pid.values():
+        for name, n in calls.items():
+            totals[name] = totals.get(name, 0) + n
+    totals.pop("exit_group", None)  # strace -c leaves out calls that never return
+    assert totals == {name: calls for name, (calls, _) in strace_counts(argv).items()}
+
+
+def test_survivors_of_a_run_are_not_traced_by_the_next(tmp_path) -> None:
+    marker = tmp_path / "survivor.pid"
+    # the command exits at once; its background loop survives the run and keeps making system calls
+    loop = f"echo $$ > {marker}; while :; do cat /etc/hostname > /dev/null; sleep 0.01; done"
+    _run(["sh", "-c", f"sh -c '{loop}' > /dev/null 2>&1 &"])
+    survivor = int(marker.read_text())
+    try:
+        assert os.path.exists(f"/proc/{survivor}")
+        by_pid, root, origin = _run(["sleep", "0.5"])
+        assert origin.startswith("cache")
+        assert set(by_pid) == {root}, f"pids counted: {sorted(by_pid)}, the command was {root}, survivor {survivor}"
+    finally:
+        os.kill(survivor, signal.SIGKILL)
+
+
+def test_a_concurrent_run_compiles_its_own_and_an_unclean_instance_is_discarded() -> None:
+    _run(["true"])
+    first = SyscallProbe(CONFIG)
+    try:
+        assert first.origin == "cache"
+        second = SyscallProbe(CONFIG)  # the instance is in use
+        assert second.origin == "compiled"
+        second.close()
+    finally:
+        first.close()  # as if its run died: end_run never cleared its marks, so the instance is dirty
+    by_pid, _, origin = _run(["true"])
+    assert origin.startswith("compiled") and by_pid
+
+
+def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(["true"])  # a clean instance exists...
+    monkeypatch.setenv("SYSWEAVE_BPF_CACHE", "0")
+    assert _run(["true"])[2].startswith("compiled")  # ...and is not used
+    monkeypatch.delenv("SYSWEAVE_BPF_CACHE")
+    assert _run(["true"])[2].startswith("cache")  # nor spoiled
