@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import doctest
 import itertools
 import random
 from collections import deque
@@ -153,6 +154,15 @@ def test_four_entry_points_build_identical_traces(store: type[RecordingStore]) -
     # validate's data flow (by role) comes from the same edges: the child's pipe write, TCP both ways
     assert flow == [("PIPE", "python3 coordinator.py", "root"), ("TCP", "python3 server.py 7000", "root"),
                     ("TCP", "root", "python3 server.py 7000")]
+
+
+def test_docstring_examples() -> None:
+    import sysweave.streams.pipeline as pipeline
+    import sysweave.streams.pipeline.hlc as hlc
+
+    assert doctest.testmod(pipeline).failed == 0 and doctest.testmod(hlc).failed == 0
+    assert topics.label_of_key(b"h1/42", ["h1"]) == "" and topics.label_of_key(b"job-7", ["h1"]) == "job-7"
+    assert topics.label_of_key(b"team/7", ["h1"]) == "team/7"  # not a host of the trace: a label
 
 
 def test_the_pipeline_is_idempotent() -> None:

@@ -18,6 +18,10 @@ never hidden, never fatal). The default :data:`STEPS`:
                     order and edges (``hlc``), in one pass over the causal order (one rewrite per event);
                     edges carry their destination's stamps.
 
+Units: ``wall_ns`` is Unix time in ns, after ClockSync on the reference host's clock (the root process's
+host); ``mono_ns`` stays each host's own CLOCK_MONOTONIC ns and is never shifted (it orders events within a
+host); HLC values are packed 48.16 (l in 2**-16 s ticks of corrected wall time, c a counter).
+
 Idempotent: building a finished trace's own events again (``assembly.trace_events``) gives the same trace —
 edges have derived ids, Lamport restamping only raises stamps that violate an edge, clock sync skips hosts
 already corrected, HLC is a function of corrected times and edges. So the validator service, which receives
