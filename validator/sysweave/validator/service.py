@@ -9,9 +9,12 @@ While ClickHouse is down the service backs off and retries, holding at most ``ma
 malformed message goes to the dead-letter topic with the reason and the service goes on. OTLP forwarding
 is best effort with its own bounded queue: drops are counted and logged.
 
-Validation requests (TOPIC_VALIDATION, JSON): {"original_trace_id": HEX, "transpiled_trace_id": HEX,
-"tolerance": 0.05} — both traces are read back from ClickHouse and compared (stdout/stderr rebuilt from the
-captured write payloads; file contents are not on disk here, so files compare by operations).
+Validation requests (TOPIC_VALIDATION): a typed ``ValidationRequest`` (JSON; ``sysweave validate
+--original-trace A --transpiled-trace B --submit`` sends one) naming two stored traces by id or label. Both
+are read back from ClickHouse and compared by their effects (docs/equivalence.md): files by their recorded
+final states (FileState), stdout/stderr rebuilt from the captured write payloads, resources named by host.
+The stored report has the speedup from the traces' wall times and each trace's backend from the traces
+table.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
 from sysweave.streams.pipeline import FINISHED, build_trace
-from sysweave.validator.equivalence.compare import compare
-from sysweave.validator.equivalence.observe import edge_roles, extract
+from sysweave.validator.equivalence.stored import RequestError, ValidationRequest, validate_traces
 from sysweave.validator.store.base import TraceNotFound
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
@@ -89,39 +91,40 @@ class ValidatorService:
             self.otlp_queue.append(trace)
 
     def handle_validation(self, msg: Any, attempts: int = 0) -> None:
+        """A typed :class:`ValidationRequest`: both stored traces (ids or labels) compared by their effects
+        (docs/equivalence.md); speedup from the traces' wall times, backend from the traces table."""
         try:
-            req = json.loads(msg.value)
-            a, b = str(req["original_trace_id"]), str(req["transpiled_trace_id"])
-            tolerance = float(req.get("tolerance", 0.05))
-        except (ValueError, KeyError, TypeError) as exc:
-            self.dead_letter(msg, f"bad validation request: {exc}")
+            req = ValidationRequest.decode(msg.value)
+        except RequestError as exc:
+            self.dead_letter(msg, str(exc))
             return
         self.sink.flush()  # the traces may be in this very poll
         try:
-            obs = []
-            for tid in (a, b):
-                trace = self.sink.load_trace(tid)  # an id or a label
-                root = next(p for p in trace.processes.values() if p.parent is None)
-                events = [e for p in trace.processes.values() for e in p.events]
-                o = extract(events, "/nonexistent-workdir", root.pid, exit_code=root.exit_code, capture_stdio=True)
-                o.edges = edge_roles(trace, (root.host_id, root.pid))  # edges the stream workers derived
-                obs.append(o)
+            traces = [self.sink.load_trace(ref) for ref in (req.original_trace_id, req.transpiled_trace_id)]
+            backends = []
+            for trace in traces:
+                rows = self.sink.execute(f"SELECT backend FROM traces WHERE trace_id = '{trace.trace_id.hex()}' "
+                                         f"ORDER BY version DESC LIMIT 1")
+                backends.append(str(rows[0][0]) if rows else "")
         except TraceNotFound as exc:
             if attempts + 1 < self.max_attempts:  # the trace may still be on its way: try again in 2 s
                 self.deferred.append((time.monotonic() + 2.0, attempts + 1, msg))
             else:
                 self.dead_letter(msg, f"validation request: {exc} (after {attempts + 1} attempts)")
             return
-        except (ValueError, StopIteration) as exc:
-            self.dead_letter(msg, f"validation request: {exc or 'trace has no root process'}")
+        except ValueError as exc:
+            self.dead_letter(msg, f"validation request: {exc}")
             return
-        verdict = compare(obs[0], obs[1], tolerance)
-        report = {**verdict.to_dict(), "original_trace_id": a, "transpiled_trace_id": b}
+        report = validate_traces(traces[0], traces[1], (backends[0], backends[1]))
+        report["request_id"] = req.request_id
+        a, b = report["original_trace_id"], report["transpiled_trace_id"]
         self.sink.add_rows("validation_results", [{
-            "validation_id": str(req.get("request_id") or uuid.uuid4().hex), "created_wall_ns": time.time_ns(),
-            "original_cmd": "", "transpiled_cmd": "", "original_trace_id": a, "transpiled_trace_id": b,
-            "verdict": verdict.verdict, "confidence": verdict.confidence, "explanation": verdict.explanation,
-            "speedup": 0.0, "report": json.dumps(report), "version": time.time_ns()}])
+            "validation_id": req.request_id or uuid.uuid4().hex, "created_wall_ns": time.time_ns(),
+            "original_cmd": req.original_label or req.original_trace_id,
+            "transpiled_cmd": req.transpiled_label or req.transpiled_trace_id,
+            "original_trace_id": a, "transpiled_trace_id": b, "verdict": report["verdict"],
+            "confidence": report["confidence"], "explanation": report["explanation"],
+            "speedup": report["performance"]["speedup"] or 0.0, "report": json.dumps(report), "version": time.time_ns()}])
         self.stats["validations"] += 1
 
     def drain_otlp(self) -> None:

@@ -12,7 +12,7 @@ when the trace spans several; order from the assembled trace's Lamport stamps.
     ...     ValidationRequest.decode(b'{"original_trace_id": 3}')
     ... except RequestError as exc:
     ...     print(exc)
-    validation request: original_trace_id must be a string
+    bad validation request: original_trace_id must be a string
 """
 
 from __future__ import annotations
@@ -52,18 +52,18 @@ class ValidationRequest:
         try:
             d = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(f"validation request: not JSON: {exc}") from exc
+            raise RequestError(f"bad validation request: not JSON: {exc}") from exc
         if not isinstance(d, dict):
-            raise RequestError("validation request: expected a JSON object")
+            raise RequestError("bad validation request: expected a JSON object")
         for name in ("original_trace_id", "transpiled_trace_id"):
             if not isinstance(d.get(name), str) or not d[name]:
-                raise RequestError(f"validation request: {name} must be a string")
+                raise RequestError(f"bad validation request: {name} must be a string")
         for name in ("request_id", "original_label", "transpiled_label"):
             if not isinstance(d.get(name, ""), str):
-                raise RequestError(f"validation request: {name} must be a string")
+                raise RequestError(f"bad validation request: {name} must be a string")
         version = d.get("version", 1)
         if version != 1:
-            raise RequestError(f"validation request: version {version!r} is not understood (1 is)")
+            raise RequestError(f"bad validation request: version {version!r} is not understood (1 is)")
         return cls(d["original_trace_id"], d["transpiled_trace_id"], d.get("request_id", ""),
                    d.get("original_label", ""), d.get("transpiled_label", ""))
 
