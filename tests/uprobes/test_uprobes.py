@@ -107,3 +107,20 @@ def test_missing_symbol_is_a_clear_error(work: Path) -> None:
     assert res.returncode == 1 and "no function matches /^zzz_/" in res.stderr
     res, _ = trace(work, "libnosuchlib:foo")
     assert res.returncode == 1 and "'libnosuchlib' not found" in res.stderr
+
+
+def test_dump_bpf_prints_the_function_probe_program() -> None:
+    res = subprocess.run([*SYSWEAVE, "trace", "--dump-bpf", "--uprobe", "libm:cos"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0
+    assert "up_entry_" in res.stdout and "-DMAX_PROBES=" in res.stdout and "struct up_rec" in res.stdout
+
+
+@pytest.mark.bpf
+def test_summary_text_has_a_compute_block_section(work: Path) -> None:
+    res = subprocess.run([*SYSWEAVE, "trace", "-c", "--no-store", "--uprobe", "/^vec_/", "--",
+                          str(work / "uprobe_work"), "10", "1", "100"], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    section = res.stderr.split("compute blocks (uprobes)", 1)[1]
+    rows = {line.split()[-1]: int(line.split()[2]) for line in section.splitlines()[3:] if line.strip()}
+    assert rows == {"vec_add": 1, "vec_mul": 2, "vec_dot": 3}
