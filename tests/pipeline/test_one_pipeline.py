@@ -229,3 +229,26 @@ def test_hlc_stays_real_without_clock_sync() -> None:
     t = build_trace(rec.events, b"n" * 16).trace
     assert t.clocks == []
     assert all(e.h.stamp.hlc > 0 for p in t.processes.values() for e in p.events)
+
+
+def test_perfetto_and_clickhouse_rows_show_the_corrected_times() -> None:
+    """The same corrected wall times in every output: Perfetto's µs offsets and the ClickHouse/chdb rows
+    (OTLP against the real Jaeger: tests/validation/test_otlp.py)."""
+    from sysweave.schemas.rows import trace_rows
+    from sysweave.validator.export.perfetto import to_chrome_trace
+
+    rec = recorded_events()
+    t = build_trace(rec.events, b"p" * 16, LABEL).trace
+    (clock,) = t.clocks
+    t0 = min(p.start_wall_ns for p in t.processes.values())
+    doc = to_chrome_trace(t)
+    pid_b = next(e["pid"] for e in doc["traceEvents"] if e["ph"] == "M" and "[B pid 200]" in e["args"]["name"])
+    shown = sorted((e["name"], e["ts"]) for e in doc["traceEvents"] if e["ph"] == "X" and e["pid"] == pid_b)
+    want = sorted((e.name, (e.h.wall_ns - t0) / 1000) for e in t.processes[("B", 200)].events if hasattr(e, "name")
+                  and hasattr(e, "nr"))
+    assert shown == want and shown
+    raw = {e.h.event_id: e.h.wall_ns for e in rec.events}
+    rows = trace_rows(t, LABEL)["syscall_spans"]
+    assert rows and all(r["wall_ns"] == raw[r["event_id"]] - (clock.offset_ns if r["host_id"] == "B" else 0)
+                        for r in rows)
+    assert all(r["hlc"] > 0 for r in rows)
