@@ -46,11 +46,11 @@ def test_every_clickhouse_query_runs_on_the_server(clickhouse_hostport: tuple[st
     from clickhouse_driver import Client
 
     host, port = clickhouse_hostport
-    client = Client(host=host, port=port, database=migrated_db)
+    client = Client(host=host, port=port, database=migrated_db, send_receive_timeout=60)
     now = int(time.time())
     ns = now * 1_000_000_000
-    client.execute(f"INSERT INTO traces (trace_id, label, start_wall_ns, end_wall_ns, processes, events, version) "
-                   f"VALUES ('t1', 'job-1', {ns - 60_000_000_000}, {ns - 59_000_000_000}, 3, 40, 1)")
+    client.execute("INSERT INTO traces (trace_id, label, start_wall_ns, end_wall_ns, processes, events, version) VALUES",
+                   [("t1", "job-1", ns - 60_000_000_000, ns - 59_000_000_000, 3, 40, 1)])
     queries = targets("grafana-clickhouse-datasource")
     assert len(queries) == 6
     results = {}
