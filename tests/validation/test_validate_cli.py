@@ -36,6 +36,7 @@ def validate(*args: str, store: Path | None = None) -> subprocess.CompletedProce
 def test_corpus_is_complete() -> None:
     """At least 20 pairs, each with its C translation, and each listed in examples/pairs/README.md."""
     assert len(PAIRS) >= 20
+    assert sorted(p.stem for p in (EXAMPLES / "pairs").glob("*.py")) == list(PAIRS)  # no .py without its .c
     readme = (EXAMPLES / "pairs" / "README.md").read_text()
     assert [name for name in PAIRS if f"`{name}`" not in readme] == []
 
