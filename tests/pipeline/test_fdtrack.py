@@ -119,3 +119,28 @@ def test_track_is_order_independent(perm: list[int]) -> None:
            sc(2, "read", 3, fd=3), sc(2, "close", 0, fd=3), sc(1, "close", 0, fd=4)]
     want = [(a.event.h.event_id, a.op, a.stream) for a in track(evs)]
     assert [(a.event.h.event_id, a.op, a.stream) for a in track([evs[i] for i in perm])] == want
+
+
+def test_in_kernel_transfers_move_bytes_between_streams() -> None:
+    """sendfile (raw arguments, as the agent ships an undecoded call) and splice (named) write into their
+    out fd and consume from their in fd: pipe edges follow the bytes through them."""
+    from sysweave.schemas.events import EdgeKind
+    from sysweave.streams.pipeline import build_trace
+
+    evs = [sc(1, "pipe", 0, pipefd=(3, 4)), sc(1, "pipe", 0, pipefd=(5, 6)), pe(1, ProcessEventType.FORK, 2),
+           sc(1, "write", 4, fd=4), sc(1, "openat", 7, dirfd=-100, path="/data", flags=0),
+           sc(1, "sendfile", 10, arg0=4, arg1=7, arg2=0, arg3=10)]
+    tee = sc(2, "tee", 14, fd_in=3, fd_out=6)
+    spl = sc(2, "splice", 14, fd_in=3, off_in=0, fd_out=6, off_out=0, len=64, flags=0)
+    rd = sc(2, "read", 14, fd=5)
+    evs += [tee, spl, rd]
+    accs = {a.event.h.event_id: a for a in track(evs)}
+    s = accs[evs[5].h.event_id]
+    assert s.op is Op.WRITE and s.nbytes == 10 and s.resource.kind is ResourceKind.PIPE  # type: ignore[union-attr]
+    assert s.source is not None and s.source.path == "/data"
+    assert accs[tee.h.event_id].consumed is False and accs[spl.h.event_id].consumed is True
+    t = build_trace(evs, b"k" * 16).trace
+    pipe = {(e.src, e.dst) for e in t.edges if e.kind is EdgeKind.PIPE}
+    # pipe 1: write (4 B) + sendfile (10 B), then tee copies 14 B without consuming and splice takes them;
+    # pipe 2: tee's 14 B then splice's 14 B; the read of the first 14 returns tee's bytes
+    assert pipe == {(evs[3].h.event_id, spl.h.event_id), (tee.h.event_id, rd.h.event_id)}

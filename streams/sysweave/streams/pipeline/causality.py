@@ -33,7 +33,7 @@ from sysweave.schemas.events import (
     UnifiedTrace,
 )
 from sysweave.streams.pipeline.assembly import derived_edge
-from sysweave.streams.pipeline.fdtrack import Op, ResourceKind, track
+from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind, track
 
 __all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "derive_edges", "lamport_stamps",
            "match_tcp", "restamp_lamport", "vector_stamps", "with_stamp"]
@@ -77,27 +77,34 @@ def _streams(trace: UnifiedTrace) -> tuple[list[Conn], list[Conn]]:
     events = [e for p in trace.processes.values() for e in p.events]
     streaming = (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN)
     for acc in track(events):
-        res = acc.resource
-        if res is None:
-            continue
-        op = acc.op
+        res, op = acc.resource, acc.op
         if op is Op.CONNECT or op is Op.ACCEPT:
-            conns[res.id] = Conn(res.host, res.pid, res.role, res.remote)
+            if res is not None:
+                conns[res.id] = Conn(res.host, res.pid, res.role, res.remote)
             continue
-        if (op is not Op.WRITE and op is not Op.READ) or acc.nbytes <= 0 or res.kind not in streaming:
+        if (op is not Op.WRITE and op is not Op.READ) or acc.nbytes <= 0:
             continue
-        write = op is Op.WRITE
-        key = res.stream(write)
-        if res.kind is ResourceKind.CONN:
-            c = conns.get(res.id)
-            if c is not None:
-                (c.out if write else c.inn).add(acc.event, acc.nbytes)
-        else:  # a pipe, or one direction of a socketpair: writes feed "out", reads drain "in"
-            p = pipes.get(key)  # type: ignore[arg-type]
-            if p is None:
-                p = pipes[key] = Conn(res.host, res.pid, "pipe")  # type: ignore[index]
-            (p.out if write else p.inn).add(acc.event, acc.nbytes)
+        src = acc.source
+        if src is not None and acc.consumed and src.kind in streaming:  # splice/sendfile out of a pipe/socket
+            _chunk(conns, pipes, src, False, acc)
+        if res is not None and res.kind in streaming:
+            _chunk(conns, pipes, res, op is Op.WRITE, acc)
     return list(conns.values()), list(pipes.values())
+
+
+def _chunk(conns: dict[int, Conn], pipes: dict[tuple[int, int], Conn], res: Resource, write: bool, acc: Access) -> None:
+    """Add one read or write of ``acc.nbytes`` to the byte stream it moved bytes through (a connection's
+    ``out``/``inn``; for a pipe or socketpair direction, writes feed ``out`` and reads drain ``inn``)."""
+    if res.kind is ResourceKind.CONN:
+        c = conns.get(res.id)
+        if c is not None:
+            (c.out if write else c.inn).add(acc.event, acc.nbytes)
+        return
+    key = (res.id, res.end) if write else (res.id, 1 - res.end)
+    p = pipes.get(key)
+    if p is None:
+        p = pipes[key] = Conn(res.host, res.pid, "pipe")
+    (p.out if write else p.inn).add(acc.event, acc.nbytes)
 
 
 def _match_stream(edges: list[CausalEdge], kind: EdgeKind, send: Stream, recv: Stream,

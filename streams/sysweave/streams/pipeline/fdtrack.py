@@ -27,6 +27,7 @@ dup/dup2/dup3, fcntl F_DUPFD(_CLOEXEC)  the new fd refers to the same resource (
 fcntl F_SETFD                           sets/clears close-on-exec
 close, close_range                      drop fds (close_range with CLOSE_RANGE_CLOEXEC only marks them)
 chdir/fchdir                            the process's cwd
+sendfile/splice/copy_file_range/tee     a WRITE into the out fd whose bytes came from the in fd (``source``)
 ======================================  =====================================================================
 
 Byte streams: a write on end ``e`` of a resource goes into stream ``(id, e)``; a read on end ``e`` takes
@@ -66,7 +67,7 @@ from dataclasses import dataclass, field, replace
 
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
 
-__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "WRITES", "Access", "FdTracker", "Op", "Resource", "ResourceKind",
+__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "TRANSFERS", "WRITES", "Access", "FdTracker", "Op", "Resource", "ResourceKind",
            "track"]
 
 AT_FDCWD = -100
@@ -78,6 +79,9 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 
 WRITES = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"})
 READS = frozenset({"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg"})
+# in-kernel transfers: call -> (out fd argument, in fd argument) as decoded by name, then as raw arguments
+TRANSFERS = {"sendfile": ("out_fd", "in_fd", "arg0", "arg1"), "splice": ("fd_out", "fd_in", "arg2", "arg0"),
+             "copy_file_range": ("fd_out", "fd_in", "arg2", "arg0"), "tee": ("fd_out", "fd_in", "arg1", "arg0")}
 _OPENS = frozenset({"open", "openat", "openat2", "creat"})
 # path argument -> the dirfd argument it is relative to (decoded names, see agents' syscall_args)
 _PATH_ARGS = (("path", "dirfd"), ("oldpath", "olddirfd"), ("newpath", "newdirfd"), ("linkpath", "newdirfd"))
@@ -144,7 +148,9 @@ class Access:
     pipe's end 0); -1 when none. ``resource``: see :class:`Op` (None when the fd was unknown, e.g. an fd
     inherited from outside the trace other than 0-2). ``paths``: every path argument, resolved, in argument
     order (open's path; rename's old and new; chdir's new cwd). ``stream``: the byte-stream key of a read or
-    write (:meth:`Resource.stream`), None otherwise.
+    write (:meth:`Resource.stream`), None otherwise. In-kernel transfers (sendfile, splice, copy_file_range,
+    tee) are a WRITE of ``nbytes`` into ``resource`` (fd ``fd``, no payload) whose bytes came from ``source``
+    (fd ``fd2``); ``consumed`` tells whether they were taken from it (all but tee, which copies).
     """
 
     event: SyscallSpan
@@ -154,6 +160,8 @@ class Access:
     fd2: int = -1
     nbytes: int = 0
     paths: tuple[str, ...] = ()
+    source: Resource | None = None
+    consumed: bool = False
 
     @property
     def stream(self) -> tuple[int, int] | None:
@@ -271,6 +279,12 @@ class FdTracker:
         if name in WRITES or name in READS:
             write = name in WRITES
             return Access(e, Op.WRITE if write else Op.READ, self.resource(host, pid, fd), fd, nbytes=max(ret, 0))
+        if name in TRANSFERS:
+            out_name, in_name, out_raw, in_raw = TRANSFERS[name]
+            out_fd = _int(a.get(out_name, a.get(out_raw)))
+            in_fd = _int(a.get(in_name, a.get(in_raw)))
+            return Access(e, Op.WRITE, self.resource(host, pid, out_fd), out_fd, in_fd, max(ret, 0),
+                          source=self.resource(host, pid, in_fd), consumed=name != "tee")
         if name in _OPENS:
             path = self.resolve(host, pid, str(a.get("path", "")), _int(a.get("dirfd"), AT_FDCWD))
             flags = _int(a.get("flags"), 0) if name != "creat" else 0
