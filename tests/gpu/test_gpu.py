@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sysweave.agents.gpu import ActivityClock, kernel_event, memcpy_event, nvml_devices
@@ -10,7 +12,7 @@ from sysweave.schemas.events import MemcpyKind
 from sysweave.streams.sampling import CLASS_THRESHOLDS_NS, keep
 
 # Recorded from CUPTI activity buffers (CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL / MEMCPY) of a vector add.
-KERNEL = {"name": "_Z6vecAddPKfS0_Pfi", "start": 1_700_000_250_000, "end": 1_700_000_430_000, "deviceId": 0,
+KERNEL: dict[str, Any] = {"name": "_Z6vecAddPKfS0_Pfi", "start": 1_700_000_250_000, "end": 1_700_000_430_000, "deviceId": 0,
           "streamId": 7, "gridX": 4096, "gridY": 1, "gridZ": 1, "blockX": 256, "blockY": 1, "blockZ": 1,
           "correlationId": 42, "threadId": 0}
 COPY = {"copyKind": 1, "bytes": 16_777_216, "start": 1_700_000_000_000, "end": 1_700_001_400_000, "deviceId": 0,
@@ -31,7 +33,7 @@ def test_kernel_and_copy_records_become_events() -> None:
 def test_class_thresholds_apply_to_gpu_events() -> None:
     k = kernel_event(KERNEL, CLOCK, "gpu-host", 1234, 9, 1)  # 180 us >= 100 us kernel threshold
     short = kernel_event({**KERNEL, "end": KERNEL["start"] + 20_000}, CLOCK, "gpu-host", 1234, 9, 2)
-    seen: set = set()
+    seen: set[tuple[str, int, str]] = set()
     assert keep(k, CLASS_THRESHOLDS_NS, seen, False)  # first occurrence and slow
     assert not keep(short, CLASS_THRESHOLDS_NS, seen, False)  # fast, not first: sampled away
     m = memcpy_event(COPY, CLOCK, "gpu-host", 1234, 9, 3)  # 1.4 ms >= 1 ms memcpy threshold

@@ -13,6 +13,7 @@ from sysweave.schemas import codec
 from sysweave.schemas.events import (
     CausalEdge,
     EdgeKind,
+    Event,
     EventHeader,
     GpuKernel,
     GpuMemoryTransfer,
@@ -96,13 +97,9 @@ def test_read_nvml_tolerates_unsupported_queries() -> None:
     assert d["processes"] == {4242: {"memory": 8_589_934_592, "sm_util_pct": None}}
 
 
-def _api(call: UpCall, probe: Probe, tracker: CudaTracker) -> list:
-    return tracker.handle(call, probe, call.ts)
-
-
 def test_cupti_file_joins_launches_and_completions(tmp_path: Path) -> None:
     """CPU side from probe records (as the stand-in test produces them); device side from a recorded hook file."""
-    out: list = []
+    out: list[Event] = []
     t = CudaTracker("gpu-host", 0, out.append, str(tmp_path), producer_id=9)
     name = Probe(0, "/lib/libcuda.so.1", "cuModuleGetFunction", 0x1000, 3, 3, 2, 0, role="name")
     launch = Probe(1, "/lib/libcuda.so.1", "cuLaunchKernel", 0x2000, 1, 4, role="launch")

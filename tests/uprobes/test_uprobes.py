@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def trace(work: Path, *uprobes: str, extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+Run = subprocess.CompletedProcess[str]
+
+
+def trace(work: Path, *uprobes: str, extra: tuple[str, ...] = ()) -> tuple[Run, list[dict[str, Any]]]:
     """sysweave trace --format jsonl: returns the run and the layer events printed."""
     args = [a for u in uprobes for a in ("--uprobe", u)]
     res = subprocess.run([*SYSWEAVE, "trace", "--no-store", "--format", "jsonl", *args, *extra, "--",
@@ -59,7 +63,7 @@ def trace(work: Path, *uprobes: str, extra: tuple[str, ...] = ()) -> tuple[subpr
     return res, events
 
 
-def summary(work: Path, *uprobes: str) -> dict[str, dict]:
+def summary(work: Path, *uprobes: str) -> dict[str, dict[str, Any]]:
     args = [a for u in uprobes for a in ("--uprobe", u)]
     res = subprocess.run([*SYSWEAVE, "trace", "-c", "--format", "json", "--no-store", *args, "--",
                           str(work / "uprobe_work"), "1000", "5", "2000"], capture_output=True, text=True, timeout=180,
