@@ -209,7 +209,9 @@ class SdkServer:
                 kept.append(message)
 
     def close(self) -> None:
-        """Stop, take what is still queued (datagrams sent before the command exited), remove the socket."""
+        """Stop, take what is still queued (datagrams sent before the command exited), remove the socket. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
