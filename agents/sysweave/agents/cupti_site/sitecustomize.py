@@ -50,7 +50,15 @@ def _install(out_dir: str) -> None:
     def requested():  # type: ignore[no-untyped-def]
         return 8 * 1024 * 1024, 0
 
+    errors = [0]
+
     def completed(activities):  # type: ignore[no-untyped-def]
+        try:
+            _convert(activities)
+        except Exception:  # a field this CUPTI version names differently: count it, never raise into CUPTI
+            errors[0] += 1
+
+    def _convert(activities):  # type: ignore[no-untyped-def]
         for a in activities:
             k = _get(a, "kind")
             if k == kinds.CONCURRENT_KERNEL:
@@ -86,7 +94,7 @@ def _install(out_dir: str) -> None:
             pass
         path = os.path.join(out_dir, f"cupti-{os.getpid()}.jsonl")
         with open(path, "w") as f:
-            f.write(json.dumps({"anchor": anchor, "pid": os.getpid()}) + "\n")
+            f.write(json.dumps({"anchor": anchor, "pid": os.getpid(), "hook_errors": errors[0]}) + "\n")
             for r in records:
                 f.write(json.dumps(r, default=int) + "\n")
 
