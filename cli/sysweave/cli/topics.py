@@ -29,12 +29,13 @@ class TopicsUnavailable(SysweaveError):
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int
+    attempt_timeout_s: float  # per bootstrap attempt
     first_delay_s: float
     max_delay_s: float
 
 
-# A migrate Job usually starts beside the broker: wait for it for about a minute before giving up.
-CONNECT_RETRY = RetryPolicy(attempts=8, first_delay_s=0.5, max_delay_s=15.0)
+# A migrate Job often starts beside the broker: keep trying for about two minutes before giving up.
+CONNECT_RETRY = RetryPolicy(attempts=8, attempt_timeout_s=10.0, first_delay_s=1.0, max_delay_s=15.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +60,8 @@ def _admin(bootstrap: str, policy: RetryPolicy = CONNECT_RETRY):  # type: ignore
     delay = policy.first_delay_s
     for attempt in range(1, policy.attempts + 1):
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="sysweave-topics")
+            return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="sysweave-topics",
+                                    bootstrap_timeout_ms=int(policy.attempt_timeout_s * 1000))
         except KafkaError as exc:
             if attempt == policy.attempts:
                 raise TopicsUnavailable(f"Kafka at {bootstrap} is not reachable after {attempt} attempts ({exc}); "
@@ -69,14 +71,14 @@ def _admin(bootstrap: str, policy: RetryPolicy = CONNECT_RETRY):  # type: ignore
     raise AssertionError("unreachable")
 
 
-def create_topics(bootstrap: str, partitions: int, replication: int) -> list[str]:
+def create_topics(bootstrap: str, partitions: int, replication: int, policy: RetryPolicy = CONNECT_RETRY) -> list[str]:
     """Create every missing sysweave topic; returns one line per topic saying what happened."""
     if partitions < 1 or replication < 1:
         raise ValueError("--partitions and --replication must be at least 1")
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, policy)
     try:
         ours = [spec.name for spec in topics.TOPIC_SPECS if spec.name in set(admin.list_topics())]
         existing = {t["name"]: len(t["partitions"]) for t in (admin.describe_topics(ours) if ours else [])}
