@@ -55,3 +55,15 @@ def test_exact_driver_call_counts_in_the_summary(app: Path) -> None:
     calls = {f["function"]: f["calls"] for f in json.loads(res.stdout.strip().splitlines()[-1])["functions"]}
     assert calls == {"cuLaunchKernel": 5, "cuMemcpyHtoD_v2": 1, "cuMemcpyHtoDAsync_v2": 1, "cuMemcpyDtoH_v2": 2,
                      "cuModuleGetFunction": 2}
+
+
+@pytest.mark.bpf
+def test_no_driver_one_line_and_tracing_goes_on(tmp_path: Path) -> None:
+    if subprocess.run(["sh", "-c", "ldconfig -p | grep -q libcuda.so.1"]).returncode == 0:
+        pytest.skip("this machine has a CUDA driver")
+    res = subprocess.run([*SYSWEAVE, "trace", "-c", "--format", "json", "--no-store", "--gpu", "--", "true"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if "GPU" in line]
+    assert len(lines) == 1 and lines[0].startswith("sysweave: GPU layer off: no libcuda.so.1") and "NVML" in lines[0]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["summary"]  # the syscalls were traced

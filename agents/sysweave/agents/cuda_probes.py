@@ -72,7 +72,10 @@ def find_libcuda(path: str | None = None) -> str:
     try:
         return resolve_library(path or "cuda", None)
     except TargetError as exc:
-        raise AgentError(f"no libcuda ({exc})") from exc
+        if path:
+            raise AgentError(f"--cuda-lib {path}: not found") from exc
+        raise AgentError("no libcuda.so.1 in the linker cache (no NVIDIA driver here? --cuda-lib PATH names one)") \
+            from exc
 
 
 def cuda_probes(lib: str, first_id: int) -> list[Probe]:
