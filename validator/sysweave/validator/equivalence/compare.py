@@ -224,6 +224,11 @@ class _Differ:
     def programs(self, x: ProgramNode | None, y: ProgramNode | None, where: str = "") -> None:
         if x is None or y is None:
             return
+        if x.role == ("<hosts>",) or y.role == ("<hosts>",):  # multi-host: each host's program, paired by host
+            xs, ys = {c.key[0]: c for c in x.children}, {c.key[0]: c for c in y.children}
+            for host in sorted(set(xs) & set(ys)):
+                self.programs(xs[host], ys[host], f"host {host}")
+            return
         kx = sorted(((c.role, c.exit_code, c.signal), n) for n, c in enumerate(x.children))
         ky = sorted(((c.role, c.exit_code, c.signal), n) for n, c in enumerate(y.children))
         under = f"under {where}, " if where else ""
