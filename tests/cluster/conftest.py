@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 HELM = ROOT / ".local" / "bin" / "helm"
 CHART = ROOT / "helm" / "sysweave"
 
