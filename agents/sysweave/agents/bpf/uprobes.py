@@ -237,6 +237,16 @@ class UprobeProgram:
                             [sum(v.hist[i] for v in per_cpu) for i in range(HIST_BUCKETS)]))
         return out
 
+    def forget(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Drop the aggregates of (tgid, probe) pairs already reported (exited processes), so a long-running
+        agent's table does not fill up with the dead."""
+        table = self._bpf["aggs"]
+        for tgid, probe in keys:
+            try:
+                del table[table.Key(tgid, probe)]
+            except KeyError:
+                pass
+
     def lost(self) -> dict[str, int]:
         t = self._bpf["lost"]
         return {LOST_NAMES[i]: int(sum(t[t.Key(i)])) for i in range(LOST_N)} | {"uprobe_queue": self.queue.dropped}
@@ -309,6 +319,8 @@ class UprobeSession:
         self._snap += 1
         base = (self._snap << 40) | (1 << 62)
         out: list[Event] = []
+        # processes gone before this read: their final counts are in it, then their entries can go
+        gone = [k for k in self._prev if not os.path.exists(f"/proc/{k[0]}")]
         for i, (tgid, pid_probe, calls, total, hist) in enumerate(sorted(self.program.aggregates())):
             prev = self._prev.get((tgid, pid_probe))
             self._prev[(tgid, pid_probe)] = (calls, total, hist)
@@ -326,6 +338,9 @@ class UprobeSession:
                                 start + self.wall_offset_ns, now - start)
                 out.append(LostEvents(h, source, delta))
         self._prev_lost = lost_total
+        self.program.forget(gone)
+        for k in gone:
+            del self._prev[k]
         self._window_start = now
         return out
 
