@@ -72,3 +72,62 @@ def test_agent_publishes_function_probe_and_gpu_events(kafka_bootstrap: str, tmp
         {"slow_step": 3, "vec_add": 1, "vec_mul": 2, "vec_dot": 3, "cuLaunchKernel": 5}
     kernels = [e for e in events if isinstance(e, GpuKernel)]
     assert [(k.name, k.grid, k.side) for k in kernels] == [("vecadd", (4096, 1, 1), "api")] * 3
+
+
+def _gauges(port: int) -> dict[str, float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {f"{s.name}{{{s.labels.get('class') or s.labels.get('source', '')}}}": s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples if s.name.startswith("sysweave_agent_")}
+
+
+def test_control_decision_moves_the_compute_threshold(kafka_bootstrap: str, tmp_path: Path) -> None:
+    import json
+    import socket
+    import time
+
+    from kafka import KafkaProducer
+
+    from sysweave.schemas import topics
+
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(tmp_path / "libuprobe_lib.so"),
+                    str(FIXTURES / "uprobe_lib.c")], check=True)
+    subprocess.run(["cc", "-O1", "-fno-inline", "-o", str(tmp_path / "uprobe_work"), str(FIXTURES / "uprobe_work.c"),
+                    f"-L{tmp_path}", "-luprobe_lib", f"-Wl,-rpath,{tmp_path}"], check=True)
+    suffix = f".uprobe-{uuid.uuid4().hex[:8]}"
+    create_topics(kafka_bootstrap, suffix)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    host = "uprobe-control"
+    proc = subprocess.Popen([*SYSWEAVE, "agent", "--kafka", kafka_bootstrap, "--host-id", host, "--metrics-port", str(port),
+                             "--spool", str(tmp_path / "spool"), "--uprobe", "slow_step", "--",
+                             str(tmp_path / "uprobe_work"), "0", "150", "100000"],  # 15 s of slow_step calls
+                            env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    key = "sysweave_agent_uprobe_threshold_ns{compute}"
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        end, g = time.monotonic() + 60, {}
+        while key not in g and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                g = _gauges(port)
+            except OSError:
+                continue
+        assert g[key] == 50_000 and g["sysweave_agent_uprobe_threshold_ns{gpu_kernel}"] == 100_000
+        decision = json.dumps({"host_id": host, "class": "compute", "threshold_ns": 2_000_000}).encode()
+        end = time.monotonic() + 30
+        while _gauges(port)[key] != 2_000_000 and time.monotonic() < end:
+            producer.send(topics.TOPIC_CONTROL + suffix, key=host.encode(), value=decision).get(10)
+            time.sleep(1)
+        assert _gauges(port)[key] == 2_000_000
+        assert _gauges(port)["sysweave_agent_slow_threshold_ns{}"] == 10_000  # the syscall threshold did not move
+    finally:
+        producer.close()
+        proc.terminate()
+        proc.wait(30)

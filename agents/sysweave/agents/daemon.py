@@ -65,8 +65,9 @@ class AgentConfig:
 class AgentMetrics:
     """Prometheus collector over the live counters (read at scrape time, no double bookkeeping)."""
 
-    def __init__(self, pub: Publisher, cap: EbpfCapture, sdk: SdkServer | None = None) -> None:
-        self.pub, self.cap, self.sdk = pub, cap, sdk
+    def __init__(self, pub: Publisher, cap: EbpfCapture, sdk: SdkServer | None = None,
+                 layers: Layers | None = None) -> None:
+        self.pub, self.cap, self.sdk, self.layers = pub, cap, sdk, layers
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -85,12 +86,19 @@ class AgentMetrics:
         lost_family = CounterMetricFamily("sysweave_agent_events_lost", "events lost, by where", labels=["source"])
         for source, n in {**lost, "publish_queue": self.pub.queue.dropped,
                           "spool_overflow": self.pub.spool.dropped_events,
-                          **(dict(self.sdk.lost) if self.sdk else {})}.items():
+                          **(dict(self.sdk.lost) if self.sdk else {}),
+                          **(self.layers.session.program.lost() if self.layers and self.layers.session else {})}.items():
             lost_family.add_metric([source], n)
         yield lost_family
         yield GaugeMetricFamily("sysweave_agent_spool_bytes", "bytes waiting in the spool", value=self.pub.spool.size_bytes)
         yield GaugeMetricFamily("sysweave_agent_slow_threshold_ns", "the kernel's current sampling threshold",
                                 value=self.cap.probe.slow_threshold())
+        if self.layers and self.layers.session:  # function probes: their class thresholds, as the kernel applies them
+            g = GaugeMetricFamily("sysweave_agent_uprobe_threshold_ns", "function-probe thresholds by class",
+                                  labels=["class"])
+            for name, cls in LAYER_CLASSES.items():
+                g.add_metric([name], self.layers.session.program.threshold(cls))
+            yield g
 
 
 def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading.Event,
@@ -163,7 +171,7 @@ def run_agent(cfg: AgentConfig) -> int:
         from prometheus_client.core import CollectorRegistry
 
         registry = CollectorRegistry()
-        registry.register(AgentMetrics(pub, cap, sdk))
+        registry.register(AgentMetrics(pub, cap, sdk, layers))
         start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
     threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop, layers), daemon=True).start()
 
