@@ -82,6 +82,7 @@ def test_agent_is_least_privilege(helm: str) -> None:
     # Exactly what the agent's own check requires (measured as a non-root user: tests/cluster/test_capabilities.py).
     assert sc["capabilities"]["add"] == [name.removeprefix("CAP_") for name, _ in REQUIRED_CAPABILITIES]
     assert spec["hostPID"] is True and spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "--gpu" not in agent["args"] and not [m for m in agent["volumeMounts"] if m["name"] == "bpffs"]
     mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
     for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/lib/modules", "/usr/src", "/host/sys/fs/cgroup"):
         assert mounts[path].get("readOnly") is True, path
@@ -107,6 +108,8 @@ def test_agent_nondefault_modes(helm: str) -> None:
     (agent,) = spec["containers"]
     assert "--cgroup=/host/sys/fs/cgroup/kubepods.slice" in agent["args"] and "--all" not in agent["args"]
     assert agent["securityContext"]["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_ADMIN"]
+    assert "--gpu" in agent["args"] and "--uprobe=libc:getpid" in agent["args"]
+    assert {"name": "bpffs", "mountPath": "/sys/fs/bpf"} in agent["volumeMounts"]
     assert spec["runtimeClassName"] == "nvidia" and spec["hostNetwork"] is False and "dnsPolicy" not in spec
     assert spec["priorityClassName"] == "system-node-critical"
     assert agent["image"] == "registry.example.com/sysweave/agent:0.2.0"
