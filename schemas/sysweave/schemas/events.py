@@ -22,8 +22,10 @@ Assembled form::
       ├── ProcessSpan (one per process, any host)
       │     ├── SyscallSpan ...       ├── GpuKernel ...        ├── GpuMemoryTransfer ...
       │     ├── ComputeBlock ...      ├── TranspilerDecision ...    ├── Mark ...
+      │     ├── GpuSample ...         (NVML readings of a GPU, or of this process on it)
       │     ├── ProcessEvent ...      (fork/clone, exec with argv, exit with code, wait)
-      │     └── SyscallAggregate ...  (exact per-syscall statistics, including what sampling dropped)
+      │     ├── SyscallAggregate ...  (exact per-syscall statistics, including what sampling dropped)
+      │     └── FunctionAggregate ... (exact per-function statistics of probed functions, --uprobe/--gpu)
       ├── CausalEdge ...              (happens-before between events, possibly across hosts)
       ├── ClockEstimate ...           (per-host offset/drift against the reference host, with bounds)
       ├── HostInfo ...
