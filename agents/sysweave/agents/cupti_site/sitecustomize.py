@@ -44,21 +44,21 @@ def _install(out_dir: str) -> None:
         from cupti import cupti
     except ImportError:
         return
-    records: list[dict] = []
+    records: list[dict[str, object]] = []
     kinds = cupti.ActivityKind
 
-    def requested():  # type: ignore[no-untyped-def]
+    def requested() -> tuple[int, int]:
         return 8 * 1024 * 1024, 0
 
     errors = [0]
 
-    def completed(activities):  # type: ignore[no-untyped-def]
+    def completed(activities: list[object]) -> None:
         try:
             _convert(activities)
         except Exception:  # a field this CUPTI version names differently: count it, never raise into CUPTI
             errors[0] += 1
 
-    def _convert(activities):  # type: ignore[no-untyped-def]
+    def _convert(activities: list[object]) -> None:
         for a in activities:
             k = _get(a, "kind")
             if k == kinds.CONCURRENT_KERNEL:
