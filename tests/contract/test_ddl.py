@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from sysweave.schemas import ddl
-from sysweave.schemas.rows import TABLES
+from sysweave.schemas.rows import TABLES, described
 
 
 def test_one_statement_per_file_and_versions_are_ordered() -> None:
@@ -38,7 +38,11 @@ def test_migrate_chdb_twice(tmp_path) -> None:
 
 
 def _described(execute) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
-    return {t: [(str(r[0]), str(r[1])) for r in execute(f"DESCRIBE TABLE {t}")] for t in TABLES}
+    return {t: [(str(r[0]), ddl.logical_type(str(r[1]))) for r in execute(f"DESCRIBE TABLE {t}")] for t in TABLES}
+
+
+def _expected() -> dict[str, list[tuple[str, str]]]:
+    return {t: [(c.name, c.type) for c in described(t)] for t in TABLES}
 
 
 def test_column_map_matches_the_ddl_on_chdb(tmp_path) -> None:
@@ -51,7 +55,7 @@ def test_column_map_matches_the_ddl_on_chdb(tmp_path) -> None:
         return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
 
     ddl.migrate(execute)
-    assert _described(execute) == {t: [(c.name, c.type) for c in cols] for t, cols in TABLES.items()}
+    assert _described(execute) == _expected()
     s.close()
 
 
@@ -66,7 +70,7 @@ def test_column_map_matches_the_ddl_on_the_server(clickhouse_hostport: tuple[str
     try:
         client = Client(host, port=port, database=db)
         ddl.migrate(client.execute)
-        assert _described(client.execute) == {t: [(c.name, c.type) for c in cols] for t, cols in TABLES.items()}
+        assert _described(client.execute) == _expected()
     finally:
         admin.execute(f"DROP DATABASE {db}")
 

@@ -1,10 +1,35 @@
 """ClickHouse DDL: one ``.sql`` file per table or view (package data under ``sql/``), applied in order.
 
 File names are ``NNNN_name.sql``; NNNN is the migration version. Each file holds exactly one statement that
-runs unchanged on Debian's ClickHouse 18.16 server and on chdb (current ClickHouse), so there is one schema
-for the embedded and the distributed store. :func:`migrate` records applied versions in
-``sysweave_migrations`` and is idempotent: a second run applies nothing, and a run interrupted between a
-statement and its record is repaired by the statement's ``IF NOT EXISTS``.
+runs on Debian's ClickHouse 18.16 server and on chdb (current ClickHouse), so there is one schema for the
+embedded and the distributed store. :func:`migrate` records applied versions in ``sysweave_migrations`` and is
+idempotent: a second run applies nothing, and a run interrupted between a statement and its record is
+repaired by the statement's ``IF NOT EXISTS`` (or its ``when-exists`` guard, below).
+
+Variants by server capability. A migration may come with ``NNNN_name.CAPABILITY.sql`` beside its plain file:
+the variant runs instead of the plain file on a server that has the capability (:func:`capabilities`, from
+``SELECT version()``). The one capability today is ``codecs``: column codecs (Delta, DoubleDelta, T64, ZSTD)
+and LowCardinality without experimental settings, ClickHouse >= 20.1 and every chdb. Variants must declare the
+same columns with the same logical types (codecs and ``LowCardinality(...)`` aside: :func:`logical_type`), so
+``rows.TABLES`` stays the one column map for both. Worked example, syscall_spans version 2::
+
+    0040_syscall_spans_v2.sql          CREATE TABLE ... (wall_ns UInt64, host_id String, ...)          18.16
+    0040_syscall_spans_v2.codecs.sql   CREATE TABLE ... (wall_ns UInt64 CODEC(DoubleDelta, ZSTD(1)),
+                                                         host_id LowCardinality(String), ...)         chdb, >= 20
+    0041_syscall_spans_v2.sql          INSERT INTO syscall_spans_v2 ... SELECT ... FROM syscall_spans  (copy v1 rows)
+    0042_trace_index.sql               DROP TABLE IF EXISTS trace_index        (the view reading syscall_spans)
+    0043_syscall_spans.sql             -- when-exists: syscall_spans_v2
+                                       RENAME TABLE syscall_spans TO syscall_spans_v1, syscall_spans_v2 TO syscall_spans
+    0044_syscall_spans_v1.sql          DROP TABLE IF EXISTS syscall_spans_v1
+    0045_trace_index.sql               CREATE MATERIALIZED VIEW IF NOT EXISTS trace_index ... POPULATE ...
+
+A store made by the previous schema upgrades in place (its spans are copied, the view refilled); a new store
+runs the same steps over empty tables. A server upgraded from 18.16 to >= 20 keeps the variant it was created
+with (migrations apply once); rebuild with the next table version to get codecs there.
+
+Directives are comment lines (stripped from the statement): ``-- when-exists: TABLE`` runs the statement only
+while TABLE exists (``EXISTS TABLE``, on every version), for statements without ``IF [NOT] EXISTS`` such as
+``RENAME``; otherwise the migration is recorded as applied without running.
 """
 
 from __future__ import annotations
@@ -20,7 +45,9 @@ MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS sysweave_migrations (version UInt32, name String, applied_wall_ns UInt64) "
     "ENGINE = ReplacingMergeTree ORDER BY version"
 )
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.([a-z0-9_]+))?\.sql$")
+_WHEN_EXISTS = re.compile(r"^\s*--\s*when-exists:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.M)
+CAPABILITIES = ("codecs",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,36 +55,74 @@ class Migration:
     version: int
     name: str  # the table or view it creates
     sql: str  # one statement, comments stripped
+    variants: tuple[tuple[str, str], ...] = ()  # (capability, statement) run instead of ``sql`` where supported
+    when_exists: str = ""  # run only while this table exists (the ``-- when-exists:`` directive)
+
+    def statement(self, caps: frozenset[str]) -> str:
+        return next((sql for cap, sql in self.variants if cap in caps), self.sql)
+
+
+def _statement(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
 
 
 def load_migrations() -> list[Migration]:
-    out = []
+    plain: dict[int, tuple[str, str, str]] = {}
+    variants: dict[int, list[tuple[str, str]]] = {}
     for entry in resources.files("sysweave.schemas").joinpath("sql").iterdir():
         m = _NAME.match(entry.name)
         if not m:
             continue
         text = entry.read_text(encoding="utf-8")
-        sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
-        out.append(Migration(int(m.group(1)), m.group(2), sql))
-    out.sort(key=lambda m: m.version)
-    versions = [m.version for m in out]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration versions in sysweave/schemas/sql: {versions}")
-    return out
+        version = int(m.group(1))
+        if m.group(3):
+            if m.group(3) not in CAPABILITIES:
+                raise RuntimeError(f"{entry.name}: unknown capability {m.group(3)!r} (known: {CAPABILITIES})")
+            variants.setdefault(version, []).append((m.group(3), _statement(text)))
+            continue
+        if version in plain:
+            raise RuntimeError(f"duplicate migration version {version} in sysweave/schemas/sql")
+        guard = _WHEN_EXISTS.search(text)
+        plain[version] = (m.group(2), _statement(text), guard.group(1) if guard else "")
+    if set(variants) - set(plain):
+        raise RuntimeError(f"capability variants without a plain migration: {sorted(set(variants) - set(plain))}")
+    return [Migration(v, name, sql, tuple(sorted(variants.get(v, []))), guard)
+            for v, (name, sql, guard) in sorted(plain.items())]
 
 
-def migrate(execute: Callable[[str], Sequence[Sequence[Any]]]) -> list[Migration]:
+def _version(server_version: str) -> tuple[int, int]:
+    parts = [int(p) for p in re.findall(r"\d+", server_version)[:2]] + [0, 0]
+    return parts[0], parts[1]
+
+
+def capabilities(server_version: str) -> frozenset[str]:
+    """What the server's DDL may use beyond 18.16's: ``codecs`` (column codecs and LowCardinality) from 20.1."""
+    return frozenset({"codecs"}) if _version(server_version) >= (20, 1) else frozenset()
+
+
+def logical_type(ch_type: str) -> str:
+    """A DESCRIBE type without storage-only wrappers: 'LowCardinality(String)' -> 'String'."""
+    m = re.fullmatch(r"LowCardinality\((.*)\)", ch_type)
+    return m.group(1) if m else ch_type
+
+
+def migrate(execute: Callable[[str], Sequence[Sequence[Any]]], server_version: str | None = None) -> list[Migration]:
     """Apply the migrations not yet recorded; return those applied.
 
     ``execute(sql)`` runs one statement in the target database and returns its rows (empty for DDL).
+    ``server_version`` (else ``SELECT version()``) chooses each migration's capability variant.
     """
     execute(MIGRATIONS_TABLE)
     applied = {int(row[0]) for row in execute("SELECT DISTINCT version FROM sysweave_migrations")}
     done = []
+    caps: frozenset[str] | None = None
     for mig in load_migrations():
         if mig.version in applied:
             continue
-        execute(mig.sql)
+        if caps is None:
+            caps = capabilities(server_version or str(execute("SELECT version()")[0][0]))
+        if not mig.when_exists or int(execute(f"EXISTS TABLE {mig.when_exists}")[0][0]):
+            execute(mig.statement(caps))
         # INSERT ... SELECT, not VALUES: clickhouse-driver treats a VALUES insert as a data-block insert
         execute(f"INSERT INTO sysweave_migrations (version, name, applied_wall_ns) "
                 f"SELECT {mig.version}, '{mig.name}', {time.time_ns()}")
@@ -73,8 +138,7 @@ EVENT_TABLES = ("syscall_spans", "process_events", "syscall_aggregates", "gpu_ke
 
 def supports_ttl(server_version: str) -> bool:
     """Table TTL arrived in ClickHouse 19.6; Debian's 18.16 has none (use ``prune_statements`` there)."""
-    parts = [int(p) for p in re.findall(r"\d+", server_version)[:2]] + [0, 0]
-    return (parts[0], parts[1]) >= (19, 6)
+    return _version(server_version) >= (19, 6)
 
 
 def ttl_statements(days: int) -> list[str]:

@@ -8,6 +8,12 @@ travel as integers, tuples as arrays, dicts (``args``, ``attrs``) as JSON text (
 missing payload as the empty string. A new event type needs its ``sql/`` migration and one ``EventTable``
 line here; a dataclass whose fields and columns differ fails loudly on first read.
 
+Storage (``STORAGE``, ``DERIVED``): a table may store fewer columns than it shows. syscall_spans (migration
+0040) derives ``event_id``, ``mono_ns`` and ``hlc`` (ALIAS columns) from stored ``event_hi``/``event_lo`` (the
+id's big-endian halves), ``clock_offset_ns`` (wall - mono) and ``hlc_skew`` (hlc - pack(ticks(wall_ns), 0)),
+all modulo 2^64. Readers select the ``TABLES`` columns as before; :func:`columnar` returns the columns to
+insert (:func:`stored`); :func:`described` is what ``DESCRIBE TABLE`` lists.
+
 Rows are dicts keyed by column name. Text is ``str`` in rows; :func:`columnar` turns rows into per-column
 lists with every ClickHouse ``String`` as ``bytes`` (UTF-8, undecodable bytes kept by surrogateescape), the
 form both stores insert without SQL text. :func:`decode_events` reads rows back from that same raw form.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import operator
 import time
 import types
 import typing
@@ -48,9 +55,10 @@ from sysweave.schemas.events import (
 )
 
 __all__ = [
-    "EVENT_TABLES", "HEADER", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row", "columnar", "decode_args",
-    "decode_args_column", "decode_event", "decode_events", "decode_process", "decode_text", "encode_args",
-    "encode_text", "event_row", "process_row", "table_of", "trace_rows",
+    "DERIVED", "EVENT_TABLES", "HEADER", "STORAGE", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row", "columnar",
+    "decode_args", "decode_args_column", "decode_event", "decode_events", "decode_process", "decode_text", "described",
+    "encode_args", "encode_args_column", "encode_text", "event_row", "process_row", "stored", "table_of",
+    "trace_columns", "trace_rows",
 ]
 
 Row = dict[str, Any]
@@ -141,6 +149,25 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 
+# Columns a table derives (ALIAS in its DDL) and the stored columns they come from; _storage_columns computes the stored ones exactly as the DDL's ALIAS expressions invert them.
+DERIVED: dict[str, tuple[str, ...]] = {"syscall_spans": ("event_id", "mono_ns", "hlc")}
+STORAGE: dict[str, tuple[Column, ...]] = {
+    "syscall_spans": _columns("event_hi UInt64, event_lo UInt64, clock_offset_ns UInt64, hlc_skew UInt64")}
+
+
+def described(table: str) -> tuple[Column, ...]:
+    """Every column ``DESCRIBE TABLE`` lists, in order (logical types: ``ddl.logical_type``): the stored ones,
+    then the derived ones (ALIAS columns come last in the DDL: 18.16's DESCRIBE lists them last anyway)."""
+    derived = DERIVED.get(table, ())
+    return stored(table) + tuple(c for c in TABLES[table] if c.name in derived)
+
+
+def stored(table: str) -> tuple[Column, ...]:
+    """The columns an insert writes: the table's own minus the derived ones, plus their storage columns."""
+    derived = DERIVED.get(table, ())
+    return tuple(c for c in TABLES[table] if c.name not in derived) + STORAGE.get(table, ())
+
+
 def table_of(cls: type) -> EventTable:
     return _BY_CLASS[cls]
 
@@ -156,7 +183,15 @@ def decode_text(b: bytes | str) -> str:
     return b if isinstance(b, str) else b.decode("utf-8", "surrogateescape")
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
+def _hex_default(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"$hex": bytes(v).hex()}
+    raise TypeError(f"cannot store {type(v).__name__} in JSON args")
+
+
+# one encoder (json.dumps(..., ensure_ascii=False) builds one per call); tuples are arrays natively, bytes go
+# through the default hook, so the C encoder does all the work
+_JSON = json.JSONEncoder(ensure_ascii=False, default=_hex_default).encode
 
 
 def encode_args(args: dict[str, Any]) -> str:
@@ -164,16 +199,26 @@ def encode_args(args: dict[str, Any]) -> str:
 
     Text keys such as ``path`` stay plain JSON strings, so ``visitParamExtractString(args, 'path')`` (18.16 and
     current ClickHouse alike) reads them."""
-    if not any(type(v) is bytes or type(v) is tuple for v in args.values()):
-        return _JSON(args)
+    return _JSON(args)
 
-    def enc(v: Any) -> Any:
-        if isinstance(v, bytes):
-            return {"$hex": v.hex()}
-        if isinstance(v, tuple):
-            return [enc(x) for x in v]
-        return v
-    return _JSON({k: enc(v) for k, v in args.items()})
+
+_SEP = "\x00\x01sysweave-row\x01\x00"
+_SEP_JSON = b', "\\u0000\\u0001sysweave-row\\u0001\\u0000", '
+
+
+def encode_args_column(values: Sequence[dict[str, Any]]) -> list[bytes]:
+    """``encode_args`` of many dicts as the UTF-8 bytes a String column inserts, in one call of the C encoder:
+    the dicts are encoded as one JSON array with a separator string between them, then split. A separator inside
+    some value would add pieces; then (count differs) each dict is encoded on its own."""
+    if not values:
+        return []
+    joined: list[Any] = [_SEP] * (2 * len(values) - 1)
+    joined[::2] = values
+    text = _JSON(joined).encode("utf-8", "surrogateescape")
+    parts = text[1:-1].split(_SEP_JSON)
+    if len(parts) != len(values):
+        return [_JSON(v).encode("utf-8", "surrogateescape") for v in values]
+    return parts
 
 
 def _hex_hook(d: dict[str, Any]) -> Any:
@@ -264,18 +309,21 @@ def process_row(trace_id: str, span: ProcessSpan, version: int) -> Row:
             "end_wall_ns": span.end_wall_ns, "exit_code": span.exit_code, "signal": span.signal, "version": version}
 
 
-def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0) -> dict[str, list[Row]]:
-    """Every row a trace produces, by table."""
+def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0,
+               events: bool = True) -> dict[str, list[Row]]:
+    """Every row a trace produces, by table (``events=False``: all but the process events' own rows)."""
     tid = trace.trace_id.hex()
     version = time.time_ns()
     tables: dict[str, list[Row]] = {"processes": []}
-    events = 0
+    n_events = 0
     for span in trace.processes.values():
         tables["processes"].append(process_row(tid, span, version))
+        n_events += len(span.events)
+        if not events:
+            continue
         for e in span.events:
             name, row = event_row(tid, e)
             tables.setdefault(name, []).append(row)
-            events += 1
     trace_level: list[Event] = [*trace.edges, *trace.clocks, *trace.lost, *trace.hosts]
     for ev in trace_level:
         name, row = event_row(tid, ev)
@@ -287,7 +335,7 @@ def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_cod
         "trace_id": tid, "label": label, "root_argv": list(roots[0].argv) if roots else [],
         "start_wall_ns": min(starts), "end_wall_ns": max(ends),
         "hosts": sorted({p.host_id for p in trace.processes.values()}), "processes": len(trace.processes),
-        "events": events, "lost_events": sum(x.count for x in trace.lost), "late_events": trace.late_events,
+        "events": n_events, "lost_events": sum(x.count for x in trace.lost), "late_events": trace.late_events,
         "exit_code": exit_code, "backend": backend, "closed": 1 if trace.closed else 0, "version": version}]
     return tables
 
@@ -321,11 +369,137 @@ def _wire_column(typ: str, values: list[Any]) -> list[Any]:
 
 
 def columnar(table: str, rows: Sequence[Row]) -> list[tuple[Column, list[Any]]]:
-    """Rows -> one list per column of ``table`` (missing keys take the column's default)."""
+    """Rows -> one list per stored column of ``table`` (:func:`stored`; missing keys take the column's default)."""
     out = []
     for c in TABLES[table]:
         name, default = c.name, _default(c.type)
         out.append((c, _wire_column(c.type, [r.get(name, default) for r in rows])))
+    return _stored_columns(table, out)
+
+
+def _stored_columns(table: str, cols: list[tuple[Column, list[Any]]]) -> list[tuple[Column, list[Any]]]:
+    """Wire columns of every ``TABLES`` column -> those of :func:`stored` (derived ones computed away)."""
+    derived = DERIVED.get(table)
+    if not derived:
+        return cols
+    by_name = {c.name: v for c, v in cols}
+    storage = _storage_columns(table, by_name)
+    return [(c, v) for c, v in cols if c.name not in derived] + [(c, storage[c.name]) for c in STORAGE[table]]
+
+
+_MASK = (1 << 64) - 1
+
+
+def _np() -> Any:
+    try:
+        import numpy
+    except ImportError:  # numpy is optional: the pure-Python path computes the same values
+        return None
+    return numpy
+
+
+def _storage_columns(table: str, cols: dict[str, list[Any]]) -> dict[str, list[int]]:
+    """syscall_spans' stored columns from its logical ones (the inverse of its DDL's ALIAS expressions):
+    event_hi/lo = the id's big-endian halves; clock_offset_ns = wall - mono; hlc_skew = hlc - ticks(wall) << 16,
+    where ticks(ns) = ns * 2^16 // 10^9 = (ns // 1953125) * 128 + (ns % 1953125) * 128 // 1953125; all mod 2^64."""
+    assert table == "syscall_spans"
+    ids, mono, wall, hlc = cols["event_id"], cols["mono_ns"], cols["wall_ns"], cols["hlc"]
+    n = len(ids)
+    np = _np()
+    if np is not None and n:
+        joined = b"".join(ids)
+        try:
+            if len(joined) != 16 * n:
+                raise ValueError("an event id is not 16 bytes")
+            halves = np.frombuffer(joined, dtype=">u8").reshape(n, 2)
+            w = np.array(wall, dtype=np.uint64)
+            m = np.array(mono, dtype=np.uint64)
+            h = np.array(hlc, dtype=np.uint64)
+        except (ValueError, OverflowError, TypeError):
+            pass  # short ids (FixedString pads them) or values outside UInt64: the exact Python path
+        else:
+            with np.errstate(over="ignore"):
+                q, r = np.divmod(w, np.uint64(1953125))
+                ticks = q * np.uint64(128) + r * np.uint64(128) // np.uint64(1953125)
+                skew = h - (ticks << np.uint64(16))
+                offset = w - m
+            return {"event_hi": halves[:, 0].tolist(), "event_lo": halves[:, 1].tolist(),
+                    "clock_offset_ns": offset.tolist(), "hlc_skew": skew.tolist()}
+    padded = [bytes(e).ljust(16, b"\0") for e in ids]
+    return {"event_hi": [int.from_bytes(e[:8], "big") for e in padded],
+            "event_lo": [int.from_bytes(e[8:16], "big") for e in padded],
+            "clock_offset_ns": [(w - m) & _MASK for w, m in zip(wall, mono)],
+            "hlc_skew": [(h - ((w * 65536 // 1_000_000_000) << 16)) & _MASK for h, w in zip(hlc, wall)]}
+
+
+# --- a trace -> columns, straight (the store's write path: no row dicts for the bulk of a trace) ---------------
+
+_GET_H = operator.attrgetter("h")
+_GET_HEADER = operator.attrgetter("event_id", "host_id", "pid", "tid", "mono_ns", "wall_ns", "duration_ns", "stamp")
+_GET_STAMP = operator.attrgetter("lamport", "hlc")
+
+
+def _event_columns(table: EventTable, trace_id: bytes, events: Sequence[Event]) -> list[tuple[Column, list[Any]]] | None:
+    """Wire columns of ``table.columns`` for events of one class, extracted a column at a time (C-level
+    attrgetter/zip, one JSON encoder call for all args). None where a field needs a per-value conversion that
+    only the row path knows (then the caller uses :func:`event_row`)."""
+    n = len(events)
+    ids, hosts, pids, tids, monos, walls, durs, stamps = zip(*map(_GET_HEADER, map(_GET_H, events)))
+    lamports, hlcs = zip(*map(_GET_STAMP, stamps))
+    host_bytes = {h: encode_text(h) for h in set(hosts)}
+    out: list[tuple[Column, list[Any]]] = []
+    header_values: list[list[Any]] = [[trace_id] * n, list(ids), list(map(host_bytes.__getitem__, hosts)), list(pids),
+                                      list(tids), list(monos), list(walls), list(durs), list(lamports), list(hlcs)]
+    out.extend(zip(HEADER, header_values))
+    hints = typing.get_type_hints(table.cls)
+    values = zip(*map(operator.attrgetter(*[c.name for c in table.fields]), events)) if len(table.fields) > 1 else \
+        ([v] for v in [[getattr(e, table.fields[0].name) for e in events]])
+    for c, col in zip(table.fields, values):
+        hint = hints[c.name]
+        if c.name == "args" or typing.get_origin(hint) is dict:
+            out.append((c, encode_args_column(col)))
+        elif c.name == "payload":
+            out.append((c, [p or b"" for p in col]))
+        elif c.type == "String" and hint is str:
+            texts = {t: encode_text(t) for t in set(col)}
+            out.append((c, list(map(texts.__getitem__, col))))
+        elif hint is int and c.type.startswith(("UInt", "Int")):
+            out.append((c, list(col)))
+        elif hint is bool or (isinstance(hint, type) and issubclass(hint, enum.IntEnum)):
+            out.append((c, list(map(int, col))))
+        else:
+            return None
+    return out
+
+
+def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "",
+                  exit_code: int = 0) -> dict[str, list[tuple[Column, list[Any]]]]:
+    """Every table's insert columns (:func:`stored`) for a trace: what ``columnar(t, trace_rows(...)[t])`` gives,
+    without building a row dict per event for the event classes whose fields convert column-wise."""
+    tid = trace.trace_id.hex()
+    tid_bytes = encode_text(tid)
+    by_cls: dict[type, list[Event]] = {}
+    for span in trace.processes.values():
+        for e in span.events:
+            lst = by_cls.get(type(e))
+            if lst is None:
+                lst = by_cls[type(e)] = []
+            lst.append(e)
+    rows: dict[str, list[Row]] = {}
+    out: dict[str, list[tuple[Column, list[Any]]]] = {}
+    for cls, events in by_cls.items():
+        table = _BY_CLASS[cls]
+        cols = _event_columns(table, tid_bytes, events) if len(events) >= 64 else None
+        if cols is None:
+            rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
+        else:
+            out[table.name] = _stored_columns(table.name, cols)
+    summary = trace_rows(trace, label, backend, exit_code, events=False)
+    summary["traces"][0]["events"] = sum(len(v) for v in by_cls.values())
+    for name, extra in summary.items():
+        rows.setdefault(name, []).extend(extra)
+    for name, table_rows in rows.items():
+        out[name] = columnar(name, table_rows)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Row, columnar, trace_rows
+from sysweave.schemas.rows import TABLES, Column, Row, columnar, trace_columns
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,
@@ -151,8 +151,12 @@ class EmbeddedStore:
         return len(rows)
 
     def _insert_chunk(self, table: str, rows: Sequence[Row]) -> None:
+        self._insert_columns(table, columnar(table, rows))
+
+    def _insert_columns(self, table: str, cols: list[tuple[Column, list[Any]]]) -> None:
+        """One chunk of insert columns (``rows.stored`` order) as one Arrow stream."""
         pa = self._pa
-        cols = columnar(table, rows)
+        rows = cols[0][1] if cols else []
         arrays = [pa.array(values, type=arrow_type(pa, c.type)) for c, values in cols]
         batch = pa.record_batch(arrays, names=[c.name for c, _ in cols])
         buf = io.BytesIO()
@@ -168,8 +172,10 @@ class EmbeddedStore:
                              "if the schema changed, run the migration (any sysweave command opening the store does)") from exc
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, rows in trace_rows(trace, store_label(trace, label), backend, exit_code).items():
-            self.insert(table, rows)
+        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code).items():
+            n = len(cols[0][1]) if cols else 0
+            for start in range(0, n, CHUNK_ROWS):
+                self._insert_columns(table, [(c, v[start:start + CHUNK_ROWS]) for c, v in cols])
 
     # --- traces --------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Row, columnar, trace_rows
+from sysweave.schemas.rows import TABLES, Column, Row, columnar, trace_columns, trace_rows
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,
@@ -180,20 +180,28 @@ class ServerStore:
     def _write(self, table: str, rows: Sequence[Row]) -> int:
         if table not in TABLES:
             raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
-        cols = columnar(table, rows)
+        return self._write_columns(table, columnar(table, rows))
+
+    def _write_columns(self, table: str, cols: list[tuple[Column, list[Any]]]) -> int:
+        """One columnar native INSERT of ``rows.stored`` columns; returns the rows written."""
+        n = len(cols[0][1]) if cols else 0
+        if not n:
+            return 0
         sql = f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)}) VALUES"
         data = [values for _c, values in cols]
         self._call(lambda: self._client.execute(sql, data, columnar=True, settings={"strings_as_bytes": True}))
-        self.inserted += len(rows)
-        return len(rows)
+        self.inserted += n
+        return n
 
     def insert(self, table: str, rows: Sequence[Row]) -> int:
         """Write now (not through the buffer)."""
         return self._write(table, rows) if rows else 0
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, rows in trace_rows(trace, store_label(trace, label), backend, exit_code).items():
-            self.insert(table, rows)
+        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code).items():
+            if table not in TABLES:
+                raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+            self._write_columns(table, cols)
 
     def add_rows(self, table: str, rows: list[Row]) -> int:
         """Buffer rows; returns how many were dropped because the buffer is full (counted in ``dropped``)."""
