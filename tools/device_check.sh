@@ -29,26 +29,34 @@ t0=$(date +%s)
 echo "host: $(uname -r); $(python3 --version 2>&1); $(nvidia-smi -L 2>&1 | head -n 4)"
 [ "$(id -u)" = 0 ] || { echo "FAIL setup: run as root (eBPF needs it)"; exit 1; }
 
-# --- setup -------------------------------------------------------------------------------------------------
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }; }
-python3 -c 'import bcc' 2>/dev/null || apt_install python3-bpfcc || true
-python3 -c 'import bcc' 2>/dev/null || { echo "FAIL setup: the bcc Python module is missing (apt-get install python3-bpfcc)"; exit 1; }
-if [ ! -e "/lib/modules/$(uname -r)/build/include" ]; then
-    modprobe kheaders 2>/dev/null || apt_install "linux-headers-$(uname -r)" || true
-fi
-[ -e "/lib/modules/$(uname -r)/build/include" ] || [ -e /sys/kernel/kheaders.tar.xz ] \
-    || { echo "FAIL setup: no kernel headers (linux-headers-$(uname -r)) and no kheaders module"; exit 1; }
-[ -e /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+# --- setup: the pure-Python dependencies (the converter check needs only these and the driver) ---------------
 PYTHONPATH="$deps" python3 -c 'import msgpack, pynvml' 2>/dev/null \
     || python3 -m pip install -q --target "$deps" msgpack nvidia-ml-py >/dev/null 2>&1 \
     || { echo "FAIL setup: msgpack/nvidia-ml-py missing in $deps and pip cannot fetch them (run --prepare elsewhere)"; exit 1; }
 PYTHONPATH="$deps" python3 -c 'import cupti' 2>/dev/null || python3 -m pip install -q --target "$deps" cupti-python >/dev/null 2>&1 || true
 export PYTHONPATH="schemas:agents:streams:validator:cli:$deps" MSGPACK_PUREPYTHON=1
-echo "ok   setup in $(( $(date +%s) - t0 )) s (bcc, kernel headers, tracefs, $deps)"
 
 # --- 2: the kernel and copies through the converters -----------------------------------------------------------
 timeout 240 python3 tools/gpu_check.py "$out" || { echo "FAIL gpu_check.py (no eBPF involved): see above"; exit 1; }
+
+# --- setup: what eBPF needs (bcc, kernel headers or kheaders, tracefs) ---------------------------------------
+apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }; }
+python3 -c 'import bcc' 2>/dev/null || apt_install python3-bpfcc || true
+python3 -c 'import bcc' 2>/dev/null || { echo "FAIL setup: the bcc Python module is missing (apt-get install python3-bpfcc): the sysweave trace --gpu part did not run"; exit 1; }
+kbuild="/lib/modules/$(uname -r)/build"
+if [ ! -e "$kbuild/include" ]; then
+    apt_install "linux-headers-$(uname -r)" || true
+fi
+if [ ! -e "$kbuild/include" ] && { [ -e /sys/kernel/kheaders.tar.xz ] || modprobe kheaders 2>/dev/null; }; then
+    # the kernel's own headers (CONFIG_IKHEADERS), unpacked where bcc and sysweave look for them
+    kh="/tmp/kheaders-$(uname -r)"
+    mkdir -p "$kh" "/lib/modules/$(uname -r)" && tar -xf /sys/kernel/kheaders.tar.xz -C "$kh" && ln -sfn "$kh" "$kbuild"
+fi
+[ -e "$kbuild/include" ] \
+    || { echo "FAIL setup: no kernel headers (linux-headers-$(uname -r)) and no kheaders module: the trace part did not run"; exit 1; }
+[ -e /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+echo "ok   setup in $(( $(date +%s) - t0 )) s (bcc, kernel headers, tracefs, $deps)"
 
 # --- 3: the same workload traced by sysweave trace --gpu ---------------------------------------------------------
 rm -f "$out/trace.jsonl" "$out/workload.json"
@@ -58,7 +66,7 @@ timeout 300 python3 -m sysweave.cli.main trace -f --no-store --no-sampling --for
 rc=$?
 cat "$out/trace.stderr"
 [ "$rc" = 0 ] && [ -s "$out/workload.json" ] || { echo "FAIL sysweave trace --gpu exited $rc"; exit 1; }
-echo "ok   traced: $(grep -c '"event"' "$out/trace.jsonl") GPU/NVML events, $(grep -c '"syscall": "ioctl"' "$out/trace.jsonl") ioctl calls"
+echo "ok   traced: $(grep -ac '"event"' "$out/trace.jsonl") GPU/NVML events, $(grep -ac '"syscall": "ioctl"' "$out/trace.jsonl") ioctl calls"
 python3 tools/gpu_check.py --verify "$out/trace.jsonl" "$out/workload.json"
 rc=$?
 echo "done in $(( $(date +%s) - t0 )) s; files in $out"
