@@ -74,6 +74,21 @@ def test_events_carry_the_kernel_pid_and_the_thread(server: tuple[SdkServer, lis
     assert len({e.h.event_id for e in got}) == 3 and srv.lost == {}
 
 
+def test_a_forked_child_reports_its_own_pid_and_thread(server: tuple[SdkServer, list[Event]]) -> None:
+    srv, got = server
+    srv.start()
+    sdk.connect(srv.path)
+    sdk.mark("parent")  # caches the parent's thread id
+    child = os.fork()
+    if child == 0:
+        sdk.mark("child")
+        os._exit(0)
+    os.waitpid(child, 0)
+    wait_for(lambda: len(got) == 2)
+    ids = {e.name: (e.h.pid, e.h.tid) for e in got if isinstance(e, Mark)}
+    assert ids == {"parent": (os.getpid(), threading.get_native_id()), "child": (child, child)}
+
+
 def test_bad_datagrams_are_counted_and_the_server_goes_on(server: tuple[SdkServer, list[Event]]) -> None:
     srv, got = server
     srv.start()

@@ -163,4 +163,4 @@ def test_datagram_layout_is_the_documented_one() -> None:
     assert data[6:8] == b"\xc4\x10" and data[8:24] == bytes(16) and data[24:26] == b"\xa0\x00"
     assert data[26:31] == b"\xce" + struct.pack(">I", 7) and data[31:40] == b"\xcf" + struct.pack(">Q", 1000)
     assert data[40:41] == b"\x00" and data[41:50] == b"\xcf" + struct.pack(">Q", 50) and data[50:52] == b"\x00\x00"
-    assert data[52:] == b"\xa2mm" + b"\xa4gemm" + b"\x05" + b"\xa0" + b"\xa3sdk" + b"\xa0" + b"\x80"
+    assert data[52:] == b"\xa2mm" + b"\xa4gemm" + b"\xcf" + struct.pack(">Q", 5) + b"\xa0" + b"\xa3sdk" + b"\xa0" + b"\x80"

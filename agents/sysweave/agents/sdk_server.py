@@ -19,6 +19,7 @@ the agent's ``sysweave_agent_events_lost`` metric.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -28,7 +29,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sysweave.schemas.codec import decode_event
 from sysweave.schemas.errors import AgentError, SchemaError
@@ -49,6 +50,8 @@ ENV = "SYSWEAVE_SDK_SOCKET"
 MAX_DATAGRAM = 65536
 FUTURE_SLACK_NS = 10 * 1_000_000_000  # a start this far past "now" is not CLOCK_MONOTONIC of this host
 MAX_ERRORS_KEPT = 5
+QUEUE_LEN = 4096  # datagrams the socket holds while the receiver is busy (see _queue_length)
+_QLEN_SYSCTL = "/proc/sys/net/unix/max_dgram_qlen"
 _UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
@@ -106,6 +109,42 @@ def datagram_event(data: bytes, stamp: DatagramStamp) -> Event:
     return dataclasses.replace(ev, h=header)
 
 
+@contextlib.contextmanager
+def _queue_length(want: int) -> Iterator[int]:
+    """Create a datagram socket whose queue holds ``want`` datagrams (yields the length it gets).
+
+    A unix datagram socket takes ``net.unix.max_dgram_qlen`` as its queue length when it is created (Debian's
+    kernel default: 10, so a burst of 11 blocks would be dropped). The tracer (root) raises the setting around
+    the creation of its own socket and puts it back; without the right to, the socket keeps the default and the
+    SDK's drops say so."""
+    try:
+        with open(_QLEN_SYSCTL) as f:
+            old = int(f.read())
+    except (OSError, ValueError):
+        yield 0
+        return
+    if old >= want:
+        yield old
+        return
+    try:
+        with open(_QLEN_SYSCTL, "w") as f:
+            f.write(str(want))
+    except OSError:
+        yield old
+        return
+    try:
+        yield want
+    finally:
+        try:
+            with open(_QLEN_SYSCTL) as f:
+                current = int(f.read())
+            if current == want:  # nobody else changed it meanwhile
+                with open(_QLEN_SYSCTL, "w") as f:
+                    f.write(str(old))
+        except (OSError, ValueError):
+            pass
+
+
 def _runtime_dir() -> str | None:
     d = os.environ.get("XDG_RUNTIME_DIR")
     return d if d and os.path.isdir(d) else None
@@ -136,7 +175,10 @@ class SdkServer:
         try:
             self.dir = tempfile.mkdtemp(prefix="sysweave-sdk-", dir=directory or _runtime_dir())  # mode 0700
             self.path = os.path.join(self.dir, "sdk.sock")
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.queue_len = 0
+            with _queue_length(QUEUE_LEN) as qlen:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self.queue_len = qlen
             self.sock.bind(self.path)
             os.chmod(self.path, 0o600)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

@@ -64,9 +64,33 @@ def _prefix(kind: int) -> bytes:
 
 
 _PREFIX = {k: _prefix(k) for k in _FIELDS}
+_COMPUTE_PREFIX = _PREFIX[KIND_COMPUTE]
 # tid (u32), mono_ns (u64), wall_ns = 0, duration_ns (u64), lamport = 0, hlc = 0
 _TIMES = struct.Struct(">BIBQBBQBB")
 _STR_CACHE: dict[str, bytes] = {}
+_PARTS: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+_ELEMENTS = struct.Struct(">BQ").pack  # elements: always uint 64 (0xcf), one pack
+_TIMES_PACK = _TIMES.pack
+_clock = time.monotonic_ns  # CLOCK_MONOTONIC on Linux: the kernel events' clock
+_local = threading.local()
+
+
+def _tid() -> int:
+    """The calling thread's kernel id, cached per thread (``get_native_id`` is a gettid system call)."""
+    try:
+        return _local.tid  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.tid = tid = threading.get_native_id()
+        return tid
+
+
+def _forget_tids() -> None:  # a forked child's threads have new ids
+    global _local
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_tids)
 
 
 def _int(v: int) -> bytes:
@@ -159,6 +183,7 @@ class _Transport:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._retry_at = 0
+        self._report_at = 0  # drop reports at most every 100 ms (a burst of drops costs one report, not one per send)
         self._connect()
 
     def _connect(self) -> bool:
@@ -193,7 +218,7 @@ class _Transport:
                 self._connect()  # the tracer may have restarted (the agent)
             return
         self.sent += 1
-        if self.unreported:
+        if self.unreported and time.monotonic_ns() >= self._report_at:
             self._report()
 
     def _drop(self, why: str) -> None:
@@ -201,18 +226,22 @@ class _Transport:
             self.dropped[why] = self.dropped.get(why, 0) + 1
             self.unreported += 1
 
-    def _report(self) -> None:
-        """Tell the tracer what was dropped since the last report (a LostEvents datagram)."""
+    def _report(self, wait_s: float = 0.0) -> None:
+        """Tell the tracer what was dropped since the last report (a LostEvents datagram); the last report
+        (``close``, at exit) waits up to ``wait_s`` for room in the socket's queue."""
+        self._report_at = time.monotonic_ns() + 100_000_000
         with self._lock:
             n, self.unreported = self.unreported, 0
             detail = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items()))
         now = time.monotonic_ns()
-        data = (_PREFIX[KIND_LOST] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+        data = (_PREFIX[KIND_LOST] + _TIMES.pack(0xCE, _tid(), 0xCF, now, 0, 0xCF, 0, 0, 0)
                 + _str("sdk_sender") + _int(n) + _str(f"dropped by the SDK before sending (totals: {detail})"))
         sock = self._sock
         try:
             if sock is None:
                 raise ConnectionRefusedError
+            if wait_s:
+                sock.settimeout(wait_s)
             sock.send(data)
         except OSError:
             with self._lock:
@@ -220,7 +249,10 @@ class _Transport:
 
     def close(self) -> None:
         if self.unreported and self._sock is not None:
-            self._report()
+            self._report(wait_s=0.5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 _transport: _Transport | None = None
@@ -232,6 +264,8 @@ def connect(path: str | None = None) -> bool:
     Called at import; call it again only if the variable is set later in the program's life."""
     global _transport
     path = path if path is not None else os.environ.get(ENV, "")
+    if _transport is not None:
+        _transport.close()  # report what it dropped, let go of its socket
     _transport = _Transport(path) if path else None
     return _transport is not None
 
@@ -285,20 +319,34 @@ class _Block:
         self._attrs = attrs
         self._t0 = 0
 
+    def _parts(self) -> tuple[bytes, bytes]:
+        """The fields before ``elements`` and after it (cached per block kind when there are no attributes)."""
+        if self._attrs:
+            return _str(self.name) + _str(self.op), _str(self.symbol) + b"\xa3sdk" + _str(self.decision) + _map(self._attrs)
+        key = (self.name, self.op, self.symbol, self.decision)
+        parts = _PARTS.get(key)
+        if parts is None:
+            parts = (_str(self.name) + _str(self.op), _str(self.symbol) + b"\xa3sdk" + _str(self.decision) + b"\x80")
+            if len(_PARTS) < 4096:
+                _PARTS[key] = parts
+        return parts
+
     def _fields(self, elements: int) -> bytes:
-        return (_str(self.name) + _str(self.op) + _int(max(int(elements), 0)) + _str(self.symbol) + b"\xa3sdk"
-                + _str(self.decision) + _map(self._attrs))
+        pre, post = self._parts()
+        return pre + _ELEMENTS(0xCF, elements if 0 <= elements < 2**64 else 0) + post
 
     def __enter__(self) -> None:
-        self._t0 = time.monotonic_ns()
+        self._t0 = _clock()
 
     def __exit__(self, *_exc: object) -> None:
-        t1 = time.monotonic_ns()
+        t1 = _clock()
         t = _transport
         if t is not None:
             t0 = self._t0
-            t.send(_PREFIX[KIND_COMPUTE] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, t0, 0, 0xCF, t1 - t0, 0, 0)
-                   + self._fields(self.elements))
+            pre, post = self._parts()
+            e = self.elements
+            t.send(b"".join((_COMPUTE_PREFIX, _TIMES_PACK(0xCE, _tid(), 0xCF, t0, 0, 0xCF, t1 - t0, 0, 0), pre,
+                             _ELEMENTS(0xCF, e if 0 <= e < 2**64 else 0), post)))
 
     def __call__(self, fn: F) -> F:
         if not self.symbol:
@@ -307,7 +355,7 @@ class _Block:
         prefix = _PREFIX[KIND_COMPUTE]
         pack = _TIMES.pack
         clock = time.monotonic_ns
-        tid = threading.get_native_id
+        tid = _tid
 
         @functools.wraps(fn)
         def traced(*args: Any, **kwargs: Any) -> Any:
@@ -348,7 +396,7 @@ def transpiler_decision(decision_id: str, kind: str = "", chosen: str = "", *, s
     if t is None:
         return
     now = time.monotonic_ns()
-    t.send(_PREFIX[KIND_TRANSPILER] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+    t.send(_PREFIX[KIND_TRANSPILER] + _TIMES.pack(0xCE, _tid(), 0xCF, now, 0, 0xCF, 0, 0, 0)
            + _str(str(decision_id)) + _str(source_location) + _str(target_symbol) + _str(kind) + _str(chosen)
            + _strs(alternatives) + _str(reason) + b"\xa3sdk" + _map(attrs))
 
@@ -359,7 +407,7 @@ def mark(name: str, **attrs: Any) -> None:
     if t is None:
         return
     now = time.monotonic_ns()
-    t.send(_PREFIX[KIND_MARK] + _TIMES.pack(0xCE, threading.get_native_id(), 0xCF, now, 0, 0xCF, 0, 0, 0)
+    t.send(_PREFIX[KIND_MARK] + _TIMES.pack(0xCE, _tid(), 0xCF, now, 0, 0xCF, 0, 0, 0)
            + _str(str(name)) + _map(attrs))
 
 
