@@ -314,6 +314,15 @@ class _Extractor:
                 if res is not None:
                     self.rw(e, res, name in WRITES, e.ret)
             return
+        if name == "close" and e.ret == 0:
+            # closing a file changes nothing we compare, and a stale FILE entry cannot mislead: any later
+            # use of that fd number either fails (skipped) or first rebinds it (open, dup2, pipe, socket)
+            fds = self.tables.get((host, pid))
+            if fds is None:
+                fds = self.tables[(host, pid)] = self.tr.live_table(host, pid)
+            res = fds.get(e.args.get("fd", -1))  # type: ignore[arg-type]
+            if res is None or res.kind is ResourceKind.FILE:
+                return
         self.proc(host, pid)
         if name in ("kill", "tgkill", "tkill") and e.ret == 0:
             target, sig = e.args.get("tgid", e.args.get("pid")), e.args.get("sig")
