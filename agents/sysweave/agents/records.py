@@ -137,6 +137,8 @@ def decode_args(name: str, rec: RawRecord) -> tuple[dict[str, ArgValue], bytes |
             out[arg] = rec.aux if rec.ret > 0 else None
         else:  # hex, oflags, mode, size, ptr
             out[arg] = v
+    if name in ("sendmsg", "recvmsg") and rec.d1:  # msg_name: a datagram's destination / source
+        out["dest_addr" if name == "sendmsg" else "src_addr"] = decode_sockaddr(rec.d1)
     if name in ("writev", "readv", "sendmsg", "recvmsg", "pwritev", "preadv", "pwritev2", "preadv2"):
         out["iovcnt"] = rec.aux
     if name == "clone3":
