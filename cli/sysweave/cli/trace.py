@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
 from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
-from sysweave.agents.bpf.uprobes_spec import SpecError
+from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec
 from sysweave.agents.decisions import DecisionLog, DecisionLogError, decision_events, read_decision_log
 from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.render import (
@@ -176,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
             chosen = parse_trace_expr(expr)
             selected = chosen if selected is None else selected & chosen
     except FilterError as exc:
+        _err(str(exc))
+        return 2
+    try:  # the --uprobe grammar before anything compiles (names are resolved once the target is known)
+        for spec in args.uprobe:
+            parse_spec(spec)
+    except SpecError as exc:
         _err(str(exc))
         return 2
     if args.capture_bytes & (args.capture_bytes - 1) or not 64 <= args.capture_bytes <= 65536:
