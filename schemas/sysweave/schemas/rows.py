@@ -149,7 +149,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 
-# Columns a table derives (ALIAS in its DDL) and the stored columns they come from; _storage_columns computes the stored ones exactly as the DDL's ALIAS expressions invert them.
+# Columns a table derives (ALIAS in its DDL) and the stored columns they come from; _storage_columns computes
+# the stored ones exactly as the DDL's ALIAS expressions invert them.
 DERIVED: dict[str, tuple[str, ...]] = {"syscall_spans": ("event_id", "mono_ns", "hlc")}
 STORAGE: dict[str, tuple[Column, ...]] = {
     "syscall_spans": _columns("event_hi UInt64, event_lo UInt64, clock_offset_ns UInt64, hlc_skew UInt64")}
@@ -434,6 +435,7 @@ def _storage_columns(table: str, cols: dict[str, list[Any]]) -> dict[str, list[i
 
 # --- a trace -> columns, straight (the store's write path: no row dicts for the bulk of a trace) ---------------
 
+COLUMNWISE_MIN = 64  # events of one class from which trace_columns extracts column-wise (fewer: row dicts)
 _GET_H = operator.attrgetter("h")
 _GET_HEADER = operator.attrgetter("event_id", "host_id", "pid", "tid", "mono_ns", "wall_ns", "duration_ns", "stamp")
 _GET_STAMP = operator.attrgetter("lamport", "hlc")
@@ -489,7 +491,7 @@ def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "",
     out: dict[str, list[tuple[Column, list[Any]]]] = {}
     for cls, events in by_cls.items():
         table = _BY_CLASS[cls]
-        cols = _event_columns(table, tid_bytes, events) if len(events) >= 64 else None
+        cols = _event_columns(table, tid_bytes, events) if len(events) >= COLUMNWISE_MIN else None
         if cols is None:
             rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
         else:
