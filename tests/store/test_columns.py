@@ -46,8 +46,8 @@ U64 = st.integers(0, 2**64 - 1)
 @settings(max_examples=200, deadline=None)
 @given(values=st.lists(st.tuples(st.binary(min_size=0, max_size=16), U64, U64, U64), min_size=1, max_size=20))
 def test_storage_columns_with_and_without_numpy(values: list[tuple[bytes, int, int, int]]) -> None:
-    cols = {"event_id": [v[0] for v in values], "mono_ns": [v[1] for v in values], "wall_ns": [v[2] for v in values],
-            "hlc": [v[3] for v in values]}
+    cols: dict[str, list[Any]] = {"event_id": [v[0] for v in values], "mono_ns": [v[1] for v in values],
+                                  "wall_ns": [v[2] for v in values], "hlc": [v[3] for v in values]}
     with_np = rows._storage_columns("syscall_spans", cols)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(rows, "_np", lambda: None)
@@ -61,6 +61,6 @@ def test_storage_columns_with_and_without_numpy(values: list[tuple[bytes, int, i
 
 def test_hlc_skew_is_small_for_stamped_spans() -> None:
     wall = 1_795_000_000_123_456_789
-    cols = {"event_id": [bytes(16)] * 2, "mono_ns": [0, 0], "wall_ns": [wall, wall],
+    cols: dict[str, list[Any]] = {"event_id": [bytes(16)] * 2, "mono_ns": [0, 0], "wall_ns": [wall, wall],
             "hlc": [hlc_pack(ns_to_hlc_ticks(wall), 0), hlc_pack(ns_to_hlc_ticks(wall), 3)]}
     assert rows._storage_columns("syscall_spans", cols)["hlc_skew"] == [0, 3]
