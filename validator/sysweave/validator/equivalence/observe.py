@@ -67,6 +67,8 @@ IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv
                  "/.local/lib/")
 O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
 SOCK_DGRAM = 2
+STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
+               "/proc/self/fd/2": 2}
 SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")
 # calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
 PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
@@ -302,7 +304,9 @@ class _Extractor:
                 if res is None:
                     return
                 if res.kind is ResourceKind.FILE:  # the hottest: a write to a file
-                    if name in WRITES:
+                    if name in WRITES and res.path in STDIO_PATHS:  # open("/dev/stdout", "w") is stdout
+                        self.stdio(e, STDIO_PATHS[res.path], e.ret)
+                    elif name in WRITES:
                         self.io_bytes += e.ret
                         self.file_writes[res.id] = e
                         if self.file_pid.get(res.id) != pid:  # a writer of its own (effects, for launchers)
@@ -388,7 +392,9 @@ class _Extractor:
             if write and res.stdio in (1, 2):
                 self.stdio(e, res.stdio, nbytes)
         elif res.kind is ResourceKind.FILE:
-            if write:
+            if write and res.path in STDIO_PATHS:
+                self.stdio(e, STDIO_PATHS[res.path], nbytes)
+            elif write:
                 self.touch(e, res.path)
         elif res.kind is ResourceKind.CONN and res.id not in self.dgram_sockets:
             c = self.conns.get(res.id)
