@@ -21,11 +21,13 @@ from sysweave.schemas.events import (
     GpuKernel,
     GpuMemoryTransfer,
     GpuSample,
+    Mark,
     SyscallAggregate,
     SyscallSpan,
+    TranspilerDecision,
 )
 
-LayerEvent = ComputeBlock | GpuKernel | GpuMemoryTransfer | GpuSample
+LayerEvent = ComputeBlock | GpuKernel | GpuMemoryTransfer | GpuSample | TranspilerDecision | Mark
 
 _OFLAGS = [(os.O_WRONLY, "O_WRONLY"), (os.O_RDWR, "O_RDWR"), (os.O_CREAT, "O_CREAT"), (os.O_EXCL, "O_EXCL"),
            (os.O_NOCTTY, "O_NOCTTY"), (os.O_TRUNC, "O_TRUNC"), (os.O_APPEND, "O_APPEND"), (os.O_NONBLOCK, "O_NONBLOCK"),
@@ -273,7 +275,7 @@ def summary_csv(rows: list[SummaryRow]) -> str:
     return out.getvalue()
 
 
-LAYER_EVENTS = (ComputeBlock, GpuKernel, GpuMemoryTransfer, GpuSample)
+LAYER_EVENTS = (ComputeBlock, GpuKernel, GpuMemoryTransfer, GpuSample, TranspilerDecision, Mark)
 
 
 def event_json(ev: LayerEvent) -> str:
@@ -293,6 +295,11 @@ def layer_line(ev: LayerEvent, style: LineStyle) -> str:
     if isinstance(ev, ComputeBlock):
         args = ", ".join(f"{k}={v!r}" if isinstance(v, bytes) else f"{k}={v}" for k, v in ev.attrs.items())
         what = f"compute {ev.name}({args})"
+    elif isinstance(ev, TranspilerDecision):  # SDK, at run time
+        what = (f"decision {ev.decision_id} {ev.kind}: {ev.chosen} (over {', '.join(ev.alternatives) or '-'}) "
+                f"for {ev.target_symbol or '?'}: {ev.reason}")
+    elif isinstance(ev, Mark):
+        what = f"mark {ev.name}({', '.join(f'{k}={v!r}' if isinstance(v, bytes) else f'{k}={v}' for k, v in ev.attrs.items())})"
     elif isinstance(ev, GpuKernel):
         what = f"gpu kernel {ev.name} grid={list(ev.grid)} block={list(ev.block)}"
     elif isinstance(ev, GpuMemoryTransfer):
