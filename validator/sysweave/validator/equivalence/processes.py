@@ -171,12 +171,13 @@ def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Ke
     while True:
         p = procs[key]
         kids = [c for c in p.children if c in procs and c not in helper and procs[c].fork_ns >= p.final_ns]
-        real = [c for c in kids if procs[c].images or _subtree_has_effects(procs, c, effects)]
-        if key in direct or len(real) != 1 or not p.images:
+        if key in direct or not p.images:
+            return key, via
+        # the one child running the command the wrapper was given; any other child must be a quiet helper
+        real = [c for c in kids if procs[c].images and _wraps(p.argv, procs[c].images[0][1])]
+        if len(real) != 1:
             return key, via
         child = procs[real[0]]
-        if not child.images or not _wraps(p.argv, child.images[0][1]):
-            return key, via
         relayed = p.exit_code is None or child.exit_code is None or p.exit_code == child.exit_code or (
             child.signal is not None and p.exit_code == 128 + child.signal)
         others_quiet = all(not _subtree_has_effects(procs, c, effects) for c in kids if c != real[0])
