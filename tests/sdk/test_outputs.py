@@ -72,6 +72,7 @@ def test_otlp_spans_carry_the_fields_under_their_process() -> None:
     assert block.attributes["compute.operation"] == "gemm" and block.attributes["compute.elements"] == 4096
     assert list(block.attributes["compute.attrs.n"]) == [1, 2]
     assert block.end_time - block.start_time == 5_000
+    assert block.attributes["lamport.clock"] == block.attributes["sysweave.lamport"] == 1
     decision = spans["decision loop-vectorised: simd x8"]
     assert decision.attributes["transpiler.target_symbol"] == "mm_kernel"
     assert list(decision.attributes["transpiler.alternatives"]) == ["scalar"]

@@ -76,6 +76,7 @@ def _free_attrs(prefix: str, attrs: dict[str, Any]) -> dict[str, Any]:
 def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
     h = e.h
     base: dict[str, Any] = {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
+                            "lamport.clock": h.stamp.lamport,  # the seed's attribute name, kept for its consumers
                             # packed HLCs pass int64 in 2038 (48-bit l in 2**-16 s): beyond, a decimal string
                             "sysweave.hlc": h.stamp.hlc if h.stamp.hlc < 1 << 63 else str(h.stamp.hlc),
                             "thread.id": h.tid}
