@@ -110,6 +110,27 @@ def test_bad_datagrams_are_counted_and_the_server_goes_on(server: tuple[SdkServe
     raw.close()
 
 
+def test_a_failing_sink_is_counted_and_the_receiver_goes_on(tmp_path: Path) -> None:
+    got: list[Event] = []
+
+    def sink(e: Event) -> None:
+        if isinstance(e, Mark) and e.name == "bad":
+            raise RuntimeError("disk full")
+        got.append(e)
+
+    srv = SdkServer(sink, "h", 0, directory=str(tmp_path)).start()
+    try:
+        sdk.connect(srv.path)
+        sdk.mark("bad")
+        sdk.mark("good")
+        wait_for(lambda: len(got) == 1)
+    finally:
+        srv.close()
+        sdk.connect("")
+    assert [e.name for e in got if isinstance(e, Mark)] == ["good"]
+    assert srv.lost == {"sdk_sink_error": 1} and "disk full" in srv.errors["sdk_sink_error"][0]
+
+
 def test_what_the_sdk_drops_is_reported_once_it_gets_through(server: tuple[SdkServer, list[Event]]) -> None:
     srv, got = server  # not started: nothing reads, the socket's queue fills
     sdk.connect(srv.path)

@@ -156,7 +156,8 @@ class SdkServer:
     ``sink`` receives every decoded event (from the server's thread). ``lost`` counts what could not be
     taken, by reason: ``sdk_malformed``, ``sdk_oversized``, ``sdk_foreign_user`` (a datagram from another
     user: only root could have sent it), ``sdk_no_credentials``, and ``sdk_sender`` (what the SDK itself
-    reported dropping: the socket's queue was full, or the tracer was not there yet)."""
+    reported dropping: the socket's queue was full, or the tracer was not there yet), ``sdk_sink_error`` (the
+    sink raised: the event is lost, the receiver goes on)."""
 
     def __init__(self, sink: Callable[[Event], None], host_id: str, wall_offset_ns: int,
                  directory: str | None = None) -> None:
@@ -239,8 +240,12 @@ class SdkServer:
         if isinstance(ev, LostEvents):
             self._count("sdk_sender", "", ev.count)
             return True
+        try:
+            self.sink(ev)
+        except Exception as exc:  # a failing sink must not stop the receiver: the event is lost, counted
+            self._count("sdk_sink_error", f"pid {pid}: the sink refused a {type(ev).__name__}: {exc!r}")
+            return False
         self.accepted += 1
-        self.sink(ev)
         return True
 
     def _count(self, reason: str, message: str, n: int = 1) -> None:
