@@ -4,6 +4,7 @@ the decision log reader; the SDK stands alone (standard library only)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import socket
 import stat
@@ -15,10 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sysweave import sdk
 from sysweave.agents.decisions import DecisionLogError, decision_events, parse_decision_log, read_decision_log
 from sysweave.agents.sdk_server import MAX_DATAGRAM, SdkServer
+from sysweave.schemas import codec
 from sysweave.schemas.events import ComputeBlock, Event, Mark, TranspilerDecision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,3 +220,23 @@ def test_the_sdk_stands_alone_on_the_standard_library() -> None:
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
         {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert all(m.split(".")[0] in sys.stdlib_module_names or m == "__future__" for m in imported), imported
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                           max_leaves=8)
+decision_like = st.dictionaries(st.sampled_from(["id", "kind", "chosen", "alternatives", "reason", "source_location",
+                                                 "target_symbol", "attrs", "other"]), json_values, max_size=6)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.text(max_size=40), decision_like.map(json.dumps)), max_size=8))
+def test_any_log_text_parses_into_records_and_numbered_bad_lines(lines: list[str]) -> None:
+    text = "\n".join(x.replace("\n", " ").replace("\r", " ") for x in lines)
+    log = parse_decision_log(text)
+    numbered = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    assert len(log.records) + len(log.bad) == len(numbered)
+    assert {b.line for b in log.bad} <= set(numbered)
+    events = decision_events(log.records, "h", 1, 1, 0, producer_id=1)
+    for e in events:  # every accepted record is a valid wire event
+        assert codec.decode_event(codec.encode_event(e)) == e
