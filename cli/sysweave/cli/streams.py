@@ -15,6 +15,9 @@ def add_arguments(p: Any) -> None:
     w.add_argument("--grace-s", type=float, default=2.0, help="wait after the last process exits before closing a trace")
     w.add_argument("--inactivity-s", type=float, default=30.0, help="close a trace after this long without events")
     w.add_argument("--target-spans-per-s", type=float, default=10_000.0, help="adaptive sampling target per host")
+    w.add_argument("--control-interval-s", type=float, default=5.0, help="sampling report and decision interval")
+    w.add_argument("--join-wait-s", type=float, default=10.0,
+                   help="hold a closed trace this long for the other end of its TCP connections (cross-host join)")
     w.add_argument("--loglevel", default="warning")
     w.add_argument("--app-id", default="sysweave-streams", help="Faust app id = Kafka consumer group")
 
@@ -23,7 +26,8 @@ def run(args: Any) -> int:
     import faust
 
     logging.basicConfig(level=logging.INFO)
-    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, app_id=args.app_id)
+    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, args.control_interval_s,
+                   app_id=args.app_id, join_wait_s=args.join_wait_s)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -4,6 +4,10 @@ A trace (one partition key) closes when every process seen has exited and ``grac
 the last event, or after ``inactivity_s`` without events. Events for a closed trace reopen it as an
 update with the same trace id (derived from the key), counted as late. Duplicates (redelivery, spool
 replay) are dropped by event id.
+
+Cross-host join (``join``): a closed trace may be *held* (:meth:`TraceBuffer.hold`) while the other half of
+one of its connections is still expected; events forwarded from another tree are added as *settled* — their
+processes do not keep the trace open (a long-lived server lends only a window of its life).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class OpenTrace:
     exited: set[tuple[str, int]] = field(default_factory=set)
     late: int = 0
     emitted_once: bool = False
+    held_since_s: float | None = None  # first closed, then held for the join
 
 
 @dataclass
@@ -44,7 +49,7 @@ class TraceBuffer:
     duplicates: int = 0
     late_events: int = 0
 
-    def add(self, key: bytes, events: Iterable[Event], now_s: float) -> None:
+    def add(self, key: bytes, events: Iterable[Event], now_s: float, settled: bool = False) -> None:
         t = self.open.get(key)
         if t is None:
             t = self.closed.pop(key, None) or OpenTrace(key)
@@ -60,7 +65,7 @@ class TraceBuffer:
                 continue
             t.events[e.h.event_id] = e
             proc = (e.h.host_id, e.h.pid)
-            if e.h.pid:
+            if e.h.pid and not settled:
                 t.alive.add(proc)
             if isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXIT:
                 t.exited.add(proc)
@@ -79,14 +84,27 @@ class TraceBuffer:
                 self.closed[key] = t
         return out
 
+    def hold(self, t: OpenTrace, now_s: float) -> float:
+        """Put a trace ``ready`` just returned back among the open ones (not emitted); returns how long it has
+        been held since it first closed."""
+        self.closed.pop(t.key, None)
+        t.emitted_once = False
+        if t.held_since_s is None:
+            t.held_since_s = now_s
+        self.open[t.key] = t
+        return now_s - t.held_since_s
+
     def forget_closed(self, keep: int = 10_000) -> None:
         """Bound the memory of closed traces (oldest first)."""
         while len(self.closed) > keep:
             self.closed.pop(next(iter(self.closed)))
 
 
-def finish(t: OpenTrace) -> FinishedTrace:
+def finish(t: OpenTrace, events: Iterable[Event] | None = None, extra: Iterable[Event] = ()) -> FinishedTrace:
     """The closed trace through THE pipeline (``pipeline.build_trace``), labelled with its key when the key
-    is a trace label (``topics.label_of_key``), counting the events that arrived after it first closed."""
-    hosts = {e.h.host_id for e in t.events.values()}
-    return build_trace(t.events.values(), trace_id_for(t.key), topics.label_of_key(t.key, hosts), late_events=t.late)
+    is a trace label (``topics.label_of_key``), counting the events that arrived after it first closed.
+    ``events``: the part of it that stays under its key (default: all; the join may forward the rest);
+    ``extra``: events to add (the HostInfo of hosts whose own arrived elsewhere)."""
+    evs = [*(t.events.values() if events is None else events), *extra]
+    hosts = {e.h.host_id for e in evs}
+    return build_trace(evs, trace_id_for(t.key), topics.label_of_key(t.key, hosts), late_events=t.late)

@@ -19,7 +19,7 @@ map, so sampling cuts cost at the source.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sysweave.schemas.events import (
     ComputeBlock,
@@ -30,6 +30,9 @@ from sysweave.schemas.events import (
     SyscallAggregate,
     SyscallSpan,
 )
+
+__all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "control_step", "keep",
+           "merged_histogram", "next_fraction", "operation_class", "threshold_for_fraction", "threshold_interpolated"]
 
 # The spec's per-class defaults (ns).
 CLASS_THRESHOLDS_NS = {"gpu_kernel": 100_000, "compute": 50_000, "syscall": 10_000, "memcpy": 1_000_000}
@@ -109,6 +112,26 @@ def threshold_for_fraction(hist_log2: Sequence[int], fraction: float, floor_ns: 
     return max(1 << len(hist_log2), floor_ns)
 
 
+def threshold_interpolated(hist_log2: Sequence[int], fraction: float, floor_ns: int) -> int:
+    """Like :func:`threshold_for_fraction`, but interpolated inside the log2 bucket where the tail reaches
+    ``fraction`` (calls taken as spread evenly over the bucket), so every fraction has its own threshold and
+    the controller can settle inside its tolerance band instead of jumping between powers of two.
+    Example: hist [0]*10 + [900, 90, 10], fraction 0.1 -> 2048 (as before: the boundary is exact);
+    fraction 0.055 -> 45 of the 90 calls in [2048, 4096) are needed: 3072."""
+    total = sum(hist_log2)
+    if total == 0 or fraction >= 1.0:
+        return floor_ns
+    want = fraction * total
+    above = 0
+    for i in range(len(hist_log2) - 1, -1, -1):
+        n = hist_log2[i]
+        if n and above + n >= want:
+            share = (want - above) / n
+            return max(int((1 << (i + 1)) - share * (1 << i)), floor_ns)
+        above += n
+    return floor_ns
+
+
 def merged_histogram(aggs: Iterable[SyscallAggregate]) -> list[int]:
     hist: list[int] = []
     for a in aggs:
@@ -123,4 +146,51 @@ def control_step(state: HostSampling, shipped_spans: int, interval_s: float, his
                  cfg: ControllerConfig) -> HostSampling:
     """One controller interval for one host: new fraction, and the kernel threshold that realises it."""
     p = next_fraction(state.fraction, shipped_spans / interval_s if interval_s > 0 else 0.0, cfg)
-    return replace(state, fraction=p, threshold_ns=threshold_for_fraction(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"]))
+    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"]))
+
+
+@dataclass
+class SamplingAuthority:
+    """The one place a host's sampling decision is made, whatever the number of workers.
+
+    Every worker reports, per interval, what it saw of each host (``topics.HostCounts`` on TOPIC_SAMPLING,
+    key = host id); the reports of one host all land on one partition of that topic, so exactly one worker —
+    the one that owns it — feeds them to its authority. ``step`` then turns the sum of every worker's reports
+    since the last step into one decision per host (``control_step``). Example: two workers each report 2500
+    events of host h over a 1 s step, target 1000/s -> observed 5000/s -> p = 0.2 (a decision is returned only
+    when the threshold changes). State is per host and is lost when the partition moves to another worker (the
+    new owner starts again from p = 1, converging within a few intervals)."""
+
+    cfg: ControllerConfig = field(default_factory=ControllerConfig)
+    state: dict[str, HostSampling] = field(default_factory=dict)
+    shipped: dict[str, int] = field(default_factory=dict)
+    hists: dict[str, list[int]] = field(default_factory=dict)  # latest reported histogram per host (kept while
+    # no new one arrives: agents send their exact aggregates every window, which may span several intervals)
+    stale: set[str] = field(default_factory=set)
+
+    def report(self, host_id: str, shipped: int, hist_log2: Sequence[int]) -> None:
+        self.shipped[host_id] = self.shipped.get(host_id, 0) + shipped
+        if not any(hist_log2):
+            self.state.setdefault(host_id, HostSampling(host_id))
+            return
+        if host_id in self.stale:
+            self.hists[host_id] = []
+            self.stale.discard(host_id)
+        h = self.hists.setdefault(host_id, [])
+        if len(h) < len(hist_log2):
+            h += [0] * (len(hist_log2) - len(h))
+        for i, n in enumerate(hist_log2):
+            h[i] += n
+        self.state.setdefault(host_id, HostSampling(host_id))
+
+    def step(self, interval_s: float) -> list[HostSampling]:
+        """One interval for every host reported (a host with no report counts as 0 shipped: relaxes)."""
+        out = []
+        for host, old in list(self.state.items()):
+            new = control_step(old, self.shipped.get(host, 0), interval_s, self.hists.get(host, []), self.cfg)
+            self.state[host] = new
+            if new.threshold_ns != old.threshold_ns:
+                out.append(new)
+        self.shipped.clear()
+        self.stale = set(self.hists)  # the next report with a histogram replaces it; until then it is reused
+        return out

@@ -1,30 +1,42 @@
-"""Faust workers: thin glue around the pure stream core (buffer, assembly, causality, clock sync, sampling).
+"""Faust workers: thin glue around the pure stream core (buffer, join, pipeline, sampling).
 
     sysweave streams worker --kafka BOOTSTRAP
 
 Several workers share TOPIC_EVENTS's partitions through Kafka's consumer group. Each:
   1. decodes agent batches (a bad message goes to TOPIC_DEAD_LETTER with the reason; the worker goes on),
-  2. buffers them per trace key and, when a trace closes (or a late event updates it), runs the one pipeline
-     (``buffer.finish`` -> ``pipeline.build_trace``) and emits the finished trace to TOPIC_TRACES as a codec
-     batch (key = trace id hex; envelope producer id = the trace id's first 8 bytes, sequence = the number of
-     late events merged into this emission, 0 for the first; header ``sysweave.label`` = its trace label),
-  3. runs the adaptive sampling controller per host every interval and publishes its decisions to
-     TOPIC_CONTROL (JSON {"host_id", "threshold_ns", "fraction"}), which agents apply to the BPF map.
+     publishes the connections it sees to TOPIC_ENDPOINTS (``join.SightingScanner``) and keeps every worker's
+     sightings in its copy of the endpoint table (``join.EndpointTable``, a reader thread over all partitions),
+  2. buffers them per trace key and, when a trace closes, asks the join (``join.plan_tree``): hold it while a
+     peer's half is expected, forward the windows (or the whole tree) that belong to another trace back to
+     TOPIC_EVENTS under that trace's key (header ``sysweave.joined``), and run the one pipeline on the rest
+     (``buffer.finish`` -> ``pipeline.build_trace``), emitted to TOPIC_TRACES as a codec batch (key = trace
+     id hex; envelope producer id = the trace id's first 8 bytes, sequence = the number of late events merged
+     into this emission, 0 for the first; header ``sysweave.label`` = its trace label),
+  3. every interval reports what it saw of each host to TOPIC_SAMPLING (``topics.HostCounts``, key = host);
+     the worker owning a host's partition there sums all workers' reports (``sampling.SamplingAuthority``)
+     and alone publishes that host's decision to TOPIC_CONTROL (``topics.ControlDecision``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import queue
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from sysweave.schemas import codec, topics
-from sysweave.schemas.events import SyscallAggregate, UnifiedTrace
+from sysweave.schemas.events import Event, SyscallAggregate, UnifiedTrace
+from sysweave.schemas.topics import ControlDecision, HostCounts, Sighting
 from sysweave.streams.buffer import TraceBuffer, finish
+from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree
 from sysweave.streams.pipeline.assembly import trace_events
-from sysweave.streams.sampling import ControllerConfig, HostSampling, control_step, merged_histogram
+from sysweave.streams.sampling import ControllerConfig, SamplingAuthority, merged_histogram
+
+__all__ = ["AckLedger", "EndpointReader", "encode_events", "encode_trace", "make_app", "trace_headers"]
 
 log = logging.getLogger("sysweave.streams")
 
@@ -41,29 +53,33 @@ def trace_headers(trace: UnifiedTrace) -> list[tuple[str, bytes]]:
 
 
 def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, target_spans_per_s: float = 10_000.0,
-             control_interval_s: float = 5.0, app_id: str = "sysweave-streams") -> Any:
+             control_interval_s: float = 5.0, app_id: str = "sysweave-streams", join_wait_s: float = 10.0) -> Any:
     import faust
 
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
                     broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
                     consumer_auto_offset_reset="earliest")
-    events = app.topic(topics.TOPIC_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
-    traces = app.topic(topics.TOPIC_TRACES, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
-    dead = app.topic(topics.TOPIC_DEAD_LETTER, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw")
-    control = app.topic(topics.TOPIC_CONTROL, key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw")
+
+    def raw(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    events, traces, dead, control = (raw(t) for t in (topics.TOPIC_EVENTS, topics.TOPIC_TRACES,
+                                                      topics.TOPIC_DEAD_LETTER, topics.TOPIC_CONTROL))
+    endpoints, sampling_topic = raw(topics.TOPIC_ENDPOINTS), raw(topics.TOPIC_SAMPLING)
     buffer = TraceBuffer(grace_s=grace_s, inactivity_s=inactivity_s)
+    table, scanner, inbox = EndpointTable(), SightingScanner(), EndpointReader(bootstrap)
     shipped: dict[str, int] = defaultdict(int)
     hists: dict[str, list[SyscallAggregate]] = defaultdict(list)
-    sampling: dict[str, HostSampling] = {}
-    cfg = ControllerConfig(target_spans_per_s=target_spans_per_s)
-    stats = {"batches": 0, "dead_lettered": 0, "traces_emitted": 0}
+    authority = SamplingAuthority(ControllerConfig(target_spans_per_s=target_spans_per_s))
+    worker_id = f"{app_id}/{os.getpid()}"
+    stats = {"batches": 0, "dead_lettered": 0, "traces_emitted": 0, "parts_forwarded": 0, "decisions": 0}
     app.sysweave_stats = stats  # type: ignore[attr-defined]
-
     acks = AckLedger()
+
+    async def publish(sightings: Iterable[Sighting]) -> None:
+        for s in sightings:
+            table.add(s)
+            await endpoints.send(key=s.message_key(), value=s.encode())
 
     @app.agent(events)
     async def ingest(stream: Any) -> None:
@@ -83,8 +99,12 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                 continue
             stats["batches"] += 1
             key = event.key or b""
+            joined = any(k == topics.HEADER_JOINED for k, _ in (msg.headers or ()))
             acks.track(key, msg.partition, msg.offset, event)
-            buffer.add(key, batch.events, time.monotonic())
+            buffer.add(key, batch.events, time.monotonic(), settled=joined)
+            if joined:
+                continue  # already counted (sampling) and scanned (join) where it first arrived
+            await publish(scanner.scan(key, batch.events))
             for e in batch.events:
                 shipped[e.h.host_id] += 1
                 if isinstance(e, SyscallAggregate):
@@ -92,29 +112,105 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
 
     @app.timer(0.5)
     async def emit_closed() -> None:
-        for t in buffer.ready(time.monotonic()):
-            done = finish(t)
-            for warning in done.warnings:
-                log.warning("trace %s: %s", done.trace.trace_id.hex(), warning)
-            await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace),
-                              headers=trace_headers(done.trace))
-            stats["traces_emitted"] += 1
+        for s in inbox.drain():
+            table.add(s)
+        now = time.monotonic()
+        for t in buffer.ready(now):
+            waited = now - t.held_since_s if t.held_since_s is not None else 0.0
+            plan = plan_tree(t.key, t.events.values(), table, waited, join_wait_s)
+            if plan.wait:
+                buffer.hold(t, now)
+                continue
+            t.held_since_s = None
+            await publish(plan.publish)
+            for key, part in plan.parts.items():
+                if key != t.key:  # forwarded to the trace it joins (a late part reopens that trace as an update)
+                    stats["parts_forwarded"] += 1
+                    await events.send(key=key, value=encode_events(part),
+                                      headers=[(topics.HEADER_JOINED, t.key)])
+                    continue
+                done = finish(t, part, host_infos(part, table))
+                for warning in done.warnings:
+                    log.warning("trace %s: %s", done.trace.trace_id.hex(), warning)
+                await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace),
+                                  headers=trace_headers(done.trace))
+                stats["traces_emitted"] += 1
             acks.done(t.key)
         buffer.forget_closed()
+        table.prune(time.time_ns())
 
     @app.timer(control_interval_s)
-    async def control_sampling() -> None:
+    async def report_hosts() -> None:
         for host, n in list(shipped.items()):
-            state = sampling.get(host, HostSampling(host))
-            new = control_step(state, n, control_interval_s, merged_histogram(hists[host]), cfg)
-            sampling[host] = new
-            if new.threshold_ns != state.threshold_ns:
-                await control.send(key=host.encode(), value=json.dumps(
-                    {"host_id": host, "threshold_ns": new.threshold_ns, "fraction": new.fraction}).encode())
+            counts = HostCounts(host, worker_id, n, control_interval_s, tuple(merged_histogram(hists[host])))
+            await sampling_topic.send(key=host.encode(), value=counts.encode())
         shipped.clear()
         hists.clear()
 
+    @app.agent(sampling_topic)
+    async def authority_reports(stream: Any) -> None:
+        async for value in stream:
+            try:
+                c = HostCounts.decode(value)
+            except topics.MessageError as exc:
+                log.warning("ignoring a malformed sampling report: %s", exc)
+                continue
+            authority.report(c.host_id, c.shipped, c.hist_log2)
+
+    @app.timer(control_interval_s)
+    async def decide() -> None:
+        for new in authority.step(control_interval_s):
+            stats["decisions"] += 1
+            await control.send(key=new.host_id.encode(),
+                               value=ControlDecision(new.host_id, new.threshold_ns, new.fraction).encode())
+
+    @app.task
+    async def start_reader() -> None:
+        inbox.start()
+
     return app
+
+
+def encode_events(events: Iterable[Event]) -> bytes:
+    """Events forwarded into another trace, as one codec batch (producer id 0: a worker, not an agent)."""
+    return codec.encode_batch(codec.Batch(0, 0, time.time_ns(), tuple(events)))
+
+
+class EndpointReader:
+    """Every worker reads all of TOPIC_ENDPOINTS (no consumer group) in a thread; the event loop drains it."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.queue: queue.SimpleQueue[Sighting] = queue.SimpleQueue()
+        self.stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="sysweave-endpoints", daemon=True).start()
+
+    def drain(self) -> list[Sighting]:
+        out = []
+        while True:
+            try:
+                out.append(self.queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer
+
+        while not self.stop.is_set():
+            try:
+                consumer = KafkaConsumer(topics.TOPIC_ENDPOINTS, bootstrap_servers=self.bootstrap.split(","),
+                                         group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=1000)
+                while not self.stop.is_set():
+                    for msg in consumer:
+                        try:
+                            self.queue.put(Sighting.decode(msg.value))
+                        except topics.MessageError as exc:
+                            log.warning("ignoring a malformed endpoint sighting: %s", exc)
+            except Exception as exc:  # kafka-python raises many types: retry, the join degrades to local sightings
+                log.warning("endpoint table reader: %s; retrying", exc)
+                self.stop.wait(2)
 
 
 class AckLedger:

@@ -1,0 +1,425 @@
+"""Cross-host trace joining (pure: no faust, no kafka): per-host process trees that talk over TCP become one trace.
+
+Agents key every process tree by ``host/rootpid`` (``schemas.topics``), so without a shared label each host's
+tree reaches the workers as its own trace. The stream workers join them through an **endpoint table** of the
+TCP connections each tree made or accepted (:class:`~sysweave.schemas.topics.Sighting`, published on
+``TOPIC_ENDPOINTS`` and read by every worker):
+
+* a ``client`` sighting — a ``connect(server ip:port)`` — names the trace the connection belongs to (the
+  client tree's key, or the key its tree was joined into: :meth:`EndpointTable.resolve_key` follows aliases);
+* a ``server`` sighting — an ``accept`` that returned the peer ``client ip:port`` on a listening ``port``
+  (from the socket's ``bind``) — is matched to the one client sighting of the same connection
+  (:func:`same_connection`: port, the server's address among the server host's, the peer ip among the client
+  host's, the client port when the client revealed it, first bytes, and the nearest connect time).
+
+**What the join is bounded by**: the *connection's own window*, never the whole server. A server tree is split
+(:func:`split_tree`) into one :class:`Window` per accepted connection — the accepting thread's events from the
+``accept`` to the ``close`` of that connection in that process (or to its next accept), plus every process it
+forked and every thread it created inside that window (fork- or thread-per-connection servers) — and each
+window whose client is known goes to the client's trace. Only a tree **all** of whose accepted connections
+came from one trace (a job's worker process, a middle tier serving one caller) joins that trace whole, with
+its start-up and exit. So a long-lived server talking to many unrelated clients lends each client trace just
+the work that client caused, and keeps the rest as its own trace. Not covered: a thread *pool* handing a
+connection to a thread that existed before the accept (that work stays with the server), and a client whose
+connect happened before tracing began.
+
+Why the table is indexed by the server port, not the 4-tuple: the client's ephemeral port is known only when
+the client itself calls ``getsockname``/``bind`` (the kernel program does not read ``struct sock``), so the
+port both ends always know is the server's; the rest of the tuple is matched per candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from sysweave.schemas.events import Event, EventHeader, HostInfo, ProcessEvent, ProcessEventType, SyscallSpan
+from sysweave.schemas.topics import Sighting
+from sysweave.streams.pipeline.fdtrack import FdTracker, Op, ResourceKind
+
+__all__ = [
+    "EndpointTable",
+    "Plan",
+    "SightingScanner",
+    "Window",
+    "host_infos",
+    "join_trees",
+    "plan_tree",
+    "same_connection",
+    "split_addr",
+    "split_tree",
+    "tree_connections",
+]
+
+MATCH_WINDOW_NS = 60_000_000_000  # a connect and its accept are at most this far apart (clock offsets included)
+FIRST_BYTES = 16
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """ "10.0.0.1:80" -> ("10.0.0.1", 80); "[::1]:80" -> ("::1", 80); anything else -> (text, 0)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        return addr, 0
+    host = host.strip("[]")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    return host, int(port)
+
+
+def _loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _unspecified(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_unspecified
+    except ValueError:
+        return not ip
+
+
+def same_connection(client: Sighting, server: Sighting, addresses: Callable[[str], tuple[str, ...]]) -> bool:
+    """Whether a client and a server sighting can be the two ends of one TCP connection. ``addresses(host)``:
+    a host's IP addresses (empty when unknown, which then constrains nothing)."""
+    if client.server_port != server.server_port and server.server_port and client.server_port:
+        return False
+    if client.client_port and server.client_port and client.client_port != server.client_port:
+        return False
+    if _loopback(client.server_ip) or _loopback(server.client_ip):
+        if client.host != server.host:
+            return False
+    else:
+        srv_addrs = addresses(server.host)
+        if srv_addrs and client.server_ip not in srv_addrs:
+            return False
+        if server.server_ip and not _unspecified(server.server_ip) and server.server_ip != client.server_ip:
+            return False
+        cli_addrs = addresses(client.host)
+        if cli_addrs and server.client_ip not in cli_addrs:
+            return False
+    a, b = client.first, server.first
+    if a and b and not (a.startswith(b) or b.startswith(a)):
+        return False
+    return abs(client.wall_ns - server.wall_ns) <= MATCH_WINDOW_NS
+
+
+def _same(a: Sighting | None, b: Sighting) -> bool:
+    return a is not None and (a.host, a.event_id) == (b.host, b.event_id)
+
+
+@dataclass
+class EndpointTable:
+    """Every worker's copy of the sightings (and host addresses) published on TOPIC_ENDPOINTS.
+
+    ``add`` keeps the newest sighting per (role, event id) — a window joined elsewhere republishes its client
+    sightings under the new trace key; ``alias`` records that a whole tree joined another trace."""
+
+    horizon_ns: int = 600_000_000_000  # sightings older than this (by wall time) are forgotten
+    by_port: dict[int, dict[tuple[str, bytes], Sighting]] = field(default_factory=lambda: defaultdict(dict))
+    hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    aliases: dict[bytes, bytes] = field(default_factory=dict)
+
+    def add(self, s: Sighting) -> None:
+        if s.role == "alias":
+            if s.trace_key != s.target_key:
+                self.aliases[s.trace_key] = s.target_key
+            return
+        if s.role == "host":
+            if s.addresses:
+                self.hosts[s.host] = s.addresses
+            return
+        self.by_port[s.server_port][(s.role, s.event_id)] = s
+
+    def addresses(self, host: str) -> tuple[str, ...]:
+        return self.hosts.get(host, ())
+
+    def resolve_key(self, key: bytes) -> bytes:
+        seen = {key}
+        while key in self.aliases:
+            key = self.aliases[key]
+            if key in seen:
+                break
+            seen.add(key)
+        return key
+
+    def _candidates(self, port: int, role: str) -> Iterable[Sighting]:
+        if port:
+            return [s for (r, _), s in self.by_port.get(port, {}).items() if r == role]
+        return [s for d in self.by_port.values() for (r, _), s in d.items() if r == role]
+
+    def client_of(self, server: Sighting) -> Sighting | None:
+        """The client sighting of ``server``'s connection: the nearest in time among those that fit."""
+        fits = [c for c in self._candidates(server.server_port, "client")
+                if same_connection(c, server, self.addresses)]
+        return min(fits, key=lambda c: (abs(c.wall_ns - server.wall_ns), c.event_id), default=None)
+
+    def server_of(self, client: Sighting) -> Sighting | None:
+        fits = [s for s in self._candidates(client.server_port, "server")
+                if same_connection(client, s, self.addresses) and _same(self.client_of(s), client)]
+        return min(fits, key=lambda s: (abs(s.wall_ns - client.wall_ns), s.event_id), default=None)
+
+    def prune(self, now_wall_ns: int) -> None:
+        for port in list(self.by_port):
+            d = self.by_port[port]
+            for k in [k for k, s in d.items() if now_wall_ns - s.wall_ns > self.horizon_ns]:
+                del d[k]
+            if not d:
+                del self.by_port[port]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One accepted connection's share of a server tree: its server sighting and the ids of its events."""
+
+    sighting: Sighting
+    event_ids: frozenset[bytes]
+
+
+def _first(chunks: list[SyscallSpan]) -> bytes:
+    out = b""
+    for e in chunks:
+        out += e.payload or b""
+        if len(out) >= FIRST_BYTES:
+            break
+    return out[:FIRST_BYTES]
+
+
+def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting], list[Window]]:
+    """A tree's client sightings (with their first bytes sent) and one :class:`Window` per accepted connection
+    (with the first bytes received), from the one fd tracker."""
+    evs = sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id))
+    tr = FdTracker()
+    bound: dict[int, tuple[str, int]] = {}  # socket resource id -> bound (ip, port)
+    local: dict[int, tuple[str, int]] = {}  # client conn resource id -> its own (ip, port) when revealed
+    clients: dict[int, tuple[SyscallSpan, str, int]] = {}  # conn id -> (connect, server ip, port)
+    servers: dict[int, tuple[SyscallSpan, tuple[str, int], tuple[str, int]]] = {}  # conn id -> (accept, peer, local)
+    sent: dict[int, list[SyscallSpan]] = defaultdict(list)
+    got: dict[int, list[SyscallSpan]] = defaultdict(list)
+    ends: dict[int, int] = {}  # server conn id -> mono of its close in the accepting process
+    for e in evs:
+        if isinstance(e, SyscallSpan) and e.name in ("bind", "getsockname") and e.ret == 0:
+            res = tr.resource(e.h.host_id, e.h.pid, int(e.args.get("fd", -1)))  # type: ignore[arg-type]
+            addr = split_addr(str(e.args.get("addr", "")))
+            if res is not None and res.kind is ResourceKind.SOCKET:
+                bound[res.id] = addr
+            elif res is not None and res.kind is ResourceKind.CONN and res.role == "client":
+                local[res.id] = addr
+        listening = None
+        if isinstance(e, SyscallSpan) and e.name in ("accept", "accept4") and e.ret >= 0:
+            listening = tr.resource(e.h.host_id, e.h.pid, int(e.args.get("fd", -1)))  # type: ignore[arg-type]
+        acc = tr.feed(e)
+        if acc is None or acc.resource is None:
+            continue
+        res = acc.resource
+        if acc.op is Op.CONNECT and res.kind is ResourceKind.CONN:
+            ip, port = split_addr(res.remote)
+            if port:
+                clients[res.id] = (acc.event, ip, port)
+                sock = tr.resource(e.h.host_id, e.h.pid, acc.fd)
+                if sock is not None and sock.id in bound:  # bound before connect: the client port is known
+                    local[res.id] = bound[sock.id]
+        elif acc.op is Op.ACCEPT:
+            lip, lport = bound.get(listening.id, ("", 0)) if listening is not None else ("", 0)
+            servers[res.id] = (acc.event, split_addr(res.remote), (lip, lport))
+        elif acc.op is Op.WRITE and res.kind is ResourceKind.CONN and acc.nbytes > 0:
+            sent[res.id].append(acc.event)
+        elif acc.op is Op.READ and res.kind is ResourceKind.CONN and acc.nbytes > 0:
+            got[res.id].append(acc.event)
+        elif (acc.op is Op.CLOSE and res.kind is ResourceKind.CONN and res.id in servers and res.id not in ends
+              and servers[res.id][0].h.pid == e.h.pid):
+            ends[res.id] = e.h.mono_ns
+    out_c = []
+    for cid, (ev, ip, port) in clients.items():
+        lip, lport = local.get(cid, ("", 0))
+        out_c.append(Sighting("client", ev.h.host_id, key, ev.h.event_id, port, server_ip=ip, client_ip=lip,
+                              client_port=lport, wall_ns=ev.h.wall_ns, first=_first(sent[cid])))
+    windows = []
+    for cid, (ev, (pip, pport), (lip, lport)) in servers.items():
+        s = Sighting("server", ev.h.host_id, key, ev.h.event_id, lport, server_ip=lip, client_ip=pip,
+                     client_port=pport, wall_ns=ev.h.wall_ns, first=_first(got[cid]))
+        windows.append(Window(s, _window_ids(evs, ev, ends.get(cid))))
+    return out_c, windows
+
+
+def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> frozenset[bytes]:
+    """The accepting thread from the accept to the close (or its next accept), plus processes forked and threads
+    created inside that window (and their descendants)."""
+    host, pid, tid, start = accept.h.host_id, accept.h.pid, accept.h.tid, accept.h.mono_ns
+    if end is None:
+        nxt = [e.h.mono_ns for e in evs if e.h.host_id == host and e.h.pid == pid and e.h.tid == tid
+               and isinstance(e, SyscallSpan) and e.name in ("accept", "accept4") and e.h.mono_ns > start]
+        end = min(nxt) - 1 if nxt else None
+    ids: set[bytes] = set()
+    procs: set[int] = set()
+    threads: set[int] = set()
+    for e in evs:
+        if e.h.host_id != host:
+            continue
+        inside = e.h.pid == pid and e.h.tid == tid and start <= e.h.mono_ns and (end is None or e.h.mono_ns <= end)
+        if inside:
+            ids.add(e.h.event_id)
+            if isinstance(e, ProcessEvent) and e.child_pid:
+                (procs if e.type is ProcessEventType.FORK else threads).add(e.child_pid)
+        elif e.h.pid in procs or (e.h.pid == pid and e.h.tid in threads):
+            ids.add(e.h.event_id)
+            if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK and e.child_pid:
+                procs.add(e.child_pid)
+    return frozenset(ids)
+
+
+def split_tree(key: bytes, events: Iterable[Event], target: Callable[[Window], bytes | None]) -> dict[bytes, list[Event]]:
+    """Which trace each of a tree's events belongs to. ``target(window)``: the trace key of the window's client
+    (None: unknown). A tree all of whose windows go to one other trace joins it whole; otherwise each window
+    goes to its client's trace and the rest stays under ``key``."""
+    evs = list(events)
+    _, windows = tree_connections(key, evs)
+    keys = [target(w) for w in windows]
+    joined = {k for k in keys if k is not None and k != key}
+    if windows and len(joined) == 1 and all(k is not None for k in keys):
+        return {next(iter(joined)): evs}
+    owner: dict[bytes, bytes] = {}
+    for w, k in zip(windows, keys):
+        if k is not None and k != key:
+            for i in w.event_ids:
+                owner.setdefault(i, k)
+    out: dict[bytes, list[Event]] = defaultdict(list)
+    for e in evs:
+        out[owner.get(e.h.event_id, key)].append(e)
+    return dict(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do with a closed tree: ``wait`` (for a peer's half still expected), or emit ``parts[key]`` (the
+    part under the tree's own key is built as a trace; the others are forwarded to their trace's key), after
+    publishing ``publish`` (republished client sightings of forwarded parts, and aliases)."""
+
+    wait: bool
+    parts: dict[bytes, list[Event]]
+    publish: tuple[Sighting, ...] = ()
+
+
+def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_s: float, wait_s: float) -> Plan:
+    """The join decision for a tree that has closed (its own key ``key``), ``waited_s`` after it first closed.
+
+    Waits (up to ``wait_s``) while one of its client connections has a known server end whose window has not
+    arrived yet, or one of its accepted connections has no client sighting yet. Then splits (:func:`split_tree`)."""
+    evs = list(events)
+    own = table.resolve_key(key)
+    clients, windows = tree_connections(key, evs)
+    ids = {e.h.event_id for e in evs}
+    if waited_s < wait_s:
+        for c in clients:
+            srv = table.server_of(replace(c, trace_key=own))
+            if srv is not None and srv.event_id not in ids:
+                return Plan(True, {})
+        if any(table.client_of(w.sighting) is None for w in windows):
+            return Plan(True, {})
+
+    def target(w: Window) -> bytes | None:
+        c = table.client_of(w.sighting)
+        return None if c is None else table.resolve_key(c.trace_key)
+
+    parts = split_tree(key, evs, target)
+    publish: list[Sighting] = []
+    if set(parts) == {own} or (len(parts) == 1 and own not in parts):
+        dest = next(iter(parts))
+        if dest != key:
+            publish.append(Sighting("alias", "", key, b"", 0, target_key=dest))
+        parts = {dest: parts[dest]}
+    else:
+        for k, part in parts.items():
+            if k == key:
+                continue
+            part_ids = {e.h.event_id for e in part}
+            publish.extend(replace(c, trace_key=k) for c in clients if c.event_id in part_ids)
+    if own != key and key in parts:  # the tree was joined into another trace earlier: late events follow it
+        parts[own] = parts.pop(key) + parts.get(own, [])
+    return Plan(False, parts, tuple(publish))
+
+
+def host_infos(events: Iterable[Event], table: EndpointTable) -> list[HostInfo]:
+    """A HostInfo (addresses from the table) for each host of ``events`` that has none among them: a joined
+    trace needs every host's addresses to match its connections (``causality.match_tcp``), and a host's own
+    HostInfo travels under its agent's key, not its trees'. Stable event ids: the same addresses give the same
+    event (deduplicated on re-emission)."""
+    have = {e.h.host_id for e in events if isinstance(e, HostInfo)}
+    hosts = sorted({e.h.host_id for e in events} - have)
+    out = []
+    for host in hosts:
+        addrs = table.addresses(host)
+        if addrs:
+            eid = hashlib.blake2b(f"hostinfo/{host}/{','.join(addrs)}".encode(), digest_size=16).digest()
+            out.append(HostInfo(EventHeader(eid, host, 0, 0, 0, 0), host, addresses=addrs))
+    return out
+
+
+@dataclass
+class SightingScanner:
+    """Sightings as batches arrive (before their trees close, so peers can wait for each other): connects and
+    accepts of each tree, with the listening port from the tree's earlier ``bind``; hosts' addresses from HostInfo."""
+
+    bound: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (host, pid, fd) -> bound port
+
+    def scan(self, key: bytes, events: Iterable[Event]) -> list[Sighting]:
+        out = []
+        for e in sorted(events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
+            if isinstance(e, HostInfo):
+                out.append(Sighting("host", e.h.host_id, b"", e.h.event_id, 0, addresses=tuple(e.addresses)))
+                continue
+            if not isinstance(e, SyscallSpan) or (e.ret < 0 and e.ret != -115):
+                continue
+            fd = e.args.get("fd", -1)
+            if e.name == "bind" and isinstance(fd, int):
+                self.bound[(e.h.host_id, e.h.pid, fd)] = split_addr(str(e.args.get("addr", "")))[1]
+            elif e.name == "connect":
+                ip, port = split_addr(str(e.args.get("addr", "")))
+                if port:
+                    out.append(Sighting("client", e.h.host_id, key, e.h.event_id, port, server_ip=ip,
+                                        wall_ns=e.h.wall_ns))
+            elif e.name in ("accept", "accept4") and isinstance(fd, int):
+                ip, port = split_addr(str(e.args.get("addr", "")))
+                out.append(Sighting("server", e.h.host_id, key, e.h.event_id,
+                                    self.bound.get((e.h.host_id, e.h.pid, fd), 0), client_ip=ip, client_port=port,
+                                    wall_ns=e.h.wall_ns))
+        return out
+
+
+def join_trees(trees: dict[bytes, list[Event]], table: EndpointTable | None = None) -> dict[bytes, list[Event]]:
+    """The join as the workers compute it, all at once (reference semantics, for tests and offline use): each
+    tree's sightings into ``table``, then every tree planned (:func:`plan_tree`, no waiting), forwarded parts
+    added to their destination, which is planned again, until nothing moves. Returns trace key -> its events."""
+    table = table if table is not None else EndpointTable()
+    scanner = SightingScanner()
+    for key, evs in trees.items():
+        for s in scanner.scan(key, evs):
+            table.add(s)
+    held = {k: {e.h.event_id: e for e in v} for k, v in trees.items()}
+    final: dict[bytes, list[Event]] = {}
+    dirty = list(trees)
+    for _ in range(4 * len(trees) + 4):
+        if not dirty:
+            break
+        now, dirty = dirty, []
+        for key in now:
+            plan = plan_tree(key, held[key].values(), table, 0.0, 0.0)
+            for s in plan.publish:
+                table.add(s)
+            final.pop(key, None)
+            for k, part in plan.parts.items():
+                if k == key:
+                    final[key] = part
+                    continue
+                dest = held.setdefault(k, {})
+                new = [e for e in part if e.h.event_id not in dest]
+                if new:
+                    dest.update((e.h.event_id, e) for e in new)
+                    dirty.append(k)
+    return {k: v for k, v in final.items() if v}
