@@ -79,6 +79,35 @@ def sampling_settings(n: int = 200_000, runs: int = 3) -> None:
         print(f"{name:28} {t:8.3f} s  +{(t - base) / (2 * n) * 1e9:6.0f} ns/call  lost {lost}")
 
 
+_CPU = re.compile(r"cpu ([\d.]+) ([\d.]+)")
+
+
+def per_call_cpu(n: int = 500_000, runs: int = 7) -> dict[str, float]:
+    """Added ns per call from dd's own CPU time (user + sys, where the BPF programs run), rows interleaved.
+
+    On a shared 2-vCPU VM dd's wall time swings +-50 % with other load; its CPU time moves far less."""
+    rows = {k: ROWS[k] for k in ("untraced", "empty BPF floor", "sysweave trace -c", "sysweave trace (default)")}
+    argv = ["/usr/bin/time", "-f", "cpu %U %S", *dd_argv(n)]
+    samples: dict[str, list[float]] = {k: [] for k in rows}
+    for _ in range(runs):
+        for name, prefix in rows.items():
+            cmd = [c.replace("@OUT@", "/dev/null") for c in [*prefix, *argv]]
+            err = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False).stderr
+            m = _CPU.search(err)
+            if not m:
+                raise RuntimeError(f"no CPU time from {' '.join(cmd)}:\n{err[-2000:]}")
+            samples[name].append(float(m.group(1)) + float(m.group(2)))
+    base = statistics.median(samples["untraced"])
+    added = {k: (statistics.median(v) - base) / (2 * n) * 1e9 for k, v in samples.items()}
+    floor = added["empty BPF floor"]
+    print(f"\nper call from dd's CPU time: dd bs=1 count={n:,}, median of {runs} interleaved, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name, ns in added.items():
+        ratio = f"{ns / floor:6.2f}x floor" if floor > 0 and name != "untraced" else ""
+        print(f"{name:28} cpu {statistics.median(samples[name]):6.3f} s  +{ns:5.0f} ns/call  {ratio}")
+    return added
+
+
 def main(n: int = 1_000_000, runs: int = 5, strace_n: int = 50_000) -> None:
     syscalls = 2 * n
     print(f"workload: dd bs=1 count={n:,} ({syscalls:,} syscalls); median of {runs} runs; strace with count={strace_n:,}")
@@ -98,6 +127,7 @@ def main(n: int = 1_000_000, runs: int = 5, strace_n: int = 50_000) -> None:
         rate = (2 * (strace_n if name.startswith("strace") else n)) / t
         ratio = f"{added / floor:8.2f}" if floor > 0 and name != "untraced" else f"{'':8}"
         print(f"{name:28} {t:8.3f} {added:9.0f} {ratio} {rate:12,.0f} {lost:6}")
+    per_call_cpu()
     realistic(runs)
     sampling_settings()
 

@@ -18,7 +18,9 @@
 // Only pointers to it are passed around: including linux/sched.h for it costs ~0.5 s of every compile.
 struct task_struct;
 
-struct start_t { u64 ts; u32 nr; u32 valid; };
+// Per task: the current call's start, and which aggregate slot each syscall number of this process uses
+// (AGG_GEN_SHIFT bits of slot, the rest the generation it was resolved in: a reset makes old ones stale).
+struct start_t { u64 ts; u32 nr; u32 valid; u32 slot_of[OBS_NR_MAX]; };
 
 #define REC_HDR (offsetof(struct rec, d1))
 // Keeps clang from computing a size from the unclamped value, which the verifier would reject.
@@ -28,7 +30,11 @@ BPF_ARRAY(targets, u8, MAX_PID);
 BPF_ARRAY(config, u64, CFG_N);
 BPF_ARRAY(observable, u8, OBS_NR_MAX);  // per nr: OBS_* bits
 BPF_PERCPU_ARRAY(lost, u64, LOST_N);
-BPF_PERCPU_HASH(aggs, struct agg_key, struct agg_val, MAX_AGG);
+// Aggregates by slot in a per-CPU array (the verifier inlines its lookup) rather than a per-CPU hash keyed
+// by (tgid, nr): its lookup was ~40 ns of every traced call (docs/benchmarks.md).  agg_slots resolves a
+// (tgid, nr) to its slot once per task and syscall number, cached in the task's storage; slot 0 means none.
+BPF_PERCPU_ARRAY(aggs, struct agg_val, MAX_AGG);
+BPF_HASH(agg_slots, struct agg_key, u32, MAX_AGG);
 BPF_TASK_STORAGE(starts, struct start_t);
 BPF_PERCPU_ARRAY(scratch, struct rec, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
@@ -64,18 +70,38 @@ static __always_inline u32 log2_bucket(u64 v) {
     return r < HIST_BUCKETS ? r : HIST_BUCKETS - 1;
 }
 
-// Update the exact aggregate; return 1 if this is the first call of (tgid, nr) on this CPU.
-static __always_inline int aggregate(u32 tgid, u32 nr, u64 dur, s64 ret) {
+static __always_inline u32 resolve_slot(u32 tgid, u32 nr) {
     struct agg_key k = {.tgid = tgid, .nr = nr};
-    struct agg_val *v = aggs.lookup(&k);
-    int first = 0;
-    if (!v) {
-        struct agg_val zero = {};
-        if (aggs.update(&k, &zero) != 0) { count_lost(LOST_AGG_FULL); return 0; }
-        v = aggs.lookup(&k);
-        if (!v) return 0;
-        first = 1;
+    u32 *found = agg_slots.lookup(&k);
+    if (found) return *found;
+    u32 slot_cfg = CFG_AGG_NEXT;
+    u64 *next = config.lookup(&slot_cfg);
+    if (!next) return 0;
+    u32 mine = __sync_fetch_and_add(next, 1);
+    if (!mine || mine >= MAX_AGG) return 0;
+    if (agg_slots.insert(&k, &mine) != 0) {  // another CPU resolved it first (or the table is full)
+        found = agg_slots.lookup(&k);
+        return found ? *found : 0;
     }
+    return mine;
+}
+
+// Update the exact aggregate; return 1 if this is the first call of (tgid, nr) on this CPU.
+static __always_inline int aggregate(struct start_t *s, u32 tgid, u32 nr, u64 dur, s64 ret) {
+    u32 gen = (u32)cfg(CFG_GEN) & AGG_GEN_MASK, slot = 0;
+    u32 i = nr;
+    if (i < OBS_NR_MAX) {
+        u32 e = s->slot_of[i];
+        if ((e >> AGG_GEN_SHIFT) == gen) slot = e & ((1 << AGG_GEN_SHIFT) - 1);
+    }
+    if (!slot) {
+        slot = resolve_slot(tgid, nr);
+        if (!slot) { count_lost(LOST_AGG_FULL); return 0; }
+        if (i < OBS_NR_MAX) s->slot_of[i] = (gen << AGG_GEN_SHIFT) | slot;
+    }
+    struct agg_val *v = aggs.lookup(&slot);
+    if (!v) return 0;
+    int first = v->calls == 0;
     v->calls += 1;
     if (ret < 0 && ret > -4096) v->errors += 1;
     v->total_ns += dur;
@@ -279,7 +305,9 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
         return 0;
     } else if (nr == __NR_exit_group || nr == __NR_exit) {
         // never returns: count and ship it here
-        int first = aggregate(id >> 32, nr, 0, 0);
+        struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
+                                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
+        int first = s ? aggregate(s, id >> 32, nr, 0, 0) : 0;
         struct rec *r = new_rec(REC_SYSCALL, id, nr);
         if (r) {
             read_args(r, (struct pt_regs *)ctx->args[0]);
@@ -308,7 +336,7 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     u64 dur = now - s->ts;
     u32 nr = s->nr;
     s64 ret = ctx->args[1];
-    int first = aggregate(tgid, nr, dur, ret);
+    int first = aggregate(s, tgid, nr, dur, ret);
 
     u64 flags = cfg(CFG_FLAGS);
     u32 reason = first ? R_FIRST : 0;

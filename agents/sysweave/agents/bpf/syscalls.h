@@ -22,7 +22,9 @@
 #define CFG_MODE 3  // MODE_*
 #define CFG_SELF 4
 #define CFG_CGROUP 5
-#define CFG_N 6
+#define CFG_GEN 6       // aggregate generation: bumped by every reset, so per-task slot caches go stale
+#define CFG_AGG_NEXT 7  // next free aggregate slot (slot 0 means none)
+#define CFG_N 8
 
 // CFG_MODE values: which processes are traced besides the targets array
 #define MODE_TARGETS 0  // the targets array only
@@ -63,6 +65,9 @@
 #define LOST_N 2
 
 #define HIST_BUCKETS 40
+// A per-task aggregate slot cache entry: generation << AGG_GEN_SHIFT | slot (so MAX_AGG <= 1 << 20)
+#define AGG_GEN_SHIFT 20
+#define AGG_GEN_MASK 4095
 
 struct agg_key {
     u32 tgid; u32 nr;

@@ -32,6 +32,7 @@ TGT_NONE, TGT_ACTIVE = _C["TGT_NONE"], _C["TGT_ACTIVE"]
 OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"]
 LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
 HIST_BUCKETS = _C["HIST_BUCKETS"]
+CFG_GEN, CFG_AGG_NEXT, AGG_GEN_MASK = _C["CFG_GEN"], _C["CFG_AGG_NEXT"], _C["AGG_GEN_MASK"]
 ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill"})
 
 
@@ -58,6 +59,8 @@ class ProbeConfig:
     queue_capacity: int = 200_000  # records between the ring-buffer callback and the decoder
 
     def cflags(self) -> list[str]:
+        if not 2 <= self.max_agg <= 1 << _C["AGG_GEN_SHIFT"]:
+            raise ValueError(f"aggregate slots {self.max_agg} must be in [2, {1 << _C['AGG_GEN_SHIFT']}]")
         if self.payload_cap & (self.payload_cap - 1) or not 64 <= self.payload_cap <= 65536:
             raise ValueError(f"payload capture size {self.payload_cap} must be a power of two in [64, 65536]")
         flags = [
@@ -144,7 +147,7 @@ def unavailable_reason() -> str | None:
 RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
 SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
 PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
-MAPS = ("targets", "config", "observable", "lost", "aggs", "events")  # the ones user space touches
+MAPS = ("targets", "config", "observable", "lost", "aggs", "agg_slots", "events")  # the ones user space touches
 _U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
 _AGG_KEY = _C.fixed_prefix("agg_key")[0]
 _AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
@@ -251,7 +254,8 @@ class SyscallProbe:
     def _init_maps(self) -> None:
         """Every slot user space owns, from scratch (a cached instance carries the previous run's values)."""
         for slot in range(_C["CFG_N"]):
-            self._set(slot, 0)
+            if slot not in (CFG_GEN, CFG_AGG_NEXT):  # reset() moves these on: tasks may cache old slots
+                self._set(slot, 0)
         obs = self.maps["observable"]
         for name, nr in NR_BY_NAME.items():
             bits = (OBS_IO if name in OBSERVABLE else 0) | (OBS_ALWAYS if name in ALWAYS_SHIP else 0)
@@ -270,8 +274,11 @@ class SyscallProbe:
 
     def slow_threshold(self) -> int:
         """The sampling threshold (ns) the kernel applies now (read back from the BPF map)."""
-        value = self.maps["config"].lookup(_U32.pack(CFG_SLOW_NS))
-        return _U64.unpack_from(value)[0] if value else 0
+        return self._cfg(CFG_SLOW_NS)
+
+    def _cfg(self, slot: int) -> int:
+        value = self.maps["config"].lookup(_U32.pack(slot))
+        return int(_U64.unpack_from(value)[0]) if value else 0
 
     def arm(self, parent_tgid: int) -> None:
         """Children forked by ``parent_tgid`` from now on are traced from their exec."""
@@ -341,7 +348,14 @@ class SyscallProbe:
     def reset(self) -> None:
         """Forget the previous run's statistics and losses (the probe is reused across runs)."""
         self._ended = False
-        self.maps["aggs"].clear()
+        used = self._cfg(CFG_AGG_NEXT)
+        self.maps["agg_slots"].clear()
+        aggs, zero = self.maps["aggs"], bytes(self.maps["aggs"].value_size)
+        for slot in range(1, min(used, aggs.max_entries)):
+            aggs.update(_U32.pack(slot), zero)
+        # a new generation first, so no task uses a cached slot number once they are handed out again
+        self._set(CFG_GEN, (self._cfg(CFG_GEN) + 1) & AGG_GEN_MASK)
+        self._set(CFG_AGG_NEXT, 1)
         lost = self.maps["lost"]
         for slot in range(LOST_N):
             lost.update(_U32.pack(slot), _U64.pack(0))
@@ -369,12 +383,13 @@ class SyscallProbe:
     # --- exact statistics ---
     def aggregates(self) -> list[tuple[int, int, int, int, int, list[int]]]:
         """(tgid, nr, calls, errors, total_ns, hist_log2) per (process, syscall), summed over CPUs."""
-        aggs = self.maps["aggs"]
+        slots, aggs = self.maps["agg_slots"], self.maps["aggs"]
         calls_i, errors_i, total_i = _AGG_NAMES.index("calls"), _AGG_NAMES.index("errors"), _AGG_NAMES.index("total_ns")
         hist_i = _AGG_NAMES.index("hist0")
         out = []
-        for key in list(aggs.keys()):
-            value = aggs.lookup(key)
+        for key in list(slots.keys()):
+            slot = slots.lookup(key)
+            value = aggs.lookup(slot[:4]) if slot else None
             if value is None:
                 continue
             rows = [_AGG_VAL.unpack(v) for v in aggs.per_cpu(value)]
