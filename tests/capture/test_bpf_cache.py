@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -84,3 +86,30 @@ def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _run(["true"])[2].startswith("compiled")  # ...and is not used
     monkeypatch.delenv("SYSWEAVE_BPF_CACHE")
     assert _run(["true"])[2].startswith("cache")  # nor spoiled
+
+
+def _attach(pid: int, seconds: float) -> dict[str, int]:
+    probe = SyscallProbe(CONFIG)
+    cap = EbpfCapture(CaptureOptions(payload_cap=CONFIG.payload_cap), lambda _ev: None, probe=probe)
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    try:
+        res = cap.attach([pid], stop)
+    finally:
+        probe.close()
+    return {a.name: a.calls for a in res.aggregates if a.h.pid == pid}
+
+
+def test_a_process_traced_by_two_runs_is_counted_by_each(tmp_path) -> None:
+    """Tasks cache their aggregate slots; a new run's reset makes those stale (else its counts would land
+    in slots the new run never reads)."""
+    loop = subprocess.Popen(["sh", "-c", f"while :; do echo x > {tmp_path}/f; sleep 0.02; done"])
+    try:
+        first = _attach(loop.pid, 1.0)
+        _run(["ls", "/"])  # another run in between hands out slots from 1 again
+        second = _attach(loop.pid, 1.0)
+        for counts in (first, second):
+            assert counts.get("wait4", 0) >= 10 and counts.get("openat", 0) >= 10, counts
+    finally:
+        loop.kill()
+        loop.wait()
