@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sysweave.schemas.events import SyscallAggregate, SyscallSpan
+from sysweave.schemas.events import HostInfo, SyscallAggregate, SyscallSpan
 
 from .agent_helpers import SYSWEAVE, WORKLOAD, consume_events, free_port, make_topics, new_suffix, stat_calls, wait_metrics
 
@@ -53,12 +53,12 @@ class Workload:
             self.proc.wait()
 
 
-def start_agent(bootstrap: str, suffix: str, tmp: Path, *mode: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_agent(bootstrap: str, suffix: str, tmp: Path, *mode: str, node_ip: str = "") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen([*SYSWEAVE, "agent", "--kafka", bootstrap, "--host-id", "modes", "--window-s", "1",
                              "--metrics-port", str(port), "--spool", str(tmp / f"spool-{uuid.uuid4().hex[:6]}"), *mode],
-                            env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix, "SYSWEAVE_NODE_IP": node_ip},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_metrics(port, proc)
     time.sleep(1.0)  # targets are set right after the metrics endpoint starts
     return proc, port
@@ -82,7 +82,8 @@ def topics_suffix(kafka_bootstrap: str) -> str:
 def test_pid_mode_traces_only_that_process(bpf_ready: None, kafka_bootstrap: str, topics_suffix: str, tmp_path: Path) -> None:
     target, other = Workload(tmp_path, "target"), Workload(tmp_path, "other")
     try:
-        agent, _ = start_agent(kafka_bootstrap, topics_suffix, tmp_path, "--pid", str(target.pid))
+        # as the chart without host networking: the node's address comes from the downward API
+        agent, _ = start_agent(kafka_bootstrap, topics_suffix, tmp_path, "--pid", str(target.pid), node_ip="198.51.100.7")
         target.burst()
         other.burst()
         target.finish()  # --pid: the agent exits when its pids have
@@ -93,6 +94,8 @@ def test_pid_mode_traces_only_that_process(bpf_ready: None, kafka_bootstrap: str
     events = consume_events(kafka_bootstrap, topics_suffix)
     assert stat_calls(events, target.pid) >= N, err
     assert not [e for e in events if e.h.pid == other.pid]
+    hosts = [e for e in events if isinstance(e, HostInfo)]
+    assert hosts and all("198.51.100.7" in h.addresses and "127.0.0.1" in h.addresses for h in hosts)
 
 
 def test_all_mode_traces_every_process_but_itself(bpf_ready: None, kafka_bootstrap: str, topics_suffix: str,

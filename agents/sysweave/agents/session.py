@@ -258,16 +258,19 @@ class EbpfCapture:
 
 
 def host_addresses(netns: str | None = None) -> tuple[str, ...]:
-    """This (or the named) network namespace's IP addresses (to match TCP connections seen from both ends)."""
+    """This (or the named) network namespace's IP addresses (to match TCP connections seen from both ends), plus
+    $SYSWEAVE_NODE_IP (comma-separated) for this host: an agent pod without host networking is told its node's
+    address by the downward API (helm chart, agent.hostNetwork=false)."""
+    node = set() if netns else {a.strip() for a in os.environ.get("SYSWEAVE_NODE_IP", "").split(",") if a.strip()}
     try:
         ns = ["-n", netns] if netns else []
         out = subprocess.run(["ip", *ns, "-j", "addr"], capture_output=True, text=True, timeout=5, check=True).stdout
         import json
 
-        return tuple(sorted({a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
-                             if "local" in a}))
+        return tuple(sorted(node | {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
+                                    if "local" in a}))
     except (OSError, subprocess.SubprocessError, ValueError):
-        return ()
+        return tuple(sorted(node))
 
 
 def check_pids(pids: list[int]) -> None:
