@@ -68,6 +68,7 @@ def every_event_trace() -> UnifiedTrace:
         FileState(header(20), "/w/gone", False),
         GpuSample(header(21), 0, 0, "NVIDIA H200", 87, None, 12 << 30, 141 << 30, None, 1980),
         FunctionAggregate(header(22), "cos", "libm.so.6", 1_000, 5_000, (0, 10, 990), "uprobe"),
+        FunctionAggregate(header(23), "mm_kernel", "./mm", 4, 2_000_000, (0, 0, 4), "uprobe"),  # D17's target
     ]
     child.events += [
         ProcessEvent(header(10, "host-b", 200), ProcessEventType.EXEC, 100, 0, "/usr/bin/worker", ("worker", "-v"), None, None,

@@ -94,4 +94,15 @@ NAMED_QUERIES: Final[dict[str, tuple[str, str]]] = {
                         "GROUP BY link) AS b USING link "
                         "GROUP BY decision_id, kind, chosen, target_symbol, source_location, reason "
                         "ORDER BY total_ns DESC LIMIT 20"),
+    "decision-functions": ("transpiler decisions by the exact time of the uprobed functions they name (all calls, "
+                           "not only the slow ones shipped as blocks; within each trace)",
+                           "SELECT decision_id, kind, chosen, target_symbol, source_location, sum(c) AS calls, "
+                           "sum(t) AS time_ns, round(time_ns / greatest(calls, 1)) AS mean_ns FROM ("
+                           "SELECT DISTINCT trace_id, decision_id, kind, chosen, target_symbol, source_location, "
+                           "concat(trace_id, '/', target_symbol) AS link FROM transpiler_decisions FINAL "
+                           "WHERE target_symbol != '') AS d ALL INNER JOIN ("
+                           "SELECT concat(trace_id, '/', symbol) AS link, sum(calls) AS c, sum(total_ns) AS t "
+                           "FROM function_aggregates FINAL GROUP BY link) AS f USING link "
+                           "GROUP BY decision_id, kind, chosen, target_symbol, source_location "
+                           "ORDER BY time_ns DESC LIMIT 20"),
 }
