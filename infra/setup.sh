@@ -4,7 +4,7 @@
 #         tracefs, the project virtualenv with bcc made importable.
 #   full  (`make setup`, `make test`): core, plus what the suite's servers and tools need: clickhouse-server,
 #         a JRE + Maven and the Kafka broker's jars, Jaeger v2 and helm built from the Go module proxy, the
-#         Kubernetes OpenAPI schema (a Go module) for the chart tests, and dockerfilelint (npm).
+#         Kubernetes OpenAPI schema and the PodMonitor CRD (Go modules) for the chart tests, dockerfilelint (npm).
 # Every step checks before acting, so a second run does nothing and fetches nothing.
 set -euo pipefail
 MODE=${1:-full}
@@ -140,6 +140,17 @@ if [ ! -f "$k8s_spec/apis__apps__v1_openapi.json" ]; then
     || die "go mod download k8s.io/kubernetes@$K8S_VERSION failed; check access to the Go module proxy"
   rm -rf "$k8s_spec.tmp"; mkdir -p "$LOCAL/k8s-openapi"
   cp -r "$dir/api/openapi-spec/v3" "$k8s_spec.tmp" && chmod -R u+w "$k8s_spec.tmp" && mv "$k8s_spec.tmp" "$k8s_spec"
+fi
+# The Prometheus Operator's PodMonitor CRD (the chart's optional PodMonitor is validated against its schema).
+PROMOP_VERSION=v0.85.0
+crd="$LOCAL/k8s-openapi/crds/monitoring.coreos.com_podmonitors.yaml"
+if [ ! -f "$crd" ]; then
+  say "fetching the PodMonitor CRD (Go module github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION)"
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -f "$dir/example/prometheus-operator-crd/${crd##*/}" ] \
+    || die "go mod download github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION failed; check access to the Go module proxy"
+  mkdir -p "${crd%/*}"
+  cp "$dir/example/prometheus-operator-crd/${crd##*/}" "$crd.tmp" && chmod u+w "$crd.tmp" && mv "$crd.tmp" "$crd"
 fi
 # --- dockerfilelint (no Docker engine here: the Dockerfiles are linted, not built) -----------
 DOCKERFILELINT_VERSION=1.8.0

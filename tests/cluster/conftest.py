@@ -20,8 +20,8 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def k8s_schema() -> Path:
-    from .k8s_schema import SPEC_DIR
+    from .k8s_schema import CRD_DIR, SPEC_DIR
 
-    if not (SPEC_DIR / "apis__apps__v1_openapi.json").exists():
+    if not (SPEC_DIR / "apis__apps__v1_openapi.json").exists() or not list(CRD_DIR.glob("*podmonitors.yaml")):
         pytest.fail(f"the Kubernetes OpenAPI schema is not at {SPEC_DIR}: run 'make setup'", pytrace=False)
     return SPEC_DIR

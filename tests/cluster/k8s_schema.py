@@ -4,6 +4,8 @@ The schema is the release's own ``api/openapi-spec/v3`` (one OpenAPI 3 document 
 module ``k8s.io/kubernetes@K8S_VERSION``, copied under ``.local/k8s-openapi/`` by ``make setup``. Validation is
 strict, as ``kubeconform -strict`` and the API server's field validation: an object schema with ``properties``
 rejects fields it does not name (a misspelt ``hostPid`` fails), except where the schema preserves unknown fields.
+Custom resources (the Prometheus Operator's PodMonitor) are validated the same way against their CRD's
+``openAPIV3Schema``, from the Go module ``github.com/prometheus-operator/prometheus-operator`` (``crds/``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import jsonschema
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "v1.34.2"  # keep in step with infra/setup.sh
 SPEC_DIR = ROOT / ".local" / "k8s-openapi" / K8S_VERSION
+CRD_DIR = ROOT / ".local" / "k8s-openapi" / "crds"
 
-__all__ = ["K8S_VERSION", "SPEC_DIR", "SchemaMissing", "validate_object"]
+__all__ = ["CRD_DIR", "K8S_VERSION", "SPEC_DIR", "SchemaMissing", "validate_object"]
 
 
 class SchemaMissing(LookupError):
@@ -45,11 +48,25 @@ def _strict(node: Any) -> Any:
     return node
 
 
+def _crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    import yaml
+
+    group, _, version = api_version.rpartition("/")
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["group"] != group or crd["spec"]["names"]["kind"] != kind:
+            continue
+        for v in crd["spec"]["versions"]:
+            if v["name"] == version:
+                return jsonschema.Draft7Validator(_strict(v["schema"]["openAPIV3Schema"]))
+    raise SchemaMissing(f"{kind} ({api_version}) is neither in Kubernetes {K8S_VERSION} nor a known CRD in {CRD_DIR}")
+
+
 @cache
 def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     path = _spec_file(api_version)
     if not path.exists():
-        raise SchemaMissing(f"{api_version} is not a group/version of Kubernetes {K8S_VERSION}")
+        return _crd_validator(api_version, kind)
     schemas = json.loads(path.read_text())["components"]["schemas"]
     group, _, version = api_version.rpartition("/")
     for name, schema in schemas.items():
