@@ -113,3 +113,33 @@ def test_ttl_applies_on_chdb(tmp_path) -> None:
         execute(stmt)
     assert "TTL" in execute("SHOW CREATE TABLE syscall_spans")[0][0]
     s.close()
+
+
+def test_capabilities_choose_the_variant() -> None:
+    assert ddl.capabilities("18.16.1") == frozenset()
+    assert ddl.capabilities("20.3.19.4") == {"codecs"}
+    assert ddl.capabilities("26.9.2.1") == {"codecs", "codecs22"}
+    (mig,) = [m for m in ddl.load_migrations() if m.version == 40]
+    assert "CODEC" not in mig.statement(ddl.capabilities("18.16.1"))
+    assert "CODEC" in mig.statement(ddl.capabilities("21.8")) and "min_compress_block_size" not in mig.statement(
+        ddl.capabilities("21.8"))
+    assert "min_compress_block_size" in mig.statement(ddl.capabilities("26.9"))
+    assert ddl.logical_type("LowCardinality(String)") == "String" and ddl.logical_type("Array(String)") == "Array(String)"
+
+
+@pytest.mark.parametrize("version", ["18.16.1", "20.3.19.4", "26.9.2.1"])
+def test_every_variant_matches_the_column_map_on_chdb(tmp_path, version: str) -> None:  # type: ignore[no-untyped-def]
+    """chdb runs each variant (as if it were that server): the columns are the map's, codecs aside."""
+    from chdb import session
+
+    s = session.Session(str(tmp_path / "db"))
+
+    def execute(sql: str) -> list[list[str]]:
+        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
+
+    ddl.migrate(execute, server_version=version)
+    assert _described(execute) == _expected()
+    codecs = execute("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'syscall_spans' "
+                     "AND compression_codec != ''")[0][0]
+    assert (int(codecs) > 0) == (version != "18.16.1")
+    s.close()

@@ -8,14 +8,16 @@ repaired by the statement's ``IF NOT EXISTS`` (or its ``when-exists`` guard, bel
 
 Variants by server capability. A migration may come with ``NNNN_name.CAPABILITY.sql`` beside its plain file:
 the variant runs instead of the plain file on a server that has the capability (:func:`capabilities`, from
-``SELECT version()``). The one capability today is ``codecs``: column codecs (Delta, DoubleDelta, T64, ZSTD)
-and LowCardinality without experimental settings, ClickHouse >= 20.1 and every chdb. Variants must declare the
-same columns with the same logical types (codecs and ``LowCardinality(...)`` aside: :func:`logical_type`), so
-``rows.TABLES`` stays the one column map for both. Worked example, syscall_spans version 2::
+``SELECT version()``; of several, the latest in ``CAPABILITIES``). ``codecs``: column codecs (Delta, DoubleDelta,
+T64, ZSTD) and LowCardinality without experimental settings, ClickHouse >= 20.1; ``codecs22``: also table-level
+compression block sizes, >= 22.8 and every chdb. Variants must declare the same columns with the same logical
+types (codecs and ``LowCardinality(...)`` aside: :func:`logical_type`), so ``rows.TABLES`` stays the one column
+map for all of them (``tests/contract/test_ddl.py`` checks each variant). Worked example, syscall_spans v2::
 
-    0040_syscall_spans_v2.sql          CREATE TABLE ... (wall_ns UInt64, host_id String, ...)          18.16
-    0040_syscall_spans_v2.codecs.sql   CREATE TABLE ... (wall_ns UInt64 CODEC(DoubleDelta, ZSTD(1)),
-                                                         host_id LowCardinality(String), ...)         chdb, >= 20
+    0040_syscall_spans_v2.sql            CREATE TABLE ... (wall_ns UInt64, host_id String, ...)        18.16
+    0040_syscall_spans_v2.codecs.sql     CREATE TABLE ... (wall_ns UInt64 CODEC(Delta, T64, ZSTD(3)),
+                                                           host_id LowCardinality(String), ...)       20.1-22.7
+    0040_syscall_spans_v2.codecs22.sql   the same + SETTINGS min_compress_block_size = 1048576        22.8+, chdb
     0041_syscall_spans_v2.sql          INSERT INTO syscall_spans_v2 ... SELECT ... FROM syscall_spans  (copy v1 rows)
     0042_trace_index.sql               DROP TABLE IF EXISTS trace_index        (the view reading syscall_spans)
     0043_syscall_spans.sql             -- when-exists: syscall_spans_v2
@@ -47,7 +49,7 @@ MIGRATIONS_TABLE = (
 )
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.([a-z0-9_]+))?\.sql$")
 _WHEN_EXISTS = re.compile(r"^\s*--\s*when-exists:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.M)
-CAPABILITIES = ("codecs",)
+CAPABILITIES = ("codecs", "codecs22")  # in increasing order: a migration runs its latest variant the server has
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,8 @@ class Migration:
     when_exists: str = ""  # run only while this table exists (the ``-- when-exists:`` directive)
 
     def statement(self, caps: frozenset[str]) -> str:
-        return next((sql for cap, sql in self.variants if cap in caps), self.sql)
+        ranked = sorted(((CAPABILITIES.index(cap), sql) for cap, sql in self.variants if cap in caps), reverse=True)
+        return ranked[0][1] if ranked else self.sql
 
 
 def _statement(text: str) -> str:
@@ -96,8 +99,10 @@ def _version(server_version: str) -> tuple[int, int]:
 
 
 def capabilities(server_version: str) -> frozenset[str]:
-    """What the server's DDL may use beyond 18.16's: ``codecs`` (column codecs and LowCardinality) from 20.1."""
-    return frozenset({"codecs"}) if _version(server_version) >= (20, 1) else frozenset()
+    """What the server's DDL may use beyond 18.16's: ``codecs`` (column codecs, LowCardinality without experimental
+    settings) from 20.1; ``codecs22`` (also table-level compression block sizes) from 22.8. chdb is 26.x: both."""
+    v = _version(server_version)
+    return frozenset(cap for cap, since in (("codecs", (20, 1)), ("codecs22", (22, 8))) if v >= since)
 
 
 def logical_type(ch_type: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import json
 import operator
+import re
 import time
 import types
 import typing
@@ -151,9 +152,33 @@ TABLES: dict[str, tuple[Column, ...]] = {
 
 # Columns a table derives (ALIAS in its DDL) and the stored columns they come from; _storage_columns computes
 # the stored ones exactly as the DDL's ALIAS expressions invert them.
-DERIVED: dict[str, tuple[str, ...]] = {"syscall_spans": ("event_id", "mono_ns", "hlc")}
-STORAGE: dict[str, tuple[Column, ...]] = {
-    "syscall_spans": _columns("event_hi UInt64, event_lo UInt64, clock_offset_ns UInt64, hlc_skew UInt64")}
+DERIVED: dict[str, tuple[str, ...]] = {"syscall_spans": ("event_id", "mono_ns", "hlc", "nr", "payload_len")}
+STORAGE: dict[str, tuple[Column, ...]] = {"syscall_spans": _columns(
+    "event_hi UInt64, event_lo UInt64, clock_offset_ns UInt64, hlc_skew UInt64, nr_fix UInt16, payload_len_fix UInt64")}
+
+
+class _NrBase(dict[bytes, int]):
+    def __missing__(self, key: bytes) -> int:
+        return 0
+
+
+_NR_BASE: _NrBase | None = None
+
+
+def _nr_base() -> _NrBase:
+    """name (UTF-8) -> the syscall number syscall_spans' DDL derives ``nr`` from: the frozen x86-64 table in its
+    ``transform(name, [...], [...])``, read from the migration file itself so the two never differ."""
+    global _NR_BASE
+    if _NR_BASE is None:
+        from importlib import resources
+
+        text = resources.files("sysweave.schemas").joinpath("sql", "0040_syscall_spans_v2.sql").read_text("utf-8")
+        m = re.search(r"transform\(name, \[([^\]]*)\], \[([^\]]*)\]", text)
+        if m is None:
+            raise RuntimeError("0040_syscall_spans_v2.sql: no transform(name, [...], [...]) for nr")
+        names = [encode_text(n.strip().strip("'")) for n in m.group(1).split(",")]
+        _NR_BASE = _NrBase(zip(names, (int(x) for x in m.group(2).split(","))))
+    return _NR_BASE
 
 
 def described(table: str) -> tuple[Column, ...]:
@@ -400,12 +425,18 @@ def _np() -> Any:
 
 
 def _storage_columns(table: str, cols: dict[str, list[Any]]) -> dict[str, list[int]]:
-    """syscall_spans' stored columns from its logical ones (the inverse of its DDL's ALIAS expressions):
+    """syscall_spans' stored columns from its logical ones (wire form; the inverse of its DDL's ALIAS expressions):
     event_hi/lo = the id's big-endian halves; clock_offset_ns = wall - mono; hlc_skew = hlc - ticks(wall) << 16,
-    where ticks(ns) = ns * 2^16 // 10^9 = (ns // 1953125) * 128 + (ns % 1953125) * 128 // 1953125; all mod 2^64."""
+    where ticks(ns) = ns * 2^16 // 10^9 = (ns // 1953125) * 128 + (ns % 1953125) * 128 // 1953125; nr_fix =
+    nr - the frozen table's number for name (mod 2^16); payload_len_fix = payload_len - (ret if ret > 0 and a
+    payload was captured, else 0); all mod 2^64."""
     assert table == "syscall_spans"
     ids, mono, wall, hlc = cols["event_id"], cols["mono_ns"], cols["wall_ns"], cols["hlc"]
     n = len(ids)
+    base = list(map(_nr_base().__getitem__, cols["name"]))
+    nr_fix = [(a - b) & 0xFFFF for a, b in zip(cols["nr"], base)]
+    plen_fix = [(p - (r if r > 0 and pay else 0)) & _MASK
+                for p, r, pay in zip(cols["payload_len"], cols["ret"], cols["payload"])]
     np = _np()
     if np is not None and n:
         joined = b"".join(ids)
@@ -425,12 +456,14 @@ def _storage_columns(table: str, cols: dict[str, list[Any]]) -> dict[str, list[i
                 skew = h - (ticks << np.uint64(16))
                 offset = w - m
             return {"event_hi": halves[:, 0].tolist(), "event_lo": halves[:, 1].tolist(),
-                    "clock_offset_ns": offset.tolist(), "hlc_skew": skew.tolist()}
+                    "clock_offset_ns": offset.tolist(), "hlc_skew": skew.tolist(), "nr_fix": nr_fix,
+                    "payload_len_fix": plen_fix}
     padded = [bytes(e).ljust(16, b"\0") for e in ids]
     return {"event_hi": [int.from_bytes(e[:8], "big") for e in padded],
             "event_lo": [int.from_bytes(e[8:16], "big") for e in padded],
             "clock_offset_ns": [(w - m) & _MASK for w, m in zip(wall, mono)],
-            "hlc_skew": [(h - ((w * 65536 // 1_000_000_000) << 16)) & _MASK for h, w in zip(hlc, wall)]}
+            "hlc_skew": [(h - ((w * 65536 // 1_000_000_000) << 16)) & _MASK for h, w in zip(hlc, wall)],
+            "nr_fix": nr_fix, "payload_len_fix": plen_fix}
 
 
 # --- a trace -> columns, straight (the store's write path: no row dicts for the bulk of a trace) ---------------

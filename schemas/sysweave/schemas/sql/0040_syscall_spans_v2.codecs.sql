@@ -1,34 +1,41 @@
 -- syscall_spans, version 2 (created as syscall_spans_v2, renamed to syscall_spans by 0043). Columns another column
--- derives are ALIAS, not stored: event_id = event_hi ‖ event_lo (big-endian halves), mono_ns = wall_ns - clock_offset_ns
--- (the producer's wall-clock anchor: constant per host, stores to ~0 bytes), hlc = pack(ticks(wall_ns), 0) + hlc_skew
--- (the HLC's distance from the span's own wall clock: 0 or its small logical counter). Integer arithmetic wraps
--- modulo 2^64 in ClickHouse and in rows.py alike, so every value round-trips exactly. Sorted by thread and time
--- so that times, Lamport stamps and sequence numbers are (nearly) arithmetic progressions. ALIAS columns come
--- last: 18.16's DESCRIBE lists them after the stored ones whatever the declaration order.
--- This file: servers with column codecs and LowCardinality (ClickHouse >= 20, chdb): Delta/DoubleDelta for times
--- and counters, T64 for small integers, ZSTD over all, LowCardinality for trace, host and syscall names.
+-- derives are ALIAS, not stored (rows.DERIVED; rows._storage_columns computes the stored ones):
+--   event_id    = event_hi ‖ event_lo, the id's big-endian halves (producer id, sequence number)
+--   mono_ns     = wall_ns - clock_offset_ns (the producer's wall-clock anchor: constant per host)
+--   hlc         = pack(ticks(wall_ns), 0) + hlc_skew (the HLC's lead over the span's own wall clock: 0 or its counter)
+--   nr          = the number of name in the frozen x86-64 table below (rows.py reads it from this file) + nr_fix
+--   payload_len = ret when a payload was captured, else 0, + payload_len_fix
+-- The fixes are 0 for ordinary spans and store to almost nothing; integer arithmetic wraps modulo 2^64 (2^16 for nr)
+-- here and in rows.py alike, so every value round-trips exactly. Sorted by thread and time, so times, Lamport
+-- stamps and sequence numbers are (nearly) arithmetic progressions. ALIAS columns come last: 18.16's DESCRIBE
+-- lists them after the stored ones whatever the declaration order.
+-- This file: servers with column codecs and LowCardinality (ClickHouse >= 20.1; ddl capability 'codecs'): Delta then
+-- T64 for times and counters (DoubleDelta measured worse on syscall gaps: 3.2 against 2.1 bytes), T64 for small
+-- integers, ZSTD over all (level 9 for payloads and args), LowCardinality for trace, host, syscall names and args.
 CREATE TABLE IF NOT EXISTS syscall_spans_v2 (
-    trace_id LowCardinality(String),
-    host_id LowCardinality(String),
+    trace_id LowCardinality(String) CODEC(ZSTD(1)),
+    host_id LowCardinality(String) CODEC(ZSTD(1)),
     pid UInt32 CODEC(Delta, ZSTD(1)),
     tid UInt32 CODEC(Delta, ZSTD(1)),
-    wall_ns UInt64 CODEC(DoubleDelta, ZSTD(1)),
-    duration_ns UInt64 CODEC(T64, ZSTD(1)),
-    lamport UInt64 CODEC(Delta, ZSTD(1)),
-    nr UInt16 CODEC(ZSTD(1)),
-    name LowCardinality(String),
-    ret Int64 CODEC(T64, ZSTD(1)),
-    args String CODEC(ZSTD(3)),
-    payload String CODEC(ZSTD(3)),
-    payload_len UInt64 CODEC(T64, ZSTD(1)),
-    reason UInt8 CODEC(ZSTD(1)),
+    wall_ns UInt64 CODEC(Delta, T64, ZSTD(3)),
+    duration_ns UInt64 CODEC(T64, ZSTD(3)),
+    lamport UInt64 CODEC(Delta, T64, ZSTD(3)),
+    name LowCardinality(String) CODEC(ZSTD(3)),
+    ret Int64 CODEC(T64, ZSTD(3)),
+    args LowCardinality(String) CODEC(ZSTD(9)),
+    payload String CODEC(ZSTD(9)),
+    reason UInt8 CODEC(ZSTD(3)),
     event_hi UInt64 CODEC(Delta, ZSTD(1)),
-    event_lo UInt64 CODEC(Delta, ZSTD(1)),
+    event_lo UInt64 CODEC(Delta, T64, ZSTD(3)),
     clock_offset_ns UInt64 CODEC(Delta, ZSTD(1)),
-    hlc_skew UInt64 CODEC(T64, ZSTD(1)),
+    hlc_skew UInt64 CODEC(T64, ZSTD(3)),
+    nr_fix UInt16 CODEC(ZSTD(1)),
+    payload_len_fix UInt64 CODEC(T64, ZSTD(1)),
     event_id FixedString(16) ALIAS toFixedString(unhex(concat(concat(substring('0000000000000000', 1, 16 - length(hex(event_hi))), hex(event_hi)), concat(substring('0000000000000000', 1, 16 - length(hex(event_lo))), hex(event_lo)))), 16),
     mono_ns UInt64 ALIAS wall_ns - clock_offset_ns,
-    hlc UInt64 ALIAS (intDiv(wall_ns, 1953125) * 128 + intDiv((wall_ns % 1953125) * 128, 1953125)) * 65536 + hlc_skew
+    hlc UInt64 ALIAS (intDiv(wall_ns, 1953125) * 128 + intDiv((wall_ns % 1953125) * 128, 1953125)) * 65536 + hlc_skew,
+    nr UInt16 ALIAS toUInt16(transform(name, ['read', 'write', 'open', 'close', 'stat', 'fstat', 'lstat', 'poll', 'lseek', 'mmap', 'mprotect', 'munmap', 'brk', 'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'ioctl', 'pread64', 'pwrite64', 'readv', 'writev', 'access', 'pipe', 'select', 'sched_yield', 'mremap', 'msync', 'mincore', 'madvise', 'shmget', 'shmat', 'shmctl', 'dup', 'dup2', 'pause', 'nanosleep', 'getitimer', 'alarm', 'setitimer', 'getpid', 'sendfile', 'socket', 'connect', 'accept', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'shutdown', 'bind', 'listen', 'getsockname', 'getpeername', 'socketpair', 'setsockopt', 'getsockopt', 'clone', 'fork', 'vfork', 'execve', 'exit', 'wait4', 'kill', 'uname', 'semget', 'semop', 'semctl', 'shmdt', 'msgget', 'msgsnd', 'msgrcv', 'msgctl', 'fcntl', 'flock', 'fsync', 'fdatasync', 'truncate', 'ftruncate', 'getdents', 'getcwd', 'chdir', 'fchdir', 'rename', 'mkdir', 'rmdir', 'creat', 'link', 'unlink', 'symlink', 'readlink', 'chmod', 'fchmod', 'chown', 'fchown', 'lchown', 'umask', 'gettimeofday', 'getrlimit', 'getrusage', 'sysinfo', 'times', 'ptrace', 'getuid', 'syslog', 'getgid', 'setuid', 'setgid', 'geteuid', 'getegid', 'setpgid', 'getppid', 'getpgrp', 'setsid', 'setreuid', 'setregid', 'getgroups', 'setgroups', 'setresuid', 'getresuid', 'setresgid', 'getresgid', 'getpgid', 'setfsuid', 'setfsgid', 'getsid', 'capget', 'capset', 'rt_sigpending', 'rt_sigtimedwait', 'rt_sigqueueinfo', 'rt_sigsuspend', 'sigaltstack', 'utime', 'mknod', 'uselib', 'personality', 'ustat', 'statfs', 'fstatfs', 'sysfs', 'getpriority', 'setpriority', 'sched_setparam', 'sched_getparam', 'sched_setscheduler', 'sched_getscheduler', 'sched_get_priority_max', 'sched_get_priority_min', 'sched_rr_get_interval', 'mlock', 'munlock', 'mlockall', 'munlockall', 'vhangup', 'modify_ldt', 'pivot_root', '_sysctl', 'prctl', 'arch_prctl', 'adjtimex', 'setrlimit', 'chroot', 'sync', 'acct', 'settimeofday', 'mount', 'umount2', 'swapon', 'swapoff', 'reboot', 'sethostname', 'setdomainname', 'iopl', 'ioperm', 'create_module', 'init_module', 'delete_module', 'get_kernel_syms', 'query_module', 'quotactl', 'nfsservctl', 'getpmsg', 'putpmsg', 'afs_syscall', 'tuxcall', 'security', 'gettid', 'readahead', 'setxattr', 'lsetxattr', 'fsetxattr', 'getxattr', 'lgetxattr', 'fgetxattr', 'listxattr', 'llistxattr', 'flistxattr', 'removexattr', 'lremovexattr', 'fremovexattr', 'tkill', 'time', 'futex', 'sched_setaffinity', 'sched_getaffinity', 'set_thread_area', 'io_setup', 'io_destroy', 'io_getevents', 'io_submit', 'io_cancel', 'get_thread_area', 'lookup_dcookie', 'epoll_create', 'epoll_ctl_old', 'epoll_wait_old', 'remap_file_pages', 'getdents64', 'set_tid_address', 'restart_syscall', 'semtimedop', 'fadvise64', 'timer_create', 'timer_settime', 'timer_gettime', 'timer_getoverrun', 'timer_delete', 'clock_settime', 'clock_gettime', 'clock_getres', 'clock_nanosleep', 'exit_group', 'epoll_wait', 'epoll_ctl', 'tgkill', 'utimes', 'vserver', 'mbind', 'set_mempolicy', 'get_mempolicy', 'mq_open', 'mq_unlink', 'mq_timedsend', 'mq_timedreceive', 'mq_notify', 'mq_getsetattr', 'kexec_load', 'waitid', 'add_key', 'request_key', 'keyctl', 'ioprio_set', 'ioprio_get', 'inotify_init', 'inotify_add_watch', 'inotify_rm_watch', 'migrate_pages', 'openat', 'mkdirat', 'mknodat', 'fchownat', 'futimesat', 'newfstatat', 'unlinkat', 'renameat', 'linkat', 'symlinkat', 'readlinkat', 'fchmodat', 'faccessat', 'pselect6', 'ppoll', 'unshare', 'set_robust_list', 'get_robust_list', 'splice', 'tee', 'sync_file_range', 'vmsplice', 'move_pages', 'utimensat', 'epoll_pwait', 'signalfd', 'timerfd_create', 'eventfd', 'fallocate', 'timerfd_settime', 'timerfd_gettime', 'accept4', 'signalfd4', 'eventfd2', 'epoll_create1', 'dup3', 'pipe2', 'inotify_init1', 'preadv', 'pwritev', 'rt_tgsigqueueinfo', 'perf_event_open', 'recvmmsg', 'fanotify_init', 'fanotify_mark', 'prlimit64', 'name_to_handle_at', 'open_by_handle_at', 'clock_adjtime', 'syncfs', 'sendmmsg', 'setns', 'getcpu', 'process_vm_readv', 'process_vm_writev', 'kcmp', 'finit_module', 'sched_setattr', 'sched_getattr', 'renameat2', 'seccomp', 'getrandom', 'memfd_create', 'kexec_file_load', 'bpf', 'execveat', 'userfaultfd', 'membarrier', 'mlock2', 'copy_file_range', 'preadv2', 'pwritev2', 'pkey_mprotect', 'pkey_alloc', 'pkey_free', 'statx', 'io_pgetevents', 'rseq', 'uretprobe', 'pidfd_send_signal', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'pidfd_open', 'clone3', 'close_range', 'openat2', 'pidfd_getfd', 'faccessat2', 'process_madvise', 'epoll_pwait2', 'mount_setattr', 'quotactl_fd', 'landlock_create_ruleset', 'landlock_add_rule', 'landlock_restrict_self', 'memfd_secret', 'process_mrelease', 'futex_waitv', 'set_mempolicy_home_node', 'cachestat', 'fchmodat2', 'map_shadow_stack', 'futex_wake', 'futex_wait', 'futex_requeue', 'statmount', 'listmount', 'lsm_get_self_attr', 'lsm_set_self_attr', 'lsm_list_modules', 'mseal', 'setxattrat', 'getxattrat', 'listxattrat', 'removexattrat', 'open_tree_attr', 'file_getattr', 'file_setattr'], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255, 256, 257, 258, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 272, 273, 274, 275, 276, 277, 278, 279, 280, 281, 282, 283, 284, 285, 286, 287, 288, 289, 290, 291, 292, 293, 294, 295, 296, 297, 298, 299, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321, 322, 323, 324, 325, 326, 327, 328, 329, 330, 331, 332, 333, 334, 335, 424, 425, 426, 427, 428, 429, 430, 431, 432, 433, 434, 435, 436, 437, 438, 439, 440, 441, 442, 443, 444, 445, 446, 447, 448, 449, 450, 451, 452, 453, 454, 455, 456, 457, 458, 459, 460, 461, 462, 463, 464, 465, 466, 467, 468, 469], toUInt16(0)) + nr_fix),
+    payload_len UInt64 ALIAS if(length(payload) > 0, toUInt64(greatest(ret, 0)), toUInt64(0)) + payload_len_fix
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(toDateTime(intDiv(wall_ns, 1000000000)))
 ORDER BY (trace_id, host_id, pid, tid, wall_ns, event_lo, event_hi)
