@@ -151,8 +151,9 @@ MAPS = ("targets", "config", "observable", "lost", "aggs", "agg_slots", "events"
 _U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
 _AGG_KEY = _C.fixed_prefix("agg_key")[0]
 _AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
-_AUX_AT = _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0]["aux"][0]
-REC_FORK = _C["REC_FORK"]
+_REC_AT = {k: off for k, (off, _) in _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0].items()}
+REC_FORK, REC_EXIT = _C["REC_FORK"], _C["REC_EXIT"]
+MARKS_KEPT = 1 << 20  # pids remembered for end_run; beyond (a whole-host agent), the instance is not reused
 
 
 def cache_key(config: ProbeConfig) -> list[str]:
@@ -210,6 +211,7 @@ class SyscallProbe:
         self.drain_interval_s = 0.02
         self._thread: threading.Thread | None = None
         self._marked: set[int] = set()  # pids/tids this run marked in `targets` (cleared at end_run)
+        self._marks_overflowed = False
         self._ended = False
         self._discard = True
         self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
@@ -340,8 +342,14 @@ class SyscallProbe:
 
     # --- the reader: the callback only copies and enqueues ---
     def _on_record(self, data: bytes) -> None:
-        if data[0] == REC_FORK:  # the fork hook marked a child: remember it for end_run
-            self._marked.add(_U32.unpack_from(data, _AUX_AT)[0])
+        kind = data[0]
+        if kind == REC_FORK:  # the fork hook marked a child: remember it for end_run
+            if len(self._marked) < MARKS_KEPT:
+                self._marked.add(_U32.unpack_from(data, _REC_AT["aux"])[0])
+            else:
+                self._marks_overflowed = True
+        elif kind == REC_EXIT:  # the exit hook cleared it
+            self._marked.discard(_U32.unpack_from(data, _REC_AT["pid"])[0])
         if not self._discard:
             self.queue.put(data)
 
@@ -413,7 +421,7 @@ class SyscallProbe:
     def close(self) -> None:
         self.stop()
         # clean only when every mark of this run was cleared: no fork record lost, end_run reached
-        clean = self._ended and self._lost_slot(LOST_RINGBUF) == 0
+        clean = self._ended and not self._marks_overflowed and self._lost_slot(LOST_RINGBUF) == 0
         self._ring.close()
         self._attached.close()
         for m in self.maps.values():
