@@ -508,19 +508,7 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
         evs.sort(key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
     ex.order = _order_fn(evs, multi)
     ex.obs.events = len(evs)
-    syscall = ex.syscall
-    for e in evs:
-        if type(e) is SyscallSpan:
-            syscall(e)
-        elif isinstance(e, ProcessEvent):
-            ex.process_event(e)
-            ex.tr.feed(e)
-        elif isinstance(e, FileState):
-            ex.states[(e.h.host_id, os.path.normpath(e.path))] = e
-            if e.cwd:
-                ex.cwds[e.h.host_id] = os.path.normpath(e.cwd)
-        elif isinstance(e, LostEvents):
-            ex.obs.lost_events += e.count
+    _loop(ex, evs)
     _finish(ex, evs, root_pid, exit_code, tree)
     if not capture_stdio:
         for name, data in (("stdout", stdout), ("stderr", stderr)):
@@ -532,6 +520,37 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
             s.data = _strip(s.data, ranges)
             s.total = len(s.data) if not capture_stdio else s.total - sum(b - a for a, b in ranges)
     return ex.obs
+
+
+def _loop(ex: _Extractor, evs: list[Event]) -> None:
+    """Every event through the extractor; writes to files, the bulk of most traces, inline (locals only)."""
+    syscall, tables, live, file_writes, file_pid = ex.syscall, ex.tables, ex.tr.live_table, ex.file_writes, ex.file_pid
+    file_kind, io_bytes = ResourceKind.FILE, 0
+    for e in evs:
+        if type(e) is SyscallSpan:
+            name = e.name
+            if name in WRITES and e.ret > 0:
+                h = e.h
+                key = (h.host_id, h.pid)
+                fds = tables.get(key)
+                if fds is None:
+                    fds = tables[key] = live(*key)
+                res = fds.get(e.args.get("fd", -1))  # type: ignore[arg-type]
+                if res is not None and res.kind is file_kind and file_pid.get(res.id) == h.pid:
+                    io_bytes += e.ret  # another write by the same writer: only the last change matters
+                    file_writes[res.id] = e
+                    continue
+            syscall(e)
+        elif isinstance(e, ProcessEvent):
+            ex.process_event(e)
+            ex.tr.feed(e)
+        elif isinstance(e, FileState):
+            ex.states[(e.h.host_id, os.path.normpath(e.path))] = e
+            if e.cwd:
+                ex.cwds[e.h.host_id] = os.path.normpath(e.cwd)
+        elif isinstance(e, LostEvents):
+            ex.obs.lost_events += e.count
+    ex.io_bytes += io_bytes
 
 
 def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
