@@ -8,6 +8,7 @@ argv is made of string literals in pages the child has not touched, which BPF ca
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from .helpers import FIXTURES, sysweave
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 
-MODES = ["fork", "vfork", "clone", "clone3", "posix_spawn", "thread_fork", "thread_exec", "many_args"]
+MODES = ["fork", "vfork", "clone", "clone3", "posix_spawn", "thread_fork", "thread_exec", "execvp", "many_args"]
 _EXEC = re.compile(r'^(\d+)\s+execve(?:at)?\((?:\w+, )?"((?:[^"\\]|\\.)*)", \[(.*?)\], ')
 _STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _RESUMED = re.compile(r"^(\d+)\s+<\.\.\. execve(?:at)? resumed>.*= (-?\d+)")
@@ -35,11 +36,13 @@ def spawn_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(out)
 
 
-def strace_execs(argv: list[str], tmp_path: Path) -> list[tuple[str, list[str]]]:
-    """(filename, argv) of every execve/execveat that succeeded, as strace -f shows them."""
+def strace_execs(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None,
+                 failed: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """(filename, argv) of every execve/execveat that succeeded, as strace -f shows them; the filenames of
+    those that failed are appended to ``failed``."""
     log = tmp_path / "strace.log"
     subprocess.run(["strace", "-f", "-qq", "-s", "65536", "-e", "trace=execve,execveat", "-e", "signal=none",
-                    "-o", str(log), "--", *argv], check=True, capture_output=True)
+                    "-o", str(log), "--", *argv], check=True, capture_output=True, env=env)
     done: list[tuple[str, list[str]]] = []
     pending: dict[int, tuple[str, tuple[str, list[str]]]] = {}  # pid -> (line, call) awaiting its result
     for line in log.read_text().splitlines():
@@ -47,7 +50,10 @@ def strace_execs(argv: list[str], tmp_path: Path) -> list[tuple[str, list[str]]]
             call = (_unescape(m.group(2)), [_unescape(a) for a in _STR.findall(m.group(3))])
             if line.rstrip().endswith("= 0"):
                 done.append(call)
-            elif "= -1" not in line:
+            elif "= -1" in line:
+                if failed is not None:
+                    failed.append(call[0])
+            else:
                 pending[int(m.group(1))] = (line, call)
         elif (r := _RESUMED.match(line)) and r.group(2) == "0":
             pid = int(r.group(1))
@@ -57,19 +63,34 @@ def strace_execs(argv: list[str], tmp_path: Path) -> list[tuple[str, list[str]]]
     return sorted(done)
 
 
-def sysweave_execs(argv: list[str]) -> list[tuple[str, list[str]]]:
+def sysweave_execs(argv: list[str], env: dict[str, str] | None = None,
+                   failed: list[str] | None = None) -> list[tuple[str, list[str]]]:
     res = sysweave("trace", "-f", "--format", "jsonl", "--no-store", "--observable", "-e", "trace=execve,execveat",
-                   "--", *argv)
+                   "--", *argv, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     spans = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    if failed is not None:
+        failed.extend(s["args"]["path"] for s in spans if s["ret"] < 0)
     return sorted((s["args"]["path"], s["args"]["argv"]) for s in spans if s["ret"] == 0)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_exec_argv_equals_strace(spawn_bin: str, mode: str, tmp_path: Path) -> None:
     expected = strace_execs([spawn_bin, mode], tmp_path)
-    assert len(expected) == 2 and expected[0][0] == "/bin/echo"  # the fixture's own exec, and its child's
+    assert len(expected) == 2 and any(path.endswith("/echo") for path, _ in expected)  # the fixture's, its child's
     assert sysweave_execs([spawn_bin, mode]) == expected
+
+
+def test_a_path_search_shows_each_failed_filename(spawn_bin: str, tmp_path: Path) -> None:
+    """execvp tries each PATH entry: the failed execs' filenames equal strace's (the argv of a failed exec
+    from pages the child never touched stays unreadable: no new image to take it from)."""
+    env = {**os.environ, "PATH": "/nonexistent-sysweave-a:/nonexistent-sysweave-b:/usr/bin:/bin"}
+    want_failed: list[str] = []
+    expected = strace_execs([spawn_bin, "execvp"], tmp_path, env, want_failed)
+    assert want_failed[:2] == ["/nonexistent-sysweave-a/echo", "/nonexistent-sysweave-b/echo"]
+    got_failed: list[str] = []
+    assert sysweave_execs([spawn_bin, "execvp"], env, got_failed) == expected
+    assert got_failed == want_failed
 
 
 def test_script_exec_keeps_the_argv_it_was_called_with(tmp_path: Path) -> None:

@@ -77,6 +77,13 @@ def test_exec_takes_what_sys_enter_could_not_read_from_the_new_image() -> None:
     assert span.args == {"path": "/bin/echo", "argv": ("/bin/echo", "hi")}
 
 
+def test_a_failed_exec_keeps_what_sys_enter_read_and_the_filename_reread_at_exit() -> None:
+    d = decoder()
+    list(d.decode(record(REC_EXEC_ARGS, 59, 0, d2=b"echo\0hi\0", aux=2, reason=EA_PATH_FAULT)))
+    (span,) = list(d.decode(record(REC_SYSCALL, 59, -2, d1=b"/no/echo\0")))
+    assert span.errno == 2 and span.args == {"path": "/no/echo", "argv": ("echo", "hi")}
+
+
 def test_exec_identity_prefers_what_the_caller_passed() -> None:
     image = ("/bin/sh", "./s.sh", "a")  # a #! script's image: the interpreter first
     assert exec_identity("./s.sh", image, ("./s.sh", ("./s.sh", "a"), 0)) == ("./s.sh", ("./s.sh", "a"))

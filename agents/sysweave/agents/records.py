@@ -197,6 +197,11 @@ class RecordDecoder:
                 # registers at exit belong to the new image: take what sys_enter captured
                 path, argv = self.last_exec.pop(rec.tid)
                 args = {"path": path, "argv": argv}
+            elif name in ("execve", "execveat") and rec.ret < 0 and rec.tid in self.exec_args:
+                # a failed exec (a PATH search tries several): what sys_enter read, the filename re-read at
+                # exit where sys_enter could not (argv pages untouched by the child stay unreadable: [])
+                path, argv, faults = self.exec_args.pop(rec.tid)
+                args = {"path": _cstr(rec.d1) if faults & EA_PATH_FAULT else path, "argv": argv}
             if name == "exit_group":
                 self.exit_codes[rec.pid] = _signed32(rec.args[0]) & 0xFF
             span = SyscallSpan(self._header(rec), rec.nr, name, rec.ret, args, payload, plen, rec.reason)

@@ -284,6 +284,12 @@ static __always_inline void decode(struct rec *r) {
         if (ret == 0) read_sockaddr(r, a[3], 8); break;
     case __NR_clone3:
         r->aux = (u32)read_u64(a[0]); break;
+    // A failed exec returns to the old image: its filename page is resident now (the kernel read it),
+    // where sys_enter may not have been able to read it (REC_EXEC_ARGS says so).
+    case __NR_execve:
+        if (ret < 0) read_str1(r, a[0]); break;
+    case __NR_execveat:
+        if (ret < 0) read_str1(r, a[1]); break;
     }
 }
 
