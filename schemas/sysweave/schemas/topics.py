@@ -188,7 +188,8 @@ class Sighting:
     belongs to; ``client_ip``/``client_port`` when the client revealed them (bind, getsockname), else ""/0.
     ``server``: an accept on ``host`` of peer ``client_ip:client_port`` on listening port ``server_port`` (0:
     unknown), ``trace_key`` = the server tree's key. ``first``: the first bytes sent (client) or received
-    (server), to tell concurrent connections apart. ``host``: ``addresses`` of a host. ``alias``: the tree
+    (server), to tell concurrent connections apart. ``wall_ns``: when the connect started (client) or the
+    accept returned (server: a blocking accept starts long before its client connects). ``host``: ``addresses`` of a host. ``alias``: the tree
     ``trace_key`` was joined whole into the trace ``target_key``. msgpack map; key = the server port."""
 
     role: str

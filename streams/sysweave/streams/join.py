@@ -154,10 +154,11 @@ class EndpointTable:
             return [s for (r, _), s in self.by_port.get(port, {}).items() if r == role]
         return [s for d in self.by_port.values() for (r, _), s in d.items() if r == role]
 
-    def client_of(self, server: Sighting) -> Sighting | None:
-        """The client sighting of ``server``'s connection: the nearest in time among those that fit."""
+    def client_of(self, server: Sighting, exclude: set[bytes] | frozenset[bytes] = frozenset()) -> Sighting | None:
+        """The client sighting of ``server``'s connection: among those that fit (and are not in ``exclude``),
+        the connect nearest in time to the accept's return."""
         fits = [c for c in self._candidates(server.server_port, "client")
-                if same_connection(c, server, self.addresses)]
+                if c.event_id not in exclude and same_connection(c, server, self.addresses)]
         return min(fits, key=lambda c: (abs(c.wall_ns - server.wall_ns), c.event_id), default=None)
 
     def server_of(self, client: Sighting) -> Sighting | None:
@@ -243,7 +244,7 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
     windows = []
     for cid, (ev, (pip, pport), (lip, lport)) in servers.items():
         s = Sighting("server", ev.h.host_id, key, ev.h.event_id, lport, server_ip=lip, client_ip=pip,
-                     client_port=pport, wall_ns=ev.h.wall_ns, first=_first(got[cid]))
+                     client_port=pport, wall_ns=ev.h.wall_ns + ev.h.duration_ns, first=_first(got[cid]))
         windows.append(Window(s, _window_ids(evs, ev, ends.get(cid))))
     return out_c, windows
 
@@ -323,9 +324,14 @@ def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_
         if any(table.client_of(w.sighting) is None for w in windows):
             return Plan(True, {})
 
-    def target(w: Window) -> bytes | None:
-        c = table.client_of(w.sighting)
-        return None if c is None else table.resolve_key(c.trace_key)
+    used: set[bytes] = set()
+
+    def target(w: Window) -> bytes | None:  # one window per client connection: windows in accept order
+        c = table.client_of(w.sighting, exclude=used)
+        if c is None:
+            return None
+        used.add(c.event_id)
+        return table.resolve_key(c.trace_key)
 
     parts = split_tree(key, evs, target)
     publish: list[Sighting] = []
@@ -388,7 +394,7 @@ class SightingScanner:
                 ip, port = split_addr(str(e.args.get("addr", "")))
                 out.append(Sighting("server", e.h.host_id, key, e.h.event_id,
                                     self.bound.get((e.h.host_id, e.h.pid, fd), 0), client_ip=ip, client_port=port,
-                                    wall_ns=e.h.wall_ns))
+                                    wall_ns=e.h.wall_ns + e.h.duration_ns))
         return out
 
 

@@ -99,7 +99,8 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                 continue
             stats["batches"] += 1
             key = event.key or b""
-            joined = any(k == topics.HEADER_JOINED for k, _ in (msg.headers or ()))
+            hdrs = msg.headers or ()
+            joined = any(k == topics.HEADER_JOINED for k, _ in (hdrs.items() if isinstance(hdrs, dict) else hdrs))
             acks.track(key, msg.partition, msg.offset, event)
             buffer.add(key, batch.events, time.monotonic(), settled=joined)
             if joined:
