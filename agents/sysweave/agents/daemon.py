@@ -145,7 +145,7 @@ def run_agent(cfg: AgentConfig) -> int:
     """Run the daemon until its command exits, its pids exit, or SIGTERM; returns the exit status."""
     host_id = cfg.host_id or host_identity()
     command = list(cfg.command)
-    if cfg.netns:
+    if cfg.netns and command:
         command = ["ip", "netns", "exec", cfg.netns, *command]
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     try:

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-interval", type=float, default=100.0, metavar="MS", help="NVML sampling interval (default 100 ms)")
     p.add_argument("--cuda-lib", metavar="PATH", help="the libcuda to probe (default: libcuda.so.1 from the linker cache)")
     p.add_argument("--netns", default=None, metavar="NAME",
-                   help="TEST FACILITY: the 'host' is a network namespace: run CMD in it and report its addresses")
+                   help="TEST FACILITY: the 'host' is a network namespace: report its addresses (and run CMD in it)")
     p.add_argument("--clock-offset-ns", type=int, default=0,
                    help="TEST FACILITY: add this to every wall timestamp (simulates a skewed host clock)")
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
@@ -51,9 +51,6 @@ def run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not (command or args.pid or args.all or args.cgroup):
         print("sysweave agent: choose what to trace: --all, --pid PID..., --cgroup PATH, or -- CMD", file=sys.stderr)
-        return 2
-    if args.netns and not command:
-        print("sysweave agent: --netns needs -- CMD", file=sys.stderr)
         return 2
     cfg = AgentConfig(kafka=args.kafka, host_id=args.host_id or "", trace_label=args.trace_label, command=command,
                       pids=args.pid, all_processes=args.all, cgroup=args.cgroup, metrics_addr=args.metrics_addr,
