@@ -189,8 +189,9 @@ class Sighting:
     ``server``: an accept on ``host`` of peer ``client_ip:client_port`` on listening port ``server_port`` (0:
     unknown), ``trace_key`` = the server tree's key. ``first``: the first bytes sent (client) or received
     (server), to tell concurrent connections apart. ``wall_ns``: when the connect started (client) or the
-    accept returned (server: a blocking accept starts long before its client connects). ``host``: ``addresses`` of a host. ``alias``: the tree
-    ``trace_key`` was joined whole into the trace ``target_key``. msgpack map; key = the server port."""
+    accept returned (server: a blocking accept starts long before its client connects). ``host``:
+    ``addresses`` of a host. ``alias``: the tree ``trace_key`` was joined whole into the trace ``target_key``.
+    A msgpack array; Kafka key = the server port."""
 
     role: str
     host: str
