@@ -84,13 +84,19 @@ def _tid() -> int:
         return tid
 
 
-def _forget_tids() -> None:  # a forked child's threads have new ids
+def _after_fork_in_child() -> None:
+    """A forked child has new thread ids, its own counters (the parent reports its own drops) and a fresh lock
+    (another thread of the parent may have held it at the fork)."""
     global _local
     _local = threading.local()
+    t = _transport
+    if t is not None:
+        t._lock = threading.Lock()
+        t.sent, t.dropped, t.unreported = 0, {}, 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_tids)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _int(v: int) -> bytes:
