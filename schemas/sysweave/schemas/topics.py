@@ -2,9 +2,15 @@
 
 Partitioning: agents key raw event batches by **trace key** = "<host_id>/<root pid>" of the traced process
 tree, so one process's events stay in order on one partition and all processes of a tree land on the same
-worker, which can assemble it without a shuffle. Trade-off: a job that spans hosts meets on one worker only
-when its agents share a trace label (``--trace-label``), which then replaces the key; without one, each
-host's tree is its own trace. A single very busy tree cannot be spread over several workers.
+worker, which can assemble it without a shuffle. A job that spans hosts needs no label: the stream workers
+join trees that talk over TCP (``sysweave.streams.join``: each connection's sightings on TOPIC_ENDPOINTS,
+read by every worker; each accepted connection's *window* of a server tree — not the whole server — is
+forwarded back to TOPIC_EVENTS under its client's key with the header :data:`HEADER_JOINED`; a tree serving a
+single trace joins it whole). A trace label (``--trace-label``) still replaces the key when given. A single
+very busy tree cannot be spread over several workers.
+
+Sampling: each worker reports per-host counts (:class:`HostCounts`) to TOPIC_SAMPLING keyed by host, so one
+worker — the owner of that partition — makes each host's decision (:class:`ControlDecision`).
 
 Labels travel on: the stream worker gives a trace whose key is a label (:func:`label_of_key`) that label
 (``UnifiedTrace.label``) and sends it with the emitted trace on TOPIC_TRACES as the Kafka header
