@@ -5,7 +5,9 @@ or linger) -> kafka-python producer (acks=all, idempotent, gzip, its own batchin
 or, while Kafka is unreachable, the on-disk spool, replayed in order when it returns.
 
 Key: ``topics.trace_key(host, root pid)`` — or the ``--trace-label`` when one is given, so a job's
-processes on every host meet on one partition (see schemas/topics.py for the trade-off).
+processes on every host meet on one partition (see schemas/topics.py for the trade-off). A program can name
+its own trace: ``SYSWEAVE_TRACE_LABEL`` or a W3C ``TRACEPARENT`` in its environment at exec (read by the
+kernel program, ``env_of``) keys it and its descendants from that exec on by ``topics.key_from_env``.
 
 Errors::
 
@@ -38,7 +40,8 @@ class Publisher:
     def __init__(self, bootstrap: str, host_id: str, spool: Spool, trace_label: str | None = None,
                  batch_events: int = 2000, linger_s: float = 0.1, queue_capacity: int = 500_000,
                  producer_factory: Callable[[], Any] | None = None,
-                 parent_of: Callable[[int], int | None] | None = None) -> None:
+                 parent_of: Callable[[int], int | None] | None = None,
+                 env_of: Callable[[int], tuple[str, ...] | None] | None = None) -> None:
         if not bootstrap or ":" not in bootstrap:
             raise PublishError(f"--kafka {bootstrap!r}: expected HOST:PORT[,HOST:PORT...]")
         self.bootstrap = bootstrap
@@ -52,6 +55,8 @@ class Publisher:
         self.sequence = 0
         self.root_of: dict[int, int] = {}
         self.parent_of = parent_of or (lambda _pid: None)
+        self.env_of = env_of or (lambda _pid: None)
+        self.named: dict[int, bytes] = {}  # root pid -> the key its exec environment asked for
         self.counters = {"shipped_events": 0, "shipped_batches": 0, "spooled_batches": 0, "send_errors": 0}
         self._factory = producer_factory or self._make_producer
         self._producer: Any = None
@@ -78,7 +83,13 @@ class Publisher:
         pid = e.h.pid
         if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK:
             self.root_of[e.child_pid] = self.root(pid)
-        return topics.trace_key(self.host_id, self.root(pid))
+        elif isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXEC:
+            named = topics.key_from_env(self.env_of(pid) or ())
+            if named is not None and self.named.get(self.root(pid)) != named:
+                self.root_of[pid] = pid  # it and its descendants, from this exec on
+                self.named[pid] = named
+        root = self.root(pid)
+        return self.named.get(root) or topics.trace_key(self.host_id, root)
 
     def root(self, pid: int) -> int:
         """The traced tree a process belongs to. A child's first events can arrive before its parent's

@@ -82,11 +82,50 @@ def trace_key(host_id: str, root_pid: int) -> bytes:
     return f"{host_id}/{root_pid}".encode()
 
 
+ENV_LABEL: Final = "SYSWEAVE_TRACE_LABEL"
+ENV_TRACEPARENT: Final = "TRACEPARENT"
+_W3C: Final = b"w3c/"
+
+
+def key_from_env(entries: Iterable[str]) -> bytes | None:
+    """The trace key a traced program asks for in its own environment (read at exec): its
+    ``SYSWEAVE_TRACE_LABEL`` (the label is the key), else a valid W3C ``TRACEPARENT``, whose trace id becomes
+    the trace id (key ``w3c/<32 hex>``, :func:`trace_id_of_key`); None when neither.
+    Example: key_from_env(["TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]) ==
+    b"w3c/4bf92f3577b34da6a3ce929d0e0e4736"."""
+    env = dict(e.split("=", 1) for e in entries if "=" in e)
+    label = env.get(ENV_LABEL, "").strip()
+    if label:
+        return label.encode()[:256]
+    parts = env.get(ENV_TRACEPARENT, "").strip().lower().split("-")
+    if len(parts) >= 4 and len(parts[0]) == 2 and parts[0] != "ff" and len(parts[1]) == 32 and len(parts[2]) == 16:
+        try:
+            tid = bytes.fromhex(parts[1])
+            bytes.fromhex(parts[0] + parts[2])
+        except ValueError:
+            return None
+        if any(tid):
+            return _W3C + parts[1].encode()
+    return None
+
+
+def trace_id_of_key(key: bytes) -> bytes | None:
+    """The 16-byte trace id a key fixes itself (a W3C traceparent's), or None (the id is then derived)."""
+    if key.startswith(_W3C) and len(key) == len(_W3C) + 32:
+        try:
+            return bytes.fromhex(key[len(_W3C):].decode())
+        except ValueError:
+            return None
+    return None
+
+
 def label_of_key(key: bytes, hosts: Iterable[str]) -> str:
     """The trace label a TOPIC_EVENTS key carries: "" for a process-tree key — "<host>/<pid>" with <host> one
     of the trace's hosts — and the key itself (UTF-8) otherwise. A label spelled like a tree key of one of the
     trace's own hosts cannot be told apart and counts as none.
     Example: label_of_key(b"h1/42", ["h1"]) == "" and label_of_key(b"job-7", ["h1"]) == "job-7"."""
+    if trace_id_of_key(key) is not None:
+        return ""  # a W3C trace: its id is its name
     text = key.decode("utf-8", "replace")
     host, sep, pid = text.rpartition("/")
     return "" if sep and pid.isdigit() and host in set(hosts) else text

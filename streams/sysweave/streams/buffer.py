@@ -24,8 +24,9 @@ __all__ = ["OpenTrace", "TraceBuffer", "finish", "trace_id_for"]
 
 
 def trace_id_for(key: bytes) -> bytes:
-    """Stable 16-byte trace id of a partition key (the same across workers and restarts)."""
-    return hashlib.blake2b(key, digest_size=16).digest()
+    """Stable 16-byte trace id of a partition key (the same across workers and restarts): the W3C trace id of a
+    ``TRACEPARENT`` key (``topics.trace_id_of_key``), else a hash of the key."""
+    return topics.trace_id_of_key(key) or hashlib.blake2b(key, digest_size=16).digest()
 
 
 @dataclass
@@ -69,6 +70,9 @@ class TraceBuffer:
                 t.alive.add(proc)
             if isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXIT:
                 t.exited.add(proc)
+            elif isinstance(e, ProcessEvent) and e.type is ProcessEventType.WAIT and e.child_pid:
+                t.exited.add((e.h.host_id, e.child_pid))  # reaped: its exit may have gone to another trace
+                # (a child that named its own trace at exec)
         t.last_seen_s = now_s
 
     def ready(self, now_s: float) -> list[OpenTrace]:
