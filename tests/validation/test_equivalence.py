@@ -260,3 +260,17 @@ def test_multi_host_resources_are_named_by_host() -> None:
     assert set(a.files) == {"A: ./out.txt", "B: ./out.txt"}
     v = compare(a, b)
     assert v.explanation.startswith("on host B, 'python B.py': byte 3 of ./out.txt differs")
+
+
+def test_a_shell_running_a_pipeline_is_a_launcher() -> None:
+    def direct() -> list:
+        return [fork(10, 20), exe(("tr", "a", "b"), 20), fork(10, 21), exe(("sort",), 21), wait(10, 20), wait(10, 21)]
+
+    def via_shell() -> list:
+        return [fork(10, 30), exe(("/bin/sh", "-c", "tr a b < in.txt | sort > out.txt"), 30),
+                fork(30, 31), exe(("tr", "a", "b"), 31), fork(30, 32), exe(("sort",), 32),
+                wait(30, 31), wait(30, 32), wait(10, 30)]
+
+    a, b = run(direct()), run(via_shell())
+    assert b.programs and sorted(c.role for c in b.programs.children) == [("sort",), ("tr", "a", "b")]
+    assert compare(a, b).verdict == "equivalent"

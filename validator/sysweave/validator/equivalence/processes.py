@@ -187,6 +187,21 @@ def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Ke
         key = real[0]
 
 
+def _launches_several(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Key],
+                      direct: set[Key]) -> list[Key]:
+    """The children of a process that only launches several commands it was given in a command string
+    (``sh -c 'tr a b < in | sort > out'``: no output of its own, every child's command named in its argv);
+    [] when it is anything else."""
+    p = procs[key]
+    if key in direct or not p.images:
+        return []
+    kids = [c for c in p.children if c in procs and c not in helper and procs[c].fork_ns >= p.final_ns]
+    named = [c for c in kids if procs[c].images and _wraps(p.argv, procs[c].images[0][1])]
+    if len(named) < 2 or any(_subtree_has_effects(procs, c, effects) for c in kids if c not in named):
+        return []
+    return named
+
+
 def program_tree(procs: dict[Key, Proc], root: Key, effects: set[Key], workdir: str = "",
                  direct: set[Key] | None = None) -> ProgramNode:
     """The visible-program tree of a run from its root process; see the module docstring.
@@ -212,6 +227,10 @@ def program_tree(procs: dict[Key, Proc], root: Key, effects: set[Key], workdir: 
             child = procs[c]
             if not child.images:  # a fork that never execs is part of its parent program
                 pending[0:0] = child.children
+                continue
+            spliced = _launches_several(procs, c, effects, helper, direct)
+            if spliced:  # sh -c 'a | b': the shell is a launcher, its programs are the parent's
+                pending[0:0] = spliced
                 continue
             n.children.append(node(c, depth + 1))
         return n
