@@ -154,7 +154,8 @@ def run_agent(cfg: AgentConfig) -> int:
                                  host_id=host_id, clock_skew_ns=cfg.clock_offset_ns)
         sink: list[Publisher] = []
         cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=cfg.netns)
-        pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get)
+        pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get,
+                        env_of=cap.decoder.exec_env.get)
         sink.append(pub)
         layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib),
                               cap.probe, pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns, command, cfg.pids,

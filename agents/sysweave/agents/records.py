@@ -177,6 +177,7 @@ class RecordDecoder:
     exit_codes: dict[int, int] = field(default_factory=dict)  # tgid -> exit_group status
     last_exec: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # tid -> the exec that succeeded
     parent_of: dict[int, int] = field(default_factory=dict)  # child pid/tid -> parent tgid, from the fork hook
+    exec_env: dict[int, tuple[str, ...]] = field(default_factory=dict)  # tgid -> its SYSWEAVE_*/TRACEPARENT env
     bad_records: int = 0
 
     def _header(self, rec: RawRecord) -> EventHeader:
@@ -220,7 +221,14 @@ class RecordDecoder:
             self.exec_args[rec.tid] = (_cstr(rec.d1), argv, rec.reason)
         elif rec.type == REC_EXEC:
             filename = _cstr(rec.d1)
-            image_argv = tuple(a.decode("utf-8", "surrogateescape") for a in rec.d2.split(b"\0")[: rec.args[0]])
+            env_at = rec.args[1] - 1 if 0 < rec.args[1] <= len(rec.d2) else len(rec.d2)  # env entries after argv
+            if env_at < len(rec.d2):
+                self.exec_env[rec.pid] = tuple(x.decode("utf-8", "surrogateescape")
+                                               for x in rec.d2[env_at:].split(b"\0") if b"=" in x)
+            else:
+                self.exec_env.pop(rec.pid, None)
+            image_argv = tuple(a.decode("utf-8", "surrogateescape")
+                               for a in rec.d2[:env_at].split(b"\0")[: rec.args[0]])
             # old_pid (aux) differs from tid when a non-leader thread execs
             entered = self.exec_args.pop(rec.aux, None) or self.exec_args.pop(rec.tid, None)
             path, argv = exec_identity(filename, image_argv, entered)

@@ -234,6 +234,37 @@ static __always_inline void read_image_argv(struct rec *r) {
     r->len2 = n + (m > 0 ? m : 0);
 }
 
+// A job naming itself: the new image's SYSWEAVE_* and TRACEPARENT environment entries, appended to d2 after
+// argv (args[1], below; 0: none). envp follows argv's NULL on the stack; each entry's first 8
+// bytes are compared (one read per entry), only matches are copied; ENV_SCAN entries at most. args[1] =
+// 1 + the offset of the first copied entry in d2.
+#define ENV_SCAN 128
+#define ENV_SYSWEAVE 0x4556414557535953ULL  // "SYSWEAVE", little-endian
+#define ENV_TRACEPAR 0x5241504543415254ULL  // "TRACEPAR"
+static __always_inline void read_image_env(struct rec *r) {
+    r->args[1] = 0;
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    u64 sp = 0;
+    if (!regs || bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp) != 0 || !sp) return;
+    u64 envp = sp + 8 * (read_u64(sp) + 2);
+    u32 o = r->len2, copied = 0;
+    for (int i = 0; i < ENV_SCAN && copied < 3; i++) {
+        u64 p = read_u64(envp + 8 * i);
+        if (!p) break;
+        u64 head = read_u64(p);
+        if (head != ENV_SYSWEAVE && head != ENV_TRACEPAR) continue;
+        if (o >= PAYLOAD_CAP) break;
+        barrier_var(o);
+        u32 at = o & (PAYLOAD_CAP - 1);
+        int m = bpf_probe_read_user_str(&r->d2[at], ARG_CAP, (void *)p);
+        if (m <= 0) continue;
+        if (!copied) r->args[1] = (u64)at + 1;
+        copied++;
+        o = at + m;
+    }
+    r->len2 = o;
+}
+
 // The first iovec of a readv/writev/sendmsg/recvmsg: payload (capped) in d2; aux = number of iovecs.
 static __always_inline void read_iov0(struct rec *r, u64 iov, s64 ret) {
     u64 base = read_u64(iov), len = read_u64(iov + 8);
@@ -395,6 +426,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
         r->len1 = PATH_CAP;  // NUL-terminated within d1; user space cuts at the NUL
         r->aux = args->old_pid;
         read_image_argv(r);
+        read_image_env(r);
         submit(r);
     }
     return 0;

@@ -12,7 +12,8 @@
 #define REC_SYSCALL 1    // one syscall, entry to exit
 #define REC_EXEC_ARGS 2  // execve/execveat arguments as read at sys_enter (before the old image is gone)
 #define REC_FORK 3       // a traced process forked: aux = child pid
-#define REC_EXEC 4       // sched_process_exec: d1 filename, d2 argv read from the new image, aux old pid
+#define REC_EXEC 4       // sched_process_exec: d1 filename, d2 argv read from the new image, aux old pid;
+                         // args[1] > 0: d2[args[1] - 1:] = its SYSWEAVE_*/TRACEPARENT environment entries
 #define REC_EXIT 5       // the whole process exited
 
 // Config slots (the `config` array)
