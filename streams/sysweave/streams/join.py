@@ -162,9 +162,11 @@ class EndpointTable:
         return min(fits, key=lambda c: (abs(c.wall_ns - server.wall_ns), c.event_id), default=None)
 
     def server_of(self, client: Sighting) -> Sighting | None:
-        fits = [s for s in self._candidates(client.server_port, "server")
-                if same_connection(client, s, self.addresses) and _same(self.client_of(s), client)]
-        return min(fits, key=lambda s: (abs(s.wall_ns - client.wall_ns), s.event_id), default=None)
+        """The server sighting whose client is ``client`` (nearest first: usually the first candidate)."""
+        fits = sorted((s for s in self._candidates(client.server_port, "server")
+                       if same_connection(client, s, self.addresses)),
+                      key=lambda s: (abs(s.wall_ns - client.wall_ns), s.event_id))
+        return next((s for s in fits if _same(self.client_of(s), client)), None)
 
     def prune(self, now_wall_ns: int) -> None:
         for port in list(self.by_port):
