@@ -1,63 +1,123 @@
-"""ClickHouse ingest from one process into the Debian server (issue 5: >= 200,000 spans/s; Jaeger measured
-52,000 spans/s on 4 vCPU), and stored bytes per syscall span after compression (target <= 12).
+"""ClickHouse ingest from one process into the Debian 18.16 server, counting the row building from the trace
+(issue 12: >= 200,000 spans/s from ``UnifiedTrace`` to inserted; Jaeger measured 52,000 spans/s on 4 vCPU), with
+the process's resident memory; stored size per span is ``bench/storage_size.py``.
 
-Needs the local server: make services-up. Synthesises N syscall spans of one trace (realistic: a few
-processes, a mix of calls, payload-less fast calls as sampling ships them), inserts them in columnar batches
-of B rows through ClickHouseSink, then OPTIMIZE ... FINAL and reads system.parts.
+    python -m bench clickhouse [N_SPANS] [RUNS]      # default 1,000,000 spans, 3 runs; needs make services-up
+
+The trace is ``storage_size.realistic_trace`` (built once, outside the timing: capture's work). Each run stores
+it into a fresh database with ``ServerStore.store_trace`` — ``rows.trace_columns`` (column-wise: numpy integer
+columns, one JSON encoder call for all args) then one columnar native INSERT per table — and, side by side in the
+same run, the former path: ``rows.trace_rows`` (a dict per span) -> ``rows.columnar`` -> insert. Medians.
+RSS: VmRSS sampled every 5 ms during the run (peak) against VmRSS before it (the trace already in memory).
 """
 
 from __future__ import annotations
 
-import os
-import random
+import statistics
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from sysweave.schemas.events import CausalStamp, EventHeader, ProcessSpan, SyscallSpan, UnifiedTrace, make_event_id
-from sysweave.validator.store.server import ClickHouseSink
-
-NAMES = [(0, "read"), (1, "write"), (257, "openat"), (3, "close"), (262, "newfstatat"), (9, "mmap"), (202, "futex")]
-
-
-def synth_trace(n: int) -> UnifiedTrace:
-    rng = random.Random(1)
-    trace = UnifiedTrace(os.urandom(16))
-    t = 1_795_000_000_000_000_000
-    for p in range(4):
-        span = trace.processes[("host-a", 1000 + p)] = ProcessSpan("host-a", 1000 + p)
-        for i in range(n // 4):
-            t += rng.randint(200, 5000)
-            nr, name = NAMES[rng.randrange(len(NAMES))]
-            h = EventHeader(make_event_id(42, p * n + i), "host-a", 1000 + p, 1000 + p, t - 10**18, t,
-                            rng.randint(100, 20000), CausalStamp(i, 0))
-            span.events.append(SyscallSpan(h, nr, name, rng.choice([0, 8, 4096, -2]), {"fd": 3}, None, 0, 8))
-    return trace
+from bench.storage_size import realistic_trace
+from sysweave.schemas.events import UnifiedTrace
+from sysweave.schemas.rows import trace_columns, trace_rows
+from sysweave.validator.store.server import ServerStore
 
 
-def main(n: int = 1_000_000, batch: int = 100_000) -> None:
-    db = f"bench_{uuid.uuid4().hex[:6]}"
-    sink = ClickHouseSink(f"clickhouse://127.0.0.1:9000/{db}")
-    sink.migrate()
-    trace = synth_trace(n)
-    from sysweave.schemas.rows import trace_rows
+def rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
-    rows = trace_rows(trace)["syscall_spans"]
+
+class PeakRss:
+    """Peak VmRSS while the block runs (a sampling thread)."""
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+def _columns_path(store: ServerStore, trace: UnifiedTrace) -> tuple[float, float]:
     t0 = time.perf_counter()
-    for i in range(0, len(rows), batch):
-        sink.add_rows("syscall_spans", rows[i:i + batch])
-        sink.flush()
-    elapsed = time.perf_counter() - t0
-    sink.execute("OPTIMIZE TABLE syscall_spans FINAL")
-    parts = sink.execute(f"SELECT sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) FROM system.parts "
-                         f"WHERE database = '{db}' AND table = 'syscall_spans' AND active")
-    stored_rows, comp, uncomp = parts[0]
-    print(f"clickhouse ingest: {len(rows):,} spans in {elapsed:.2f} s = {len(rows) / elapsed:,.0f} spans/s "
-          f"(columnar batches of {batch:,}, one process)")
-    print(f"stored: {comp / stored_rows:.1f} bytes/span compressed ({uncomp / stored_rows:.1f} uncompressed), "
-          f"{stored_rows:,} rows")
-    sink.execute(f"DROP DATABASE {db}")
-    sink.close()
+    tables = trace_columns(trace, "bench", arrays=True)
+    t1 = time.perf_counter()
+    for table, cols in tables.items():
+        store._write_columns(table, cols)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _rows_path(store: ServerStore, trace: UnifiedTrace) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    tables = trace_rows(trace, "bench")
+    t1 = time.perf_counter()
+    for table, rows in tables.items():
+        store.insert(table, rows)  # rows.columnar, then the insert
+    return t1 - t0, time.perf_counter() - t1
+
+
+def run_once(trace: UnifiedTrace, path: Callable[[ServerStore, UnifiedTrace], tuple[float, float]],
+             url: str) -> tuple[float, float, float, int, int]:
+    """(total s, build s, insert s, RSS before, peak RSS) for one store of ``trace`` into a fresh database."""
+    db = f"bench_ingest_{uuid.uuid4().hex[:6]}"
+    store = ServerStore(f"{url}/{db}")
+    store.migrate()
+    try:
+        with PeakRss() as mem:
+            t0 = time.perf_counter()
+            build, insert = path(store, trace)
+            total = time.perf_counter() - t0
+        n = store.execute("SELECT count() FROM syscall_spans")[0][0]
+        if n != sum(len(p.events) for p in trace.processes.values()):
+            raise RuntimeError(f"stored {n} spans")
+        return total, build, insert, mem.before, mem.peak
+    finally:
+        store._admin.execute(f"DROP DATABASE IF EXISTS {db}")
+        store.close()
+
+
+def main(n: int = 1_000_000, runs: int = 3, url: str = "clickhouse://127.0.0.1:9000") -> dict[str, float]:
+    trace = realistic_trace(n)
+    spans = sum(len(p.events) for p in trace.processes.values())
+    results: dict[str, list[tuple[float, float, float, int, int]]] = {"columns": [], "rows": []}
+    for _ in range(runs):  # interleaved, so both paths see the same noise
+        results["columns"].append(run_once(trace, _columns_path, url))
+        results["rows"].append(run_once(trace, _rows_path, url))
+    print(f"ClickHouse 18.16 ingest from UnifiedTrace, {spans:,} realistic syscall spans, one process, "
+          f"median of {runs} (each run: build + insert into a fresh database)")
+    print("| path | spans/s | s total | s building | s inserting | RSS before | peak RSS | added |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    out = {}
+    for name, rs in results.items():
+        total = statistics.median(r[0] for r in rs)
+        build = statistics.median(r[1] for r in rs)
+        insert = statistics.median(r[2] for r in rs)
+        before = statistics.median(r[3] for r in rs)
+        peak = statistics.median(r[4] for r in rs)
+        label = ("rows.trace_columns(arrays) -> insert" if name == "columns"
+                 else "rows.trace_rows -> rows.columnar -> insert (before)")
+        print(f"| {label} | {spans / total:,.0f} | {total:.2f} | {build:.2f} | {insert:.2f} | "
+              f"{before / 2**20:,.0f} MiB | {peak / 2**20:,.0f} MiB | {(peak - before) / 2**20:,.0f} MiB |")
+        print(f"|   runs (spans/s) | {', '.join(f'{spans / r[0]:,.0f}' for r in rs)} | | | | | | |")
+        out[name] = spans / total
+    return out
 
 
 if __name__ == "__main__":

@@ -87,3 +87,28 @@ def test_nr_table_is_the_same_in_both_variants() -> None:
     tables = {re.search(r"transform\(name, \[[^\]]*\], \[[^\]]*\]", t).group(0) for t in (plain, codecs, copy)}  # type: ignore[union-attr]
     assert len(tables) == 1
     assert rows._nr_base()[b"openat"] == 257 and rows._nr_base()[b"no-such"] == 0
+
+
+def _listed(cols: dict[str, list[tuple[Any, Any]]]) -> dict[str, dict[str, list[Any]]]:
+    return {t: {c: (v.tolist() if hasattr(v, "tolist") else list(v)) for c, v in cs.items()}
+            for t, cs in _without_versions(cols).items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(tr=traces())
+def test_array_path_equals_row_path(tr: Any) -> None:
+    """trace_columns(arrays=True) (numpy syscall_spans columns; the list path where a value does not fit)."""
+    old = rows.COLUMNWISE_MIN
+    rows.COLUMNWISE_MIN = 1
+    try:
+        fast = rows.trace_columns(tr, "l", "b", 3, arrays=True)
+    finally:
+        rows.COLUMNWISE_MIN = old
+    assert _listed(fast) == _listed(_row_path(tr))
+
+
+def test_array_path_is_taken_for_ordinary_spans() -> None:
+    tr = big_trace(5_000)
+    fast = rows.trace_columns(tr, "l", "b", 3, arrays=True)
+    assert any(hasattr(v, "dtype") for _c, v in fast["syscall_spans"])
+    assert _listed(fast) == _listed(_row_path(tr))

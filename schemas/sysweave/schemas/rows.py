@@ -507,24 +507,89 @@ def _event_columns(table: EventTable, trace_id: bytes, events: Sequence[Event]) 
     return out
 
 
-def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "",
-                  exit_code: int = 0) -> dict[str, list[tuple[Column, list[Any]]]]:
+_NP_TYPES = {"UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64", "Int64": "int64"}
+
+
+def _span_arrays(trace_id: bytes, spans: Sequence[Event]) -> list[tuple[Column, Any]] | None:
+    """syscall_spans' stored columns straight from the spans, integers as numpy arrays (``np.fromiter`` over C-level
+    attrgetters: no per-value Python code but the dict lookups for names and hosts), Strings as lists of bytes.
+    None without numpy, or where a value does not fit its column (the list path then keeps the exact behaviour)."""
+    np = _np()
+    if np is None:
+        return None
+    n = len(spans)
+    get = operator.attrgetter
+    hs = list(map(_GET_H, spans))
+    try:
+        def ints(objs: Sequence[Any], attr: str, typ: str) -> Any:
+            return np.fromiter(map(get(attr), objs), dtype=_NP_TYPES[typ], count=n)
+
+        joined = b"".join(map(get("event_id"), hs))
+        if len(joined) != 16 * n:
+            return None
+        halves = np.frombuffer(joined, dtype=">u8").reshape(n, 2).astype(np.uint64)
+        stamps = list(map(get("stamp"), hs))
+        wall, mono, hlc = ints(hs, "wall_ns", "UInt64"), ints(hs, "mono_ns", "UInt64"), ints(stamps, "hlc", "UInt64")
+        names = list(map(get("name"), spans))
+        texts = {t: encode_text(t) for t in set(names)}
+        name_bytes = list(map(texts.__getitem__, names))
+        payloads = [p or b"" for p in map(get("payload"), spans)]
+        ret, nr = ints(spans, "ret", "Int64"), ints(spans, "nr", "UInt16")
+        plen = ints(spans, "payload_len", "UInt64")
+        has_payload = np.fromiter(map(len, payloads), dtype=np.int64, count=n) > 0
+        nr_base = np.fromiter(map(_nr_base().__getitem__, name_bytes), dtype=np.int64, count=n)
+        hosts = list(map(get("host_id"), hs))
+        host_bytes = {h: encode_text(h) for h in set(hosts)}
+        values: dict[str, Any] = {
+            "trace_id": [trace_id] * n, "host_id": list(map(host_bytes.__getitem__, hosts)),
+            "pid": ints(hs, "pid", "UInt32"), "tid": ints(hs, "tid", "UInt32"), "wall_ns": wall,
+            "duration_ns": ints(hs, "duration_ns", "UInt64"), "lamport": ints(stamps, "lamport", "UInt64"),
+            "name": name_bytes, "ret": ret, "args": encode_args_column(list(map(get("args"), spans))),
+            "payload": payloads, "reason": ints(spans, "reason", "UInt8"),
+            "event_hi": halves[:, 0], "event_lo": halves[:, 1]}
+        with np.errstate(over="ignore"):
+            q, r = np.divmod(wall, np.uint64(1953125))
+            ticks = q * np.uint64(128) + r * np.uint64(128) // np.uint64(1953125)
+            values["clock_offset_ns"] = wall - mono
+            values["hlc_skew"] = hlc - (ticks << np.uint64(16))
+            values["nr_fix"] = ((nr.astype(np.int64) - nr_base) & 0xFFFF).astype(np.uint16)
+            values["payload_len_fix"] = plen - np.where(has_payload & (ret > 0), ret, 0).astype(np.uint64)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return [(c, values[c.name]) for c in stored("syscall_spans")]
+
+
+def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0,
+                  arrays: bool = False) -> dict[str, list[tuple[Column, Any]]]:
     """Every table's insert columns (:func:`stored`) for a trace: what ``columnar(t, trace_rows(...)[t])`` gives,
-    without building a row dict per event for the event classes whose fields convert column-wise."""
+    without building a row dict per event for the event classes whose fields convert column-wise. ``arrays``:
+    integer columns of syscall_spans may be numpy arrays (the stores insert those without per-value work)."""
     tid = trace.trace_id.hex()
     tid_bytes = encode_text(tid)
     by_cls: dict[type, list[Event]] = {}
     for span in trace.processes.values():
+        kinds = set(map(type, span.events))
+        if len(kinds) == 1:  # the common case: a process's events are all syscall spans
+            by_cls.setdefault(kinds.pop(), []).extend(span.events)
+            continue
         for e in span.events:
             lst = by_cls.get(type(e))
             if lst is None:
                 lst = by_cls[type(e)] = []
             lst.append(e)
     rows: dict[str, list[Row]] = {}
-    out: dict[str, list[tuple[Column, list[Any]]]] = {}
+    out: dict[str, list[tuple[Column, Any]]] = {}
     for cls, events in by_cls.items():
         table = _BY_CLASS[cls]
-        cols = _event_columns(table, tid_bytes, events) if len(events) >= COLUMNWISE_MIN else None
+        if len(events) < COLUMNWISE_MIN:
+            rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
+            continue
+        if arrays and cls is SyscallSpan:
+            fast = _span_arrays(tid_bytes, events)
+            if fast is not None:
+                out[table.name] = fast
+                continue
+        cols = _event_columns(table, tid_bytes, events)
         if cols is None:
             rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
         else:

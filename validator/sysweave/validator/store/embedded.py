@@ -153,7 +153,7 @@ class EmbeddedStore:
     def _insert_chunk(self, table: str, rows: Sequence[Row]) -> None:
         self._insert_columns(table, columnar(table, rows))
 
-    def _insert_columns(self, table: str, cols: list[tuple[Column, list[Any]]]) -> None:
+    def _insert_columns(self, table: str, cols: Sequence[tuple[Column, Any]]) -> None:
         """One chunk of insert columns (``rows.stored`` order) as one Arrow stream."""
         pa = self._pa
         rows = cols[0][1] if cols else []
@@ -172,7 +172,7 @@ class EmbeddedStore:
                              "if the schema changed, run the migration (any sysweave command opening the store does)") from exc
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code).items():
+        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True).items():
             n = len(cols[0][1]) if cols else 0
             for start in range(0, n, CHUNK_ROWS):
                 self._insert_columns(table, [(c, v[start:start + CHUNK_ROWS]) for c, v in cols])

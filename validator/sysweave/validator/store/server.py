@@ -182,14 +182,21 @@ class ServerStore:
             raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
         return self._write_columns(table, columnar(table, rows))
 
-    def _write_columns(self, table: str, cols: list[tuple[Column, list[Any]]]) -> int:
+    def _write_columns(self, table: str, cols: Sequence[tuple[Column, Any]]) -> int:
         """One columnar native INSERT of ``rows.stored`` columns; returns the rows written."""
         n = len(cols[0][1]) if cols else 0
         if not n:
             return 0
         sql = f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)}) VALUES"
         data = [values for _c, values in cols]
-        self._call(lambda: self._client.execute(sql, data, columnar=True, settings={"strings_as_bytes": True}))
+        settings: dict[str, Any] = {"strings_as_bytes": True}
+        if any(hasattr(v, "dtype") for v in data):  # numpy integer columns (rows.trace_columns(arrays=True))
+            import numpy as np
+
+            # the driver's numpy mode writes integer arrays as they are; every column must then be an array
+            data = [v if hasattr(v, "dtype") else np.array(v, dtype=object) for v in data]
+            settings["use_numpy"] = True
+        self._call(lambda: self._client.execute(sql, data, columnar=True, settings=settings))
         self.inserted += n
         return n
 
@@ -198,7 +205,7 @@ class ServerStore:
         return self._write(table, rows) if rows else 0
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code).items():
+        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True).items():
             if table not in TABLES:
                 raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
             self._write_columns(table, cols)
