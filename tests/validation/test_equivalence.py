@@ -274,3 +274,19 @@ def test_a_shell_running_a_pipeline_is_a_launcher() -> None:
     a, b = run(direct()), run(via_shell())
     assert b.programs and sorted(c.role for c in b.programs.children) == [("sort",), ("tr", "a", "b")]
     assert compare(a, b).verdict == "equivalent"
+
+
+def test_partly_captured_payloads_compare_up_to_the_gap_then_by_length() -> None:
+    def send(chunks: list[tuple[bytes, int]]) -> Obs:  # (captured payload, bytes the call really sent)
+        evs = [sc("socket", 3, domain=2, type=1), sc("connect", 0, fd=3, addr="127.0.0.1:80")]
+        evs += [SyscallSpan(h(), 0, "writev", n, {"fd": 3}, p, n) for p, n in chunks]
+        return run(evs)
+
+    whole = send([(b"HEAD", 4), (b"body", 4)])
+    first_iov_only = send([(b"HE", 4), (b"body", 4)])  # writev: only its first iovec was captured
+    c = first_iov_only.conversations["stream loopback:80"][0]
+    assert c.gaps == {"sent": 2} and c.truncated
+    v = compare(whole, first_iov_only)
+    assert v.verdict == "equivalent" and 0 < v.confidence < 1
+    longer = send([(b"HE", 5), (b"body", 4)])
+    assert "8 vs 9 bytes" in compare(whole, longer).explanation

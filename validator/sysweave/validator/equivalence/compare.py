@@ -91,6 +91,22 @@ def compare_bytes(name: str, a: bytes, b: bytes) -> Divergence | None:
     return d
 
 
+def _prefix_bytes(name: str, a: bytes, b: bytes, gap_a: int | None, gap_b: int | None, total_a: int,
+                  total_b: int) -> Divergence | None:
+    """Compare two byte streams whose captured bytes may stop being contiguous (a capped payload): the
+    bytes up to the first gap, then the lengths."""
+    gaps = [g for g in (gap_a, gap_b) if g is not None]
+    if not gaps:
+        return compare_bytes(name, a, b)
+    limit = min(gaps)
+    d = compare_bytes(name, a[:limit], b[:limit])
+    if d is None and total_a != total_b:
+        d = Divergence(name, "length", total_a, total_b, limit, limit,
+                       explanation=f"{name}: {total_a:,} vs {total_b:,} bytes (compared byte by byte up to "
+                                   f"{limit:,}, where capture stopped being complete)")
+    return d
+
+
 def _at(writes: Sequence[tuple[int, Origin]], offset: int) -> Origin | None:
     """The origin of the write that carried byte ``offset`` (the last write, if it lies beyond)."""
     for end, o in writes:
@@ -133,7 +149,7 @@ class _Differ:
     def streams(self) -> None:
         for name in sorted(set(self.a.streams) | set(self.b.streams)):
             x, y = self.a.streams.get(name, StreamObs()), self.b.streams.get(name, StreamObs())
-            d = compare_bytes(name, x.data, y.data)
+            d = _prefix_bytes(name, x.data, y.data, x.gap, y.gap, x.total, y.total)
             if d:
                 i = d.index_original or 0
                 o = _at(x.writes, i) or _at(y.writes, i)
@@ -207,7 +223,9 @@ class _Differ:
                                                 f"in the transpiled run"), o)
             return
         for direction in ("sent", "received"):
-            d = compare_bytes(f"{res} ({direction})", bytes(getattr(x, direction)), bytes(getattr(y, direction)))
+            d = _prefix_bytes(f"{res} ({direction})", bytes(getattr(x, direction)), bytes(getattr(y, direction)),
+                              x.gaps.get(direction), y.gaps.get(direction), x.totals.get(direction, 0),
+                              y.totals.get(direction, 0))
             if d:
                 i = d.index_original or 0
                 ios = [(end, o) for dr, end, o in x.ios if dr == direction]

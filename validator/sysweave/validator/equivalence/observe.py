@@ -97,6 +97,7 @@ class StreamObs:
     data: bytes = b""
     total: int = 0  # bytes written; more than len(data) when rebuilt from truncated payloads
     writes: list[tuple[int, Origin]] = field(default_factory=list)
+    gap: int | None = None  # rebuilt from payloads: data is the stream's bytes only up to here
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Conversation:
     messages: list[tuple[str, bytes]] = field(default_factory=list)  # datagrams: ("sent" | "received", bytes)
     total: int = 0  # bytes moved
     captured: int = 0  # of which captured (payload capture is capped per call)
+    totals: dict[str, int] = field(default_factory=dict)  # direction -> bytes moved
+    gaps: dict[str, int] = field(default_factory=dict)  # direction -> the captured bytes are the stream's up to here
     ios: list[tuple[str, int, Origin]] = field(default_factory=list)  # (direction, end offset or index, origin)
     origin: Origin | None = None
 
@@ -435,8 +438,11 @@ class _Extractor:
             c.ios.append((direction, len(c.messages), self.origin(e)))
         else:
             buf = c.sent if write else c.received
+            if len(payload) < n and direction not in c.gaps:  # a capped payload (or writev's first iovec only)
+                c.gaps[direction] = len(buf) + len(payload)
             buf += payload[:n]
-            c.ios.append((direction, len(buf), self.origin(e)))
+            c.totals[direction] = c.totals.get(direction, 0) + n
+            c.ios.append((direction, c.totals[direction], self.origin(e)))
         self.effects.add((e.h.host_id, e.h.pid))
 
     def stdio(self, e: SyscallSpan, n: int, nbytes: int) -> None:
@@ -453,7 +459,10 @@ class _Extractor:
             self.direct.add(who)
             self.reports.pop(who, None)
         if self.capture_stdio:
-            s.data += (e.payload or b"")[:nbytes]
+            payload = e.payload or b""
+            if len(payload) < nbytes and s.gap is None:
+                s.gap = len(s.data) + len(payload)
+            s.data += payload[:nbytes]
             s.total = pos
         self.effects.add((e.h.host_id, e.h.pid))
 
