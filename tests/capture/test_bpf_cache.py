@@ -113,3 +113,18 @@ def test_a_process_traced_by_two_runs_is_counted_by_each(tmp_path) -> None:
     finally:
         loop.kill()
         loop.wait()
+
+
+def test_old_instances_are_pruned() -> None:
+    from sysweave.agents.bpf import objects
+
+    names = [f"zz-sysweave-test-{i}" for i in range(objects.KEEP + 2)]
+    os.makedirs(objects.LOCK_ROOT, exist_ok=True)
+    for n in names:  # the oldest instances there are (lock files dated 1970)
+        os.makedirs(f"{objects.PIN_ROOT}/{n}", exist_ok=True)
+        open(f"{objects.LOCK_ROOT}/{n}.lock", "w").close()
+        os.utime(f"{objects.LOCK_ROOT}/{n}.lock", (0, 0))
+    objects.PinCache._prune()
+    assert not any(os.path.exists(f"{objects.PIN_ROOT}/{n}") for n in names)
+    assert not any(os.path.exists(f"{objects.LOCK_ROOT}/{n}.lock") for n in names)
+    assert len(os.listdir(objects.PIN_ROOT)) <= objects.KEEP

@@ -240,19 +240,11 @@ class PinCache:
         """Take a free instance slot for this run; False when other runs hold them all (compile privately)."""
         for slot in range(self.slots):
             self._use(slot)
-            try:
-                os.makedirs(LOCK_ROOT, exist_ok=True)
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:
-                return False
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            os.utime(fd)  # recency, for pruning
-            self._lock_fd = fd
-            return True
+            fd = _try_lock(self._lock_path)
+            if fd is not None:
+                os.utime(fd)  # recency, for pruning
+                self._lock_fd = fd
+                return True
         return False
 
     def open(self, maps: list[str], progs: list[str], links: list[str]) -> tuple[dict[str, int], dict[str, int]] | None:
@@ -302,19 +294,43 @@ class PinCache:
         # unlinking the pins frees what nobody holds; pinned links detach (~60 ms each: rare)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _prune(self) -> None:
+    @staticmethod
+    def _prune() -> None:
         """Keep the KEEP most recently used instances; never one another run holds."""
         try:
-            keys = sorted(os.listdir(PIN_ROOT), key=lambda k: _mtime(f"{LOCK_ROOT}/{k}.lock"), reverse=True)
+            names = sorted(os.listdir(PIN_ROOT), key=lambda n: _mtime(f"{LOCK_ROOT}/{n}.lock"), reverse=True)
         except OSError:
             return
-        for key in keys[KEEP:]:
-            other = PinCache([], slots=1)
-            other.base, slot = key.rsplit("-", 1) if "-" in key else (key, "0")
-            other._use(int(slot) if slot.isdigit() else 0)
-            if other.acquire():
-                other.discard()
-                other.release(clean=False)
+        try:  # lock files of instances that are gone (pruned, discarded, never stored)
+            names += sorted({f.rsplit(".", 1)[0] for f in os.listdir(LOCK_ROOT)} - set(names))
+        except OSError:
+            pass
+        for name in names[KEEP:]:
+            fd = _try_lock(f"{LOCK_ROOT}/{name}.lock")
+            if fd is None:
+                continue
+            try:
+                shutil.rmtree(f"{PIN_ROOT}/{name}", ignore_errors=True)
+                for suffix in (".clean", ".lock"):
+                    if os.path.exists(f"{LOCK_ROOT}/{name}{suffix}"):
+                        os.unlink(f"{LOCK_ROOT}/{name}{suffix}")
+            finally:
+                os.close(fd)
+
+
+def _try_lock(path: str) -> int | None:
+    """An fd holding an exclusive flock on ``path`` (created if needed), or None if someone holds it."""
+    try:
+        os.makedirs(LOCK_ROOT, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _mtime(path: str) -> float:
