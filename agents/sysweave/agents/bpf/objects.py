@@ -37,7 +37,7 @@ __all__ = ["Attachments", "BpfMap", "ObjectError", "PinCache", "RingBuffer", "fo
 PIN_ROOT = "/sys/fs/bpf/sysweave"
 LOCK_ROOT = "/run/sysweave/bpf"
 SLOTS = 2  # instances per program and configuration: two runs at once both start fast; a third compiles
-KEEP = 4  # instances kept in all: each holds its maps in kernel memory, ~36 MB for the default program on 2 CPUs
+KEEP = 4  # instances kept in all: each holds its maps in kernel memory, ~33 MB for the default program on 2 CPUs
 _PERCPU_TYPES = {5, 6, 10}  # BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 _SAMPLE_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
