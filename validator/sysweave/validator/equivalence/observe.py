@@ -30,148 +30,46 @@ Worked example (one write of "hi\\n" to ./out.txt; the final state comes from a 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from sysweave.schemas.events import (
-    EdgeKind,
     Event,
     FileState,
     LostEvents,
     ProcessEvent,
     ProcessEventType,
     SyscallSpan,
-    UnifiedTrace,
 )
-from sysweave.streams.pipeline.fdtrack import READS, WRITES, FdTracker, Op, Resource, ResourceKind
-from sysweave.validator.equivalence.filestate import FileEffect, from_event
-from sysweave.validator.equivalence.processes import Proc, ProgramNode, helpers, program_tree, role
+from sysweave.streams.pipeline.fdtrack import WRITES, FdTracker, Op, Resource, ResourceKind
+from sysweave.validator.equivalence.filestate import FileEffect
+from sysweave.validator.equivalence.model import (
+    CREATES,
+    FD_WRITES,
+    IGNORED_PARTS,
+    IGNORED_PREFIXES,
+    O_ACCMODE,
+    O_CREAT,
+    O_DIRECTORY,
+    O_TRUNC,
+    PATH_WRITES,
+    RW_CALLS,
+    SCRIPT_SUFFIXES,
+    SOCK_DGRAM,
+    STDIO_PATHS,
+    Conversation,
+    Key,
+    Obs,
+    Origin,
+    StreamObs,
+    normalize_endpoint,
+)
+from sysweave.validator.equivalence.processes import Proc
+from sysweave.validator.equivalence.settle import edge_roles, finish, strip
 
-__all__ = [
-    "IGNORED_PARTS",
-    "IGNORED_PREFIXES",
-    "Conversation",
-    "Obs",
-    "Origin",
-    "StreamObs",
-    "edge_roles",
-    "extract",
-    "normalize_endpoint",
-]
-
-IGNORED_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/", "/var/lib/", "/var/cache/",
-                    "/opt/", "/snap/", "/nix/", "/bin/", "/sbin/")
-IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv/", "/.cache/", "/.rustup/", "/.cargo/",
-                 "/.local/lib/")
-O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
-SOCK_DGRAM = 2
-STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
-               "/proc/self/fd/2": 2}
-SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")
-# calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
-PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
-                         "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
-                         "fchmodat", "fchmodat2", "chown", "lchown", "fchownat"})
-CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat"})
-FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
-
-Key = tuple[str, int]
-RW_CALLS = READS | WRITES
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where an effect began: host, pid, and its position in happens-before order, normalised to [0, 1]."""
-
-    host: str
-    pid: int
-    order: float
-
-
-@dataclass
-class StreamObs:
-    """stdout or stderr: the bytes, and (end offset, origin) of each write that carried them."""
-
-    data: bytes = b""
-    total: int = 0  # bytes written; more than len(data) when rebuilt from truncated payloads
-    writes: list[tuple[int, Origin]] = field(default_factory=list)
-    gap: int | None = None  # rebuilt from payloads: data is the stream's bytes only up to here
-
-
-@dataclass
-class Conversation:
-    """One connection (kind "stream": bytes per direction) or one peer's datagrams (kind "datagram")."""
-
-    endpoint: str
-    kind: str
-    sent: bytearray = field(default_factory=bytearray)
-    received: bytearray = field(default_factory=bytearray)
-    messages: list[tuple[str, bytes]] = field(default_factory=list)  # datagrams: ("sent" | "received", bytes)
-    total: int = 0  # bytes moved
-    captured: int = 0  # of which captured (payload capture is capped per call)
-    totals: dict[str, int] = field(default_factory=dict)  # direction -> bytes moved
-    gaps: dict[str, int] = field(default_factory=dict)  # direction -> the captured bytes are the stream's up to here
-    ios: list[tuple[str, int, Origin]] = field(default_factory=list)  # (direction, end offset or index, origin)
-    origin: Origin | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.captured < self.total
-
-
-@dataclass
-class Obs:
-    exit_code: int | None = None
-    exit_signal: int | None = None  # the program died of this signal (exit_code is then None)
-    streams: dict[str, StreamObs] = field(default_factory=dict)  # "stdout", "stderr" (multi-host: "B: stdout")
-    files: dict[str, FileEffect] = field(default_factory=dict)
-    conversations: dict[str, list[Conversation]] = field(default_factory=dict)
-    listening: dict[str, Origin] = field(default_factory=dict)
-    reads: dict[str, Origin] = field(default_factory=dict)  # input files the program read
-    programs: ProgramNode | None = None
-    host_exits: dict[str, int | None] = field(default_factory=dict)  # multi-host: each host's root
-    roles: dict[Key, str] = field(default_factory=dict)  # process -> its program's argv, for reports
-    process_origins: dict[Key, Origin] = field(default_factory=dict)  # process -> the fork that made it
-    hosts: list[str] = field(default_factory=list)
-    exit_origin: Origin | None = None
-    syscalls: int = 0
-    io_bytes: int = 0
-    events: int = 0
-    lost_events: int = 0
-    masked_bytes: int = 0  # output bytes masked as nondeterministic (--runs)
-    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, from role, to role): data flow
-
-    @property
-    def root(self) -> ProgramNode | None:
-        """The program under test (launchers looked through)."""
-        return self.programs
-
-    @property
-    def stdout(self) -> bytes:
-        s = self.streams.get("stdout")
-        return s.data if s else b""
-
-    @property
-    def stderr(self) -> bytes:
-        s = self.streams.get("stderr")
-        return s.data if s else b""
-
-
-def normalize_endpoint(addr: str) -> str:
-    """Loopback hosts -> "loopback", ephemeral ports (>= 32768) -> "ephemeral". '127.0.0.1:40000' -> 'loopback:ephemeral'."""
-    if not addr or addr.startswith(("unix:", "family=")) or ":" not in addr:
-        return addr
-    host, _, port = addr.rpartition(":")
-    host = host.strip("[]")
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            host = "loopback"
-    except ValueError:
-        pass
-    p = int(port) if port.isdigit() else -1
-    return f"{host}:{'ephemeral' if p >= 32768 else port}"
+# the model's names stay importable from here (observe is where extraction's users look first)
+__all__ = ["IGNORED_PARTS", "IGNORED_PREFIXES", "Conversation", "Obs", "Origin", "StreamObs", "edge_roles", "extract",
+           "normalize_endpoint"]
 
 
 class _Paths:
@@ -207,7 +105,9 @@ class _Paths:
         return path
 
 
-class _Extractor:
+class Extractor:
+    """The state of one pass over a run's events (see :func:`extract`; :mod:`.settle` finishes it)."""
+
     def __init__(self, workdir: str, home: str | None, final_state: Callable[[str], FileEffect] | None,
                  capture_stdio: bool) -> None:
         self.workdir = os.path.realpath(workdir) if workdir else ""
@@ -509,7 +409,7 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     state where the trace has no FileState for it (the harness's disk reader; None: unknown).
     ``tree``: the workdir's final entries (``./rel`` -> state), all in scope. ``root_pid``: the tree's root
     (0: every process without a traced parent, one per host)."""
-    ex = _Extractor(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
+    ex = Extractor(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
     evs = list(events)
     ex.obs.hosts, in_order, ex.obs.syscalls = _scan(evs)
     multi = len(ex.obs.hosts) > 1
@@ -518,7 +418,7 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     ex.order = _order_fn(evs, multi)
     ex.obs.events = len(evs)
     _loop(ex, evs)
-    _finish(ex, evs, root_pid, exit_code, tree)
+    finish(ex, evs, root_pid, exit_code, tree)
     if not capture_stdio:
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             s = ex.obs.streams.setdefault(name, StreamObs())
@@ -526,12 +426,12 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     for name, s in ex.obs.streams.items():
         ranges = [(a, b) for k, a, b in ex.strip if k == name]
         if ranges:
-            s.data = _strip(s.data, ranges)
+            s.data = strip(s.data, ranges)
             s.total = len(s.data) if not capture_stdio else s.total - sum(b - a for a, b in ranges)
     return ex.obs
 
 
-def _loop(ex: _Extractor, evs: list[Event]) -> None:
+def _loop(ex: Extractor, evs: list[Event]) -> None:
     """Every event through the extractor; writes to files, the bulk of most traces, inline (locals only)."""
     syscall, tables, live, file_writes, file_pid = ex.syscall, ex.tables, ex.tr.live_table, ex.file_writes, ex.file_pid
     file_kind, io_bytes = ResourceKind.FILE, 0
@@ -560,144 +460,3 @@ def _loop(ex: _Extractor, evs: list[Event]) -> None:
         elif isinstance(e, LostEvents):
             ex.obs.lost_events += e.count
     ex.io_bytes += io_bytes
-
-
-def _finish(ex: _Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
-            tree: dict[str, FileEffect] | None) -> None:
-    obs = ex.obs
-    obs.io_bytes += ex.io_bytes
-    for p in ex.procs.values():
-        p.exit_code, p.signal = _settle(p, ex.signals_sent.get(p.key))
-    for rid, last in ex.file_writes.items():  # the hot path's file writes: the last change of each path
-        where = ex.file_of[rid]
-        if where not in ex.scope or ex.scope[where].h.mono_ns <= last.h.mono_ns:
-            ex.scope[where] = last
-    roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
-    roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
-    # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
-    for proc, path in ex.touched:
-        if proc not in ex.effects and ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
-            ex.effects.add(proc)
-    for proc, host, path, is_dir in ex.reads:
-        if proc not in ex.effects and not is_dir and path not in ex.program_files and \
-                ex.paths.rel(path, ex.workdir or ex.cwds.get(host, "")) is not None:
-            ex.effects.add(proc)
-    helper: set[Key] = set()
-    for r in roots:
-        helper |= helpers(ex.procs, r, ex.effects)
-    # roles (for reports): a process's own final image, else its nearest ancestor's
-    for k, p in ex.procs.items():
-        q: Proc | None = p
-        while q is not None and not q.images:
-            q = ex.procs.get(q.parent) if q.parent else None
-        obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
-    if roots:
-        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct) for r in roots]
-        obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
-        for r, t in zip(roots, trees):
-            obs.host_exits[r[0]] = t.exit_code
-    obs.exit_code, obs.exit_signal = _exit_status(ex, roots, exit_code)
-    ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
-    obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
-    # files: the final state of every path in scope
-    for (host, path), changed in ex.scope.items():
-        origin = ex.origin(changed)
-        cwd = ex.workdir or ex.cwds.get(host, "")
-        rel = ex.paths.rel(path, cwd)
-        if rel is None or rel == "." or (ex.workdir and rel.startswith("./.sysweave-std")):
-            continue
-        fs = ex.states.get((host, path)) or (ex.states.get((host, os.path.join(cwd, path))) if cwd else None)
-        if fs is not None:
-            eff = from_event(fs)
-        elif ex.final_state is not None and path.startswith("/"):
-            eff = ex.final_state(path)
-        else:
-            eff = FileEffect(path, False, known=False)
-        if not eff.exists and eff.known and (host, path) in ex.created:
-            continue  # intermediate: created and gone by the end
-        eff.path, eff.origin = _key(obs, host, rel), origin
-        obs.files[eff.path] = eff
-    for rel, eff in (tree or {}).items():
-        if rel.startswith("./.sysweave-std") or rel in obs.files:
-            continue
-        if any(p in rel + "/" for p in IGNORED_PARTS):
-            continue
-        obs.files[rel] = eff
-    for name, eff in list(obs.files.items()):
-        if tree is not None and name.startswith("./") and name not in tree and eff.exists and eff.known:
-            obs.files[name] = FileEffect(name, False, origin=eff.origin)  # the tree is the truth for the workdir
-    # input files read by the program (not by launcher helpers), beyond the runtime's own files
-    script_dirs = {os.path.dirname(p) for p in ex.program_files}
-    for proc, host, path, is_dir in ex.reads:
-        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs) or (host, path) in ex.scope:
-            continue  # the runtime's, or a path the run wrote itself (not input from the world)
-        rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
-        if rel is None or (is_dir and not rel.startswith("./")):
-            continue
-        obs.reads.setdefault(_key(obs, host, rel), Origin(host, proc[1], 0.0))
-    for c in ex.dgram.values():
-        c.origin = c.origin or (c.ios[0][2] if c.ios else None)
-
-
-def _wrappers(node: ProgramNode | None) -> list[Key]:
-    return [] if node is None else [*node.via, *(k for c in node.children for k in _wrappers(c))]
-
-
-def _strip(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    """``data`` without the byte ranges (start, end) — a launcher's own report in a stream."""
-    out, pos = [], 0
-    for start, end in sorted(ranges):
-        out.append(data[pos:start])
-        pos = max(pos, end)
-    out.append(data[pos:])
-    return b"".join(out)
-
-
-def _settle(p: Proc, sent: int | None) -> tuple[int | None, int | None]:
-    """A process's (exit code, signal) from its own exit record and its parent's wait.
-
-    A process that exited without ``exit_group`` died of a signal: the one its parent's wait reported, else
-    the last one a traced process sent it (``kill``; a wait with a NULL status pointer reports nothing)."""
-    if p.exited and p.own_code is None:
-        return None, p.wait_signal if p.wait_signal is not None else sent
-    if p.own_code is not None:
-        return p.own_code, None
-    if p.wait_signal is not None:
-        return None, p.wait_signal
-    return p.wait_code, None
-
-
-def _exit_status(ex: _Extractor, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:
-    """(code, signal) of the program under test (launchers looked through, so ``sh -c`` relaying a death by
-    signal as 128 + n still reads as the signal). ``harness_code`` is the shell-style code the capture saw."""
-    prog = ex.obs.programs
-    if prog is None or len(roots) != 1:
-        return harness_code, None
-    p = ex.procs.get(prog.key)
-    if p is None:
-        return harness_code, None
-    if prog.key == roots[0]:  # not reaped by a traced parent: an exit without exit_group is a death by signal
-        if p.exited and p.exit_code is None and harness_code is not None and harness_code > 128:
-            return None, harness_code - 128
-        return (harness_code if harness_code is not None else p.exit_code), p.signal
-    if p.signal is not None:
-        return None, p.signal
-    return (p.exit_code if p.exit_code is not None else harness_code), None
-
-
-def _key(obs: Obs, host: str, rel: str) -> str:
-    return f"{host}: {rel}" if len(obs.hosts) > 1 else rel
-
-
-def edge_roles(trace: UnifiedTrace, root: tuple[str, int], workdir: str = "") -> list[tuple[str, str, str]]:
-    """The distinct data-flow edges (pipe, TCP) between process roles: "root" for the program under test,
-    the normalised argv for the others. Distinct, not counted: how many writes carry the data is buffering."""
-    role_of: dict[bytes, str] = {}
-    for key, p in trace.processes.items():
-        name = "root" if key == root else " ".join(a.replace(workdir, ".") if workdir else a for a in p.argv)
-        for e in p.events:
-            role_of[e.h.event_id] = name
-    out = {(e.kind.name, role_of[e.src], role_of[e.dst]) for e in trace.edges
-           if e.kind in (EdgeKind.PIPE, EdgeKind.TCP) and e.src in role_of and e.dst in role_of
-           and role_of[e.src] != role_of[e.dst]}
-    return sorted(out)

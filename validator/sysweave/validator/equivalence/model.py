@@ -1,0 +1,134 @@
+"""The effects model (Obs) that extraction builds and comparison reads; what is runtime, not effect.
+
+docs/equivalence.md is the definition. An :class:`Obs` holds one run's effects: exit status, stdout and
+stderr, the final state of every file in scope (:class:`~.filestate.FileEffect`), conversations by endpoint,
+listening endpoints, input files read, and the visible-program tree; every effect carries the
+:class:`Origin` of the call where it began (for the report's happens-before order).
+
+    >>> normalize_endpoint("127.0.0.1:40000"), normalize_endpoint("10.0.0.2:7000")
+    ('loopback:ephemeral', '10.0.0.2:7000')
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from sysweave.streams.pipeline.fdtrack import READS, WRITES
+from sysweave.validator.equivalence.filestate import FileEffect
+from sysweave.validator.equivalence.processes import ProgramNode
+
+__all__ = ["IGNORED_PARTS", "IGNORED_PREFIXES", "STDIO_PATHS", "Conversation", "Key", "Obs", "Origin", "StreamObs",
+           "normalize_endpoint"]
+
+IGNORED_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/", "/var/lib/", "/var/cache/",
+                    "/opt/", "/snap/", "/nix/", "/bin/", "/sbin/")
+IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv/", "/.cache/", "/.rustup/", "/.cargo/",
+                 "/.local/lib/")
+O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
+SOCK_DGRAM = 2
+STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
+               "/proc/self/fd/2": 2}
+SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")
+# calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
+PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
+                         "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
+                         "fchmodat", "fchmodat2", "chown", "lchown", "fchownat"})
+CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat"})
+FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
+
+Key = tuple[str, int]
+RW_CALLS = READS | WRITES
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an effect began: host, pid, and its position in happens-before order, normalised to [0, 1]."""
+
+    host: str
+    pid: int
+    order: float
+
+
+@dataclass
+class StreamObs:
+    """stdout or stderr: the bytes, and (end offset, origin) of each write that carried them."""
+
+    data: bytes = b""
+    total: int = 0  # bytes written; more than len(data) when rebuilt from truncated payloads
+    writes: list[tuple[int, Origin]] = field(default_factory=list)
+    gap: int | None = None  # rebuilt from payloads: data is the stream's bytes only up to here
+
+
+@dataclass
+class Conversation:
+    """One connection (kind "stream": bytes per direction) or one peer's datagrams (kind "datagram")."""
+
+    endpoint: str
+    kind: str
+    sent: bytearray = field(default_factory=bytearray)
+    received: bytearray = field(default_factory=bytearray)
+    messages: list[tuple[str, bytes]] = field(default_factory=list)  # datagrams: ("sent" | "received", bytes)
+    total: int = 0  # bytes moved
+    captured: int = 0  # of which captured (payload capture is capped per call)
+    totals: dict[str, int] = field(default_factory=dict)  # direction -> bytes moved
+    gaps: dict[str, int] = field(default_factory=dict)  # direction -> the captured bytes are the stream's up to here
+    ios: list[tuple[str, int, Origin]] = field(default_factory=list)  # (direction, end offset or index, origin)
+    origin: Origin | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.captured < self.total
+
+
+@dataclass
+class Obs:
+    exit_code: int | None = None
+    exit_signal: int | None = None  # the program died of this signal (exit_code is then None)
+    streams: dict[str, StreamObs] = field(default_factory=dict)  # "stdout", "stderr" (multi-host: "B: stdout")
+    files: dict[str, FileEffect] = field(default_factory=dict)
+    conversations: dict[str, list[Conversation]] = field(default_factory=dict)
+    listening: dict[str, Origin] = field(default_factory=dict)
+    reads: dict[str, Origin] = field(default_factory=dict)  # input files the program read
+    programs: ProgramNode | None = None
+    host_exits: dict[str, int | None] = field(default_factory=dict)  # multi-host: each host's root
+    roles: dict[Key, str] = field(default_factory=dict)  # process -> its program's argv, for reports
+    process_origins: dict[Key, Origin] = field(default_factory=dict)  # process -> the fork that made it
+    hosts: list[str] = field(default_factory=list)
+    exit_origin: Origin | None = None
+    syscalls: int = 0
+    io_bytes: int = 0
+    events: int = 0
+    lost_events: int = 0
+    masked_bytes: int = 0  # output bytes masked as nondeterministic (--runs)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, from role, to role): data flow
+
+    @property
+    def root(self) -> ProgramNode | None:
+        """The program under test (launchers looked through)."""
+        return self.programs
+
+    @property
+    def stdout(self) -> bytes:
+        s = self.streams.get("stdout")
+        return s.data if s else b""
+
+    @property
+    def stderr(self) -> bytes:
+        s = self.streams.get("stderr")
+        return s.data if s else b""
+
+
+def normalize_endpoint(addr: str) -> str:
+    """Loopback hosts -> "loopback", ephemeral ports (>= 32768) -> "ephemeral". '127.0.0.1:40000' -> 'loopback:ephemeral'."""
+    if not addr or addr.startswith(("unix:", "family=")) or ":" not in addr:
+        return addr
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            host = "loopback"
+    except ValueError:
+        pass
+    p = int(port) if port.isdigit() else -1
+    return f"{host}:{'ephemeral' if p >= 32768 else port}"

@@ -1,0 +1,158 @@
+"""The end of extraction (pure): roots, effects per process, the program tree, exit status, final file
+states, input files — from what :mod:`.observe`'s pass over the events collected."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from sysweave.schemas.events import EdgeKind, Event, UnifiedTrace
+from sysweave.validator.equivalence.filestate import FileEffect, from_event
+from sysweave.validator.equivalence.model import IGNORED_PARTS, Key, Obs, Origin
+from sysweave.validator.equivalence.processes import Proc, ProgramNode, helpers, program_tree, role
+
+if TYPE_CHECKING:
+    from sysweave.validator.equivalence.observe import Extractor
+
+__all__ = ["edge_roles", "finish", "strip"]
+
+
+def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
+            tree: dict[str, FileEffect] | None) -> None:
+    obs = ex.obs
+    obs.io_bytes += ex.io_bytes
+    for p in ex.procs.values():
+        p.exit_code, p.signal = _settle(p, ex.signals_sent.get(p.key))
+    for rid, last in ex.file_writes.items():  # the hot path's file writes: the last change of each path
+        where = ex.file_of[rid]
+        if where not in ex.scope or ex.scope[where].h.mono_ns <= last.h.mono_ns:
+            ex.scope[where] = last
+    roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
+    roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
+    # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
+    for proc, path in ex.touched:
+        if proc not in ex.effects and ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
+            ex.effects.add(proc)
+    for proc, host, path, is_dir in ex.reads:
+        if proc not in ex.effects and not is_dir and path not in ex.program_files and \
+                ex.paths.rel(path, ex.workdir or ex.cwds.get(host, "")) is not None:
+            ex.effects.add(proc)
+    helper: set[Key] = set()
+    for r in roots:
+        helper |= helpers(ex.procs, r, ex.effects)
+    # roles (for reports): a process's own final image, else its nearest ancestor's
+    for k, p in ex.procs.items():
+        q: Proc | None = p
+        while q is not None and not q.images:
+            q = ex.procs.get(q.parent) if q.parent else None
+        obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
+    if roots:
+        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct) for r in roots]
+        obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
+        for r, t in zip(roots, trees):
+            obs.host_exits[r[0]] = t.exit_code
+    obs.exit_code, obs.exit_signal = _exit_status(ex, roots, exit_code)
+    ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
+    obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
+    # files: the final state of every path in scope
+    for (host, path), changed in ex.scope.items():
+        origin = ex.origin(changed)
+        cwd = ex.workdir or ex.cwds.get(host, "")
+        rel = ex.paths.rel(path, cwd)
+        if rel is None or rel == "." or (ex.workdir and rel.startswith("./.sysweave-std")):
+            continue
+        fs = ex.states.get((host, path)) or (ex.states.get((host, os.path.join(cwd, path))) if cwd else None)
+        if fs is not None:
+            eff = from_event(fs)
+        elif ex.final_state is not None and path.startswith("/"):
+            eff = ex.final_state(path)
+        else:
+            eff = FileEffect(path, False, known=False)
+        if not eff.exists and eff.known and (host, path) in ex.created:
+            continue  # intermediate: created and gone by the end
+        eff.path, eff.origin = _key(obs, host, rel), origin
+        obs.files[eff.path] = eff
+    for rel, eff in (tree or {}).items():
+        if rel.startswith("./.sysweave-std") or rel in obs.files:
+            continue
+        if any(p in rel + "/" for p in IGNORED_PARTS):
+            continue
+        obs.files[rel] = eff
+    for name, eff in list(obs.files.items()):
+        if tree is not None and name.startswith("./") and name not in tree and eff.exists and eff.known:
+            obs.files[name] = FileEffect(name, False, origin=eff.origin)  # the tree is the truth for the workdir
+    # input files read by the program (not by launcher helpers), beyond the runtime's own files
+    script_dirs = {os.path.dirname(p) for p in ex.program_files}
+    for proc, host, path, is_dir in ex.reads:
+        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs) or (host, path) in ex.scope:
+            continue  # the runtime's, or a path the run wrote itself (not input from the world)
+        rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
+        if rel is None or (is_dir and not rel.startswith("./")):
+            continue
+        obs.reads.setdefault(_key(obs, host, rel), Origin(host, proc[1], 0.0))
+    for c in ex.dgram.values():
+        c.origin = c.origin or (c.ios[0][2] if c.ios else None)
+
+
+def _wrappers(node: ProgramNode | None) -> list[Key]:
+    return [] if node is None else [*node.via, *(k for c in node.children for k in _wrappers(c))]
+
+
+def strip(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """``data`` without the byte ranges (start, end) — a launcher's own report in a stream."""
+    out, pos = [], 0
+    for start, end in sorted(ranges):
+        out.append(data[pos:start])
+        pos = max(pos, end)
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def _settle(p: Proc, sent: int | None) -> tuple[int | None, int | None]:
+    """A process's (exit code, signal) from its own exit record and its parent's wait.
+
+    A process that exited without ``exit_group`` died of a signal: the one its parent's wait reported, else
+    the last one a traced process sent it (``kill``; a wait with a NULL status pointer reports nothing)."""
+    if p.exited and p.own_code is None:
+        return None, p.wait_signal if p.wait_signal is not None else sent
+    if p.own_code is not None:
+        return p.own_code, None
+    if p.wait_signal is not None:
+        return None, p.wait_signal
+    return p.wait_code, None
+
+
+def _exit_status(ex: Extractor, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:
+    """(code, signal) of the program under test (launchers looked through, so ``sh -c`` relaying a death by
+    signal as 128 + n still reads as the signal). ``harness_code`` is the shell-style code the capture saw."""
+    prog = ex.obs.programs
+    if prog is None or len(roots) != 1:
+        return harness_code, None
+    p = ex.procs.get(prog.key)
+    if p is None:
+        return harness_code, None
+    if prog.key == roots[0]:  # not reaped by a traced parent: an exit without exit_group is a death by signal
+        if p.exited and p.exit_code is None and harness_code is not None and harness_code > 128:
+            return None, harness_code - 128
+        return (harness_code if harness_code is not None else p.exit_code), p.signal
+    if p.signal is not None:
+        return None, p.signal
+    return (p.exit_code if p.exit_code is not None else harness_code), None
+
+
+def _key(obs: Obs, host: str, rel: str) -> str:
+    return f"{host}: {rel}" if len(obs.hosts) > 1 else rel
+
+
+def edge_roles(trace: UnifiedTrace, root: tuple[str, int], workdir: str = "") -> list[tuple[str, str, str]]:
+    """The distinct data-flow edges (pipe, TCP) between process roles: "root" for the program under test,
+    the normalised argv for the others. Distinct, not counted: how many writes carry the data is buffering."""
+    role_of: dict[bytes, str] = {}
+    for key, p in trace.processes.items():
+        name = "root" if key == root else " ".join(a.replace(workdir, ".") if workdir else a for a in p.argv)
+        for e in p.events:
+            role_of[e.h.event_id] = name
+    out = {(e.kind.name, role_of[e.src], role_of[e.dst]) for e in trace.edges
+           if e.kind in (EdgeKind.PIPE, EdgeKind.TCP) and e.src in role_of and e.dst in role_of
+           and role_of[e.src] != role_of[e.dst]}
+    return sorted(out)
