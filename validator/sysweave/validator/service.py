@@ -30,7 +30,7 @@ from typing import Any
 from sysweave.schemas import codec, ddl, topics
 from sysweave.streams.pipeline import FINISHED, build_trace
 from sysweave.validator.equivalence.stored import RequestError, ValidationRequest, validate_traces
-from sysweave.validator.store.base import TraceNotFound
+from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
 log = logging.getLogger("sysweave.validator")
@@ -106,6 +106,9 @@ class ValidatorService:
                 rows = self.sink.execute(f"SELECT backend FROM traces WHERE trace_id = '{trace.trace_id.hex()}' "
                                          f"ORDER BY version DESC LIMIT 1")
                 backends.append(str(rows[0][0]) if rows else "")
+        except AmbiguousTrace as exc:  # a label naming several traces: waiting will not help
+            self.dead_letter(msg, f"validation request: {exc}")
+            return
         except TraceNotFound as exc:
             if attempts + 1 < self.max_attempts:  # the trace may still be on its way: try again in 2 s
                 self.deferred.append((time.monotonic() + 2.0, attempts + 1, msg))
