@@ -1,13 +1,19 @@
-"""Stream worker throughput and latency through the real broker (issue 4's targets).
+"""Stream worker throughput and latency through the real broker (issue 12: >= 100,000 spans/s per worker, more
+with two than with one, capture-to-assembled p99 <= 2 s at 50,000 spans/s; the worker's resident memory).
+
+    python -m bench streams [N_SPANS] [N_TRACES] [RUNS]      # default 400,000 spans, 20 traces, 3 runs
 
   1. throughput: N spans (batches of 2,000 per Kafka message, T traces) are pre-loaded into a fresh events
      topic; one Faust worker process (then two) assembles them; spans/s in steady state = the spans of
      T - 1 traces / (time between the first and the last trace emitted).
-  2. latency: spans produced at a fixed rate (10k and 50k spans/s) for D seconds; capture-to-assembled
-     latency per trace = emission time - its last span's production time (the worker's grace period of
-     G seconds included: a trace cannot close before it), p50/p99.
+  2. latency: spans produced at a fixed rate (10k and 50k spans/s; batches encoded before the clock starts) for
+     D seconds; capture-to-assembled latency per trace = emission time - its last span's production time (the
+     worker's grace period of G seconds included: a trace cannot close before it), p50/p99.
+  3. memory: each worker's peak resident set (VmHWM) at the end of its run.
 
-Needs the local Kafka (make services-up). The worker is started with topic names overridden through
+Side by side: with ``SYSWEAVE_BENCH_BASELINE=DIR`` (a checkout of an older commit, e.g. ``git archive`` of it)
+every measurement is also taken with workers importing ``sysweave`` from DIR, alternating run by run; medians
+of RUNS. Needs the local Kafka (make services-up). The worker is started with topic names overridden through
 SYSWEAVE_TOPIC_SUFFIX so the benchmark never mixes with real data.
 """
 
@@ -47,26 +53,64 @@ def trace_batches(trace_no: int, spans: int, per_batch: int) -> list[bytes]:
     return out
 
 
-def start_workers(n: int, suffix: str) -> list[subprocess.Popen[bytes]]:
+COMPONENTS = ("schemas", "agents", "agents/sdk", "streams", "validator", "cli")
+
+
+def start_workers(n: int, suffix: str, tree: str = "") -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}
+    if tree:  # a baseline checkout's components first on the path (PEP 420 portions: first found wins)
+        env["PYTHONPATH"] = os.pathsep.join(os.path.join(tree, c) for c in COMPONENTS)
     return [subprocess.Popen([sys.executable, "-m", "sysweave.cli.main", "streams", "worker", "--kafka", BOOT,
                               "--grace-s", "0.5", "--app-id", f"bench-{suffix}"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
 
 
-def throughput(n_spans: int, n_traces: int, workers: int) -> float:
-    suffix = uuid.uuid4().hex[:6]
+def peak_rss_mb(p: subprocess.Popen[bytes]) -> float:
+    """The process's peak resident set (VmHWM), MiB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> float:
+    """Terminate the workers; the largest peak RSS among them, MiB."""
+    rss = max((peak_rss_mb(p) for p in procs), default=0.0)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(30)
+    return rss
+
+
+def make_topics(suffix: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=BOOT)
     admin.create_topics([NewTopic(topics.TOPIC_EVENTS + suffix, 4, 1), NewTopic(topics.TOPIC_TRACES + suffix, 4, 1)])
+    admin.close()
+
+
+def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float]:
+    """(spans/s in steady state, peak RSS of a worker in MiB)."""
+    suffix = uuid.uuid4().hex[:6]
+    make_topics(suffix)
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
     for t in range(n_traces):
         for b in trace_batches(t, n_spans // n_traces, 2000):
             prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
     prod.flush()
+    prod.close()
     consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=BOOT, auto_offset_reset="earliest",
                              consumer_timeout_ms=1000)
     t0 = time.monotonic()
-    procs = start_workers(workers, suffix)
+    procs = start_workers(workers, suffix, tree)
     seen: set[bytes] = set()
     first = last = 0.0
     try:
@@ -76,33 +120,34 @@ def throughput(n_spans: int, n_traces: int, workers: int) -> float:
                 last = time.monotonic()
                 first = first or last
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(30)
+        rss = stop(procs)
         consumer.close()
     if len(seen) < n_traces:
         raise RuntimeError(f"only {len(seen)} of {n_traces} traces were emitted")
     # steady state: from the first trace out to the last (excludes Faust's start-up and group join)
-    return n_spans * (n_traces - 1) / n_traces / (last - first)
+    return n_spans * (n_traces - 1) / n_traces / (last - first), rss
 
 
-def latency(rate: int, duration_s: float, spans_per_trace: int = 5000) -> tuple[float, float]:
+def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str = "") -> tuple[float, float, float]:
+    """(p50 s, p99 s, peak worker RSS MiB) of capture-to-assembled at ``rate`` spans/s."""
     suffix = uuid.uuid4().hex[:6]
-    admin = KafkaAdminClient(bootstrap_servers=BOOT)
-    admin.create_topics([NewTopic(topics.TOPIC_EVENTS + suffix, 4, 1), NewTopic(topics.TOPIC_TRACES + suffix, 4, 1)])
-    procs = start_workers(1, suffix)
+    make_topics(suffix)
+    n_traces = int(rate * duration_s / spans_per_trace)
+    pre = [trace_batches(t, spans_per_trace, 2000) for t in range(n_traces)]  # the producer's encoding, not timed
+    procs = start_workers(1, suffix, tree)
     time.sleep(8)  # join the group
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=5, max_request_size=16 << 20)
     done_at: dict[bytes, float] = {}
-    n_traces = int(rate * duration_s / spans_per_trace)
     t0 = time.monotonic()
     for t in range(n_traces):
-        for b in trace_batches(t, spans_per_trace, 2000):
+        for b in pre[t]:
             prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
         prod.flush()
         done_at[f"bench/{t}".encode()] = time.monotonic()
         target = t0 + (t + 1) * spans_per_trace / rate
         time.sleep(max(target - time.monotonic(), 0))
+    behind = time.monotonic() - (t0 + duration_s)
+    prod.close()
     consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=BOOT, auto_offset_reset="earliest",
                              consumer_timeout_ms=1000)
     from sysweave.streams.buffer import trace_id_for
@@ -114,21 +159,42 @@ def latency(rate: int, duration_s: float, spans_per_trace: int = 5000) -> tuple[
         for m in consumer:
             if m.key in want:
                 lat.append(m.timestamp / 1000 - (time.time() - time.monotonic() + done_at[want[m.key]]))
-    for p in procs:
-        p.terminate()
-        p.wait(30)
+    rss = stop(procs)
+    consumer.close()
+    if behind > 1.0:
+        print(f"  (the producer fell {behind:.1f} s behind the {rate:,} spans/s schedule)", flush=True)
     lat.sort()
-    return statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]
+    return statistics.median(lat), lat[int(0.99 * (len(lat) - 1))], rss
 
 
-def main(n_spans: int = 1_000_000, n_traces: int = 100) -> None:
-    one = throughput(n_spans, n_traces, 1)
-    two = throughput(n_spans, n_traces, 2)
-    print(f"stream worker throughput: 1 worker {one:,.0f} spans/s; 2 workers {two:,.0f} spans/s "
-          f"({n_spans:,} spans, {n_traces} traces, 2,000 spans per Kafka message)")
-    for rate in (10_000, 50_000):
-        p50, p99 = latency(rate, 10)
-        print(f"latency at {rate:,} spans/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (grace 0.5 s included)")
+def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3) -> None:
+    base = os.environ.get("SYSWEAVE_BENCH_BASELINE", "")
+    trees = {"new": ""} | ({"baseline": base} if base else {})
+    thr: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    lat: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for r in range(runs):
+        for workers in (1, 2):
+            for name, tree in trees.items():
+                v = throughput(n_spans, n_traces, workers, tree)
+                thr.setdefault((name, workers), []).append(v)
+                print(f"  run {r + 1} {name}: {workers} worker(s) {v[0]:,.0f} spans/s, peak RSS {v[1]:.0f} MiB", flush=True)
+        for rate in (10_000, 50_000):
+            for name, tree in trees.items():
+                w = latency(rate, 10, tree=tree)
+                lat.setdefault((name, rate), []).append(w)
+                print(f"  run {r + 1} {name}: {rate:,} spans/s p50 {w[0] * 1000:.0f} ms p99 {w[1] * 1000:.0f} ms, "
+                      f"peak RSS {w[2]:.0f} MiB", flush=True)
+    med = statistics.median
+    for name in trees:
+        one, two = thr[(name, 1)], thr[(name, 2)]
+        print(f"{name}: stream worker throughput (median of {runs}): 1 worker {med(x[0] for x in one):,.0f} spans/s; "
+              f"2 workers {med(x[0] for x in two):,.0f} spans/s ({n_spans:,} spans, {n_traces} traces, 2,000 spans "
+              f"per Kafka message); peak worker RSS {med(x[1] for x in one):.0f} / {med(x[1] for x in two):.0f} MiB")
+        for rate in (10_000, 50_000):
+            xs = lat[(name, rate)]
+            print(f"{name}: latency at {rate:,} spans/s: p50 {med(x[0] for x in xs) * 1000:.0f} ms, "
+                  f"p99 {med(x[1] for x in xs) * 1000:.0f} ms (grace 0.5 s included); peak RSS "
+                  f"{med(x[2] for x in xs):.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -210,21 +210,77 @@ def _layout(cls: type) -> _Layout:
 _HEADER_CHECKS: tuple[Check, ...] = tuple(
     _checker_for(typing.get_type_hints(EventHeader)[n], n) for n in _HEADER_FIELDS
 ) + (_check_int, _check_int)
-_HEADER_TYPES = (bytes, str, int, int, int, int, int, int, int)
 _LAYOUTS: dict[int, _Layout] = {int(k): _layout(t) for k, t in EVENT_TYPES.items()}
 _LAYOUT_BY_TYPE: dict[type, tuple[int, _Layout]] = {t: (int(KIND_OF[t]), _LAYOUTS[int(KIND_OF[t])]) for t in KIND_OF}
 
 
+_SCALAR_ARGS = frozenset({int, str, bytes, bool, type(None)})
+
+
+def _plain_args(v: dict[Any, Any]) -> bool:
+    """True when every key is a string and every value a scalar: then msgpack's own limits (64-bit ints,
+    MAX_STR, MAX_BYTES, MAX_MAP) are the whole check and the decoded dict is kept as it is (no copy)."""
+    if len(v) > MAX_MAP:
+        return False
+    for k, x in v.items():  # noqa: SIM110 - a plain loop: all() over a generator costs more per event
+        if type(k) is not str or type(x) not in _SCALAR_ARGS:
+            return False
+    return True
+
+
+def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Callable[[Any, int, int], list[Any]]]:
+    """Per event type, a decoder of a validated-length positional array (exact-type checks inline, raising
+    DecodeError without a message on anything else: the caller redoes the checks with named paths) and an
+    encoder taking the causal stamp separately (``event_to_wire_stamped``). Generated once from the
+    dataclass's own field names, like ``dataclasses`` does: one call per event instead of a loop per field."""
+    head = "h = e.h\n    return [K, h.event_id, h.host_id, h.pid, h.tid, h.mono_ns, h.wall_ns, h.duration_ns, lamport, hlc"
+    enc = "".join(f", int(e.{n})" if n in lay.enums else f", e.{n}" for n in lay.names)
+    scope: dict[str, Any] = {"K": kind, "C": lay.cls, "H": EventHeader, "S": CausalStamp, "DecodeError": DecodeError,
+                             "plain_args": _plain_args, "str_": str, "bytes_": bytes, "int_": int, "bool_": bool,
+                             "dict_": dict}
+    checks, values = [], []
+    for i, (t, chk) in enumerate(zip(lay.plain, lay.checks)):
+        v = f"r[{_HEADER_LEN + i}]"
+        if t is not None:
+            checks.append(f"type({v}) is not {t.__name__}_")
+            values.append(v)
+        elif chk is _check_args:
+            scope[f"c{i}"] = chk
+            values.append(f"({v} if type({v}) is dict_ and plain_args({v}) else c{i}({v}, ''))")
+        else:
+            scope[f"c{i}"] = chk
+            values.append(f"c{i}({v}, '')")
+    cond = " or ".join(["type(r[1]) is not bytes_", "len(r[1]) != 16", "type(r[2]) is not str_",
+                        *(f"type(r[{i}]) is not int_" for i in range(3, _HEADER_LEN)), *checks])
+    src = (f"def encode(e, lamport, hlc):\n    {head}{enc}]\n\n"
+           f"def decode(r):\n    if {cond}:\n        raise DecodeError('')\n"
+           f"    return C(H(r[1], r[2], r[3], r[4], r[5], r[6], r[7], S(r[8], r[9])){''.join(', ' + v for v in values)})\n")
+    exec(src, scope)  # source built from the dataclass's own field names
+    return scope["decode"], scope["encode"]
+
+
+_FAST: dict[int, tuple[Callable[[list[Any]], Event], Callable[[Any, int, int], list[Any]]]] = {
+    k: _compile(k, lay) for k, lay in _LAYOUTS.items()}
+_FAST_BY_KIND: dict[int, tuple[int, Callable[[list[Any]], Event]]] = {
+    k: (_HEADER_LEN + len(lay.names), _FAST[k][0]) for k, lay in _LAYOUTS.items()}
+def _never(raw: list[Any]) -> Event:
+    raise DecodeError("no event kind")  # pragma: no cover - no event has -1 elements
+
+
+_NO_KIND: tuple[int, Callable[[list[Any]], Event]] = (-1, _never)
+_ENCODERS: dict[type, Callable[[Any, int, int], list[Any]]] = {lay.cls: _FAST[k][1] for k, lay in _LAYOUTS.items()}
+
+
 def event_to_wire(event: Event) -> list[Any]:
     """The positional array of one event (msgpack-ready)."""
-    kind, lay = _LAYOUT_BY_TYPE[type(event)]
-    h = event.h
-    out: list[Any] = [kind, h.event_id, h.host_id, h.pid, h.tid, h.mono_ns, h.wall_ns, h.duration_ns,
-                      h.stamp.lamport, h.stamp.hlc]
-    for name in lay.names:
-        v = getattr(event, name)
-        out.append(int(v) if name in lay.enums else v)
-    return out
+    st = event.h.stamp
+    return _ENCODERS[type(event)](event, st.lamport, st.hlc)
+
+
+def event_to_wire_stamped(event: Event, lamport: int, hlc: int) -> list[Any]:
+    """``event_to_wire(event)`` with its causal stamp replaced by (``lamport``, ``hlc``) — what a rebuilt
+    event would encode to, without rebuilding it (the stream worker restamps every event it emits)."""
+    return _ENCODERS[type(event)](event, lamport, hlc)
 
 
 def event_from_wire(raw: Any, path: str = "event") -> Event:
@@ -240,20 +296,12 @@ def event_from_wire(raw: Any, path: str = "event") -> Event:
     if len(raw) != want:
         raise DecodeError(f"{path}: a {lay.cls.__name__} has {want} elements, got {len(raw)}")
     try:
-        # fast path: exact types only (see _Layout.plain); error-message paths are built only on failure
-        hv = raw[1:_HEADER_LEN]
-        if tuple(map(type, hv)) != _HEADER_TYPES or len(hv[0]) != 16:
-            raise DecodeError("header")
-        values = raw[_HEADER_LEN:]
-        for i, (t, v) in enumerate(zip(lay.plain, values)):
-            if t is None:
-                values[i] = lay.checks[i](v, "")
-            elif type(v) is not t:
-                raise DecodeError("field")
+        return _FAST[kind][0](raw)  # exact types only (see _Layout.plain); paths are built only on failure
     except DecodeError:
-        hv = [chk(raw[i + 1], f"{path}.{n}") for i, (n, chk) in
-              enumerate(zip((*_HEADER_FIELDS, "lamport", "hlc"), _HEADER_CHECKS))]
-        values = [chk(raw[_HEADER_LEN + i], f"{path}.{n}") for i, (n, chk) in enumerate(zip(lay.names, lay.checks))]
+        pass
+    hv = [chk(raw[i + 1], f"{path}.{n}") for i, (n, chk) in
+          enumerate(zip((*_HEADER_FIELDS, "lamport", "hlc"), _HEADER_CHECKS))]
+    values = [chk(raw[_HEADER_LEN + i], f"{path}.{n}") for i, (n, chk) in enumerate(zip(lay.names, lay.checks))]
     header = EventHeader(hv[0], hv[1], hv[2], hv[3], hv[4], hv[5], hv[6], CausalStamp(hv[7], hv[8]))
     return lay.cls(header, *values)  # type: ignore[no-any-return]
 
@@ -298,8 +346,25 @@ def decode_batch(data: bytes) -> Batch:
                               ((1, "producer_id"), (2, "sequence"), (3, "created_wall_ns")))
     if type(raw[4]) is not list:
         raise _fail("batch.events", "an array of events", raw[4])
-    events = tuple(event_from_wire(e, f"batch.events[{i}]") for i, e in enumerate(raw[4]))
-    return Batch(producer, seq, created, events, version)
+    return Batch(producer, seq, created, _events(raw[4]), version)
+
+
+def _events(raws: list[Any]) -> tuple[Event, ...]:
+    """Every event of a batch: the compiled decoder first (no per-event path string), ``event_from_wire`` with
+    the event's position for anything it does not take (so errors name it, as before)."""
+    out: list[Event] = []
+    append, fast = out.append, _FAST_BY_KIND
+    for i, e in enumerate(raws):
+        try:
+            if type(e) is list and e and type(e[0]) is int:
+                n, decode = fast.get(e[0], _NO_KIND)
+                if len(e) == n:
+                    append(decode(e))
+                    continue
+        except DecodeError:
+            pass
+        append(event_from_wire(e, f"batch.events[{i}]"))
+    return tuple(out)
 
 
 def encode_event(event: Event) -> bytes:

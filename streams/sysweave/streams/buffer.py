@@ -104,11 +104,13 @@ class TraceBuffer:
             self.closed.pop(next(iter(self.closed)))
 
 
-def finish(t: OpenTrace, events: Iterable[Event] | None = None, extra: Iterable[Event] = ()) -> FinishedTrace:
+def finish(t: OpenTrace, events: Iterable[Event] | None = None, extra: Iterable[Event] = (), *,
+           defer_stamps: bool = False) -> FinishedTrace:
     """The closed trace through THE pipeline (``pipeline.build_trace``), labelled with its key when the key
     is a trace label (``topics.label_of_key``), counting the events that arrived after it first closed.
     ``events``: the part of it that stays under its key (default: all; the join may forward the rest);
     ``extra``: events to add (the HostInfo of hosts whose own arrived elsewhere)."""
     evs = [*(t.events.values() if events is None else events), *extra]
     hosts = {e.h.host_id for e in evs}
-    return build_trace(evs, trace_id_for(t.key), topics.label_of_key(t.key, hosts), late_events=t.late)
+    return build_trace(evs, trace_id_for(t.key), topics.label_of_key(t.key, hosts), late_events=t.late,
+                       defer_stamps=defer_stamps)  # the worker encodes at once: pipeline.wire.encode_finished

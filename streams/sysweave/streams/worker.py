@@ -19,6 +19,7 @@ Several workers share TOPIC_EVENTS's partitions through Kafka's consumer group. 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -34,6 +35,7 @@ from sysweave.schemas.topics import ControlDecision, HostCounts, Sighting
 from sysweave.streams.buffer import TraceBuffer, finish
 from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree
 from sysweave.streams.pipeline.assembly import trace_events
+from sysweave.streams.pipeline.wire import encode_finished
 from sysweave.streams.sampling import ControllerConfig, SamplingAuthority, merged_histogram
 
 __all__ = ["AckLedger", "EndpointReader", "encode_events", "encode_trace", "make_app", "trace_headers"]
@@ -56,6 +58,10 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
              control_interval_s: float = 5.0, app_id: str = "sysweave-streams", join_wait_s: float = 10.0) -> Any:
     import faust
 
+    # every event the worker holds is a few GC-tracked objects that live until its trace is emitted: move what
+    # start-up made out of the collector's way and collect less often (CPU per 100k spans: docs/benchmarks.md)
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
                     broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
                     consumer_auto_offset_reset="earliest")
@@ -130,10 +136,10 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                     await events.send(key=key, value=encode_events(part),
                                       headers=[(topics.HEADER_JOINED, t.key)])
                     continue
-                done = finish(t, part, host_infos(part, table))
+                done = finish(t, part, host_infos(part, table), defer_stamps=True)
                 for warning in done.warnings:
                     log.warning("trace %s: %s", done.trace.trace_id.hex(), warning)
-                await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_trace(done.trace),
+                await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_finished(done),
                                   headers=trace_headers(done.trace))
                 stats["traces_emitted"] += 1
             acks.done(t.key)

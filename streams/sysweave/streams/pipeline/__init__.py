@@ -53,12 +53,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sysweave.schemas.events import CausalEdge, CausalStamp, Event, UnifiedTrace
+from sysweave.schemas.events import CausalStamp, Event, UnifiedTrace
 from sysweave.streams.pipeline import assembly, causality, clocksync, fdtrack, hlc
 from sysweave.streams.pipeline.assembly import assemble, trace_events
 
-__all__ = ["FINISHED", "STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "assembly", "build_trace",
-           "causality", "clocksync", "fdtrack", "hlc", "trace_events"]
+__all__ = ["FINISHED", "STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "apply_stamps", "assembly",
+           "build_trace", "causality", "clocksync", "fdtrack", "hlc", "trace_events"]
 
 
 class Step(Protocol):
@@ -105,27 +105,24 @@ class CausalStamps:
     name = "causal-stamps"
 
     def __call__(self, trace: UnifiedTrace, warnings: list[str]) -> UnifiedTrace:
-        order = causality.causal_order(trace)
-        lamport = causality.lamport_stamps(trace, order)
-        clocks = hlc.hlc_stamps(trace, order)
-        with_stamp = causality.with_stamp
-        for p in trace.processes.values():
-            events: list[Event] = []
-            for e in p.events:
-                st = e.h.stamp
-                eid = e.h.event_id
-                lv, hv = lamport.get(eid, st.lamport), clocks.get(eid, st.hlc)
-                events.append(e if lv == st.lamport and hv == st.hlc else with_stamp(e, CausalStamp(lv, hv)))
-            p.events = events
-        edges: list[CausalEdge] = []
-        for x in trace.edges:
-            if x.dst in clocks:
-                st = CausalStamp(lamport.get(x.dst, x.h.stamp.lamport), clocks[x.dst])
-                if st != x.h.stamp:
-                    x = with_stamp(x, st)  # type: ignore[assignment]
-            edges.append(x)
-        trace.edges = edges
+        apply_stamps(trace, self.stamps(trace))
         return trace
+
+    def stamps(self, trace: UnifiedTrace) -> dict[bytes, CausalStamp]:
+        """The new stamp of every event and edge whose stamp changes, without rewriting any
+        (``causality.causal_stamps``); ``apply_stamps`` applies them, ``wire.encode_finished`` encodes with them."""
+        return causality.causal_stamps(trace)
+
+
+def apply_stamps(trace: UnifiedTrace, stamps: dict[bytes, CausalStamp]) -> None:
+    """Rewrite every event and edge of ``trace`` that ``stamps`` gives a new stamp (once each)."""
+    if not stamps:
+        return
+    with_stamp = causality.with_stamp
+    for p in trace.processes.values():
+        p.events = [e if (st := stamps.get(e.h.event_id)) is None else with_stamp(e, st) for e in p.events]
+    trace.edges = [x if (st := stamps.get(x.h.event_id)) is None else with_stamp(x, st)  # type: ignore[misc]
+                   for x in trace.edges]
 
 
 STEPS: tuple[Step, ...] = (CausalEdges(), ClockSync(), CausalStamps())
@@ -137,22 +134,43 @@ FINISHED: tuple[Step, ...] = ()
 
 @dataclass
 class FinishedTrace:
-    """A built trace and what the steps could not do (e.g. clock constraints with no common solution)."""
+    """A built trace and what the steps could not do (e.g. clock constraints with no common solution).
+
+    ``pending``: causal stamps computed but not yet written into the events (``build_trace(...,
+    defer_stamps=True)``): event or edge id -> its stamp; empty once applied (:meth:`applied`)."""
 
     trace: UnifiedTrace
     warnings: list[str] = field(default_factory=list)
+    pending: dict[bytes, CausalStamp] = field(default_factory=dict)
+
+    def applied(self) -> UnifiedTrace:
+        """The trace with every pending stamp written into its events (what ``build_trace`` returns by default)."""
+        apply_stamps(self.trace, self.pending)
+        self.pending = {}
+        return self.trace
 
 
 def build_trace(events: Iterable[Event], trace_id: bytes, label: str = "", *, late_events: int = 0,
-                steps: Sequence[Step] = STEPS) -> FinishedTrace:
+                steps: Sequence[Step] = STEPS, defer_stamps: bool = False) -> FinishedTrace:
     """THE pipeline: assemble ``events`` (any order, duplicates allowed) into a closed trace with id
     ``trace_id`` (16 bytes) and ``label``, then run ``steps`` in order. ``late_events``: how many events
-    arrived after the trace first closed (the stream buffer counts them)."""
+    arrived after the trace first closed (the stream buffer counts them).
+
+    ``defer_stamps``: a :class:`CausalStamps` step (it must be the last) computes the stamps into
+    ``FinishedTrace.pending`` instead of rewriting every event; for a caller that encodes the trace at once
+    (``wire.encode_finished``, the stream worker): the same bytes, without rebuilding one frozen event per
+    event. Everything else in the trace is final."""
     trace = assemble(events, trace_id)
     trace.closed = True
     trace.label = label
     trace.late_events = late_events
     warnings: list[str] = []
-    for step in steps:
+    pending: dict[bytes, CausalStamp] = {}
+    for i, step in enumerate(steps):
+        if defer_stamps and isinstance(step, CausalStamps):
+            if i != len(steps) - 1:
+                raise ValueError("defer_stamps: the CausalStamps step must be the last step")
+            pending = step.stamps(trace)
+            continue
         trace = step(trace, warnings)
-    return FinishedTrace(trace, warnings)
+    return FinishedTrace(trace, warnings, pending)

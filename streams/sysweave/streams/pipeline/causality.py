@@ -16,12 +16,13 @@ lower than the stamp the agent gave it.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sysweave.schemas.clocks import VectorClock
+from sysweave.schemas.clocks import HLC_LOGICAL_BITS, HLC_TICKS_PER_S, VectorClock
 from sysweave.schemas.events import (
     CausalEdge,
     CausalStamp,
@@ -33,9 +34,10 @@ from sysweave.schemas.events import (
     UnifiedTrace,
 )
 from sysweave.streams.pipeline.assembly import derived_edge
-from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind, track
+from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind, track_streams
 
-__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "derive_edges", "lamport_stamps",
+__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "causal_stamps", "derive_edges",
+           "lamport_stamps",
            "match_tcp", "restamp_lamport", "vector_stamps", "with_stamp"]
 
 
@@ -76,7 +78,9 @@ def _streams(trace: UnifiedTrace) -> tuple[list[Conn], list[Conn]]:
     pipes: dict[tuple[int, int], Conn] = {}
     events = [e for p in trace.processes.values() for e in p.events]
     streaming = (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN)
-    for acc in track(events):
+    # one process whose times strictly increase: already in the tracker's order (host, mono_ns, event_id)
+    ordered = len(trace.processes) == 1 and all(a.h.mono_ns < b.h.mono_ns for a, b in itertools.pairwise(events))
+    for acc in track_streams(events, ordered=ordered):
         res, op = acc.resource, acc.op
         if op is Op.CONNECT or op is Op.ACCEPT:
             if res is not None:
@@ -195,22 +199,25 @@ def causal_order(trace: UnifiedTrace) -> list[Visit]:
     seqs: list[list[Event]] = []
     for key in sorted(trace.processes):
         evs = trace.processes[key].events
-        monos = [e.h.mono_ns for e in evs]
+        heads = [e.h for e in evs]
+        monos = [h.mono_ns for h in heads]
         if monos != sorted(monos):
             evs = sorted(evs, key=lambda x: (x.h.mono_ns, x.h.event_id))  # assembly leaves them sorted
-        tids = {e.h.tid for e in evs}
-        if len(tids) == 1:
+        if len({h.tid for h in heads}) == 1:
             seqs.append(evs)
             continue
         by_tid: dict[int, list[Event]] = defaultdict(list)
         for e in evs:
             by_tid[e.h.tid].append(e)
         seqs.extend(by_tid[t] for t in sorted(by_tid))
-    known = {e.h.event_id for seq in seqs for e in seq}
     remote: dict[bytes, list[bytes]] = defaultdict(list)
-    for edge in trace.edges:
-        if edge.src in known and edge.dst in known and edge.src != edge.dst:
-            remote[edge.dst].append(edge.src)
+    if trace.edges:
+        known = {e.h.event_id for seq in seqs for e in seq}
+        for edge in trace.edges:
+            if edge.src in known and edge.dst in known and edge.src != edge.dst:
+                remote[edge.dst].append(edge.src)
+    if not remote:  # program order alone: each thread in turn, exactly what the scheduler below does
+        return [(e, seq[i - 1].h.event_id if i else None, ()) for seq in seqs for i, e in enumerate(seq)]
     done: set[bytes] = set()
     waiting: dict[bytes, list[int]] = defaultdict(list)
     pos = [0] * len(seqs)
@@ -265,6 +272,46 @@ def lamport_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dic
                 v = stamp[x] + 1
         stamp[e.h.event_id] = v
     return stamp
+
+
+def causal_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict[bytes, CausalStamp]:
+    """The new causal stamp of every event whose stamp changes: Lamport (``lamport_stamps``) and HLC
+    (``hlc.hlc_stamps``) in one pass over ``causal_order``, process events first, then every edge whose
+    destination is a process event, given its destination's stamp. Events absent keep their stamp."""
+    lam: dict[bytes, int] = {}
+    clk: dict[bytes, int] = {}
+    out: dict[bytes, CausalStamp] = {}
+    ticks, shift = HLC_TICKS_PER_S, HLC_LOGICAL_BITS
+    for e, prev, srcs in causal_order(trace) if order is None else order:
+        h = e.h
+        st = h.stamp
+        v = st.lamport
+        if prev is not None:
+            m = clk[prev]
+            if lam[prev] >= v:
+                v = lam[prev] + 1
+        else:
+            m = -1
+        for x in srcs:  # sources are always stamped first (causal_order), cycles broken before
+            if lam[x] >= v:
+                v = lam[x] + 1
+            if clk[x] > m:
+                m = clk[x]
+        wall = h.wall_ns
+        pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
+        hv = pt if pt > m else m + 1
+        eid = h.event_id
+        lam[eid] = v
+        clk[eid] = hv
+        if v != st.lamport or hv != st.hlc:
+            out[eid] = CausalStamp(v, hv)
+    for edge in trace.edges:
+        dst_hlc = clk.get(edge.dst)
+        if dst_hlc is not None:
+            new = CausalStamp(lam[edge.dst], dst_hlc)
+            if new != edge.h.stamp:
+                out[edge.h.event_id] = new
+    return out
 
 
 def with_stamp(e: Event, stamp: CausalStamp) -> Event:

@@ -68,7 +68,7 @@ from dataclasses import dataclass, field, replace
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
 
 __all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "TRANSFERS", "WRITES", "Access", "FdTracker", "Op", "Resource", "ResourceKind",
-           "track"]
+           "track", "track_streams"]
 
 AT_FDCWD = -100
 EINPROGRESS = 115
@@ -369,4 +369,37 @@ def track(events: Iterable[Event], cwd: str | None = None) -> Iterator[Access]:
     for e in sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id)):
         acc = tr.feed(e)
         if acc is not None:
+            yield acc
+
+
+_RW = WRITES | READS
+_STREAMING = frozenset({ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN})
+
+
+def track_streams(events: Iterable[Event], ordered: bool = False) -> Iterator[Access]:
+    """What byte streams are made of, as :func:`track` answers it but only that: the Access of every connect
+    and accept, and of every read or write of at least one byte (transfers included) — exactly ``track``'s
+    answers filtered to those — with plain reads and writes resolved inline (no Access for the ones that
+    move bytes through a file, stdio or an unknown fd: most calls of a trace). ``ordered``: ``events`` are
+    already in ``track``'s order (one process's events as assembly sorts them)."""
+    tr = FdTracker()
+    tables, connected = tr._tables, tr._connected
+    streaming, socket, rw, writes = _STREAMING, ResourceKind.SOCKET, _RW, WRITES
+    for e in events if ordered else sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id)):
+        if type(e) is SyscallSpan and e.name in rw:
+            if e.ret <= 0:
+                continue  # failed, or no byte moved
+            h = e.h
+            t = tables.get((h.host_id, h.pid)) or tr._table(h.host_id, h.pid)
+            fd = _int(e.args.get("fd"))
+            res = t.fds.get(fd)
+            if res is not None and res.kind is socket:
+                res = connected.get(res.id, res)
+            if res is None or res.kind not in streaming:
+                continue
+            yield Access(e, Op.WRITE if e.name in writes else Op.READ, res, fd, nbytes=e.ret)
+            continue
+        acc = tr.feed(e)
+        if acc is not None and (acc.op is Op.CONNECT or acc.op is Op.ACCEPT or (
+                (acc.op is Op.READ or acc.op is Op.WRITE) and acc.nbytes > 0)):
             yield acc
