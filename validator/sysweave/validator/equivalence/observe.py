@@ -383,17 +383,26 @@ def _scan(evs: list[Event]) -> tuple[list[str], bool, int]:
     and how many syscalls there are."""
     hosts: set[str] = set()
     in_order, n = True, 0
-    prev_host, prev_mono = "", -1
+    prev_host, prev_mono, added = "", -1, False
     for e in evs:
         h = e.h
-        if type(e) is SyscallSpan:
-            n += 1
-            hosts.add(h.host_id)
-        elif type(e) is ProcessEvent:
-            hosts.add(h.host_id)
-        if in_order and (h.host_id < prev_host or (h.host_id == prev_host and h.mono_ns < prev_mono)):
+        t = type(e)
+        hid = h.host_id
+        if hid != prev_host:
+            if hid < prev_host:
+                in_order = False
+            prev_host, added = hid, False
+        elif h.mono_ns < prev_mono:
             in_order = False
-        prev_host, prev_mono = h.host_id, h.mono_ns
+        if t is SyscallSpan:
+            n += 1
+            if not added:
+                hosts.add(hid)
+                added = True
+        elif t is ProcessEvent and not added:
+            hosts.add(hid)
+            added = True
+        prev_mono = h.mono_ns
     return sorted(hosts), in_order, n
 
 
