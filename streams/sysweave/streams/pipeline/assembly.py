@@ -20,15 +20,24 @@ from sysweave.schemas.events import (
     EdgeKind,
     Event,
     EventHeader,
+    FunctionAggregate,
     HostInfo,
     LostEvents,
     ProcessEvent,
     ProcessEventType,
     ProcessSpan,
+    SyscallAggregate,
     UnifiedTrace,
 )
 
 _TRACE_LEVEL = (CausalEdge, HostInfo, LostEvents, ClockEstimate)
+# an aggregate's header is its window (the agent's --window-s, or the whole run), which can begin before the
+# process was forked and end after it exited: it neither bounds the process span nor is its first event
+_WINDOWS = (SyscallAggregate, FunctionAggregate)
+
+
+def _first(span: ProcessSpan) -> Event:
+    return next((e for e in span.events if not isinstance(e, _WINDOWS)), span.events[0])
 
 
 def _key(e: Event) -> tuple[int, bytes]:
@@ -61,9 +70,12 @@ def assemble(events: Iterable[Event], trace_id: bytes) -> UnifiedTrace:
             key = (e.h.host_id, e.h.pid)
             span = procs.get(key)
             if span is None:
-                span = procs[key] = ProcessSpan(e.h.host_id, e.h.pid, start_wall_ns=e.h.wall_ns)
+                span = procs[key] = ProcessSpan(e.h.host_id, e.h.pid)
             span.events.append(e)
-            span.end_wall_ns = max(span.end_wall_ns, e.h.wall_ns + e.h.duration_ns)
+    for span in procs.values():
+        timed = [e for e in span.events if not isinstance(e, _WINDOWS)] or span.events
+        span.start_wall_ns = timed[0].h.wall_ns
+        span.end_wall_ns = max(e.h.wall_ns + e.h.duration_ns for e in timed)
 
     edges: dict[bytes, CausalEdge] = {e.h.event_id: e for e in trace.edges}
     for (host, _pid), span in procs.items():
@@ -81,7 +93,7 @@ def assemble(events: Iterable[Event], trace_id: bytes) -> UnifiedTrace:
                     child.parent = (host, span.pid)
                     if not child.argv:
                         child.argv = span.argv  # a fork without exec runs the parent's program
-                    edge = derived_edge(e, child.events[0], EdgeKind.FORK)
+                    edge = derived_edge(e, _first(child), EdgeKind.FORK)
                     edges.setdefault(edge.h.event_id, edge)
             elif e.type is ProcessEventType.WAIT:
                 child = procs.get((host, e.child_pid))
