@@ -81,13 +81,13 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
     for name, eff in list(obs.files.items()):
         if tree is not None and name.startswith("./") and name not in tree and eff.exists and eff.known:
             obs.files[name] = FileEffect(name, False, origin=eff.origin)  # the tree is the truth for the workdir
-    # input files read by the program (not by launcher helpers), beyond the runtime's own files
-    script_dirs = {os.path.dirname(p) for p in ex.program_files}
+    # input files read by the program (not by launcher helpers), beyond the runtime's own files; directory
+    # listings are not input (globbing vs naming the files: the files then read are compared)
     for proc, host, path, is_dir in ex.reads:
-        if proc in helper or path in ex.program_files or (is_dir and path in script_dirs) or (host, path) in ex.scope:
+        if is_dir or proc in helper or path in ex.program_files or (host, path) in ex.scope:
             continue  # the runtime's, or a path the run wrote itself (not input from the world)
         rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
-        if rel is None or (is_dir and not rel.startswith("./")):
+        if rel is None:
             continue
         obs.reads.setdefault(_key(obs, host, rel), Origin(host, proc[1], 0.0))
     for c in ex.dgram.values():
