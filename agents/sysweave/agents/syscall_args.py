@@ -67,6 +67,9 @@ ARG_SPECS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "ftruncate": (("fd", _F), ("length", "long")),
     "chmod": (("path", "path"), ("mode", "mode")),
     "fchmodat": (("dirfd", "at"), ("path", "path"), ("mode", "mode")),
+    "fchmod": (("fd", _F), ("mode", "mode")),
+    "fchown": (("fd", _F), ("owner", "int"), ("group", "int")),
+    "fallocate": (("fd", _F), ("mode", "hex"), ("offset", "long"), ("len", "long")),
     "fsync": (("fd", _F),),
     "fdatasync": (("fd", _F),),
     "lseek": (("fd", _F), ("offset", "long"), ("whence", "int")),
@@ -116,6 +119,7 @@ OBSERVABLE: Final[frozenset[str]] = frozenset({
     "write", "pwrite64", "writev", "pwritev", "pwritev2", "close", "stat", "lstat", "newfstatat", "statx",
     "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat",
     "symlink", "symlinkat", "truncate", "ftruncate", "fsync", "fdatasync", "chmod", "fchmodat",
+    "fchmod", "fchown", "fallocate",  # change a file through an fd (validation: its final state is in scope)
     "connect", "accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom", "recvmsg", "shutdown",
     "socket", "socketpair", "pipe", "pipe2", "dup", "dup2", "dup3", "fcntl",
     "clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill", "tgkill",
