@@ -185,3 +185,34 @@ def test_messages_round_trip_and_reject_garbage() -> None:
             continue
         raise AssertionError(bad)
     assert split_addr("[::1]:80") == ("::1", 80) and split_addr("10.0.0.1:7") == ("10.0.0.1", 7)
+
+
+def test_a_long_lived_server_lends_complete_windows_while_it_runs() -> None:
+    """A server still running (never idle, never exiting) with three connections: the two closed windows go to
+    their clients now; the open one waits; later, the rest is planned without joining the server whole."""
+    from sysweave.streams.join import SightingScanner, ripe_windows
+
+    hosts = [host("S", "10.0.0.100"), host("c", "10.0.0.1")]
+    clients = [Proc("c", 100 + i, f"client {i}", t=i * 10**7) for i in range(3)]
+    for i, c in enumerate(clients):
+        client(c, "10.0.0.100:8080", [b"GET /\n"], close=i < 2)
+    srv = Proc("S", 50, "server")
+    serve(srv, 8080, [("10.0.0.1", 40000 + i, [b"GET /\n"], connected_at(clients[i])) for i in range(2)],
+          exit_after=False)
+    srv.call("accept4", 4, fd=3, addr="10.0.0.1:40002", dur=max(connected_at(clients[2]) + 50_000 - srv.t, 1000))
+    srv.call("recvfrom", 6, payload=b"GET /\n", fd=4)
+    table = EndpointTable()
+    scanner = SightingScanner()
+    for p in (*clients, srv):
+        for s in scanner.scan(p.key(), p.events + hosts):
+            table.add(s)
+    lent = ripe_windows(srv.key(), srv.events, table)
+    assert set(lent) == {clients[0].key(), clients[1].key()}
+    accepts = [e for e in srv.events if isinstance(e, SyscallSpan) and e.name == "accept4"]
+    for i in (0, 1):
+        assert accepts[i] in lent[clients[i].key()] and accepts[2] not in lent[clients[i].key()]
+    gone = {e.h.event_id for part in lent.values() for e in part}
+    rest = [e for e in srv.events if e.h.event_id not in gone]
+    plan = plan_tree(srv.key(), rest, table, 99.0, 1.0, whole=False)
+    assert set(plan.parts) == {srv.key(), clients[2].key()}  # its exec stays with the server
+    assert ripe_windows(clients[0].key(), clients[0].events, table) == {}  # a client has no windows

@@ -39,6 +39,8 @@ class OpenTrace:
     late: int = 0
     emitted_once: bool = False
     held_since_s: float | None = None  # first closed, then held for the join
+    lent: bool = False  # some of its connection windows were forwarded to other traces while it was open
+    accepts: int = 0  # connections it accepted (a server of several lends windows while open)
 
 
 @dataclass
@@ -97,6 +99,12 @@ class TraceBuffer:
             t.held_since_s = now_s
         self.open[t.key] = t
         return now_s - t.held_since_s
+
+    def lend(self, t: OpenTrace, event_ids: Iterable[bytes]) -> None:
+        """Events of an open trace forwarded to another trace (a complete connection window): no longer its own."""
+        for i in event_ids:
+            t.events.pop(i, None)
+        t.lent = True
 
     def forget_closed(self, keep: int = 10_000) -> None:
         """Bound the memory of closed traces (oldest first)."""

@@ -48,6 +48,7 @@ __all__ = [
     "host_infos",
     "join_trees",
     "plan_tree",
+    "ripe_windows",
     "same_connection",
     "split_addr",
     "split_tree",
@@ -183,6 +184,7 @@ class Window:
 
     sighting: Sighting
     event_ids: frozenset[bytes]
+    complete: bool = False  # its close was seen and every process it forked has exited
 
 
 def _first(chunks: list[SyscallSpan]) -> bytes:
@@ -247,14 +249,16 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
     for cid, (ev, (pip, pport), (lip, lport)) in servers.items():
         s = Sighting("server", ev.h.host_id, key, ev.h.event_id, lport, server_ip=lip, client_ip=pip,
                      client_port=pport, wall_ns=ev.h.wall_ns + ev.h.duration_ns, first=_first(got[cid]))
-        windows.append(Window(s, _window_ids(evs, ev, ends.get(cid))))
+        ids, complete = _window_ids(evs, ev, ends.get(cid))
+        windows.append(Window(s, ids, complete))
     return out_c, windows
 
 
-def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> frozenset[bytes]:
+def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> tuple[frozenset[bytes], bool]:
     """The accepting thread from the accept to the close (or its next accept), plus processes forked and threads
-    created inside that window (and their descendants)."""
+    created inside that window (and their descendants); and whether it is complete (closed, its processes gone)."""
     host, pid, tid, start = accept.h.host_id, accept.h.pid, accept.h.tid, accept.h.mono_ns
+    closed = end is not None
     if end is None:
         nxt = [e.h.mono_ns for e in evs if e.h.host_id == host and e.h.pid == pid and e.h.tid == tid
                and isinstance(e, SyscallSpan) and e.name in ("accept", "accept4") and e.h.mono_ns > start]
@@ -262,6 +266,7 @@ def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> froze
     ids: set[bytes] = set()
     procs: set[int] = set()
     threads: set[int] = set()
+    exited: set[int] = set()
     for e in evs:
         if e.h.host_id != host:
             continue
@@ -274,18 +279,22 @@ def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> froze
             ids.add(e.h.event_id)
             if isinstance(e, ProcessEvent) and e.type is ProcessEventType.FORK and e.child_pid:
                 procs.add(e.child_pid)
-    return frozenset(ids)
+            if isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXIT and e.h.pid in procs:
+                exited.add(e.h.pid)
+    return frozenset(ids), closed and procs <= exited
 
 
-def split_tree(key: bytes, events: Iterable[Event], target: Callable[[Window], bytes | None]) -> dict[bytes, list[Event]]:
+def split_tree(key: bytes, events: Iterable[Event], target: Callable[[Window], bytes | None],
+               whole: bool = True) -> dict[bytes, list[Event]]:
     """Which trace each of a tree's events belongs to. ``target(window)``: the trace key of the window's client
-    (None: unknown). A tree all of whose windows go to one other trace joins it whole; otherwise each window
-    goes to its client's trace and the rest stays under ``key``."""
+    (None: unknown). A tree all of whose windows go to one other trace joins it whole (unless ``whole`` is
+    False: it already lent windows to other traces); otherwise each window goes to its client's trace and the
+    rest stays under ``key``."""
     evs = list(events)
     _, windows = tree_connections(key, evs)
     keys = [target(w) for w in windows]
     joined = {k for k in keys if k is not None and k != key}
-    if windows and len(joined) == 1 and all(k is not None for k in keys):
+    if whole and windows and len(joined) == 1 and all(k is not None for k in keys):
         return {next(iter(joined)): evs}
     owner: dict[bytes, bytes] = {}
     for w, k in zip(windows, keys):
@@ -309,7 +318,8 @@ class Plan:
     publish: tuple[Sighting, ...] = ()
 
 
-def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_s: float, wait_s: float) -> Plan:
+def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_s: float, wait_s: float,
+              whole: bool = True) -> Plan:
     """The join decision for a tree that has closed (its own key ``key``), ``waited_s`` after it first closed.
 
     Waits (up to ``wait_s``) while one of its client connections has a known server end whose window has not
@@ -335,7 +345,7 @@ def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_
         used.add(c.event_id)
         return table.resolve_key(c.trace_key)
 
-    parts = split_tree(key, evs, target)
+    parts = split_tree(key, evs, target, whole)
     publish: list[Sighting] = []
     if set(parts) == {own} or (len(parts) == 1 and own not in parts):
         dest = next(iter(parts))
@@ -367,6 +377,30 @@ def host_infos(events: Iterable[Event], table: EndpointTable) -> list[HostInfo]:
             eid = hashlib.blake2b(f"hostinfo/{host}/{','.join(addrs)}".encode(), digest_size=16).digest()
             out.append(HostInfo(EventHeader(eid, host, 0, 0, 0, 0), host, addresses=addrs))
     return out
+
+
+def ripe_windows(key: bytes, events: Iterable[Event], table: EndpointTable) -> dict[bytes, list[Event]]:
+    """For a server tree still open that has accepted more than one connection (a long-lived server, which may
+    never go idle): its *complete* windows whose client is known, by the key of the trace each joins — to
+    forward now instead of when the tree closes. (A tree with one connection waits for its close: it may join
+    its client's trace whole.) The caller removes what it forwards and plans the rest with ``whole=False``."""
+    evs = list(events)
+    _, windows = tree_connections(key, evs)
+    if len(windows) < 2:
+        return {}
+    own = table.resolve_key(key)
+    by_id = {e.h.event_id: e for e in evs}
+    used: set[bytes] = set()
+    out: dict[bytes, list[Event]] = defaultdict(list)
+    for w in windows:
+        c = table.client_of(w.sighting, exclude=used)
+        if c is None:
+            continue
+        used.add(c.event_id)
+        dest = table.resolve_key(c.trace_key)
+        if w.complete and dest != own:
+            out[dest].extend(by_id[i] for i in w.event_ids)
+    return dict(out)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from sysweave.schemas import codec, topics
 from sysweave.schemas.events import Event, SyscallAggregate, UnifiedTrace
 from sysweave.schemas.topics import ControlDecision, HostCounts, Sighting
 from sysweave.streams.buffer import TraceBuffer, finish
-from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree
+from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree, ripe_windows
 from sysweave.streams.pipeline.assembly import trace_events
 from sysweave.streams.pipeline.wire import encode_finished
 from sysweave.streams.sampling import ControllerConfig, SamplingAuthority, merged_histogram
@@ -111,7 +111,10 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
             buffer.add(key, batch.events, time.monotonic(), settled=joined)
             if joined:
                 continue  # already counted (sampling) and scanned (join) where it first arrived
-            await publish(scanner.scan(key, batch.events))
+            seen = scanner.scan(key, batch.events)
+            await publish(seen)
+            if key in buffer.open:
+                buffer.open[key].accepts += sum(1 for x in seen if x.role == "server")
             for e in batch.events:
                 shipped[e.h.host_id] += 1
                 if isinstance(e, SyscallAggregate):
@@ -124,7 +127,7 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
         now = time.monotonic()
         for t in buffer.ready(now):
             waited = now - t.held_since_s if t.held_since_s is not None else 0.0
-            plan = plan_tree(t.key, t.events.values(), table, waited, join_wait_s)
+            plan = plan_tree(t.key, t.events.values(), table, waited, join_wait_s, whole=not t.lent)
             if plan.wait:
                 buffer.hold(t, now)
                 continue
@@ -132,9 +135,7 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
             await publish(plan.publish)
             for key, part in plan.parts.items():
                 if key != t.key:  # forwarded to the trace it joins (a late part reopens that trace as an update)
-                    stats["parts_forwarded"] += 1
-                    await events.send(key=key, value=encode_events(part),
-                                      headers=[(topics.HEADER_JOINED, t.key)])
+                    await forward(key, part, t.key)
                     continue
                 done = finish(t, part, host_infos(part, table), defer_stamps=True)
                 for warning in done.warnings:
@@ -145,6 +146,17 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
             acks.done(t.key)
         buffer.forget_closed()
         table.prune(time.time_ns())
+
+    async def forward(key: bytes, part: list[Event], source: bytes) -> None:
+        stats["parts_forwarded"] += 1
+        await events.send(key=key, value=encode_events(part), headers=[(topics.HEADER_JOINED, source)])
+
+    @app.timer(max(grace_s, 2.0))
+    async def lend_windows() -> None:  # long-lived servers: complete windows go to their clients while it runs
+        for t in [t for t in buffer.open.values() if t.accepts >= 2 and t.held_since_s is None]:
+            for key, part in ripe_windows(t.key, t.events.values(), table).items():
+                await forward(key, part, t.key)
+                buffer.lend(t, (e.h.event_id for e in part))
 
     @app.timer(control_interval_s)
     async def report_hosts() -> None:
