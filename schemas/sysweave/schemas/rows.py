@@ -28,7 +28,7 @@ import re
 import time
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -58,8 +58,8 @@ from sysweave.schemas.events import (
 __all__ = [
     "DERIVED", "EVENT_TABLES", "HEADER", "STORAGE", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row", "columnar",
     "decode_args", "decode_args_column", "decode_event", "decode_events", "decode_process", "decode_text", "described",
-    "encode_args", "encode_args_column", "encode_text", "event_row", "process_row", "stored", "table_of",
-    "trace_columns", "trace_rows",
+    "encode_args", "encode_args_column", "encode_text", "event_row", "iter_trace_columns", "process_row", "stored",
+    "table_of", "trace_columns", "trace_rows",
 ]
 
 Row = dict[str, Any]
@@ -564,6 +564,13 @@ def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "", exit_
     """Every table's insert columns (:func:`stored`) for a trace: what ``columnar(t, trace_rows(...)[t])`` gives,
     without building a row dict per event for the event classes whose fields convert column-wise. ``arrays``:
     integer columns of syscall_spans may be numpy arrays (the stores insert those without per-value work)."""
+    return dict(iter_trace_columns(trace, label, backend, exit_code, arrays))
+
+
+def iter_trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0,
+                       arrays: bool = False, chunk_rows: int = 0) -> Iterator[tuple[str, list[tuple[Column, Any]]]]:
+    """:func:`trace_columns` as (table, columns) pieces, each table's events in chunks of at most ``chunk_rows``
+    (0: one piece per table), built one at a time: a writer can insert one piece while the next is built."""
     tid = trace.trace_id.hex()
     tid_bytes = encode_text(tid)
     by_cls: dict[type, list[Event]] = {}
@@ -578,29 +585,29 @@ def trace_columns(trace: UnifiedTrace, label: str = "", backend: str = "", exit_
                 lst = by_cls[type(e)] = []
             lst.append(e)
     rows: dict[str, list[Row]] = {}
-    out: dict[str, list[tuple[Column, Any]]] = {}
     for cls, events in by_cls.items():
         table = _BY_CLASS[cls]
         if len(events) < COLUMNWISE_MIN:
             rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
             continue
-        if arrays and cls is SyscallSpan:
-            fast = _span_arrays(tid_bytes, events)
+        step = chunk_rows or len(events)
+        for start in range(0, len(events), step):
+            chunk = events[start:start + step]
+            fast = _span_arrays(tid_bytes, chunk) if arrays and cls is SyscallSpan else None
             if fast is not None:
-                out[table.name] = fast
+                yield table.name, fast
                 continue
-        cols = _event_columns(table, tid_bytes, events)
-        if cols is None:
-            rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in events)
-        else:
-            out[table.name] = _stored_columns(table.name, cols)
+            cols = _event_columns(table, tid_bytes, chunk)
+            if cols is None:
+                rows.setdefault(table.name, []).extend(event_row(tid, e)[1] for e in chunk)
+            else:
+                yield table.name, _stored_columns(table.name, cols)
     summary = trace_rows(trace, label, backend, exit_code, events=False)
     summary["traces"][0]["events"] = sum(len(v) for v in by_cls.values())
     for name, extra in summary.items():
         rows.setdefault(name, []).extend(extra)
     for name, table_rows in rows.items():
-        out[name] = columnar(name, table_rows)
-    return out
+        yield name, columnar(name, table_rows)
 
 
 # --- raw rows -> events (the reader) -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ Errors::
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import re
 import threading
@@ -29,7 +30,7 @@ from urllib.parse import urlparse
 
 from sysweave.schemas import ddl
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Column, Row, columnar, trace_columns, trace_rows
+from sysweave.schemas.rows import TABLES, Column, Row, columnar, iter_trace_columns, trace_rows
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,
@@ -43,8 +44,11 @@ from sysweave.validator.store.base import (
 )
 from sysweave.validator.store.formats import format_rows
 
-__all__ = ["ClickHouseSink", "RetryPolicy", "ServerStore", "SinkError", "SinkRejected", "SinkUnavailable", "parse_url",
-           "retry"]
+__all__ = ["INSERT_CHUNK_ROWS", "ClickHouseSink", "RetryPolicy", "ServerStore", "SinkError", "SinkRejected",
+           "SinkUnavailable", "parse_url", "retry"]
+
+
+INSERT_CHUNK_ROWS = 100_000  # rows per INSERT when storing a trace (one server part each; merged later)
 
 
 class SinkError(StoreError):
@@ -205,10 +209,36 @@ class ServerStore:
         return self._write(table, rows) if rows else 0
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True).items():
-            if table not in TABLES:
-                raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
-            self._write_columns(table, cols)
+        """Columns straight from the trace (``rows.iter_trace_columns``) in pieces of ``INSERT_CHUNK_ROWS``; each
+        piece is inserted by a sender thread while the next is built, so the server's work on one overlaps the
+        building of the next (at most one built piece waits: memory stays bounded by the chunk size)."""
+        pieces = iter_trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True,
+                                    chunk_rows=INSERT_CHUNK_ROWS)
+        waiting: queue.Queue[tuple[str, Sequence[tuple[Column, Any]]] | None] = queue.Queue(maxsize=1)
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            while (item := waiting.get()) is not None:
+                if not failed:
+                    try:
+                        self._write_columns(*item)
+                    except BaseException as exc:  # re-raised in the caller's thread
+                        failed.append(exc)
+
+        sender = threading.Thread(target=send, name="sysweave-insert", daemon=True)
+        sender.start()
+        try:
+            for table, cols in pieces:
+                if failed:
+                    break
+                if table not in TABLES:
+                    raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+                waiting.put((table, cols))
+        finally:
+            waiting.put(None)
+            sender.join()
+        if failed:
+            raise failed[0]
 
     def add_rows(self, table: str, rows: list[Row]) -> int:
         """Buffer rows; returns how many were dropped because the buffer is full (counted in ``dropped``)."""
