@@ -290,3 +290,14 @@ def test_partly_captured_payloads_compare_up_to_the_gap_then_by_length() -> None
     assert v.verdict == "equivalent" and 0 < v.confidence < 1
     longer = send([(b"HE", 5), (b"body", 4)])
     assert "8 vs 9 bytes" in compare(whole, longer).explanation
+
+
+def test_a_program_exec_d_in_place_after_output_is_a_program_it_started() -> None:
+    in_place = run([sc("write", 6, payload=b"built\n", fd=1), exe(("/bin/echo", "done"))], b"built\ndone\n")
+    forked = run([sc("write", 6, payload=b"built\n", fd=1), fork(10, 20), exe(("echo", "done"), 20),
+                  sc("write", 5, 20, b"done\n", fd=1), wait(10, 20)], b"built\ndone\n")
+    assert in_place.programs and in_place.programs.role == ("prog",)
+    assert [c.role for c in in_place.programs.children] == [("echo", "done")]
+    assert compare(in_place, forked).verdict == "equivalent"
+    launcher = run([exe(("python3", "p.py")), sc("write", 3, payload=b"hi\n", fd=1)], b"hi\n")
+    assert launcher.programs and launcher.programs.role == ("python", "p.py") and not launcher.programs.children

@@ -124,7 +124,8 @@ class Extractor:
         self.cwds: dict[str, str] = {}  # host -> the tree's working directory (FileState.cwd)
         self.scope: dict[tuple[str, str], Event] = {}  # (host, absolute path) -> the call that last changed it
         self.created: set[tuple[str, str]] = set()
-        self.touched: set[tuple[Key, str]] = set()
+        self.touched: dict[tuple[Key, str], int] = {}  # (process, path) -> when it first wrote there
+        self.first_output: dict[Key, int] = {}  # process -> when it first wrote stdio, a file in scope or the network
         self.tables: dict[Key, dict[int, Resource]] = {}  # live fd tables (fdtrack), for the hot path
         self.file_writes: dict[int, Event] = {}  # FILE resource id -> its last write
         self.file_of: dict[int, tuple[str, str]] = {}  # FILE resource id -> (host, path)
@@ -193,7 +194,7 @@ class Extractor:
         self.scope[k] = e
         if created:
             self.created.add(k)
-        self.touched.add(((e.h.host_id, e.h.pid), path))  # an effect if the path is in scope (decided at the end)
+        self.touched.setdefault(((e.h.host_id, e.h.pid), path), e.h.mono_ns)  # an effect if in scope (decided later)
 
     def syscall(self, e: SyscallSpan) -> None:
         h, name = e.h, e.name
@@ -215,7 +216,7 @@ class Extractor:
                         if self.file_pid.get(res.id) != pid:  # a writer of its own (effects, for launchers)
                             self.file_pid[res.id] = pid
                             self.file_of[res.id] = (host, res.path)
-                            self.touched.add(((host, pid), res.path))
+                            self.touched.setdefault(((host, pid), res.path), h.mono_ns)
                     return
                 res = self.tr.resource(host, pid, e.args.get("fd", -1))  # type: ignore[arg-type]
                 if res is not None:
@@ -286,6 +287,7 @@ class Extractor:
                     self.bound[res.id] = ep
                 self.effects.add((host, pid))
                 self.direct.add((host, pid))
+                self.first_output.setdefault((host, pid), e.h.mono_ns)
 
     def rw(self, e: SyscallSpan, res: Resource, write: bool, nbytes: int) -> None:
         """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing)."""
@@ -326,6 +328,7 @@ class Extractor:
         self.obs.conversations.setdefault(c.endpoint, []).append(c)
         self.effects.add((e.h.host_id, e.h.pid))
         self.direct.add((e.h.host_id, e.h.pid))
+        self.first_output.setdefault((e.h.host_id, e.h.pid), e.h.mono_ns)
         return c
 
     def io(self, e: SyscallSpan, c: Conversation, write: bool, n: int) -> None:
@@ -357,6 +360,7 @@ class Extractor:
             self.reports.setdefault(who, []).append((key, pos - nbytes, pos))
         else:
             self.direct.add(who)
+            self.first_output.setdefault(who, e.h.mono_ns)
             self.reports.pop(who, None)
         if self.capture_stdio:
             payload = e.payload or b""

@@ -187,6 +187,18 @@ def _resolve(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Ke
         key = real[0]
 
 
+def _program_image(p: Proc, first_output: int | None) -> int:
+    """Which of a process's images is the program: the one that first had output of its own (images before
+    it are launchers: env, shims, exec in sh -c); the last one when none had any."""
+    if first_output is None or not p.images:
+        return max(len(p.images) - 1, 0)
+    k = 0
+    for i, (start, _argv) in enumerate(p.images):
+        if start <= first_output:
+            k = i
+    return k
+
+
 def _launches_several(procs: dict[Key, Proc], key: Key, effects: set[Key], helper: set[Key],
                       direct: set[Key]) -> list[Key]:
     """The children of a process that only launches several commands it was given in a command string
@@ -203,20 +215,25 @@ def _launches_several(procs: dict[Key, Proc], key: Key, effects: set[Key], helpe
 
 
 def program_tree(procs: dict[Key, Proc], root: Key, effects: set[Key], workdir: str = "",
-                 direct: set[Key] | None = None) -> ProgramNode:
+                 direct: set[Key] | None = None, first_output: dict[Key, int] | None = None) -> ProgramNode:
     """The visible-program tree of a run from its root process; see the module docstring.
 
     ``effects``: processes with effects of their own; ``direct``: those whose effects are output (stdout,
     stderr, network) rather than files opened for a child (default: all of ``effects``)."""
     direct = effects if direct is None else direct
+    first_output = first_output or {}
     helper = helpers(procs, root, effects)
 
     def node(key: Key, depth: int = 0) -> ProgramNode:
         prog, via = _resolve(procs, key, effects, helper, direct)
         p = procs[prog]
         top = procs[key]
-        n = ProgramNode(prog, role(p.argv, workdir), top.exit_code if top.exit_code is not None else p.exit_code,
-                        top.signal if top.signal is not None else p.signal, via=via)
+        code = top.exit_code if top.exit_code is not None else p.exit_code
+        sig = top.signal if top.signal is not None else p.signal
+        k = _program_image(p, first_output.get(prog))
+        n = ProgramNode(prog, role(p.images[k][1] if p.images else (), workdir), code, sig, via=via)
+        for _t, argv in p.images[k + 1:]:  # exec'd after the program had output: programs it started in place
+            n.children.append(ProgramNode(prog, role(argv, workdir), code, sig))
         if depth > 200:
             return n
         pending = list(p.children)

@@ -30,9 +30,10 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
     roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
     roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
     # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
-    for proc, path in ex.touched:
-        if proc not in ex.effects and ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
+    for (proc, path), when in ex.touched.items():
+        if ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
             ex.effects.add(proc)
+            ex.first_output[proc] = min(when, ex.first_output.get(proc, when))
     for proc, host, path, is_dir in ex.reads:
         if proc not in ex.effects and not is_dir and path not in ex.program_files and \
                 ex.paths.rel(path, ex.workdir or ex.cwds.get(host, "")) is not None:
@@ -47,11 +48,16 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
             q = ex.procs.get(q.parent) if q.parent else None
         obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
     if roots:
-        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct) for r in roots]
+        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct, ex.first_output)
+                 for r in roots]
         obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
         for r, t in zip(roots, trees):
             obs.host_exits[r[0]] = t.exit_code
     obs.exit_code, obs.exit_signal = _exit_status(ex, roots, exit_code)
+    if obs.programs is not None and len(roots) == 1:  # programs the root exec'd in place end as the run does
+        for c in obs.programs.children:
+            if c.key == obs.programs.key and c.exit_code is None and c.signal is None:
+                c.exit_code, c.signal = obs.exit_code, obs.exit_signal
     ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
     obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
     # files: the final state of every path in scope
