@@ -55,9 +55,9 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
             obs.host_exits[r[0]] = t.exit_code
     obs.exit_code, obs.exit_signal = _exit_status(ex, roots, exit_code)
     if obs.programs is not None and len(roots) == 1:  # programs the root exec'd in place end as the run does
-        for c in obs.programs.children:
-            if c.key == obs.programs.key and c.exit_code is None and c.signal is None:
-                c.exit_code, c.signal = obs.exit_code, obs.exit_signal
+        for node in obs.programs.children:
+            if node.key == obs.programs.key and node.exit_code is None and node.signal is None:
+                node.exit_code, node.signal = obs.exit_code, obs.exit_signal
     ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
     obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
     # files: the final state of every path in scope
