@@ -77,6 +77,19 @@ def peak_rss_mb(p: subprocess.Popen[bytes]) -> float:
     return 0.0
 
 
+def cpu_s(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU seconds the processes have used so far (threads included)."""
+    total = 0.0
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
 def stop(procs: list[subprocess.Popen[bytes]]) -> float:
     """Terminate the workers; the largest peak RSS among them, MiB."""
     rss = max((peak_rss_mb(p) for p in procs), default=0.0)
@@ -84,8 +97,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> float:
         p.terminate()
     for p in procs:
         try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
+            p.wait(10)
+        except subprocess.TimeoutExpired:  # Faust's graceful stop can hang on a group leave
             p.kill()
             p.wait(30)
     return rss
@@ -97,8 +110,9 @@ def make_topics(suffix: str) -> None:
     admin.close()
 
 
-def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float]:
-    """(spans/s in steady state, peak RSS of a worker in MiB)."""
+def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float, float, float]:
+    """(spans/s in steady state, peak RSS of a worker in MiB, the workers' CPU seconds per 100,000 spans in
+    steady state, their CPU share of the wall clock then: below 1.0 per worker they waited or were preempted)."""
     suffix = uuid.uuid4().hex[:6]
     make_topics(suffix)
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
@@ -112,20 +126,22 @@ def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tup
     t0 = time.monotonic()
     procs = start_workers(workers, suffix, tree)
     seen: set[bytes] = set()
-    first = last = 0.0
+    first = last = cpu0 = cpu1 = 0.0
     try:
         while len(seen) < n_traces and time.monotonic() - t0 < 600:
             for m in consumer:
                 seen.add(m.key)
-                last = time.monotonic()
-                first = first or last
+                last, cpu1 = time.monotonic(), cpu_s(procs)
+                if not first:
+                    first, cpu0 = last, cpu1
     finally:
         rss = stop(procs)
         consumer.close()
     if len(seen) < n_traces:
         raise RuntimeError(f"only {len(seen)} of {n_traces} traces were emitted")
     # steady state: from the first trace out to the last (excludes Faust's start-up and group join)
-    return n_spans * (n_traces - 1) / n_traces / (last - first), rss
+    steady = n_spans * (n_traces - 1) / n_traces
+    return steady / (last - first), rss, (cpu1 - cpu0) / steady * 100_000, (cpu1 - cpu0) / (last - first)
 
 
 def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str = "") -> tuple[float, float, float]:
@@ -177,7 +193,8 @@ def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3) -> None:
             for name, tree in trees.items():
                 v = throughput(n_spans, n_traces, workers, tree)
                 thr.setdefault((name, workers), []).append(v)
-                print(f"  run {r + 1} {name}: {workers} worker(s) {v[0]:,.0f} spans/s, peak RSS {v[1]:.0f} MiB", flush=True)
+                print(f"  run {r + 1} {name}: {workers} worker(s) {v[0]:,.0f} spans/s, peak RSS {v[1]:.0f} MiB, "
+                      f"{v[2]:.2f} CPU s per 100k spans, CPU share {v[3]:.2f}", flush=True)
         for rate in (10_000, 50_000):
             for name, tree in trees.items():
                 w = latency(rate, 10, tree=tree)
@@ -189,7 +206,9 @@ def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3) -> None:
         one, two = thr[(name, 1)], thr[(name, 2)]
         print(f"{name}: stream worker throughput (median of {runs}): 1 worker {med(x[0] for x in one):,.0f} spans/s; "
               f"2 workers {med(x[0] for x in two):,.0f} spans/s ({n_spans:,} spans, {n_traces} traces, 2,000 spans "
-              f"per Kafka message); peak worker RSS {med(x[1] for x in one):.0f} / {med(x[1] for x in two):.0f} MiB")
+              f"per Kafka message); peak worker RSS {med(x[1] for x in one):.0f} / {med(x[1] for x in two):.0f} MiB; "
+              f"worker CPU per 100k spans {med(x[2] for x in one):.2f} / {med(x[2] for x in two):.2f} s, "
+              f"CPU share {med(x[3] for x in one):.2f} / {med(x[3] for x in two):.2f}")
         for rate in (10_000, 50_000):
             xs = lat[(name, rate)]
             print(f"{name}: latency at {rate:,} spans/s: p50 {med(x[0] for x in xs) * 1000:.0f} ms, "

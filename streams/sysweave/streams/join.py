@@ -196,6 +196,9 @@ def _first(chunks: list[SyscallSpan]) -> bytes:
     return out[:FIRST_BYTES]
 
 
+_CONN = frozenset({ResourceKind.CONN})
+
+
 def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting], list[Window]]:
     """A tree's client sightings (with their first bytes sent) and one :class:`Window` per accepted connection
     (with the first bytes received), from the one fd tracker."""
@@ -209,6 +212,8 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
     got: dict[int, list[SyscallSpan]] = defaultdict(list)
     ends: dict[int, int] = {}  # server conn id -> mono of its close in the accepting process
     for e in evs:
+        if tr.idle_io(e, _CONN):  # a read/write not through a connection: nothing below looks at it
+            continue
         if isinstance(e, SyscallSpan) and e.name in ("bind", "getsockname") and e.ret == 0:
             res = tr.resource(e.h.host_id, e.h.pid, int(e.args.get("fd", -1)))  # type: ignore[arg-type]
             addr = split_addr(str(e.args.get("addr", "")))

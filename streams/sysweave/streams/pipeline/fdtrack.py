@@ -79,6 +79,7 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 
 WRITES = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"})
 READS = frozenset({"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg"})
+_RW = WRITES | READS
 # in-kernel transfers: call -> (out fd argument, in fd argument) as decoded by name, then as raw arguments
 TRANSFERS = {"sendfile": ("out_fd", "in_fd", "arg0", "arg1"), "splice": ("fd_out", "fd_in", "arg2", "arg0"),
              "copy_file_range": ("fd_out", "fd_in", "arg2", "arg0"), "tee": ("fd_out", "fd_in", "arg1", "arg0")}
@@ -236,6 +237,21 @@ class FdTracker:
             base = res.path if res is not None and res.kind is ResourceKind.FILE else None
         return os.path.normpath(os.path.join(base, path)) if base else (os.path.normpath(path) if path else "")
 
+    def idle_io(self, e: Event, kinds: frozenset[ResourceKind]) -> bool:
+        """True when ``e`` is a read or write (``READS``/``WRITES``) that moved no byte or moved bytes through a
+        resource not of ``kinds`` (a connected socket counts as CONN): feeding it would change nothing (reads
+        and writes leave every table as it was) and answer nothing such a caller looks at, so it may skip
+        :meth:`feed`. Most calls of a trace are such; this answers them without building an Access."""
+        if type(e) is not SyscallSpan or e.name not in _RW:
+            return False
+        if e.ret <= 0:
+            return True
+        h = e.h
+        res = self._table(h.host_id, h.pid).fds.get(_int(e.args.get("fd")))
+        if res is not None and res.kind is ResourceKind.SOCKET:
+            res = self._connected.get(res.id, res)
+        return res is None or res.kind not in kinds
+
     # --- updates ---
     def feed(self, e: Event) -> Access | None:
         """Apply one event; return what a successful system call did (None for other events, failed calls)."""
@@ -372,7 +388,6 @@ def track(events: Iterable[Event], cwd: str | None = None) -> Iterator[Access]:
             yield acc
 
 
-_RW = WRITES | READS
 _STREAMING = frozenset({ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN})
 
 
