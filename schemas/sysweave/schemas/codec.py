@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
@@ -281,6 +281,22 @@ def event_to_wire_stamped(event: Event, lamport: int, hlc: int) -> list[Any]:
     """``event_to_wire(event)`` with its causal stamp replaced by (``lamport``, ``hlc``) — what a rebuilt
     event would encode to, without rebuilding it (the stream worker restamps every event it emits)."""
     return _ENCODERS[type(event)](event, lamport, hlc)
+
+
+def events_to_wire(events: Iterable[Event], stamps: Mapping[bytes, tuple[int, int]]) -> list[list[Any]]:
+    """``event_to_wire`` of every event, with the stamp (lamport, hlc) ``stamps`` gives its id where it gives one
+    (the stream worker's restamped emission, ``pipeline.wire``): one loop, no event rebuilt."""
+    encoders, get = _ENCODERS, stamps.get
+    out: list[list[Any]] = []
+    append = out.append
+    for e in events:
+        h = e.h
+        st = get(h.event_id)
+        if st is None:
+            append(encoders[type(e)](e, h.stamp.lamport, h.stamp.hlc))
+        else:
+            append(encoders[type(e)](e, st[0], st[1]))
+    return out
 
 
 def event_from_wire(raw: Any, path: str = "event") -> Event:

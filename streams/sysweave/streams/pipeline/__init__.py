@@ -108,21 +108,22 @@ class CausalStamps:
         apply_stamps(trace, self.stamps(trace))
         return trace
 
-    def stamps(self, trace: UnifiedTrace) -> dict[bytes, CausalStamp]:
-        """The new stamp of every event and edge whose stamp changes, without rewriting any
+    def stamps(self, trace: UnifiedTrace) -> dict[bytes, tuple[int, int]]:
+        """The new stamp (lamport, hlc) of every event and edge whose stamp changes, without rewriting any
         (``causality.causal_stamps``); ``apply_stamps`` applies them, ``wire.encode_finished`` encodes with them."""
         return causality.causal_stamps(trace)
 
 
-def apply_stamps(trace: UnifiedTrace, stamps: dict[bytes, CausalStamp]) -> None:
-    """Rewrite every event and edge of ``trace`` that ``stamps`` gives a new stamp (once each)."""
+def apply_stamps(trace: UnifiedTrace, stamps: dict[bytes, tuple[int, int]]) -> None:
+    """Rewrite every event and edge of ``trace`` that ``stamps`` gives a new (lamport, hlc) stamp (once each)."""
     if not stamps:
         return
     with_stamp = causality.with_stamp
     for p in trace.processes.values():
-        p.events = [e if (st := stamps.get(e.h.event_id)) is None else with_stamp(e, st) for e in p.events]
-    trace.edges = [x if (st := stamps.get(x.h.event_id)) is None else with_stamp(x, st)  # type: ignore[misc]
-                   for x in trace.edges]
+        p.events = [e if (st := stamps.get(e.h.event_id)) is None else with_stamp(e, CausalStamp(*st))
+                    for e in p.events]
+    trace.edges = [x if (st := stamps.get(x.h.event_id)) is None  # type: ignore[misc]
+                   else with_stamp(x, CausalStamp(*st)) for x in trace.edges]
 
 
 STEPS: tuple[Step, ...] = (CausalEdges(), ClockSync(), CausalStamps())
@@ -137,11 +138,11 @@ class FinishedTrace:
     """A built trace and what the steps could not do (e.g. clock constraints with no common solution).
 
     ``pending``: causal stamps computed but not yet written into the events (``build_trace(...,
-    defer_stamps=True)``): event or edge id -> its stamp; empty once applied (:meth:`applied`)."""
+    defer_stamps=True)``): event or edge id -> its (lamport, hlc); empty once applied (:meth:`applied`)."""
 
     trace: UnifiedTrace
     warnings: list[str] = field(default_factory=list)
-    pending: dict[bytes, CausalStamp] = field(default_factory=dict)
+    pending: dict[bytes, tuple[int, int]] = field(default_factory=dict)
 
     def applied(self) -> UnifiedTrace:
         """The trace with every pending stamp written into its events (what ``build_trace`` returns by default)."""
@@ -165,7 +166,7 @@ def build_trace(events: Iterable[Event], trace_id: bytes, label: str = "", *, la
     trace.label = label
     trace.late_events = late_events
     warnings: list[str] = []
-    pending: dict[bytes, CausalStamp] = {}
+    pending: dict[bytes, tuple[int, int]] = {}
     for i, step in enumerate(steps):
         if defer_stamps and isinstance(step, CausalStamps):
             if i != len(steps) - 1:

@@ -187,15 +187,9 @@ def derive_edges(trace: UnifiedTrace) -> tuple[list[CausalEdge], list[tuple[Sysc
     return edges, pairs
 
 
-Visit = tuple[Event, "bytes | None", "Sequence[bytes]"]  # (event, program-order predecessor, edge sources)
-
-
-def causal_order(trace: UnifiedTrace) -> list[Visit]:
-    """Every process event once, after its program-order predecessor (same thread: ``host/pid/tid``, by
-    ``mono_ns`` then ``event_id``) and after the source of every edge into it: a topological order of program
-    order + edges, with each event's predecessors. Linear: threads run until an event waits for an edge source
-    not yet visited and resume when it is. Events on a cycle (a capture or clock anomaly) are taken earliest
-    first, with the sources already visited, so every event appears exactly once."""
+def _threads(trace: UnifiedTrace) -> tuple[list[list[Event]], dict[bytes, list[bytes]]]:
+    """Each thread's events in program order (processes by key, threads by tid), and the edge sources of each
+    event that has any (edges between events of the trace only, no self-edges)."""
     seqs: list[list[Event]] = []
     for key in sorted(trace.processes):
         evs = trace.processes[key].events
@@ -216,6 +210,19 @@ def causal_order(trace: UnifiedTrace) -> list[Visit]:
         for edge in trace.edges:
             if edge.src in known and edge.dst in known and edge.src != edge.dst:
                 remote[edge.dst].append(edge.src)
+    return seqs, remote
+
+
+Visit = tuple[Event, "bytes | None", "Sequence[bytes]"]  # (event, program-order predecessor, edge sources)
+
+
+def causal_order(trace: UnifiedTrace) -> list[Visit]:
+    """Every process event once, after its program-order predecessor (same thread: ``host/pid/tid``, by
+    ``mono_ns`` then ``event_id``) and after the source of every edge into it: a topological order of program
+    order + edges, with each event's predecessors. Linear: threads run until an event waits for an edge source
+    not yet visited and resume when it is. Events on a cycle (a capture or clock anomaly) are taken earliest
+    first, with the sources already visited, so every event appears exactly once."""
+    seqs, remote = _threads(trace)
     if not remote:  # program order alone: each thread in turn, exactly what the scheduler below does
         return [(e, seq[i - 1].h.event_id if i else None, ()) for seq in seqs for i, e in enumerate(seq)]
     done: set[bytes] = set()
@@ -274,42 +281,65 @@ def lamport_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dic
     return stamp
 
 
-def causal_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict[bytes, CausalStamp]:
-    """The new causal stamp of every event whose stamp changes: Lamport (``lamport_stamps``) and HLC
-    (``hlc.hlc_stamps``) in one pass over ``causal_order``, process events first, then every edge whose
-    destination is a process event, given its destination's stamp. Events absent keep their stamp."""
+def causal_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict[bytes, tuple[int, int]]:
+    """The new causal stamp, (lamport, hlc), of every event whose stamp changes: Lamport (``lamport_stamps``)
+    and HLC (``hlc.hlc_stamps``) in one pass over ``causal_order``, process events first, then every edge
+    whose destination is a process event, given its destination's stamp. Events absent keep their stamp.
+    Without edges between events (program order alone) each thread is one running maximum: no order built."""
     lam: dict[bytes, int] = {}
     clk: dict[bytes, int] = {}
-    out: dict[bytes, CausalStamp] = {}
+    out: dict[bytes, tuple[int, int]] = {}
     ticks, shift = HLC_TICKS_PER_S, HLC_LOGICAL_BITS
-    for e, prev, srcs in causal_order(trace) if order is None else order:
-        h = e.h
-        st = h.stamp
-        v = st.lamport
-        if prev is not None:
-            m = clk[prev]
-            if lam[prev] >= v:
-                v = lam[prev] + 1
-        else:
-            m = -1
-        for x in srcs:  # sources are always stamped first (causal_order), cycles broken before
-            if lam[x] >= v:
-                v = lam[x] + 1
-            if clk[x] > m:
-                m = clk[x]
-        wall = h.wall_ns
-        pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
-        hv = pt if pt > m else m + 1
-        eid = h.event_id
-        lam[eid] = v
-        clk[eid] = hv
-        if v != st.lamport or hv != st.hlc:
-            out[eid] = CausalStamp(v, hv)
+    seqs, remote = _threads(trace) if order is None else ([], {})
+    if order is None and not remote:
+        need = {edge.dst for edge in trace.edges}
+        lowest = -(1 << 64) - 1  # below any wire value: the first event of a thread keeps its own Lamport stamp
+        for seq in seqs:
+            pv, m = lowest, -1
+            for e in seq:
+                h = e.h
+                st = h.stamp
+                v = st.lamport
+                if v <= pv:
+                    v = pv + 1
+                wall = h.wall_ns
+                pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
+                hv = pt if pt > m else m + 1
+                if v != st.lamport or hv != st.hlc:
+                    out[h.event_id] = (v, hv)
+                if need and h.event_id in need:
+                    lam[h.event_id], clk[h.event_id] = v, hv
+                pv, m = v, hv
+    else:
+        for e, prev, srcs in causal_order(trace) if order is None else order:
+            h = e.h
+            st = h.stamp
+            v = st.lamport
+            if prev is not None:
+                m = clk[prev]
+                if lam[prev] >= v:
+                    v = lam[prev] + 1
+            else:
+                m = -1
+            for x in srcs:  # sources are always stamped first (causal_order), cycles broken before
+                if lam[x] >= v:
+                    v = lam[x] + 1
+                if clk[x] > m:
+                    m = clk[x]
+            wall = h.wall_ns
+            pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
+            hv = pt if pt > m else m + 1
+            eid = h.event_id
+            lam[eid] = v
+            clk[eid] = hv
+            if v != st.lamport or hv != st.hlc:
+                out[eid] = (v, hv)
     for edge in trace.edges:
         dst_hlc = clk.get(edge.dst)
         if dst_hlc is not None:
-            new = CausalStamp(lam[edge.dst], dst_hlc)
-            if new != edge.h.stamp:
+            new = (lam[edge.dst], dst_hlc)
+            old = edge.h.stamp
+            if new != (old.lamport, old.hlc):
                 out[edge.h.event_id] = new
     return out
 

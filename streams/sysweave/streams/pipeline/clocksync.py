@@ -118,6 +118,8 @@ def choose_reference(trace: UnifiedTrace) -> str:
 
 def cross_host_pairs(trace: UnifiedTrace) -> list[tuple[SyscallSpan, SyscallSpan]]:
     """(send, receive) of every TCP edge whose ends lie on different hosts: what offsets are estimated from."""
+    if len({p.host_id for p in trace.processes.values()}) < 2 or not any(x.kind is EdgeKind.TCP for x in trace.edges):
+        return []  # one host, or no TCP edge: nothing to estimate (and no index of every event to build)
     events = {e.h.event_id: e for p in trace.processes.values() for e in p.events}
     out = []
     for edge in trace.edges:

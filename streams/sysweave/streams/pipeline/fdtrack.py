@@ -406,7 +406,9 @@ def track_streams(events: Iterable[Event], ordered: bool = False) -> Iterator[Ac
                 continue  # failed, or no byte moved
             h = e.h
             t = tables.get((h.host_id, h.pid)) or tr._table(h.host_id, h.pid)
-            fd = _int(e.args.get("fd"))
+            fd = e.args.get("fd", -1)
+            if type(fd) is not int:
+                fd = _int(fd)
             res = t.fds.get(fd)
             if res is not None and res.kind is socket:
                 res = connected.get(res.id, res)

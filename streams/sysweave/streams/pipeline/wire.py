@@ -13,7 +13,6 @@ in ``trace_events`` order: every process's events, then edges, hosts, lost recor
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgpack
 
@@ -27,14 +26,8 @@ __all__ = ["encode_finished"]
 def encode_finished(done: FinishedTrace, created_wall_ns: int | None = None) -> bytes:
     """``done``'s trace as one codec batch (envelope producer id = the trace id's first 8 bytes, sequence = its
     late events, created = ``created_wall_ns`` or now), pending stamps included, nothing rebuilt."""
-    trace, pending = done.trace, done.pending
-    stamped, plain = codec.event_to_wire_stamped, codec.event_to_wire
-    get = pending.get
-    wire: list[Any] = []
-    append = wire.append
-    for e in trace_events(trace):
-        st = get(e.h.event_id)
-        append(plain(e) if st is None else stamped(e, st.lamport, st.hlc))
+    trace = done.trace
+    wire = codec.events_to_wire(trace_events(trace), done.pending)
     created = time.time_ns() if created_wall_ns is None else created_wall_ns
     return msgpack.packb(  # type: ignore[no-any-return]
         [codec.SCHEMA_VERSION, int.from_bytes(trace.trace_id[:8], "big"), trace.late_events, created, wire],
