@@ -1,6 +1,6 @@
 """ClickHouse DDL: one ``.sql`` file per table or view (package data under ``sql/``), applied in order.
 
-File names are ``NNNN_name.sql``; NNNN is the migration version. Each file holds exactly one statement that
+File names are ``NNNN_name.sql``; NNNN is the migration version. Each holds exactly one statement that
 runs on Debian's ClickHouse 18.16 server and on chdb (current ClickHouse), so there is one schema for the
 embedded and the distributed store. :func:`migrate` records applied versions in ``sysweave_migrations`` and is
 idempotent: a second run applies nothing, and a run interrupted between a statement and its record is
@@ -18,12 +18,12 @@ map for all of them (``tests/contract/test_ddl.py`` checks each variant). Worked
     0040_syscall_spans_v2.codecs.sql     CREATE TABLE ... (wall_ns UInt64 CODEC(Delta, T64, ZSTD(3)),
                                                            host_id LowCardinality(String), ...)       20.1-22.7
     0040_syscall_spans_v2.codecs22.sql   the same + SETTINGS min_compress_block_size = 1048576        22.8+, chdb
-    0041_syscall_spans_v2.sql          INSERT INTO syscall_spans_v2 ... SELECT ... FROM syscall_spans  (copy v1 rows)
-    0042_trace_index.sql               DROP TABLE IF EXISTS trace_index        (the view reading syscall_spans)
-    0043_syscall_spans.sql             -- when-exists: syscall_spans_v2
-                                       RENAME TABLE syscall_spans TO syscall_spans_v1, syscall_spans_v2 TO syscall_spans
-    0044_syscall_spans_v1.sql          DROP TABLE IF EXISTS syscall_spans_v1
-    0045_trace_index.sql               CREATE MATERIALIZED VIEW IF NOT EXISTS trace_index ... POPULATE ...
+    0041_syscall_spans_v2.sql            INSERT INTO syscall_spans_v2 ... SELECT ... FROM syscall_spans  (v1 rows)
+    0042_trace_index.sql                 DROP TABLE IF EXISTS trace_index          (the view reading syscall_spans)
+    0043_syscall_spans.sql               -- when-exists: syscall_spans_v2
+                                         RENAME TABLE syscall_spans TO syscall_spans_v1, syscall_spans_v2 TO syscall_spans
+    0044_syscall_spans_v1.sql            DROP TABLE IF EXISTS syscall_spans_v1
+    0045_trace_index.sql                 CREATE MATERIALIZED VIEW IF NOT EXISTS trace_index ... POPULATE ...
 
 A store made by the previous schema upgrades in place (its spans are copied, the view refilled); a new store
 runs the same steps over empty tables. A server upgraded from 18.16 to >= 20 keeps the variant it was created
