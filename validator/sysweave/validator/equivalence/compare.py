@@ -201,7 +201,7 @@ class _Differ:
                     c = x or y
                     assert c is not None
                     who = "original" if x else "transpiled run"
-                    what = ep.split(" ", 1)[-1]
+                    what = ep.rsplit(": ", 1)[-1].split(" ", 1)[-1]  # without the host and the kind
                     how = f"exchanges datagrams {what}" if c.kind == "datagram" else (
                         f"has a connection {what}" if what.startswith("accepted") else f"connects to {what}")
                     self.add(Divergence(res, "missing" if x else "extra", ep if x else None, ep if y else None,

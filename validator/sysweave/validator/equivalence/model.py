@@ -27,6 +27,7 @@ IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv
                  "/.local/lib/")
 O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
 SOCK_DGRAM = 2
+NETWORK_FAMILIES = frozenset({1, 2, 10})  # AF_UNIX, AF_INET, AF_INET6: conversations; others (netlink) are not
 STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
                "/proc/self/fd/2": 2}
 SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")

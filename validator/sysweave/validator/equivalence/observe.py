@@ -48,6 +48,7 @@ from sysweave.validator.equivalence.model import (
     FD_WRITES,
     IGNORED_PARTS,
     IGNORED_PREFIXES,
+    NETWORK_FAMILIES,
     O_ACCMODE,
     O_CREAT,
     O_DIRECTORY,
@@ -135,6 +136,7 @@ class Extractor:
         self.states: dict[tuple[str, str], FileState] = {}
         self.conns: dict[int, Conversation] = {}
         self.dgram_sockets: set[int] = set()
+        self.kernel_sockets: set[int] = set()  # sockets of families that are not networks (netlink, ...)
         self.peer: dict[int, str] = {}  # connected datagram socket -> its peer
         self.signal_seen: set[Key] = set()  # processes that reaped a child killed by a signal
         self.signals_sent: dict[Key, int] = {}  # process -> the last signal a traced process sent it
@@ -256,9 +258,13 @@ class Extractor:
             if res is not None and acc.nbytes > 0:
                 self.rw(e, res, op is Op.WRITE, acc.nbytes)
         elif op is Op.SOCKET:
-            t = e.args.get("type", 0)
-            if isinstance(t, int) and t & 0xF == SOCK_DGRAM and res is not None:
+            t, domain = e.args.get("type", 0), e.args.get("domain", 2)
+            if res is not None and isinstance(domain, int) and domain not in NETWORK_FAMILIES:
+                self.kernel_sockets.add(res.id)  # netlink and the like: an interface to the kernel, like /proc
+            elif isinstance(t, int) and t & 0xF == SOCK_DGRAM and res is not None:
                 self.dgram_sockets.add(res.id)
+        elif op is Op.CONNECT and res is not None and prior is not None and prior.id in self.kernel_sockets:
+            self.kernel_sockets.add(res.id)
         elif op is Op.CONNECT and res is not None:
             kind = "datagram" if prior is not None and prior.id in self.dgram_sockets else "stream"
             if prior is not None and prior.id in self.bound:
@@ -280,7 +286,7 @@ class Extractor:
                     self.touch(e, path, created)
             elif name in FD_WRITES and res is not None and res.kind is ResourceKind.FILE:
                 self.touch(e, res.path)
-            elif name == "bind":
+            elif name == "bind" and not (res is not None and res.id in self.kernel_sockets):
                 ep = normalize_endpoint(str(e.args.get("addr", "")))
                 self.obs.listening.setdefault(self.host_prefix(host) + ep, self.origin(e))
                 if res is not None:
@@ -293,6 +299,8 @@ class Extractor:
         """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing)."""
         self.obs.io_bytes += nbytes
         host = e.h.host_id
+        if res.id in self.kernel_sockets:
+            return
         if res.kind is ResourceKind.STDIO:
             if write and res.stdio in (1, 2):
                 self.stdio(e, res.stdio, nbytes)
