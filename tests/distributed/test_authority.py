@@ -41,7 +41,7 @@ def test_reports_of_every_worker_make_one_decision() -> None:
 
 @given(rate=st.integers(2_000, 50_000), factor=st.floats(3.0, 8.0), workers=st.integers(1, 4),
        lo=st.sampled_from([12_000, 20_000, 50_000]), spread=st.sampled_from([20, 100, 1000]))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_closed_loop_converges_then_relaxes(rate: int, factor: float, workers: int, lo: int, spread: int) -> None:
     """A host making ``rate`` calls/s ships factor x the target at the floor threshold; its events are split over
     ``workers`` workers. Within 15 intervals the shipped rate is inside the ±10 % tolerance and stays there; once the

@@ -18,6 +18,7 @@ map, so sampling cuts cost at the source.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -31,7 +32,7 @@ from sysweave.schemas.events import (
     SyscallSpan,
 )
 
-__all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "control_step", "keep",
+__all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "control_step", "damped_step", "keep",
            "merged_histogram", "next_fraction", "operation_class", "threshold_for_fraction", "threshold_interpolated"]
 
 # The spec's per-class defaults (ns).
@@ -149,6 +150,34 @@ def control_step(state: HostSampling, shipped_spans: int, interval_s: float, his
     return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"]))
 
 
+def damped_step(state: HostSampling, shipped_spans: int, interval_s: float, hist_log2: Sequence[int],
+                cfg: ControllerConfig, gain: float = 1.0, last_error: float = 0.0) -> tuple[HostSampling, float, float]:
+    """:func:`control_step` with a step that damps itself: p' = p * (target/observed) ** gain, where gain halves
+    (down to 1/8) each time the error changes sign and grows back (x1.5, up to 1) while it keeps its sign. The
+    threshold -> rate mapping is only roughly proportional (a histogram bucket's calls are not spread evenly over
+    it, the last bucket is partly empty), so the plain step can overshoot by as much as it corrects and oscillate
+    around the band forever; halving on a sign change makes it settle. Same caps (+50 % per interval, decreases at
+    once) and tolerance band as :func:`next_fraction`. Returns the new state, gain and error."""
+    observed = shipped_spans / interval_s if interval_s > 0 else 0.0
+    target, p = cfg.target_spans_per_s, state.fraction
+    if observed <= 0:
+        proposed, error = p * (1 + cfg.max_increase), last_error
+    elif abs(observed - target) <= cfg.tolerance * target:
+        return state, gain, 0.0
+    else:
+        error = math.log(target / observed)
+        if last_error and (error > 0) != (last_error > 0):
+            gain = max(gain / 2, 0.125)
+        elif last_error:
+            gain = min(gain * 1.5, 1.0)
+        proposed = p * math.exp(gain * error)
+    if proposed > p:
+        proposed = min(proposed, p * (1 + cfg.max_increase))
+    p = min(1.0, max(cfg.min_fraction, proposed))
+    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"])), \
+        gain, error
+
+
 @dataclass
 class SamplingAuthority:
     """The one place a host's sampling decision is made, whatever the number of workers.
@@ -156,7 +185,7 @@ class SamplingAuthority:
     Every worker reports, per interval, what it saw of each host (``topics.HostCounts`` on TOPIC_SAMPLING,
     key = host id); the reports of one host all land on one partition of that topic, so exactly one worker —
     the one that owns it — feeds them to its authority. ``step`` then turns the sum of every worker's reports
-    since the last step into one decision per host (``control_step``). Example: two workers each report 2500
+    since the last step into one decision per host (:func:`damped_step`). Example: two workers each report 2500
     events of host h over a 1 s step, target 1000/s -> observed 5000/s -> p = 0.2 (a decision is returned only
     when the threshold changes). State is per host and is lost when the partition moves to another worker (the
     new owner starts again from p = 1, converging within a few intervals)."""
@@ -167,6 +196,8 @@ class SamplingAuthority:
     hists: dict[str, list[int]] = field(default_factory=dict)  # latest reported histogram per host (kept while
     # no new one arrives: agents send their exact aggregates every window, which may span several intervals)
     stale: set[str] = field(default_factory=set)
+    gain: dict[str, float] = field(default_factory=dict)  # per host: the step's damping (damped_step)
+    error: dict[str, float] = field(default_factory=dict)  # per host: the last interval's log(target/observed)
 
     def report(self, host_id: str, shipped: int, hist_log2: Sequence[int]) -> None:
         self.shipped[host_id] = self.shipped.get(host_id, 0) + shipped
@@ -187,7 +218,9 @@ class SamplingAuthority:
         """One interval for every host reported (a host with no report counts as 0 shipped: relaxes)."""
         out = []
         for host, old in list(self.state.items()):
-            new = control_step(old, self.shipped.get(host, 0), interval_s, self.hists.get(host, []), self.cfg)
+            new, self.gain[host], self.error[host] = damped_step(
+                old, self.shipped.get(host, 0), interval_s, self.hists.get(host, []), self.cfg,
+                self.gain.get(host, 1.0), self.error.get(host, 0.0))
             self.state[host] = new
             if new.threshold_ns != old.threshold_ns:
                 out.append(new)
