@@ -45,8 +45,11 @@ def _corpus() -> tuple[list[str], bytes]:
     """Paths to open and text to read: the Python sources on this machine (~28 MB here), so that 32-byte read
     payloads rarely repeat within a compression block (a small corpus would flatter ZSTD)."""
     files = sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True)) or [__file__]
-    text = b"".join(open(f, "rb").read() for f in files)
-    return files, text
+    parts = []
+    for f in files:
+        with open(f, "rb") as fh:
+            parts.append(fh.read())
+    return files, b"".join(parts)
 
 
 def realistic_trace(n: int, seed: int = 1) -> UnifiedTrace:
@@ -172,7 +175,8 @@ def measure_embedded(trace: UnifiedTrace, layout: str) -> tuple[int, int, int, d
             store.close()
 
 
-def measure_server(trace: UnifiedTrace, layout: str, url: str = "clickhouse://127.0.0.1:9000") -> tuple[int, int, int, dict[str, int]]:
+def measure_server(trace: UnifiedTrace, layout: str,
+                   url: str = "clickhouse://127.0.0.1:9000") -> tuple[int, int, int, dict[str, int]]:
     from sysweave.validator.store.server import ServerStore
 
     db = f"bench_size_{uuid.uuid4().hex[:6]}"
