@@ -25,6 +25,7 @@ Decoding never returns a partially decoded batch: either every event validates o
 from __future__ import annotations
 
 import enum
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,8 @@ from sysweave.schemas.events import (
     Event,
     EventHeader,
     EventKind,
+    SyscallAggregate,
+    SyscallSpan,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -228,6 +231,10 @@ def _plain_args(v: dict[Any, Any]) -> bool:
     return True
 
 
+# strings repeated across a batch's events, shared instead of one copy per event (~100 bytes per span held)
+_INTERNED = frozenset({(SyscallSpan, "name"), (SyscallAggregate, "name")})
+
+
 def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Callable[[Any, int, int], list[Any]]]:
     """Per event type, a decoder of a validated-length positional array (exact-type checks inline, raising
     DecodeError without a message on anything else: the caller redoes the checks with named paths) and an
@@ -239,11 +246,12 @@ def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Cal
                              "plain_args": _plain_args, "str_": str, "bytes_": bytes, "int_": int, "bool_": bool,
                              "dict_": dict}
     checks, values = [], []
-    for i, (t, chk) in enumerate(zip(lay.plain, lay.checks)):
+    scope["intern"] = sys.intern
+    for i, (n, t, chk) in enumerate(zip(lay.names, lay.plain, lay.checks)):
         v = f"r[{_HEADER_LEN + i}]"
         if t is not None:
             checks.append(f"type({v}) is not {t.__name__}_")
-            values.append(v)
+            values.append(f"intern({v})" if (lay.cls, n) in _INTERNED else v)
         elif chk is _check_args:
             scope[f"c{i}"] = chk
             values.append(f"({v} if type({v}) is dict_ and plain_args({v}) else c{i}({v}, ''))")
@@ -254,7 +262,8 @@ def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Cal
                         *(f"type(r[{i}]) is not int_" for i in range(3, _HEADER_LEN)), *checks])
     src = (f"def encode(e, lamport, hlc):\n    {head}{enc}]\n\n"
            f"def decode(r):\n    if {cond}:\n        raise DecodeError('')\n"
-           f"    return C(H(r[1], r[2], r[3], r[4], r[5], r[6], r[7], S(r[8], r[9])){''.join(', ' + v for v in values)})\n")
+           "    return C(H(r[1], intern(r[2]), r[3], r[4], r[5], r[6], r[7], S(r[8], r[9]))"
+           f"{''.join(', ' + v for v in values)})\n")
     exec(src, scope)  # source built from the dataclass's own field names
     return scope["decode"], scope["encode"]
 
