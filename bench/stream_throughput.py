@@ -4,7 +4,7 @@ with two than with one, capture-to-assembled p99 <= 2 s at 50,000 spans/s; the w
     python -m bench streams [N_SPANS] [N_TRACES] [RUNS]      # default 400,000 spans, 20 traces, 3 runs
 
   1. throughput: N spans (batches of 2,000 per Kafka message, T traces) are pre-loaded into a fresh events
-     topic; one Faust worker process (then two) assembles them; spans/s in steady state = the spans of
+     topic once the workers' group is stable (one Faust worker process, then two); spans/s in steady state = the spans of
      T - 1 traces / (time between the first and the last trace emitted).
   2. latency: spans produced at a fixed rate (10k and 50k spans/s; batches encoded before the clock starts) for
      D seconds; capture-to-assembled latency per trace = emission time - its last span's production time (the
@@ -110,21 +110,42 @@ def make_topics(suffix: str) -> None:
     admin.close()
 
 
+def wait_for_group(group: str, members: int, timeout_s: float = 90.0) -> None:
+    """Until the workers' consumer group is Stable with ``members`` members holding partitions: loading before
+    that lets one worker start alone and a rebalance later redeliver what it held (commits wait for emission)."""
+    admin = KafkaAdminClient(bootstrap_servers=BOOT)
+    end = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            try:
+                g = admin.describe_groups([group]).get(group) or {}
+            except Exception:  # the group does not exist yet
+                g = {}
+            if g.get("group_state") == "Stable" and sum(1 for m in g.get("members", ()) if m.get("member_assignment")) >= members:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    print(f"  (group {group} not stable with {members} members after {timeout_s:.0f} s)", flush=True)
+
+
 def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float, float, float]:
     """(spans/s in steady state, peak RSS of a worker in MiB, the workers' CPU seconds per 100,000 spans in
     steady state, their CPU share of the wall clock then: below 1.0 per worker they waited or were preempted)."""
     suffix = uuid.uuid4().hex[:6]
     make_topics(suffix)
-    prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
-    for t in range(n_traces):
-        for b in trace_batches(t, n_spans // n_traces, 2000):
-            prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
-    prod.flush()
-    prod.close()
+    pre = [trace_batches(t, n_spans // n_traces, 2000) for t in range(n_traces)]
     consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=BOOT, auto_offset_reset="earliest",
                              consumer_timeout_ms=1000)
     t0 = time.monotonic()
     procs = start_workers(workers, suffix, tree)
+    wait_for_group(f"bench-{suffix}", workers)
+    prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
+    for t, batches in enumerate(pre):
+        for b in batches:
+            prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
+    prod.flush()
+    prod.close()
     seen: set[bytes] = set()
     first = last = cpu0 = cpu1 = 0.0
     try:
@@ -151,18 +172,18 @@ def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str
     n_traces = int(rate * duration_s / spans_per_trace)
     pre = [trace_batches(t, spans_per_trace, 2000) for t in range(n_traces)]  # the producer's encoding, not timed
     procs = start_workers(1, suffix, tree)
-    time.sleep(8)  # join the group
+    wait_for_group(f"bench-{suffix}", 1)
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=5, max_request_size=16 << 20)
     done_at: dict[bytes, float] = {}
     t0 = time.monotonic()
     for t in range(n_traces):
         for b in pre[t]:
             prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
-        prod.flush()
-        done_at[f"bench/{t}".encode()] = time.monotonic()
+        done_at[f"bench/{t}".encode()] = time.monotonic()  # handed over; the producer's thread sends it within 5 ms
         target = t0 + (t + 1) * spans_per_trace / rate
         time.sleep(max(target - time.monotonic(), 0))
     behind = time.monotonic() - (t0 + duration_s)
+    prod.flush()
     prod.close()
     consumer = KafkaConsumer(topics.TOPIC_TRACES + suffix, bootstrap_servers=BOOT, auto_offset_reset="earliest",
                              consumer_timeout_ms=1000)
