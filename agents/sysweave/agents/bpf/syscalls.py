@@ -33,7 +33,11 @@ OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"
 LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
 HIST_BUCKETS = _C["HIST_BUCKETS"]
 CFG_GEN, CFG_AGG_NEXT, AGG_GEN_MASK = _C["CFG_GEN"], _C["CFG_AGG_NEXT"], _C["AGG_GEN_MASK"]
-ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill"})
+# Shipped whatever the sampling threshold: process lifecycle, and the rare calls that create the endpoints
+# causality joins on (a pipe or socket pair, a TCP connection's two ends) -- sampling one away would cut a
+# cross-host trace in two. Each is rare next to the reads and writes that sampling exists for.
+ALWAYS_SHIP = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill",
+                         "connect", "accept", "accept4", "bind", "listen", "getsockname", "pipe", "pipe2", "socketpair"})
 
 
 class CaptureError(AgentError):
