@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import select
 import shutil
 import socket
 import struct
@@ -189,7 +190,9 @@ class SdkServer:
                     break
                 except OSError:
                     continue
-            self.sock.settimeout(0.1)
+            self.sock.setblocking(False)
+            # close() writes here to wake the receiver at once (shutdown interrupts waits: no polling timeout)
+            self._wake_r, self._wake_w = os.pipe()
         except OSError as exc:
             raise AgentError(f"cannot create the SDK socket: {exc}") from exc
 
@@ -204,9 +207,13 @@ class SdkServer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            ready, _, _ = select.select([self.sock, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
             try:
-                self.receive_one()
-            except TimeoutError:
+                while True:  # drain what is queued, then wait again
+                    self.receive_one()
+            except BlockingIOError:
                 continue
             except OSError:
                 if self._stop.is_set():
@@ -214,7 +221,7 @@ class SdkServer:
                 time.sleep(0.01)
 
     def receive_one(self) -> bool:
-        """Receive and handle one datagram (blocking up to the socket's timeout). Never raises for bad input."""
+        """Receive and handle one queued datagram; BlockingIOError when none is queued. Never raises for bad input."""
         data, anc, flags, _addr = self.sock.recvmsg(MAX_DATAGRAM + 1, socket.CMSG_SPACE(_UCRED.size))
         self.received += 1
         creds = next((_UCRED.unpack(d[:_UCRED.size]) for lvl, typ, d in anc
@@ -260,15 +267,17 @@ class SdkServer:
         if self._stop.is_set():
             return
         self._stop.set()
+        os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(5)
-        self.sock.setblocking(False)
         while True:
             try:
                 self.receive_one()
             except OSError:  # BlockingIOError: drained
                 break
         self.sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> SdkServer:
