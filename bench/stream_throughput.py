@@ -1,11 +1,14 @@
 """Stream worker throughput and latency through the real broker (issue 12: >= 100,000 spans/s per worker, more
 with two than with one, capture-to-assembled p99 <= 2 s at 50,000 spans/s; the worker's resident memory).
 
-    python -m bench streams [N_SPANS] [N_TRACES] [RUNS]      # default 400,000 spans, 20 traces, 3 runs
+    python -m bench streams [N_SPANS] [N_TRACES] [RUNS] [LATENCY]   # default 400,000 spans, 20 traces, 3 runs, 1
 
-  1. throughput: N spans (batches of 2,000 per Kafka message, T traces) are pre-loaded into a fresh events
-     topic once the workers' group is stable (one Faust worker process, then two); spans/s in steady state = the spans of
-     T - 1 traces / (time between the first and the last trace emitted).
+  1. throughput: N spans (batches of 2,000 per Kafka message, T traces, encoded beforehand) are loaded into a
+     fresh events topic as fast as the producer goes, once the workers' consumer group is stable (one Faust
+     worker process, then two); spans/s in steady state = the spans of T - 1 traces / (time between the first
+     and the last trace emitted); end to end = all spans / (last trace emitted - loading began), which counts
+     the producer's loading too; the workers' CPU seconds per 100,000 spans and their CPU share in steady state
+     (/proc: below 1.0 per worker, they waited or another process had the CPU).
   2. latency: spans produced at a fixed rate (10k and 50k spans/s; batches encoded before the clock starts) for
      D seconds; capture-to-assembled latency per trace = emission time - its last span's production time (the
      worker's grace period of G seconds included: a trace cannot close before it), p50/p99.
@@ -129,9 +132,10 @@ def wait_for_group(group: str, members: int, timeout_s: float = 90.0) -> None:
     print(f"  (group {group} not stable with {members} members after {timeout_s:.0f} s)", flush=True)
 
 
-def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float, float, float]:
+def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float, float, float, float]:
     """(spans/s in steady state, peak RSS of a worker in MiB, the workers' CPU seconds per 100,000 spans in
-    steady state, their CPU share of the wall clock then: below 1.0 per worker they waited or were preempted)."""
+    steady state, their CPU share of the wall clock then: below 1.0 per worker they waited or were preempted,
+    spans/s end to end: all spans / (last trace out - loading began))."""
     suffix = uuid.uuid4().hex[:6]
     make_topics(suffix)
     pre = [trace_batches(t, n_spans // n_traces, 2000) for t in range(n_traces)]
@@ -141,6 +145,7 @@ def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tup
     procs = start_workers(workers, suffix, tree)
     wait_for_group(f"bench-{suffix}", workers)
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
+    loading = time.monotonic()
     for t, batches in enumerate(pre):
         for b in batches:
             prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
@@ -162,7 +167,8 @@ def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tup
         raise RuntimeError(f"only {len(seen)} of {n_traces} traces were emitted")
     # steady state: from the first trace out to the last (excludes Faust's start-up and group join)
     steady = n_spans * (n_traces - 1) / n_traces
-    return steady / (last - first), rss, (cpu1 - cpu0) / steady * 100_000, (cpu1 - cpu0) / (last - first)
+    return (steady / (last - first), rss, (cpu1 - cpu0) / steady * 100_000, (cpu1 - cpu0) / (last - first),
+            n_spans / (last - loading))
 
 
 def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str = "") -> tuple[float, float, float]:
@@ -204,19 +210,20 @@ def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str
     return statistics.median(lat), lat[int(0.99 * (len(lat) - 1))], rss
 
 
-def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3) -> None:
+def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3, with_latency: int = 1) -> None:
     base = os.environ.get("SYSWEAVE_BENCH_BASELINE", "")
     trees = {"new": ""} | ({"baseline": base} if base else {})
-    thr: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    thr: dict[tuple[str, int], list[tuple[float, float, float, float, float]]] = {}
     lat: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     for r in range(runs):
         for workers in (1, 2):
             for name, tree in trees.items():
                 v = throughput(n_spans, n_traces, workers, tree)
                 thr.setdefault((name, workers), []).append(v)
-                print(f"  run {r + 1} {name}: {workers} worker(s) {v[0]:,.0f} spans/s, peak RSS {v[1]:.0f} MiB, "
+                print(f"  run {r + 1} {name}: {workers} worker(s) {v[0]:,.0f} spans/s ({v[4]:,.0f} end to end), "
+                      f"peak RSS {v[1]:.0f} MiB, "
                       f"{v[2]:.2f} CPU s per 100k spans, CPU share {v[3]:.2f}", flush=True)
-        for rate in (10_000, 50_000):
+        for rate in (10_000, 50_000) if with_latency else ():
             for name, tree in trees.items():
                 w = latency(rate, 10, tree=tree)
                 lat.setdefault((name, rate), []).append(w)
@@ -229,8 +236,9 @@ def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3) -> None:
               f"2 workers {med(x[0] for x in two):,.0f} spans/s ({n_spans:,} spans, {n_traces} traces, 2,000 spans "
               f"per Kafka message); peak worker RSS {med(x[1] for x in one):.0f} / {med(x[1] for x in two):.0f} MiB; "
               f"worker CPU per 100k spans {med(x[2] for x in one):.2f} / {med(x[2] for x in two):.2f} s, "
-              f"CPU share {med(x[3] for x in one):.2f} / {med(x[3] for x in two):.2f}")
-        for rate in (10_000, 50_000):
+              f"CPU share {med(x[3] for x in one):.2f} / {med(x[3] for x in two):.2f}; end to end "
+              f"{med(x[4] for x in one):,.0f} / {med(x[4] for x in two):,.0f} spans/s")
+        for rate in (10_000, 50_000) if with_latency else ():
             xs = lat[(name, rate)]
             print(f"{name}: latency at {rate:,} spans/s: p50 {med(x[0] for x in xs) * 1000:.0f} ms, "
                   f"p99 {med(x[1] for x in xs) * 1000:.0f} ms (grace 0.5 s included); peak RSS "
