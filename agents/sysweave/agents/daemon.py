@@ -20,6 +20,7 @@ from typing import Any
 from sysweave.agents.bpf.syscalls import CaptureError
 from sysweave.agents.bpf.uprobes import CLASS_COMPUTE, CLASS_GPU_KERNEL, CLASS_MEMCPY
 from sysweave.agents.bpf.uprobes_session import LayerOptions, Layers, start_layers
+from sysweave.agents.decisions import log_events, read_decision_log
 from sysweave.agents.publisher import Publisher, PublishError
 from sysweave.agents.sdk_server import ENV as SDK_ENV
 from sysweave.agents.sdk_server import SdkServer
@@ -59,6 +60,7 @@ class AgentConfig:
     netns: str | None = None  # test facility: the "host" is a network namespace
     clock_offset_ns: int = 0  # test facility: a skewed host clock
     sdk: bool = True  # the SDK socket, announced to CMD in $SYSWEAVE_SDK_SOCKET
+    decisions: str | None = None  # a transpiler's decision log (JSONL) for CMD: its decisions join CMD's trace
     shutdown_timeout_s: float = 10.0
 
 
@@ -148,6 +150,7 @@ def run_agent(cfg: AgentConfig) -> int:
     if cfg.netns and command:
         command = ["ip", "netns", "exec", cfg.netns, *command]
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    decision_log = read_decision_log(cfg.decisions) if cfg.decisions else None  # DecisionLogError: before capture
     try:
         spool = Spool(cfg.spool_dir or os.path.join(state, "sysweave", "spool", host_id), cfg.spool_max_mb << 20)
         options = CaptureOptions(follow=True, slow_ns=cfg.slow_ns, observable=cfg.observable,
@@ -206,6 +209,11 @@ def run_agent(cfg: AgentConfig) -> int:
         for e in sdk.lost_events(result.root_pid, sdk_start, time.clock_gettime_ns(time.CLOCK_MONOTONIC)):
             pub.add(e)
         result.lost.update(sdk.lost)
+    if decision_log is not None:
+        for bad in decision_log.bad:
+            log.warning("%s:%d: %s (line skipped)", cfg.decisions, bad.line, bad.message)
+        for e in log_events(decision_log, host_id, result.root_pid, sdk_start, wall_offset_ns() + cfg.clock_offset_ns):
+            pub.add(e)
     pub.close(cfg.shutdown_timeout_s)
     c = pub.counters
     log.info("shipped %d events in %d batches; %d batches spooled (%d waiting); lost: %s", c["shipped_events"],

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysweave.schemas.errors import AgentError
-from sysweave.schemas.events import ArgValue, CausalStamp, EventHeader, TranspilerDecision, make_event_id
+from sysweave.schemas.events import ArgValue, CausalStamp, Event, EventHeader, LostEvents, TranspilerDecision, make_event_id
 
-__all__ = ["BadLine", "DecisionLog", "DecisionLogError", "decision_events", "parse_decision_log", "read_decision_log"]
+__all__ = ["BadLine", "DecisionLog", "DecisionLogError", "decision_events", "log_events", "parse_decision_log",
+           "read_decision_log"]
 
 MAX_LINE = 1 << 20
 MAX_STR = 64 * 1024  # the codec's string limit
@@ -148,4 +149,16 @@ def decision_events(records: list[dict[str, Any]], host_id: str, pid: int, mono_
                         CausalStamp(i + 1, 0))
         out.append(TranspilerDecision(h, r["id"], r["source_location"], r["target_symbol"], r["kind"], r["chosen"],
                                       r["alternatives"], r["reason"], "log", r["attrs"]))
+    return out
+
+
+def log_events(log: DecisionLog, host_id: str, pid: int, mono_ns: int, wall_offset_ns: int) -> list[Event]:
+    """The log's decisions as events of ``pid`` at ``mono_ns``, plus one LostEvents (source ``decision_log``)
+    counting the bad lines, if any: what ``sysweave trace --decisions`` and ``sysweave agent --decisions`` add."""
+    out: list[Event] = list(decision_events(log.records, host_id, pid, mono_ns, wall_offset_ns))
+    if log.bad:
+        producer = random.getrandbits(64)
+        h = EventHeader(make_event_id(producer, 1 << 62), host_id, pid, pid, mono_ns, mono_ns + wall_offset_ns, 0)
+        detail = "; ".join(f"line {b.line}: {b.message}" for b in log.bad[:5])[:1000]
+        out.append(LostEvents(h, "decision_log", len(log.bad), detail))
     return out

@@ -207,7 +207,7 @@ class SdkServer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self.sock, self._wake_r], [], [])
+            ready, _, _ = select.select([self.sock.fileno(), self._wake_r], [], [])
             if self._wake_r in ready:
                 return
             try:

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TEST FACILITY: add this to every wall timestamp (simulates a skewed host clock)")
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
     p.add_argument("--no-sdk", action="store_true", help="no SDK socket ($SYSWEAVE_SDK_SOCKET) for the traced programs")
+    p.add_argument("--decisions", metavar="FILE.jsonl",
+                   help="a transpiler's decision log for CMD (schema: docs/sdk.md); bad lines are reported and skipped")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
 
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                       uprobes=args.uprobe, compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
                       gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib,
                       netns=args.netns, clock_offset_ns=args.clock_offset_ns, shutdown_timeout_s=args.shutdown_timeout,
-                      sdk=not args.no_sdk)
+                      sdk=not args.no_sdk, decisions=args.decisions)
     try:
         return run_agent(cfg)
     except (AgentError, OSError) as exc:

@@ -14,7 +14,7 @@ from typing import IO, Any
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
 from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
 from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec
-from sysweave.agents.decisions import DecisionLog, DecisionLogError, decision_events, read_decision_log
+from sysweave.agents.decisions import DecisionLog, DecisionLogError, log_events, read_decision_log
 from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.render import (
     LAYER_EVENTS,
@@ -34,7 +34,7 @@ from sysweave.agents.sdk_server import ENV as SDK_ENV
 from sysweave.agents.sdk_server import SdkServer
 from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, host_identity, wall_offset_ns
 from sysweave.schemas.errors import AgentError
-from sysweave.schemas.events import Event, EventHeader, FunctionAggregate, LostEvents, SyscallSpan
+from sysweave.schemas.events import Event, FunctionAggregate, LostEvents, SyscallSpan
 
 MAX_STORED_EVENTS = 2_000_000  # per trace, in memory before the store write; beyond: counted as lost
 
@@ -269,14 +269,12 @@ def finish_sdk(sdk: SdkServer | None, decision_log: DecisionLog | None, log_path
             _err(f"{log_path}: {len(decision_log.bad) - 20} more bad lines skipped")
         # a build-time decision has no instant of its own: it sits at the root process's first event
         at = min((e.h.mono_ns for e in out.events if e.h.pid == result.root_pid), default=start_mono)
-        for ev in decision_events(decision_log.records, host_identity(), result.root_pid, at, wall_offset_ns()):
-            out(ev)
-        if decision_log.bad:
-            result.lost["decision_log"] = len(decision_log.bad)
-            h = EventHeader(os.urandom(16), host_identity(), result.root_pid, result.root_pid, start_mono,
-                            start_mono + wall_offset_ns(), 0)
-            detail = "; ".join(f"line {b.line}: {b.message}" for b in decision_log.bad[:5])[:1000]
-            result.extra_events.append(LostEvents(h, "decision_log", len(decision_log.bad), detail))
+        for ev in log_events(decision_log, host_identity(), result.root_pid, at, wall_offset_ns()):
+            if isinstance(ev, LostEvents):
+                result.lost["decision_log"] = ev.count
+                result.extra_events.append(ev)
+            else:
+                out(ev)
 
 
 def layer_options(args: argparse.Namespace) -> LayerOptions:
