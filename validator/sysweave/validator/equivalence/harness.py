@@ -85,14 +85,29 @@ class SideSummary:
         }
 
 
-def command_argv(cmd: str) -> list[str]:
-    """Plain commands run directly (so the program is the root process); shell syntax goes through sh -c."""
+def command_argv(cmd: str, workdir: str | None = None, caller_cwd: str | None = None) -> list[str]:
+    """Plain commands run directly (so the program is the root process); shell syntax goes through sh -c.
+
+    Each run starts in a fresh copy of ``workdir``, but a user names the program from where they stand:
+    a word that is a path existing relative to ``caller_cwd`` and NOT inside the workdir (the program, its
+    script) becomes absolute; words naming the workdir's own files stay as written. Example, run from
+    /src with --workdir data/: ``python3 wc.py input.txt`` -> ``python3 /src/wc.py input.txt``
+    (data/input.txt exists; data/wc.py does not). Inside shell syntax, words are left to the shell."""
     if _SHELL_CHARS.search(cmd):
         return ["/bin/sh", "-c", cmd]
     argv = shlex.split(cmd)
     if not argv:
         raise HarnessError("empty command")
-    return argv
+    here = caller_cwd or os.getcwd()
+    out = []
+    for i, word in enumerate(argv):
+        bare_command = i == 0 and "/" not in word  # a name looked up on PATH
+        if (not bare_command and not word.startswith("-") and not os.path.isabs(word)
+                and not (workdir and os.path.lexists(os.path.join(workdir, word)))
+                and os.path.exists(os.path.join(here, word))):
+            word = os.path.abspath(os.path.join(here, word))
+        out.append(word)
+    return out
 
 
 class Harness:
@@ -105,9 +120,10 @@ class Harness:
         self.runner.close()
 
     def run_once(self, cmd: str) -> RunRecord:
-        argv = command_argv(cmd)
+        argv = command_argv(cmd, self.workdir)
         if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
-            raise HarnessError(f"command not found: {argv[0]}")
+            raise HarnessError(f"command not found: {argv[0]} (a relative path is looked up from the current "
+                               f"directory, then inside the --workdir copy each run starts in)")
         run_dir = tempfile.mkdtemp(prefix="sysweave-run-")
         if self.workdir:
             shutil.copytree(self.workdir, run_dir, dirs_exist_ok=True, symlinks=True)
@@ -132,6 +148,8 @@ class Harness:
             if isinstance(exc, HarnessError):
                 raise
             raise HarnessError(f"{cmd!r}: {exc}") from exc
+        except OSError as exc:  # the program could not be started (not executable, a missing interpreter)
+            raise HarnessError(f"{cmd!r}: cannot start {argv[0]}: {exc.strerror or exc}") from exc
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         return RunRecord(obs, result, result.events, run_dir)
