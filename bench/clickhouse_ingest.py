@@ -5,10 +5,10 @@ the process's resident memory; stored size per span is ``bench/storage_size.py``
     python -m bench clickhouse [N_SPANS] [RUNS]      # default 1,000,000 spans, 3 runs; needs make services-up
 
 The trace is ``storage_size.realistic_trace`` (built once, outside the timing: capture's work). Each run stores
-it into a fresh database with ``ServerStore.store_trace`` — ``rows.iter_trace_columns`` (column-wise: numpy
+it into a fresh database with ``ServerStore.store_trace`` — ``columns.iter_trace_columns`` (column-wise: numpy
 integer columns, one JSON encoder call per piece for all args) in pieces of 100,000 rows, each a columnar native
 INSERT sent by a thread while the next piece is built — and, side by side in the
-same run, the former path: ``rows.trace_rows`` (a dict per span) -> ``rows.columnar`` -> insert. Medians.
+same run, the former path: ``rows.trace_rows`` (a dict per span) -> ``columns.columnar`` -> insert. Medians.
 "s building" for the column path is the same build timed on its own (it overlaps the inserts in store_trace).
 RSS: VmRSS sampled every 5 ms during the run (peak) against VmRSS before it (the trace already in memory).
 """
@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.storage_size import realistic_trace
+from sysweave.schemas.columns import trace_columns
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import trace_columns, trace_rows
+from sysweave.schemas.rows import trace_rows
 from sysweave.validator.store.server import ServerStore
 
 
@@ -58,7 +59,7 @@ class PeakRss:
 
 
 def _columns_path(store: ServerStore, trace: UnifiedTrace) -> float:
-    """ServerStore.store_trace: pieces of 100,000 rows from rows.iter_trace_columns, each inserted by a sender
+    """ServerStore.store_trace: pieces of 100,000 rows from columns.iter_trace_columns, each inserted by a sender
     thread while the next is built. Returns the seconds spent building alone (measured on the side, untimed)."""
     store.store_trace(trace, "bench")
     return 0.0
@@ -75,7 +76,7 @@ def _rows_path(store: ServerStore, trace: UnifiedTrace) -> float:
     tables = trace_rows(trace, "bench")
     build = time.perf_counter() - t0
     for table, rows in tables.items():
-        store.insert(table, rows)  # rows.columnar, then the insert
+        store.insert(table, rows)  # columns.columnar, then the insert
     return build
 
 

@@ -29,8 +29,9 @@ from typing import Any
 
 from sysweave.schemas import ddl
 from sysweave.schemas.clocks import hlc_pack, ns_to_hlc_ticks
+from sysweave.schemas.columns import _wire_column
 from sysweave.schemas.events import CausalStamp, EventHeader, ProcessSpan, SyscallSpan, UnifiedTrace, make_event_id
-from sysweave.schemas.rows import TABLES, _wire_column, trace_rows
+from sysweave.schemas.rows import TABLES, trace_rows
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_NAMES_X86_64
 
 NR = {name: nr for nr, name in SYSCALL_NAMES_X86_64.items()}

@@ -1,5 +1,5 @@
-"""The column-wise write path (``rows.trace_columns``, numpy or not) gives exactly the row path's insert columns
-(``rows.columnar`` over ``rows.trace_rows``), and syscall_spans' stored columns invert its DDL's ALIAS columns."""
+"""The column-wise write path (``columns.trace_columns``, numpy or not) gives exactly the row path's insert columns
+(``columns.columnar`` over ``rows.trace_rows``), and syscall_spans' stored columns invert its DDL's ALIAS columns."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sysweave.schemas import rows
+from sysweave.schemas import columns, rows
 from sysweave.schemas.clocks import hlc_pack, ns_to_hlc_ticks
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_NAMES_X86_64
 
@@ -22,24 +22,24 @@ def _without_versions(cols: dict[str, list[tuple[Any, list[Any]]]]) -> dict[str,
 
 
 def _row_path(tr: Any) -> dict[str, list[tuple[Any, list[Any]]]]:
-    return {t: rows.columnar(t, r) for t, r in rows.trace_rows(tr, "l", "b", 3).items()}
+    return {t: columns.columnar(t, r) for t, r in rows.trace_rows(tr, "l", "b", 3).items()}
 
 
 @settings(max_examples=60, deadline=None)
 @given(tr=traces())
 def test_column_wise_equals_row_path(tr: Any) -> None:
-    old = rows.COLUMNWISE_MIN
-    rows.COLUMNWISE_MIN = 1
+    old = columns.COLUMNWISE_MIN
+    columns.COLUMNWISE_MIN = 1
     try:
-        fast = rows.trace_columns(tr, "l", "b", 3)
+        fast = columns.trace_columns(tr, "l", "b", 3)
     finally:
-        rows.COLUMNWISE_MIN = old
+        columns.COLUMNWISE_MIN = old
     assert _without_versions(fast) == _without_versions(_row_path(tr))
 
 
 def test_column_wise_equals_row_path_on_big_and_every_event_traces() -> None:
     for tr in (big_trace(5_000), every_event_trace()):
-        assert _without_versions(rows.trace_columns(tr, "l", "b", 3)) == _without_versions(_row_path(tr))
+        assert _without_versions(columns.trace_columns(tr, "l", "b", 3)) == _without_versions(_row_path(tr))
 
 
 U64 = st.integers(0, 2**64 - 1)
@@ -52,10 +52,10 @@ NAMES = st.sampled_from([b"read", b"write", b"openat", b"syscall_999", b"", "caf
 def test_storage_columns_with_and_without_numpy(values: list[tuple[Any, ...]]) -> None:
     keys = ("event_id", "mono_ns", "wall_ns", "hlc", "name", "nr", "ret", "payload", "payload_len")
     cols: dict[str, list[Any]] = {k: [v[i] for v in values] for i, k in enumerate(keys)}
-    with_np = rows._storage_columns("syscall_spans", cols)
+    with_np = columns._storage_columns("syscall_spans", cols)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(rows, "_np", lambda: None)
-        without = rows._storage_columns("syscall_spans", cols)
+        m.setattr(columns, "_np", lambda: None)
+        without = columns._storage_columns("syscall_spans", cols)
     assert with_np == without
     table = {n.encode(): nr for nr, n in SYSCALL_NAMES_X86_64.items()}
     for i, (eid, mono, wall, hlc, name, nr, ret, payload, plen) in enumerate(values):  # the DDL's ALIAS expressions
@@ -73,7 +73,7 @@ def test_fixes_are_zero_for_ordinary_spans() -> None:
         "hlc": [hlc_pack(ns_to_hlc_ticks(wall), 0), hlc_pack(ns_to_hlc_ticks(wall), 3), hlc_pack(ns_to_hlc_ticks(wall), 0)],
         "name": [b"read", b"openat", b"write"], "nr": [0, 257, 1], "ret": [5, 3, -11], "payload": [b"hello", b"", b""],
         "payload_len": [5, 0, 0]}
-    out = rows._storage_columns("syscall_spans", cols)
+    out = columns._storage_columns("syscall_spans", cols)
     assert out["hlc_skew"] == [0, 3, 0] and out["nr_fix"] == [0, 0, 0] and out["payload_len_fix"] == [0, 0, 0]
 
 
@@ -86,7 +86,7 @@ def test_nr_table_is_the_same_in_both_variants() -> None:
     copy = sql.joinpath("0041_syscall_spans_v2.sql").read_text("utf-8")
     tables = {re.search(r"transform\(name, \[[^\]]*\], \[[^\]]*\]", t).group(0) for t in (plain, codecs, copy)}  # type: ignore[union-attr]
     assert len(tables) == 1
-    assert rows._nr_base()[b"openat"] == 257 and rows._nr_base()[b"no-such"] == 0
+    assert columns._nr_base()[b"openat"] == 257 and columns._nr_base()[b"no-such"] == 0
 
 
 def _listed(cols: dict[str, list[tuple[Any, Any]]]) -> dict[str, dict[str, list[Any]]]:
@@ -98,17 +98,17 @@ def _listed(cols: dict[str, list[tuple[Any, Any]]]) -> dict[str, dict[str, list[
 @given(tr=traces())
 def test_array_path_equals_row_path(tr: Any) -> None:
     """trace_columns(arrays=True) (numpy syscall_spans columns; the list path where a value does not fit)."""
-    old = rows.COLUMNWISE_MIN
-    rows.COLUMNWISE_MIN = 1
+    old = columns.COLUMNWISE_MIN
+    columns.COLUMNWISE_MIN = 1
     try:
-        fast = rows.trace_columns(tr, "l", "b", 3, arrays=True)
+        fast = columns.trace_columns(tr, "l", "b", 3, arrays=True)
     finally:
-        rows.COLUMNWISE_MIN = old
+        columns.COLUMNWISE_MIN = old
     assert _listed(fast) == _listed(_row_path(tr))
 
 
 def test_array_path_is_taken_for_ordinary_spans() -> None:
     tr = big_trace(5_000)
-    fast = rows.trace_columns(tr, "l", "b", 3, arrays=True)
+    fast = columns.trace_columns(tr, "l", "b", 3, arrays=True)
     assert any(hasattr(v, "dtype") for _c, v in fast["syscall_spans"])
     assert _listed(fast) == _listed(_row_path(tr))

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from sysweave.schemas import ddl
+from sysweave.schemas.columns import _wire_column
 from sysweave.schemas.events import CausalStamp, EventHeader, SyscallSpan, make_event_id
-from sysweave.schemas.rows import TABLES, _wire_column, trace_rows
+from sysweave.schemas.rows import TABLES, trace_rows
 from sysweave.validator.store import open_store
 from sysweave.validator.store.base import TraceStore, quote
 from sysweave.validator.store.server import ServerStore

@@ -1,8 +1,10 @@
 """sysweave.schemas: the data contract every sysweave component depends on.
 
 Event model (``events``), wire codec (``codec``), causal clocks (``clocks``), Kafka topics and keys
-(``topics``), ClickHouse DDL and migrations (``ddl``, ``sql/``), and the x86-64 syscall table
+(``topics``), ClickHouse DDL and migrations (``ddl``, ``sql/``), the column map and insert columns (``rows``,
+``columns``), and the x86-64 syscall table
 (``syscalls``). No I/O, no service clients: importable anywhere.
 """
 
-__all__ = ["clocks", "codec", "ddl", "errors", "events", "rows", "syscall_table_x86_64", "topics"]  # the public modules; each module's own __all__ marks its names
+# the public modules; each module's own __all__ marks its names
+__all__ = ["clocks", "codec", "columns", "ddl", "errors", "events", "rows", "syscall_table_x86_64", "topics"]

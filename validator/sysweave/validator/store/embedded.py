@@ -1,6 +1,6 @@
 """The embedded trace store: chdb (in-process ClickHouse) on a directory, the default of every command.
 
-Inserts never go through SQL text: rows become Arrow columns (``schemas.rows.columnar``) streamed into
+Inserts never go through SQL text: rows become Arrow columns (``schemas.columns.columnar``) streamed into
 ``INSERT INTO t (cols)`` with chdb's ``send_insert`` in ArrowStream format, in chunks of ``CHUNK_ROWS``
 rows, so a trace of any size stores (the former ``format(JSONEachRow, $$...$$)`` text hit "Max query size
 exceeded" at ~1,200 syscalls). Reads come back as Arrow tables with Strings as bytes.
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sysweave.schemas import ddl
+from sysweave.schemas.columns import columnar, trace_columns
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Column, Row, columnar, trace_columns
+from sysweave.schemas.rows import TABLES, Column, Row
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,

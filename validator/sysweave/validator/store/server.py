@@ -1,6 +1,6 @@
 """Trace history in a ClickHouse server over the native protocol (clickhouse-driver), batched and retried.
 
-Inserts are columnar native blocks (``schemas.rows.columnar``, Strings as bytes): no SQL text, any size.
+Inserts are columnar native blocks (``schemas.columns.columnar``, Strings as bytes): no SQL text, any size.
 
 Idempotent under redelivery: every table is a ReplacingMergeTree keyed by event id (or trace id + version),
 so a batch written twice collapses to one row for queries that use FINAL (the named queries do) and after
@@ -29,8 +29,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from sysweave.schemas import ddl
+from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Column, Row, columnar, iter_trace_columns, trace_rows
+from sysweave.schemas.rows import TABLES, Column, Row, trace_rows
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,
@@ -194,7 +195,7 @@ class ServerStore:
         sql = f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)}) VALUES"
         data = [values for _c, values in cols]
         settings: dict[str, Any] = {"strings_as_bytes": True}
-        if any(hasattr(v, "dtype") for v in data):  # numpy integer columns (rows.trace_columns(arrays=True))
+        if any(hasattr(v, "dtype") for v in data):  # numpy integer columns (columns.trace_columns(arrays=True))
             import numpy as np
 
             # the driver's numpy mode writes integer arrays as they are; every column must then be an array
@@ -209,7 +210,7 @@ class ServerStore:
         return self._write(table, rows) if rows else 0
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        """Columns straight from the trace (``rows.iter_trace_columns``) in pieces of ``INSERT_CHUNK_ROWS``; each
+        """Columns straight from the trace (``columns.iter_trace_columns``) in pieces of ``INSERT_CHUNK_ROWS``; each
         piece is inserted by a sender thread while the next is built, so the server's work on one overlaps the
         building of the next (at most one built piece waits: memory stays bounded by the chunk size)."""
         pieces = iter_trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True,
