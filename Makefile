@@ -40,8 +40,10 @@ test: setup lint typecheck
 	@bash infra/services.sh up
 	@rc=0; $(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || rc=$$?; bash infra/services.sh down; exit $$rc
 
-bench: setup      ## the performance benchmarks (see docs/benchmarks.md)
-	$(PY) -m bench
+BENCH ?= all
+bench: setup      ## the performance benchmarks (see docs/benchmarks.md); one of them: make bench BENCH=trace
+	@bash infra/services.sh up
+	@rc=0; $(PY) -m bench $(BENCH) || rc=$$?; bash infra/services.sh down; exit $$rc
 
 fuzz: setup-core  ## coverage-guided fuzzing of the wire decoder with atheris (Ctrl-C to stop)
 	$(PY) tools/fuzz_codec_atheris.py -atheris_runs=1000000
