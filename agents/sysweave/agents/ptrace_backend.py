@@ -13,9 +13,11 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ from sysweave.schemas.events import (
     CausalStamp,
     Event,
     EventHeader,
+    HostInfo,
     ProcessEvent,
     ProcessEventType,
     SampleReason,
@@ -202,4 +205,8 @@ class PtraceCapture:
     def _result(self, code: int, root: int) -> CaptureResult:
         aggs = self.parser.aggregates()
         lost = {"unparsed_lines": self.parser.unparsed}
-        return CaptureResult("ptrace", code, aggs, lost, self.shipped, root)
+        # strace's -ttt times are wall clock: mono_ns = wall_ns for these events, so the anchor offset is 0
+        h = EventHeader(make_event_id(self.parser.producer_id, (1 << 62) - 1), self.parser.host_id, root, root,
+                        time.time_ns(), time.time_ns())
+        host = HostInfo(h, socket.gethostname(), kernel=os.uname().release, arch=os.uname().machine, backend="ptrace")
+        return CaptureResult("ptrace", code, aggs, lost, self.shipped, root, [host])

@@ -249,7 +249,8 @@ class EbpfCapture:
         lost = {k: v - self._prev_lost.get(k, 0) for k, v in total_lost.items()}
         self._prev_lost = total_lost
         extra: list[Event] = [HostInfo(header(0, root_pid), socket.gethostname(), kernel=os.uname().release,
-                                       arch=os.uname().machine, clock_offset_ns=offset, addresses=host_addresses(self.netns))]
+                                       arch=os.uname().machine, clock_offset_ns=offset, addresses=host_addresses(self.netns),
+                                       backend="ebpf")]
         for j, (source, count) in enumerate(sorted(lost.items())):
             if count:
                 extra.append(LostEvents(header(1 + j, root_pid), source, count))

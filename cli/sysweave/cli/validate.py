@@ -99,7 +99,8 @@ def store_report(args: argparse.Namespace, report: dict[str, Any], original: Sid
         ids = []
         for side, label in ((original, "original"), (transpiled, "transpiled")):
             trace = side_trace(side, f"validate {label}: {report[label]}"[:200])
-            store.store_trace(trace, label=trace.label, backend="ebpf", exit_code=side.runs[0].result.exit_code)
+            store.store_trace(trace, label=trace.label, backend=side.runs[0].result.backend,
+                              exit_code=side.runs[0].result.exit_code)
             ids.append(trace.trace_id.hex())
         report["trace_ids"] = {"original": ids[0], "transpiled": ids[1]}
         store.insert("validation_results", [{

@@ -276,6 +276,7 @@ class HostInfo:
     arch: str = ""
     clock_offset_ns: int = 0  # wall - mono at the producer's start (the wall-clock anchor)
     addresses: tuple[str, ...] = ()  # the host's IP addresses (to match TCP connections seen from both ends)
+    backend: str = ""  # the capture that observed the host: "ebpf" | "ptrace"; "" for a host only seen as a peer
 
 
 @dataclass(frozen=True, slots=True)

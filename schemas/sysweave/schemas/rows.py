@@ -56,7 +56,8 @@ from sysweave.schemas.events import (
 __all__ = [
     "DERIVED", "EVENT_TABLES", "HEADER", "STORAGE", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row",
     "decode_args", "decode_args_column", "decode_event", "decode_events", "decode_process", "decode_text", "described",
-    "encode_args", "encode_json", "encode_text", "event_row", "process_row", "stored", "table_of", "trace_rows",
+    "encode_args", "encode_json", "encode_text", "event_row", "process_row", "stored", "table_of", "trace_backend",
+    "trace_rows",
 ]
 
 Row = dict[str, Any]
@@ -116,7 +117,8 @@ EVENT_TABLES: tuple[EventTable, ...] = (
         "host String, reference String, offset_ns Int64, bound_ns Int64, drift_ppb Int64, samples UInt64")),
     EventTable("lost_events", LostEvents, _columns("source String, count UInt64, detail String")),
     EventTable("hosts", HostInfo, _columns(
-        "hostname String, boot_id String, kernel String, arch String, clock_offset_ns Int64, addresses Array(String)")),
+        "hostname String, boot_id String, kernel String, arch String, clock_offset_ns Int64, addresses Array(String), "
+        "backend String")),
     EventTable("file_states", FileState, _columns(
         "path String, exists UInt8, type String, mode UInt32, size UInt64, content_hash String, content String, "
         "target String, cwd String")),
@@ -321,8 +323,15 @@ def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_cod
         "start_wall_ns": min(starts), "end_wall_ns": max(ends),
         "hosts": sorted({p.host_id for p in trace.processes.values()}), "processes": len(trace.processes),
         "events": n_events, "lost_events": sum(x.count for x in trace.lost), "late_events": trace.late_events,
-        "exit_code": exit_code, "backend": backend, "closed": 1 if trace.closed else 0, "version": version}]
+        "exit_code": exit_code, "backend": backend or trace_backend(trace), "closed": 1 if trace.closed else 0,
+        "version": version}]
     return tables
+
+
+def trace_backend(trace: UnifiedTrace) -> str:
+    """The capture backend(s) that observed a trace, from its hosts: "ebpf", "ptrace", "ebpf,ptrace" for a
+    mixed fleet, "" when no host said (never a guess)."""
+    return ",".join(sorted({h.backend for h in trace.hosts if h.backend}))
 
 
 # --- raw rows -> events (the reader) -----------------------------------------------------------------------

@@ -82,7 +82,7 @@ class ValidatorService:
         # tests/pipeline/test_one_pipeline.py). The label travels in the sysweave.label header.
         label = next((v.decode("utf-8", "replace") for k, v in (msg.headers or ()) if k == topics.HEADER_LABEL), "")
         trace = build_trace(batch.events, trace_id, label, late_events=batch.sequence, steps=FINISHED).trace
-        self.sink.add_trace(trace, label=trace.label, backend="ebpf")
+        self.sink.add_trace(trace, label=trace.label)  # the backend comes from the trace's hosts
         self.stats["traces"] += 1
         if self.exporter is not None:
             if len(self.otlp_queue) >= self.max_otlp_queue:
