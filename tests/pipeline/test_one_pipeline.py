@@ -77,7 +77,7 @@ def via_trace_cli(events: list, store: type[RecordingStore]) -> UnifiedTrace:
 def via_validate(events: list, store: type[RecordingStore]) -> tuple[UnifiedTrace, list]:
     from sysweave.cli.validate import data_flow, store_report
 
-    run = SimpleNamespace(events=events, result=SimpleNamespace(exit_code=0, root_pid=100), workdir="/w")
+    run = SimpleNamespace(events=events, result=SimpleNamespace(exit_code=0, root_pid=100, backend="ebpf"), workdir="/w")
     side = SimpleNamespace(runs=[run], obs=SimpleNamespace(root=None))
     report = {"original": "a", "transpiled": "b", "verdict": "equivalent", "confidence": 1.0, "explanation": "",
               "performance": {"speedup": 1.0}}

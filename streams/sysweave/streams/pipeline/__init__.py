@@ -15,7 +15,9 @@ never hidden, never fatal). The default :data:`STEPS`:
                     recorded per corrected host, and hosts that already carry one are left alone;
 3. ``CausalStamps`` Lamport restamping — values consistent with program order and every edge, raised only
                     where needed — and hybrid logical clocks from the corrected wall clock along program
-                    order and edges (``hlc``), in one pass over the causal order (one rewrite per event);
+                    order and edges (``hlc``), in one pass over the causal order (one rewrite per event
+                    whose stamp changes; ``build_trace(..., defer_stamps=True)`` leaves them in
+                    ``FinishedTrace.pending`` for ``wire.encode_finished``, the stream worker's emission);
                     edges carry their destination's stamps.
 
 Units: ``wall_ns`` is Unix time in ns, after ClockSync on the reference host's clock (the root process's
