@@ -18,6 +18,9 @@ def add_arguments(p: Any) -> None:
     w.add_argument("--control-interval-s", type=float, default=5.0, help="sampling report and decision interval")
     w.add_argument("--join-wait-s", type=float, default=10.0,
                    help="hold a closed trace this long for the other end of its TCP connections (cross-host join)")
+    w.add_argument("--max-held-events", type=int, default=2_000_000,
+                   help="events held in memory across open traces (~700 bytes each); beyond, the least recently "
+                        "active traces close early (counted)")
     w.add_argument("--loglevel", default="warning")
     w.add_argument("--app-id", default="sysweave-streams", help="Faust app id = Kafka consumer group")
 
@@ -27,7 +30,7 @@ def run(args: Any) -> int:
 
     logging.basicConfig(level=logging.INFO)
     app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, args.control_interval_s,
-                   app_id=args.app_id, join_wait_s=args.join_wait_s)
+                   app_id=args.app_id, join_wait_s=args.join_wait_s, max_held_events=args.max_held_events)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

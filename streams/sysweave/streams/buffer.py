@@ -5,6 +5,12 @@ the last event, or after ``inactivity_s`` without events. Events for a closed tr
 update with the same trace id (derived from the key), counted as late. Duplicates (redelivery, spool
 replay) are dropped by event id.
 
+Memory is bounded by configuration, never by the input: ``max_events`` caps the events held across open and
+closed traces. Over it, closed traces are forgotten first (oldest first: a late event then starts an update
+with only the late events, merged by event id downstream), then the least recently active open traces are
+closed early (``forced_closes``; emitted like any closed trace, marked ``forced``). Example: max_events=1000
+with 900 events in closed traces and 300 in one open trace forgets closed traces until 1000 or fewer remain.
+
 Cross-host join (``join``): a closed trace may be *held* (:meth:`TraceBuffer.hold`) while the other half of
 one of its connections is still expected; events forwarded from another tree are added as *settled* — their
 processes do not keep the trace open (a long-lived server lends only a window of its life).
@@ -41,6 +47,7 @@ class OpenTrace:
     held_since_s: float | None = None  # first closed, then held for the join
     lent: bool = False  # some of its connection windows were forwarded to other traces while it was open
     accepts: int = 0  # connections it accepted (a server of several lends windows while open)
+    forced: bool = False  # closed early because the buffer reached its event limit (not held for the join)
 
 
 @dataclass
@@ -49,8 +56,11 @@ class TraceBuffer:
     inactivity_s: float = 30.0
     open: dict[bytes, OpenTrace] = field(default_factory=dict)
     closed: dict[bytes, OpenTrace] = field(default_factory=dict)  # kept to merge late events into updates
+    max_events: int = 2_000_000  # events held in open + closed traces (about 700 bytes each in a worker)
     duplicates: int = 0
     late_events: int = 0
+    forced_closes: int = 0  # open traces closed early at the event limit
+    forgotten_closed: int = 0  # closed traces dropped from memory (before ``keep`` or at the event limit)
 
     def add(self, key: bytes, events: Iterable[Event], now_s: float, settled: bool = False) -> None:
         t = self.open.get(key)
@@ -88,7 +98,27 @@ class TraceBuffer:
                 del self.open[key]
                 t.emitted_once = True
                 self.closed[key] = t
+        # at the event limit: forget closed traces, then close the least recently active open ones early
+        held = self.held_events()
+        for key in list(self.closed):
+            if held <= self.max_events:
+                break
+            held -= len(self.closed.pop(key).events)  # (one closed just now is still emitted: it is in ``out``)
+            self.forgotten_closed += 1
+        for t in sorted(self.open.values(), key=lambda x: x.last_seen_s):
+            if held <= self.max_events:
+                break
+            del self.open[t.key]
+            t.emitted_once = t.forced = True
+            self.closed[t.key] = t
+            self.forced_closes += 1
+            held -= len(t.events)  # emitted now and forgotten by the next forget_closed
+            out.append(t)
         return out
+
+    def held_events(self) -> int:
+        """Events held in memory now, open and closed traces together."""
+        return sum(len(t.events) for t in self.open.values()) + sum(len(t.events) for t in self.closed.values())
 
     def hold(self, t: OpenTrace, now_s: float) -> float:
         """Put a trace ``ready`` just returned back among the open ones (not emitted); returns how long it has
@@ -107,9 +137,12 @@ class TraceBuffer:
         t.lent = True
 
     def forget_closed(self, keep: int = 10_000) -> None:
-        """Bound the memory of closed traces (oldest first)."""
-        while len(self.closed) > keep:
-            self.closed.pop(next(iter(self.closed)))
+        """Bound the memory of closed traces (oldest first): at most ``keep`` of them, and none beyond the event
+        limit (forced closes included)."""
+        held = self.held_events()
+        while self.closed and (len(self.closed) > keep or held > self.max_events):
+            held -= len(self.closed.pop(next(iter(self.closed))).events)
+            self.forgotten_closed += 1
 
 
 def finish(t: OpenTrace, events: Iterable[Event] | None = None, extra: Iterable[Event] = (), *,

@@ -55,7 +55,8 @@ def trace_headers(trace: UnifiedTrace) -> list[tuple[str, bytes]]:
 
 
 def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, target_spans_per_s: float = 10_000.0,
-             control_interval_s: float = 5.0, app_id: str = "sysweave-streams", join_wait_s: float = 10.0) -> Any:
+             control_interval_s: float = 5.0, app_id: str = "sysweave-streams", join_wait_s: float = 10.0,
+             max_held_events: int = 2_000_000) -> Any:
     import faust
 
     # every event the worker holds is a few GC-tracked objects that live until its trace is emitted: move what
@@ -72,7 +73,7 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
     events, traces, dead, control = (raw(t) for t in (topics.TOPIC_EVENTS, topics.TOPIC_TRACES,
                                                       topics.TOPIC_DEAD_LETTER, topics.TOPIC_CONTROL))
     endpoints, sampling_topic = raw(topics.TOPIC_ENDPOINTS), raw(topics.TOPIC_SAMPLING)
-    buffer = TraceBuffer(grace_s=grace_s, inactivity_s=inactivity_s)
+    buffer = TraceBuffer(grace_s=grace_s, inactivity_s=inactivity_s, max_events=max_held_events)
     table, scanner, inbox = EndpointTable(), SightingScanner(), EndpointReader(bootstrap)
     shipped: dict[str, int] = defaultdict(int)
     hists: dict[str, list[SyscallAggregate]] = defaultdict(list)
@@ -127,7 +128,9 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
         now = time.monotonic()
         for t in buffer.ready(now):
             waited = now - t.held_since_s if t.held_since_s is not None else 0.0
-            plan = plan_tree(t.key, t.events.values(), table, waited, join_wait_s, whole=not t.lent)
+            # a trace closed early at the event limit is not held for the join (that would keep its memory)
+            plan = plan_tree(t.key, t.events.values(), table, join_wait_s if t.forced else waited, join_wait_s,
+                             whole=not t.lent)
             if plan.wait:
                 buffer.hold(t, now)
                 continue
@@ -145,6 +148,7 @@ def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, t
                 stats["traces_emitted"] += 1
             acks.done(t.key)
         buffer.forget_closed()
+        stats["forced_closes"], stats["forgotten_closed"] = buffer.forced_closes, buffer.forgotten_closed
         table.prune(time.time_ns())
 
     async def forward(key: bytes, part: list[Event], source: bytes) -> None:
