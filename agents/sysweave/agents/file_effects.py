@@ -23,17 +23,15 @@ Worked example::
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from collections.abc import Callable, Iterable
 
 from sysweave.schemas.events import Event, EventHeader, FileState, ProcessEvent, ProcessEventType, SyscallSpan
+from sysweave.schemas.filestate import CONTENT_CAP, read_file_state
 
 __all__ = ["CONTENT_CAP", "IGNORED_WRITE_PREFIXES", "MAX_PATHS", "WrittenPaths", "file_state", "file_states",
            "written_paths"]
 
-CONTENT_CAP = 64 * 1024  # bytes of content kept in a FileState (the hash covers all of it)
 MAX_PATHS = 10_000  # paths recorded per tree (beyond: counted, not recorded)
 IGNORED_WRITE_PREFIXES = ("/dev/", "/proc/", "/sys/", "/run/")  # devices and kernel interfaces are not files
 AT_FDCWD = -100
@@ -141,37 +139,8 @@ def written_paths(events: Iterable[Event], cwd: str) -> list[str]:
 
 
 def file_state(path: str, cap: int = CONTENT_CAP) -> dict[str, object]:
-    """The fields of a FileState for ``path`` as it is now (reads the disk; never follows a final symlink)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return {"path": path, "exists": False}
-    mode = st.st_mode & 0o7777
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = ""
-        return {"path": path, "exists": True, "type": "symlink", "mode": mode, "size": len(target),
-                "content_hash": hashlib.blake2b(target.encode(), digest_size=32).hexdigest(), "target": target}
-    if stat.S_ISDIR(st.st_mode):
-        return {"path": path, "exists": True, "type": "dir", "mode": mode}
-    if not stat.S_ISREG(st.st_mode):
-        return {"path": path, "exists": True, "type": "other", "mode": mode}
-    h = hashlib.blake2b(digest_size=32)
-    head = b""
-    size = 0
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                if len(head) < cap:
-                    head += chunk[:cap - len(head)]
-                h.update(chunk)
-                size += len(chunk)
-    except OSError:
-        return {"path": path, "exists": True, "type": "file", "mode": mode, "size": st.st_size}
-    return {"path": path, "exists": True, "type": "file", "mode": mode, "size": size, "content_hash": h.hexdigest(),
-            "content": head}
+    """The fields of a FileState for ``path`` as it is now (``sysweave.schemas.filestate``: one definition)."""
+    return read_file_state(path, cap)
 
 
 def file_states(paths: Iterable[str], cwd: str, header: Callable[[int], EventHeader],

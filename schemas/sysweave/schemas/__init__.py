@@ -7,4 +7,4 @@ Event model (``events``), wire codec (``codec``), causal clocks (``clocks``), Ka
 """
 
 # the public modules; each module's own __all__ marks its names
-__all__ = ["clocks", "codec", "columns", "ddl", "errors", "events", "rows", "syscall_table_x86_64", "topics"]
+__all__ = ["clocks", "codec", "columns", "ddl", "errors", "events", "filestate", "rows", "syscall_table_x86_64", "topics"]

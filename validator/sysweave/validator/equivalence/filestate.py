@@ -13,16 +13,14 @@ of the whole file; the first ``CONTENT_CAP`` bytes are kept to show where two co
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from dataclasses import dataclass
 
 from sysweave.schemas.events import FileState
+from sysweave.schemas.filestate import CONTENT_CAP, read_file_state
 
 __all__ = ["CONTENT_CAP", "FileEffect", "from_event", "read_state", "snapshot_tree"]
 
-CONTENT_CAP = 64 * 1024
 _SKIP_DIRS = ("__pycache__",)
 
 
@@ -62,36 +60,18 @@ def from_event(fs: FileState) -> FileEffect:
 
 
 def read_state(path: str, cap: int = CONTENT_CAP) -> FileEffect:
-    """The state of ``path`` on disk now (never follows a final symlink)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
+    """The state of ``path`` on disk now (never follows a final symlink), read as the agent reads it."""
+    d = read_file_state(path, cap)
+    if not d["exists"]:
         return FileEffect(path, False)
-    mode = st.st_mode & 0o7777
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = ""
-        return FileEffect(path, True, "symlink", mode, len(target),
-                          hashlib.blake2b(target.encode(), digest_size=32).hexdigest(), None, target)
-    if stat.S_ISDIR(st.st_mode):
-        return FileEffect(path, True, "dir", mode)
-    if not stat.S_ISREG(st.st_mode):
-        return FileEffect(path, True, "other", mode)
-    h = hashlib.blake2b(digest_size=32)
-    head = b""
-    size = 0
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                if len(head) < cap:
-                    head += chunk[:cap - len(head)]
-                h.update(chunk)
-                size += len(chunk)
-    except OSError:
-        return FileEffect(path, True, "file", mode, st.st_size, known=False)
-    return FileEffect(path, True, "file", mode, size, h.hexdigest(), head)
+    kind, mode, size = str(d["type"]), d.get("mode"), d.get("size")
+    assert isinstance(mode, int) and (size is None or isinstance(size, int))
+    digest = d.get("content_hash")
+    if kind == "file" and digest is None:  # could not be read: in scope, content unknown
+        return FileEffect(path, True, "file", mode, size, known=False)
+    content = d.get("content")
+    return FileEffect(path, True, kind, mode, size, str(digest) if digest else None,
+                      content if isinstance(content, bytes) else None, str(d.get("target", "")))
 
 
 def snapshot_tree(root: str, skip: tuple[str, ...] = ()) -> dict[str, FileEffect]:
