@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import Generic, TypeVar
+
+__all__ = ["DropQueue"]
 
 T = TypeVar("T")
 
@@ -40,6 +43,16 @@ class DropQueue(Generic[T]):
                 self._cond.wait(timeout_s)
             n = min(max_items, len(self._items))
             return [self._items.popleft() for _ in range(n)]
+
+    def drain(self, max_items: int = 4096, timeout_s: float = 0.1) -> Iterator[T]:
+        """Every item, batch by batch, until the queue is closed and empty (a consumer thread's loop)."""
+        while True:
+            batch = self.get_batch(max_items, timeout_s)
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            yield from batch
 
     def close(self) -> None:
         """Wake waiting consumers (shutdown interrupts waits)."""

@@ -126,24 +126,17 @@ class EbpfCapture:
         return sum(v[0] for v in self._prev_aggs.values())
 
     def _consume(self) -> None:
-        q = self.probe.queue
-        while True:
-            batch = q.get_batch(4096, 0.1)
-            if not batch:
-                if q.closed:
-                    return
-                continue
-            for raw in batch:
-                for ev in self.decoder.decode(raw):
-                    self.shipped += 1
-                    if isinstance(ev, ProcessEvent):
-                        if ev.type is ProcessEventType.FORK:
-                            self._live.add(ev.child_pid)
-                        elif ev.type is ProcessEventType.EXIT:
-                            self._live.discard(ev.h.pid)
-                    if self.written is not None:
-                        self.written.feed(ev)
-                    self.sink(ev)
+        for raw in self.probe.queue.drain():
+            for ev in self.decoder.decode(raw):
+                self.shipped += 1
+                if isinstance(ev, ProcessEvent):
+                    if ev.type is ProcessEventType.FORK:
+                        self._live.add(ev.child_pid)
+                    elif ev.type is ProcessEventType.EXIT:
+                        self._live.discard(ev.h.pid)
+                if self.written is not None:
+                    self.written.feed(ev)
+                self.sink(ev)
 
     def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
                     timeout_s: float | None = None, stdout: IO[bytes] | None = None,

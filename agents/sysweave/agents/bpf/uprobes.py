@@ -288,24 +288,17 @@ class UprobeSession:
         self._thread.start()
 
     def _consume(self) -> None:
-        q = self.program.queue
-        while True:
-            batch = q.get_batch(4096, 0.1)
-            if not batch:
-                if q.closed:
-                    return
+        for raw in self.program.queue.drain():
+            try:
+                call = parse_record(raw)
+                probe = self.program.probes[call.probe]
+            except (ValueError, KeyError):
+                self.bad_records += 1
                 continue
-            for raw in batch:
-                try:
-                    call = parse_record(raw)
-                    probe = self.program.probes[call.probe]
-                except (ValueError, KeyError):
-                    self.bad_records += 1
-                    continue
-                self.seq += 1
-                for ev in self.handlers[probe.role](call, probe, self.seq):
-                    self.shipped += 1
-                    self.sink(ev)
+            self.seq += 1
+            for ev in self.handlers[probe.role](call, probe, self.seq):
+                self.shipped += 1
+                self.sink(ev)
 
     def stop(self) -> None:
         time.sleep(0.05)
