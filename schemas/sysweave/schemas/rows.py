@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+U64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +323,8 @@ def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_cod
         "trace_id": tid, "label": label, "root_argv": list(roots[0].argv) if roots else [],
         "start_wall_ns": min(starts), "end_wall_ns": max(ends),
         "hosts": sorted({p.host_id for p in trace.processes.values()}), "processes": len(trace.processes),
-        "events": n_events, "lost_events": sum(x.count for x in trace.lost), "late_events": trace.late_events,
+        "events": n_events, "lost_events": min(sum(x.count for x in trace.lost), U64_MAX),  # saturates, never wraps
+        "late_events": trace.late_events,
         "exit_code": exit_code, "backend": backend or trace_backend(trace), "closed": 1 if trace.closed else 0,
         "version": version}]
     return tables
