@@ -24,5 +24,6 @@ def create_topics(bootstrap: str, suffix: str, partitions: int = 4) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(t + suffix, partitions, 1) for t in
                          (topics.TOPIC_EVENTS, topics.TOPIC_TRACES, topics.TOPIC_CONTROL, topics.TOPIC_DEAD_LETTER,
+                          topics.TOPIC_VALIDATION,
                           topics.TOPIC_ENDPOINTS, topics.TOPIC_SAMPLING)])
     admin.close()

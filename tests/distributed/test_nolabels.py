@@ -1,6 +1,7 @@
 """Cross-host traces with no labels: three "hosts" (network namespaces), one node-style agent each covering only
 its host's processes (``--cgroup`` on a per-host cgroup v2 directory; every host's processes run in its netns
-AND its cgroup), no ``--trace-label`` anywhere, the real broker and a real Faust worker.
+AND its cgroup), no ``--trace-label`` anywhere, the real broker, a real Faust worker and the validator service
+writing into the ClickHouse server.
 
 1. A coordinator on A with workers on B and C is ONE trace: all three hosts, TCP edges both ways on both
    links, clock offsets recovered within their bounds (the stream layer's join, ``sysweave.streams.join``).
@@ -96,10 +97,20 @@ def collect(bootstrap: str, suffix: str, want: set[bytes], timeout_s: float) -> 
 
 
 def test_no_labels_one_job_one_trace_and_unrelated_clients_apart(testbed, cgroups, kafka_bootstrap: str,  # noqa: F811
+                                                                 clickhouse_hostport: tuple[str, int],
                                                                  tmp_path: Path) -> None:
-    suffix = f"-nolabel-{uuid.uuid4().hex[:8]}"
+    from sysweave.validator.service import ValidatorService
+
+    tag = uuid.uuid4().hex[:8]
+    suffix = f"-nolabel-{tag}"
     env = {k: v for k, v in os.environ.items() if k != "SYSWEAVE_TRACE_LABEL"} | {"SYSWEAVE_TOPIC_SUFFIX": suffix}
     create_topics(kafka_bootstrap, suffix)
+    db = f"nolabel_{tag}"
+    svc = ValidatorService(kafka_bootstrap, f"clickhouse://{clickhouse_hostport[0]}:{clickhouse_hostport[1]}/{db}",
+                           group=f"validator{suffix}", traces_topic=topics.TOPIC_TRACES + suffix,
+                           validation_topic=topics.TOPIC_VALIDATION + suffix,
+                           dead_letter_topic=topics.TOPIC_DEAD_LETTER + suffix)
+    svc.sink.migrate()
     worker = subprocess.Popen([*SYSWEAVE, "streams", "worker", "--kafka", kafka_bootstrap, "--grace-s", "3",
                                "--join-wait-s", "20", "--app-id", f"streams{suffix}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -146,6 +157,17 @@ def test_no_labels_one_job_one_trace_and_unrelated_clients_apart(testbed, cgroup
         ids = {name: trace_id_for(k).hex().encode() for name, k in keys.items()}
         time.sleep(30)  # trees close (grace), servers' windows are forwarded, the joined traces close
         got = collect(kafka_bootstrap, suffix, set(ids.values()), 150)
+        # and the validator service stores the joined job as one trace in ClickHouse
+        end = time.monotonic() + 120
+        stored = None
+        while time.monotonic() < end:
+            svc.run_once(1000)
+            try:
+                stored = svc.sink.load_trace(ids["job"].decode())
+            except LookupError:
+                continue
+            if {h for h, _ in stored.processes} == {"A", "B", "C"}:
+                break
     finally:
         for p in jobs:
             if p.poll() is None:
@@ -153,6 +175,15 @@ def test_no_labels_one_job_one_trace_and_unrelated_clients_apart(testbed, cgroup
         for a in agents:
             stop(a)
         stop(worker)
+        try:
+            svc.sink.execute(f"DROP DATABASE IF EXISTS {db}")
+        finally:
+            svc.close()
+
+    assert stored is not None, "the joined trace never reached ClickHouse"
+    assert {h for h, _ in stored.processes} == {"A", "B", "C"}
+    assert {e.kind for e in stored.edges} >= {EdgeKind.TCP}
+    assert {c.host for c in stored.clocks} == {"B", "C"}
 
     assert set(ids.values()) <= set(got), f"missing traces: {set(ids.values()) - set(got)}"
     trace = got[ids["job"]]

@@ -428,10 +428,8 @@ def _tags(span: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.clickhouse
 def test_distributed_one_timeline(programs: Path, tmp_path: Path, kafka_bootstrap: str,
                                   clickhouse_hostport: tuple[str, int], jaeger: tuple[str, str]) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
     from tests.distributed.helpers import create_topics
 
-    from sysweave.schemas import topics
 
     otlp, jaeger_api = jaeger
     tag = uuid.uuid4().hex[:8]
@@ -440,9 +438,7 @@ def test_distributed_one_timeline(programs: Path, tmp_path: Path, kafka_bootstra
     db = f"layers_{tag}"
     url = f"clickhouse://{clickhouse_hostport[0]}:{clickhouse_hostport[1]}/{db}"
     create_topics(kafka_bootstrap, suffix, partitions=1)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topics.TOPIC_VALIDATION + suffix, 1, 1)])
-    admin.close()
+    # (create_topics made the validation topic too)
     env = {**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}
     logs = {n: open(tmp_path / f"{n}.log", "w") for n in ("worker", "validator")}  # noqa: SIM115
     worker = subprocess.Popen([*SYSWEAVE, "streams", "worker", "--kafka", kafka_bootstrap, "--grace-s", "2",

@@ -127,7 +127,6 @@ def run_job(testbed: dict[str, str], kafka: str, env: dict[str, str], label: str
 def test_distributed_job_verdicts_name_the_host_and_file(testbed, kafka_bootstrap: str, clickhouse_hostport,
                                                          tmp_path: Path) -> None:
     from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic
 
     from distributed.helpers import create_topics, stop  # tests/distributed (pytest puts tests/ on the path)
     from sysweave.validator.equivalence.stored import ValidationRequest
@@ -137,9 +136,7 @@ def test_distributed_job_verdicts_name_the_host_and_file(testbed, kafka_bootstra
     suffix = f"-effects-{tag}"
     env = {**os.environ, "SYSWEAVE_TOPIC_SUFFIX": suffix}
     create_topics(kafka_bootstrap, suffix)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topics.TOPIC_VALIDATION + suffix, 1, 1)])
-    admin.close()
+    # (create_topics made the validation topic too)
     db = f"effects_{tag}"
     url = f"clickhouse://{clickhouse_hostport[0]}:{clickhouse_hostport[1]}/{db}"
     script = tmp_path / "job.py"

@@ -373,14 +373,19 @@ def host_infos(events: Iterable[Event], table: EndpointTable) -> list[HostInfo]:
     trace needs every host's addresses to match its connections (``causality.match_tcp``), and a host's own
     HostInfo travels under its agent's key, not its trees'. Stable event ids: the same addresses give the same
     event (deduplicated on re-emission)."""
-    have = {e.h.host_id for e in events if isinstance(e, HostInfo)}
-    hosts = sorted({e.h.host_id for e in events} - have)
+    evs = list(events)
+    have = {e.h.host_id for e in evs if isinstance(e, HostInfo)}
+    first: dict[str, EventHeader] = {}  # the host's earliest event in the trace: the HostInfo's time and place
+    for e in evs:
+        if e.h.host_id not in have and (e.h.host_id not in first or e.h.mono_ns < first[e.h.host_id].mono_ns):
+            first[e.h.host_id] = e.h
     out = []
-    for host in hosts:
+    for host in sorted(first):
         addrs = table.addresses(host)
         if addrs:
             eid = hashlib.blake2b(f"hostinfo/{host}/{','.join(addrs)}".encode(), digest_size=16).digest()
-            out.append(HostInfo(EventHeader(eid, host, 0, 0, 0, 0), host, addresses=addrs))
+            at = first[host]
+            out.append(HostInfo(EventHeader(eid, host, at.pid, at.tid, at.mono_ns, at.wall_ns), host, addresses=addrs))
     return out
 
 
