@@ -16,6 +16,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from distributed.helpers import stop  # tests/distributed (pytest puts tests/ on the path)
 from sysweave.schemas import codec, topics
 from sysweave.streams.buffer import trace_id_for
 from sysweave.streams.pipeline import build_trace
@@ -62,12 +63,7 @@ def test_label_travels_from_the_agent_key_to_the_stored_trace(kafka_bootstrap: s
             msg = next((m for m in consumer if m.key == want), None)
     finally:
         consumer.close()
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop(worker)
     assert msg is not None, "the worker never emitted the trace"
     assert dict(msg.headers)[topics.HEADER_LABEL] == label.encode()
 

@@ -16,10 +16,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from distributed.helpers import network_testbed  # tests/distributed (pytest puts tests/ on the path)
 from sysweave.schemas import topics
 
 pytestmark = [pytest.mark.bpf, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.usefixtures("bpf_ready")]
@@ -70,31 +72,9 @@ else:
 '''
 
 
-def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def testbed():
-    tag = uuid.uuid4().hex[:4]
-    ns = {h: f"sv{h}{tag}" for h in "ABC"}
-    try:
-        for name in ns.values():
-            sh("ip", "netns", "add", name)
-            sh("ip", "-n", name, "link", "set", "lo", "up")
-        for peer, (a_ip, p_ip) in LINKS.items():
-            a_if, p_if = f"v{peer}{tag}", f"{peer.lower()}v{tag}"
-            sh("ip", "link", "add", a_if, "type", "veth", "peer", "name", p_if)
-            sh("ip", "link", "set", a_if, "netns", ns["A"])
-            sh("ip", "link", "set", p_if, "netns", ns[peer])
-            sh("ip", "-n", ns["A"], "addr", "add", f"{a_ip}/24", "dev", a_if)
-            sh("ip", "-n", ns[peer], "addr", "add", f"{p_ip}/24", "dev", p_if)
-            sh("ip", "-n", ns["A"], "link", "set", a_if, "up")
-            sh("ip", "-n", ns[peer], "link", "set", p_if, "up")
-        yield ns
-    finally:
-        for name in ns.values():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+def testbed() -> Iterator[dict[str, str]]:
+    yield from network_testbed("sv", LINKS)
 
 
 def run_job(testbed: dict[str, str], kafka: str, env: dict[str, str], label: str, root: Path, script: Path,
