@@ -104,6 +104,12 @@ if [ ! -f "$kafka_libs/.complete" ] || [ infra/kafka/pom.xml -nt "$kafka_libs/.c
     || die "Maven could not resolve the Kafka broker (infra/kafka/pom.xml); check access to Maven Central"
   touch "$kafka_libs/.complete"
 fi
+# The folder of a Go module downloaded through the proxy (cached in ~/go/pkg/mod); fails when it cannot be had.
+go_module_dir() {  # go_module_dir MODULE@VERSION
+  local d
+  d=$(go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$d" ] && printf '%s' "$d"
+}
 # --- Jaeger v2 (a real OTLP receiver with a query API, for the OTLP tests) ---------------------
 # Built from the Go module proxy: `go install` refuses modules with replace directives, so build inside
 # the downloaded module. Caches: ~/go/pkg/mod and ~/.cache/go-build.
@@ -111,8 +117,8 @@ JAEGER_VERSION=v1.76.0  # the Go module version of Jaeger v2.x
 if [ ! -x "$LOCAL/bin/jaeger" ]; then
   command -v go >/dev/null || die "Go is needed to build Jaeger for the OTLP tests (apt-get install golang or https://go.dev)"
   say "building Jaeger $JAEGER_VERSION from the Go module proxy (first time only; several minutes)"
-  dir=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] || die "go mod download github.com/jaegertracing/jaeger@$JAEGER_VERSION failed"
+  dir=$(go_module_dir "github.com/jaegertracing/jaeger@$JAEGER_VERSION") \
+    || die "go mod download github.com/jaegertracing/jaeger@$JAEGER_VERSION failed; check access to the Go module proxy"
   mkdir -p "$LOCAL/bin"
   (cd "$dir" && GOFLAGS=-mod=mod go build -o "$LOCAL/bin/jaeger.tmp" ./cmd/jaeger) || die "building Jaeger failed (see above)"
   mv "$LOCAL/bin/jaeger.tmp" "$LOCAL/bin/jaeger"
@@ -122,8 +128,8 @@ HELM_VERSION=v3.19.5
 if [ ! -x "$LOCAL/bin/helm" ] || ! "$LOCAL/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
   command -v go >/dev/null || die "Go is needed to build helm for the chart tests (apt-get install golang or https://go.dev)"
   say "building helm $HELM_VERSION from the Go module proxy (first time only; a few minutes)"
-  dir=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] || die "go mod download helm.sh/helm/v3@$HELM_VERSION failed; check access to the Go module proxy"
+  dir=$(go_module_dir "helm.sh/helm/v3@$HELM_VERSION") \
+    || die "go mod download helm.sh/helm/v3@$HELM_VERSION failed; check access to the Go module proxy"
   mkdir -p "$LOCAL/bin"
   (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
       -o "$LOCAL/bin/helm.tmp" ./cmd/helm) || die "building helm failed (see above)"
@@ -135,8 +141,7 @@ K8S_VERSION=v1.34.2
 k8s_spec="$LOCAL/k8s-openapi/$K8S_VERSION"
 if [ ! -f "$k8s_spec/apis__apps__v1_openapi.json" ]; then
   say "fetching the Kubernetes $K8S_VERSION OpenAPI schema (Go module k8s.io/kubernetes)"
-  dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] && [ -d "$dir/api/openapi-spec/v3" ] \
+  dir=$(go_module_dir "k8s.io/kubernetes@$K8S_VERSION") && [ -d "$dir/api/openapi-spec/v3" ] \
     || die "go mod download k8s.io/kubernetes@$K8S_VERSION failed; check access to the Go module proxy"
   rm -rf "$k8s_spec.tmp"; mkdir -p "$LOCAL/k8s-openapi"
   cp -r "$dir/api/openapi-spec/v3" "$k8s_spec.tmp" && chmod -R u+w "$k8s_spec.tmp" && mv "$k8s_spec.tmp" "$k8s_spec"
@@ -146,8 +151,8 @@ PROMOP_VERSION=v0.85.0
 crd="$LOCAL/k8s-openapi/crds/monitoring.coreos.com_podmonitors.yaml"
 if [ ! -f "$crd" ]; then
   say "fetching the PodMonitor CRD (Go module github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION)"
-  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] && [ -f "$dir/example/prometheus-operator-crd/${crd##*/}" ] \
+  dir=$(go_module_dir "github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION") \
+    && [ -f "$dir/example/prometheus-operator-crd/${crd##*/}" ] \
     || die "go mod download github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION failed; check access to the Go module proxy"
   mkdir -p "${crd%/*}"
   cp "$dir/example/prometheus-operator-crd/${crd##*/}" "$crd.tmp" && chmod u+w "$crd.tmp" && mv "$crd.tmp" "$crd"
