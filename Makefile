@@ -15,6 +15,7 @@ setup-core:       ## install only what `make run` needs (idempotent): Debian's b
 	@bash infra/setup.sh core
 
 run: setup-core   ## trace a bundled workload and validate a bundled pair, on the embedded defaults (no servers)
+	@$(VENV)/bin/sysweave doctor
 	@bash examples/run.sh
 
 services-up: setup ## start Kafka (127.0.0.1:9092) and ClickHouse (127.0.0.1:9000/8123), data under .local/

@@ -4,6 +4,7 @@ state an earlier run left in it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -116,15 +117,24 @@ def test_a_process_traced_by_two_runs_is_counted_by_each(tmp_path) -> None:
 
 
 def test_old_instances_are_pruned() -> None:
+    """The KEEP most recently used instances stay; older ones go, their pins and lock files with them."""
     from sysweave.agents.bpf import objects
 
+    _run(["true"])  # capture mounts bpffs where it is missing and pins an instance (this test may run first)
     names = [f"zz-sysweave-test-{i}" for i in range(objects.KEEP + 2)]
-    os.makedirs(objects.LOCK_ROOT, exist_ok=True)
-    for n in names:  # the oldest instances there are (lock files dated 1970)
-        os.makedirs(f"{objects.PIN_ROOT}/{n}", exist_ok=True)
-        open(f"{objects.LOCK_ROOT}/{n}.lock", "w").close()
-        os.utime(f"{objects.LOCK_ROOT}/{n}.lock", (0, 0))
-    objects.PinCache._prune()
-    assert not any(os.path.exists(f"{objects.PIN_ROOT}/{n}") for n in names)
-    assert not any(os.path.exists(f"{objects.LOCK_ROOT}/{n}.lock") for n in names)
-    assert len(os.listdir(objects.PIN_ROOT)) <= objects.KEEP
+    future = time.time() + 3600  # newer than any real instance: which ones go does not depend on what else is here
+    try:
+        for i, n in enumerate(names):  # zz-0 the oldest
+            os.makedirs(f"{objects.PIN_ROOT}/{n}", exist_ok=True)
+            open(f"{objects.LOCK_ROOT}/{n}.lock", "w").close()
+            os.utime(f"{objects.LOCK_ROOT}/{n}.lock", (future + i, future + i))
+        objects.PinCache._prune()
+        gone, kept = names[:2], names[2:]
+        assert not any(os.path.exists(f"{objects.PIN_ROOT}/{n}") for n in gone)
+        assert not any(os.path.exists(f"{objects.LOCK_ROOT}/{n}.lock") for n in gone)
+        assert all(os.path.isdir(f"{objects.PIN_ROOT}/{n}") for n in kept)
+    finally:
+        for n in names:
+            shutil.rmtree(f"{objects.PIN_ROOT}/{n}", ignore_errors=True)
+            if os.path.exists(f"{objects.LOCK_ROOT}/{n}.lock"):
+                os.unlink(f"{objects.LOCK_ROOT}/{n}.lock")

@@ -16,6 +16,7 @@ OPTIONAL = [
     ("validator", "sysweave.cli.validator", "the validator service (serve) and ClickHouse schema (migrate)"),
     ("topics", "sysweave.cli.topics", "create sysweave's Kafka topics (partitions, replication, retention)"),
     ("demo", "sysweave.cli.demo", "trace a bundled workload and validate a bundled pair (make run)"),
+    ("doctor", "sysweave.cli.doctor", "check this host for capture: bpffs, tracefs, headers, privileges (--fix, --json)"),
 ]
 
 

@@ -16,6 +16,7 @@ from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
 from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec
 from sysweave.agents.decisions import DecisionLog, DecisionLogError, log_events, read_decision_log
 from sysweave.agents.filters import FilterError, parse_trace_expr
+from sysweave.agents.preconditions import establish
 from sysweave.agents.render import (
     LAYER_EVENTS,
     LineStyle,
@@ -143,6 +144,7 @@ def choose_backend(requested: str) -> tuple[str, str]:
     """(backend, why). auto prefers eBPF and says why it could not use it."""
     if requested == "ptrace":
         return "ptrace", "requested"
+    establish(cache=False)  # tracefs: mounted here when missing (bpffs: by the probe, which knows about the cache)
     reason = unavailable_reason()
     if requested == "ebpf":
         if reason:

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
+from sysweave.agents.preconditions import BPFFS, RUN_DIR, mounted
 from sysweave.schemas.errors import AgentError
 
 __all__ = ["Attachments", "BpfMap", "ObjectError", "PinCache", "RingBuffer", "forget", "libbpf", "tracepoint_link"]
 
-PIN_ROOT = "/sys/fs/bpf/sysweave"
-LOCK_ROOT = "/run/sysweave/bpf"
+PIN_ROOT = f"{BPFFS}/sysweave"
+LOCK_ROOT = f"{RUN_DIR}/bpf"
 SLOTS = 2  # instances per program and configuration: two runs at once both start fast; a third compiles
 KEEP = 4  # instances kept in all: each holds its maps in kernel memory, ~33 MB for the default program on 2 CPUs
 _PERCPU_TYPES = {5, 6, 10}  # BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
@@ -230,11 +231,18 @@ class PinCache:
         self.key = f"{self.base}-{slot}"
         self.dir = f"{PIN_ROOT}/{self.key}"
         self._lock_path = f"{LOCK_ROOT}/{self.key}.lock"
-        self._clean_path = f"{LOCK_ROOT}/{self.key}.clean"
+        # a directory in bpffs beside the pins: it lives and dies with them (another mount namespace's bpffs,
+        # a reboot), where a file under /run would vouch for pins it never saw
+        self._clean_path = f"{self.dir}/clean"
+
+    @staticmethod
+    def wanted() -> bool:
+        return os.environ.get("SYSWEAVE_BPF_CACHE", "1") != "0"
 
     @staticmethod
     def enabled() -> bool:
-        return os.environ.get("SYSWEAVE_BPF_CACHE", "1") != "0" and os.path.isdir("/sys/fs/bpf")
+        """Wanted, and bpffs is mounted (preconditions.establish mounts it, or says why it cannot)."""
+        return PinCache.wanted() and BPFFS in mounted("bpf")
 
     def acquire(self) -> bool:
         """Take a free instance slot for this run; False when other runs hold them all (compile privately)."""
@@ -253,7 +261,7 @@ class PinCache:
         if not os.path.exists(self._clean_path) or not all(os.path.exists(f"{self.dir}/{n}") for n in links):
             self.discard()
             return None
-        os.unlink(self._clean_path)  # dirty while in use: a run that dies leaves it so
+        os.rmdir(self._clean_path)  # dirty while in use: a run that dies leaves it so
         fds: dict[str, int] = {}
         for name in maps + progs:
             fd = libbpf().bpf_obj_get(f"{self.dir}/{name}".encode())
@@ -282,7 +290,9 @@ class PinCache:
 
     def release(self, clean: bool) -> None:
         if clean and os.path.isdir(self.dir):
-            with open(self._clean_path, "w"):
+            try:
+                os.mkdir(self._clean_path)
+            except FileExistsError:
                 pass
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -290,7 +300,7 @@ class PinCache:
 
     def discard(self) -> None:
         if os.path.exists(self._clean_path):
-            os.unlink(self._clean_path)
+            os.rmdir(self._clean_path)
         # unlinking the pins frees what nobody holds; pinned links detach (~60 ms each: rare)
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -18,6 +18,9 @@ from typing import Any
 
 from sysweave.agents.bpf.contract import HEADER, contract, header_text
 from sysweave.agents.bpf.objects import Attachments, BpfMap, ObjectError, PinCache, RingBuffer, libbpf, tracepoint_link
+from sysweave.agents.preconditions import REQUIRED_CAPABILITIES as REQUIRED_CAPABILITIES  # re-exported (chart tests)
+from sysweave.agents.preconditions import check_bcc, check_kernel_headers, check_privileges, check_tracefs, establish
+from sysweave.agents.preconditions import missing_capabilities as missing_capabilities
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
 from sysweave.schemas.errors import AgentError
@@ -111,36 +114,12 @@ def dump_bpf(config: ProbeConfig) -> str:
             + f"\n// ---- {HEADER} (#include \"{HEADER}\", from -I{bpf_dir()}) ----\n" + header_text())
 
 
-# What capture needs without root, measured as a non-root user on kernel 6.18 (tests/cluster/test_capabilities.py):
-# CAP_BPF (maps, programs), CAP_PERFMON (attach the tracepoints), CAP_DAC_READ_SEARCH (tracefs is 0700 root).
-# The Helm chart grants exactly these. (Kernels before 5.11 also need CAP_SYS_RESOURCE for RLIMIT_MEMLOCK.)
-REQUIRED_CAPABILITIES = (("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_DAC_READ_SEARCH", 2))
-
-
-def missing_capabilities() -> list[str]:
-    """The REQUIRED_CAPABILITIES this process's effective set lacks (root normally has them all)."""
-    try:
-        with open("/proc/self/status") as f:
-            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return [] if os.geteuid() == 0 else [name for name, _ in REQUIRED_CAPABILITIES]
-    return [name for name, bit in REQUIRED_CAPABILITIES if not eff >> bit & 1]
-
-
 def unavailable_reason() -> str | None:
-    """Why eBPF capture cannot run here, or None if it can (checked before compiling)."""
-    missing = missing_capabilities()
-    if missing:
-        return (f"eBPF capture needs root or the capabilities {' + '.join(n for n, _ in REQUIRED_CAPABILITIES)}; "
-                f"this process lacks {', '.join(missing)}")
-    from importlib.util import find_spec
-
-    if find_spec("bcc") is None:  # found, not imported: importing bcc costs ~0.1 s a cached start does not need
-        return "the bcc Python module is not importable (install Debian's python3-bpfcc; run 'make setup')"
-    if not os.path.exists(f"/lib/modules/{os.uname().release}/build/include"):
-        return f"no kernel headers at /lib/modules/{os.uname().release}/build (run 'make setup')"
-    if not _tracefs_format("raw_syscalls/sys_enter"):
-        return "tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)"
+    """Why eBPF capture cannot run here, or None if it can (checked before compiling; preconditions.py)."""
+    for check in (check_privileges, check_bcc, check_kernel_headers, check_tracefs):
+        found = check()
+        if not found.ok:
+            return found.line()
     return None
 
 
@@ -180,6 +159,7 @@ class SyscallProbe:
     """One loaded instance of syscalls.bpf.c: compiled by bcc, or reused from the pinned cache (objects.py)."""
 
     def __init__(self, config: ProbeConfig, cache: bool = True) -> None:
+        establish(cache=cache and PinCache.wanted())  # mounts bpffs/tracefs if missing, or says what is missing
         reason = unavailable_reason()
         if reason:
             raise BpfUnavailable(reason)

@@ -18,7 +18,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +37,7 @@ from sysweave.agents.bpf.uprobes_spec import (
     parse_record,
     up_contract,
 )
+from sysweave.agents.preconditions import BPFFS, mount_bpffs
 from sysweave.agents.queues import DropQueue
 from sysweave.schemas.events import Event, EventHeader, LostEvents, make_event_id
 
@@ -55,7 +55,6 @@ LOST_NAMES = {_C["UP_LOST_RINGBUF"]: "uprobe_ringbuf", _C["UP_LOST_AGG_FULL"]: "
 # The seed's class thresholds (ns): compute blocks 50 us, kernels 100 us, transfers 1 ms.
 DEFAULT_THRESHOLDS_NS = {CLASS_COMPUTE: 50_000, CLASS_GPU_KERNEL: 100_000, CLASS_MEMCPY: 1_000_000}
 MAX_PROBES = 256
-BPFFS = "/sys/fs/bpf"
 
 
 class UprobeConfig:
@@ -143,13 +142,9 @@ def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id
 # --- the program ----------------------------------------------------------------------------------------
 
 def _ensure_bpffs() -> None:
-    with open("/proc/mounts") as f:
-        if any(line.split()[1:3] == [BPFFS, "bpf"] for line in f):
-            return
-    os.makedirs(BPFFS, exist_ok=True)
-    rc = subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], capture_output=True, text=True)
-    if rc.returncode:
-        raise BpfUnavailable(f"function probes need bpffs at {BPFFS}: mount failed: {rc.stderr.strip()}")
+    why = mount_bpffs()
+    if why:
+        raise BpfUnavailable(f"function probes need bpffs at {BPFFS} ({why}); fix: mount -t bpf bpf {BPFFS}")
 
 
 class UprobeProgram:
