@@ -9,13 +9,14 @@ here they are asserted to stay at zero."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from sysweave.schemas.topics import ControlDecision
 
 from .agent_helpers import SYSWEAVE, free_port, make_topics, new_suffix, wait_metrics
 from .test_agent_modes import N, Workload, stop_agent
@@ -90,7 +91,7 @@ def test_counters_move_with_load_and_control(bpf_ready: None, kafka_bootstrap: s
 
         # a sampling decision for this host reaches the kernel map
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-        decision = json.dumps({"host_id": HOST, "threshold_ns": 777_777, "fraction": 0.5}).encode()
+        decision = ControlDecision(HOST, 777_777, 0.5).encode()
         end = time.monotonic() + 40
         while scrape(port)["sysweave_agent_slow_threshold_ns"] != 777_777 and time.monotonic() < end:
             producer.send(topics.TOPIC_CONTROL + suffix, key=HOST.encode(), value=decision).get(10)

@@ -14,6 +14,7 @@ import pytest
 
 from sysweave.schemas import codec
 from sysweave.schemas.events import ComputeBlock, Event, FunctionAggregate, GpuKernel
+from sysweave.schemas.topics import ControlDecision, OperationClass
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -86,7 +87,6 @@ def _gauges(port: int) -> dict[str, float]:
 
 
 def test_control_decision_moves_the_compute_threshold(kafka_bootstrap: str, tmp_path: Path) -> None:
-    import json
     import socket
     import time
 
@@ -120,7 +120,7 @@ def test_control_decision_moves_the_compute_threshold(kafka_bootstrap: str, tmp_
             except OSError:
                 continue
         assert g[key] == 50_000 and g["sysweave_agent_uprobe_threshold_ns{gpu_kernel}"] == 100_000
-        decision = json.dumps({"host_id": host, "class": "compute", "threshold_ns": 2_000_000}).encode()
+        decision = ControlDecision(host, 2_000_000, cls=OperationClass.COMPUTE).encode()
         end = time.monotonic() + 30
         while _gauges(port)[key] != 2_000_000 and time.monotonic() < end:
             producer.send(topics.TOPIC_CONTROL + suffix, key=host.encode(), value=decision).get(10)

@@ -7,7 +7,6 @@ flushes (to Kafka, or to the spool) and exits within ``shutdown_timeout_s``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -28,10 +27,14 @@ from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, 
 from sysweave.agents.spool import Spool
 from sysweave.schemas import topics
 from sysweave.schemas.errors import AgentError
+from sysweave.schemas.topics import ControlDecision, OperationClass
 
-LAYER_CLASSES = {"compute": CLASS_COMPUTE, "gpu_kernel": CLASS_GPU_KERNEL, "memcpy": CLASS_MEMCPY}
+__all__ = ["LAYER_CLASSES", "AgentConfig", "AgentMetrics", "apply_decision", "run_agent"]
 
-__all__ = ["AgentConfig", "AgentMetrics", "run_agent"]
+# the function-probe program's map slot of each operation class it times (syscalls have their own program)
+LAYER_CLASSES: dict[OperationClass, int] = {OperationClass.COMPUTE: CLASS_COMPUTE,
+                                            OperationClass.GPU_KERNEL: CLASS_GPU_KERNEL,
+                                            OperationClass.MEMCPY: CLASS_MEMCPY}
 
 log = logging.getLogger("sysweave.agent")
 
@@ -98,15 +101,29 @@ class AgentMetrics:
         if self.layers and self.layers.session:  # function probes: their class thresholds, as the kernel applies them
             g = GaugeMetricFamily("sysweave_agent_uprobe_threshold_ns", "function-probe thresholds by class",
                                   labels=["class"])
-            for name, cls in LAYER_CLASSES.items():
-                g.add_metric([name], self.layers.session.program.threshold(cls))
+            for op, slot in LAYER_CLASSES.items():
+                g.add_metric([op.value], self.layers.session.program.threshold(slot))
             yield g
+
+
+def apply_decision(decision: ControlDecision, host_id: str, cap: EbpfCapture, layers: Layers | None) -> bool:
+    """Write a sampling decision for this host into the kernel threshold of its class; False when it is for
+    another host or for a class this agent does not time (no function probes)."""
+    if decision.host_id != host_id:
+        return False
+    if decision.cls is OperationClass.SYSCALL:
+        cap.probe.set_slow_threshold(decision.threshold_ns)
+        return True
+    if layers is not None and decision.cls in LAYER_CLASSES:
+        layers.set_threshold(LAYER_CLASSES[decision.cls], decision.threshold_ns)
+        return True
+    return False
 
 
 def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading.Event,
                  layers: Layers | None = None) -> None:
-    """Apply the stream layer's sampling decisions (TOPIC_CONTROL) to the kernel thresholds. A decision's
-    optional "class" ("syscall" by default; "compute", "gpu_kernel", "memcpy") picks the map slot it moves."""
+    """Apply the stream layer's sampling decisions (TOPIC_CONTROL, ``topics.ControlDecision``) to the kernel
+    thresholds; a malformed message is logged and skipped."""
     try:
         from kafka import KafkaConsumer
 
@@ -118,15 +135,8 @@ def control_loop(bootstrap: str, host_id: str, cap: EbpfCapture, stop: threading
     while not stop.is_set():
         for msg in consumer:
             try:
-                decision = json.loads(msg.value)
-                cls = decision.get("class", "syscall")
-                if decision.get("host_id") != host_id:
-                    continue
-                if cls == "syscall":
-                    cap.probe.set_slow_threshold(int(decision["threshold_ns"]))
-                elif layers is not None and cls in LAYER_CLASSES:
-                    layers.set_threshold(LAYER_CLASSES[cls], int(decision["threshold_ns"]))
-            except (ValueError, KeyError, TypeError) as exc:
+                apply_decision(ControlDecision.decode(msg.value), host_id, cap, layers)
+            except topics.MessageError as exc:
                 log.warning("ignoring a malformed control message: %s", exc)
     consumer.close()
 

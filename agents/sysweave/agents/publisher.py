@@ -134,12 +134,13 @@ class Publisher:
             if self.queue.closed and not items and not len(self.queue):
                 return
 
-    def _encode(self, events: list[Event]) -> bytes:
+    def _encode(self, key: bytes, events: list[Event]) -> bytes:
         self.sequence += 1
-        return codec.encode_batch(codec.Batch(self.producer_id, self.sequence, time.time_ns(), tuple(events)))
+        batch = codec.Batch(self.producer_id, self.sequence, time.time_ns(), tuple(events))
+        return topics.EventBatchMessage(key, batch).encode()
 
     def _send(self, key: bytes, events: list[Event]) -> None:
-        value = self._encode(events)
+        value = self._encode(key, events)
         if not self._healthy or len(self.spool):
             self._spool(key, value, len(events))  # keep order: nothing overtakes what is spooled
             return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from sysweave.streams.processor import WorkerConfig
 from sysweave.streams.worker import make_app
 
 
@@ -29,8 +31,9 @@ def run(args: Any) -> int:
     import faust
 
     logging.basicConfig(level=logging.INFO)
-    app = make_app(args.kafka, args.grace_s, args.inactivity_s, args.target_spans_per_s, args.control_interval_s,
-                   app_id=args.app_id, join_wait_s=args.join_wait_s, max_held_events=args.max_held_events)
+    cfg = WorkerConfig(f"{args.app_id}/{os.getpid()}", args.grace_s, args.inactivity_s, args.target_spans_per_s,
+                       args.control_interval_s, args.join_wait_s, args.max_held_events)
+    app = make_app(args.kafka, cfg, app_id=args.app_id)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -114,7 +114,8 @@ def store_report(args: argparse.Namespace, report: dict[str, Any], original: Sid
 
 def validate_stored(args: argparse.Namespace) -> int:
     """--original-trace/--transpiled-trace: compare two stored traces here, or --submit them to the service."""
-    from sysweave.validator.equivalence.stored import ValidationRequest, validate_traces
+    from sysweave.schemas.topics import ValidationRequest
+    from sysweave.validator.equivalence.stored import validate_traces
 
     req = ValidationRequest(args.original_trace, args.transpiled_trace, uuid.uuid4().hex)
     if args.submit:
@@ -127,7 +128,7 @@ def validate_stored(args: argparse.Namespace) -> int:
 
         producer = KafkaProducer(bootstrap_servers=args.kafka.split(","), acks="all")
         try:
-            producer.send(topics.TOPIC_VALIDATION, key=req.request_id.encode(), value=req.encode()).get(timeout=30)
+            producer.send(topics.TOPIC_VALIDATION, key=req.key(), value=req.encode()).get(timeout=30)
         finally:
             producer.close(timeout=5)
         print(f"submitted validation request {req.request_id} "

@@ -20,15 +20,24 @@ reads it back from there, so the stored trace is findable by its label.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import msgpack
 
+from sysweave.schemas import codec
 from sysweave.schemas.errors import SchemaError
+
+__all__ = ["ALL_TOPICS", "ENV_LABEL", "ENV_TRACEPARENT", "HEADER_JOINED", "HEADER_LABEL", "HEADER_REASON",
+           "HEADER_SOURCE", "SIGHTING_ROLES", "TOPIC_CONTROL", "TOPIC_DEAD_LETTER", "TOPIC_ENDPOINTS", "TOPIC_EVENTS",
+           "TOPIC_SAMPLING", "TOPIC_SPECS", "TOPIC_TRACES", "TOPIC_VALIDATION", "ControlDecision", "DeadLetter",
+           "EventBatchMessage", "HostCounts", "MessageError", "OperationClass", "Sighting", "TopicSpec", "TraceMessage",
+           "ValidationRequest", "header_map", "key_from_env", "label_of_key", "trace_id_of_key",
+           "trace_key"]
 
 # SYSWEAVE_TOPIC_SUFFIX isolates a deployment's (or a benchmark's) topics on a shared broker.
 _SUFFIX: Final = os.environ.get("SYSWEAVE_TOPIC_SUFFIX", "")
@@ -131,19 +140,131 @@ def label_of_key(key: bytes, hosts: Iterable[str]) -> str:
     return "" if sep and pid.isdigit() and host in set(hosts) else text
 
 
-def dead_letter_headers(reason: str, source_topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    """Kafka headers attached to a dead-lettered message: why, and where it came from (for replay)."""
-    return [
-        ("sysweave.reason", reason.encode()[:4096]),
-        ("sysweave.source", f"{source_topic}/{partition}@{offset}".encode()),
-    ]
+HEADER_REASON: Final = "sysweave.reason"  # TOPIC_DEAD_LETTER: why the message was refused (UTF-8)
+HEADER_SOURCE: Final = "sysweave.source"  # TOPIC_DEAD_LETTER: "<topic>/<partition>@<offset>" it came from
 
 
-# --- typed stream messages (TOPIC_CONTROL, TOPIC_SAMPLING, TOPIC_ENDPOINTS) ---------------------------------
+def header_map(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]:
+    """Kafka headers as one dict, whatever the client gave (kafka-python: a list of pairs; Faust: a list or a
+    dict by version; None when absent). A repeated header keeps its last value."""
+    if not headers:
+        return {}
+    return dict(headers.items() if isinstance(headers, Mapping) else headers)
+
+
+class OperationClass(enum.StrEnum):
+    """The classes of timed operation that sampling thresholds apply to, each with its own threshold (the
+    sampling authority's per-class defaults, the agent's BPF map slots, ``ControlDecision.cls``)."""
+
+    SYSCALL = "syscall"
+    COMPUTE = "compute"
+    GPU_KERNEL = "gpu_kernel"
+    MEMCPY = "memcpy"
+
+
+# --- typed topic messages: every producer and consumer goes through these -----------------------------------
 
 
 class MessageError(SchemaError):
-    """A malformed control, sampling or endpoint message (names the field)."""
+    """A malformed topic message (control, sampling, endpoint, validation request, event batch, trace):
+    names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatchMessage:
+    """TOPIC_EVENTS: one codec batch of events of one trace key (agents: producer id and sequence of the
+    agent; a stream worker forwarding into another trace: producer id 0). ``joined_from``: the key of the tree
+    a worker forwarded it from (header :data:`HEADER_JOINED`), None for an agent's batch."""
+
+    key: bytes
+    batch: codec.Batch
+    joined_from: bytes | None = None
+
+    def encode(self) -> bytes:
+        return codec.encode_batch(self.batch)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [] if self.joined_from is None else [(HEADER_JOINED, self.joined_from)]
+
+    @classmethod
+    def decode(cls, key: bytes | None, value: bytes,
+               headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None = None) -> EventBatchMessage:
+        """Raises :class:`codec.DecodeError` (a :class:`SchemaError`) naming what is wrong with the batch."""
+        return cls(key or b"", codec.decode_batch(value), header_map(headers).get(HEADER_JOINED))
+
+
+@dataclass(frozen=True, slots=True)
+class TraceMessage:
+    """TOPIC_TRACES: one assembled trace (or an update of one) as a codec batch of its events with corrected
+    times, stamps and edges. Kafka key = the trace id in hex; envelope producer id = the trace id's first 8
+    bytes, sequence = late events merged into this emission (0 for the first); header :data:`HEADER_LABEL` =
+    its label (absent when none). The stream worker writes the value straight from its pipeline's output
+    (``streams.pipeline.wire.encode_finished``, the same bytes as :meth:`encode`) with :meth:`key_for` and
+    :meth:`headers_for`."""
+
+    trace_id: bytes
+    label: str
+    batch: codec.Batch
+
+    @staticmethod
+    def key_for(trace_id: bytes) -> bytes:
+        return trace_id.hex().encode()
+
+    @staticmethod
+    def headers_for(label: str) -> list[tuple[str, bytes]]:
+        return [(HEADER_LABEL, label.encode())] if label else []
+
+    def key(self) -> bytes:
+        return self.key_for(self.trace_id)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.headers_for(self.label)
+
+    def encode(self) -> bytes:
+        return codec.encode_batch(self.batch)
+
+    @property
+    def late_events(self) -> int:
+        return self.batch.sequence
+
+    @classmethod
+    def decode(cls, key: bytes | None, value: bytes,
+               headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None = None) -> TraceMessage:
+        """Raises :class:`MessageError` for a key that is not a trace id, ``codec.DecodeError`` for the batch."""
+        try:
+            trace_id = bytes.fromhex((key or b"").decode())
+        except (ValueError, UnicodeDecodeError):
+            trace_id = b""
+        if len(trace_id) != 16:
+            raise MessageError(f"trace message: the key {key!r} is not a 32-hex-digit trace id")
+        label = header_map(headers).get(HEADER_LABEL, b"").decode("utf-8", "replace")
+        return cls(trace_id, label, codec.decode_batch(value))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """TOPIC_DEAD_LETTER: a refused message, key and value unchanged, with why (:data:`HEADER_REASON`) and where
+    it came from (:data:`HEADER_SOURCE`, "<topic>/<partition>@<offset>", for replay)."""
+
+    reason: str
+    source_topic: str
+    partition: int
+    offset: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(HEADER_REASON, self.reason.encode()[:4096]),
+                (HEADER_SOURCE, f"{self.source_topic}/{self.partition}@{self.offset}".encode())]
+
+    @classmethod
+    def decode(cls, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> DeadLetter:
+        h = header_map(headers)
+        source = h.get(HEADER_SOURCE, b"").decode("utf-8", "replace")
+        topic, _, at = source.rpartition("/")
+        partition, _, offset = at.partition("@")
+        if HEADER_REASON not in h or not topic or not partition.isdigit() or not offset.isdigit():
+            raise MessageError(f"dead letter: headers {HEADER_REASON!r} and {HEADER_SOURCE!r} "
+                               f"(<topic>/<partition>@<offset>) expected, got {sorted(h)}")
+        return cls(h[HEADER_REASON].decode("utf-8", "replace"), topic, int(partition), int(offset))
 
 
 def _load_json(raw: bytes, what: str) -> dict[str, Any]:
@@ -176,20 +297,30 @@ class ControlDecision:
     host_id: str
     threshold_ns: int
     fraction: float = 1.0
-    cls: str = "syscall"
+    cls: OperationClass = OperationClass.SYSCALL
+
+    def key(self) -> bytes:
+        return self.host_id.encode()
 
     def encode(self) -> bytes:
         d: dict[str, Any] = {"host_id": self.host_id, "threshold_ns": self.threshold_ns, "fraction": self.fraction}
-        if self.cls != "syscall":
-            d["class"] = self.cls
+        if self.cls is not OperationClass.SYSCALL:
+            d["class"] = self.cls.value
         return json.dumps(d).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> ControlDecision:
-        d = _load_json(raw, "control decision")
-        return cls(_field(d, "host_id", str, "control decision"), _field(d, "threshold_ns", int, "control decision"),
-                   float(_field(d, "fraction", (int, float), "control decision", 1.0)),
-                   _field(d, "class", str, "control decision", "syscall"))
+        w = "control decision"
+        d = _load_json(raw, w)
+        name = _field(d, "class", str, w, OperationClass.SYSCALL.value)
+        try:
+            op = OperationClass(name)
+        except ValueError:
+            raise MessageError(f"{w}.class: {name!r} is not one of {[c.value for c in OperationClass]}") from None
+        threshold = _field(d, "threshold_ns", int, w)
+        if threshold < 0:
+            raise MessageError(f"{w}.threshold_ns: negative")
+        return cls(_field(d, "host_id", str, w), threshold, float(_field(d, "fraction", (int, float), w, 1.0)), op)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +334,9 @@ class HostCounts:
     shipped: int
     interval_s: float
     hist_log2: tuple[int, ...] = ()
+
+    def key(self) -> bytes:
+        return self.host_id.encode()
 
     def encode(self) -> bytes:
         return json.dumps({"host_id": self.host_id, "worker": self.worker, "shipped": self.shipped,
@@ -275,3 +409,51 @@ class Sighting:
         if v[0] not in SIGHTING_ROLES or not all(isinstance(a, str) for a in v[10]):
             raise MessageError(f"endpoint sighting: bad role {v[0]!r} or addresses")
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], tuple(v[10]), v[11])
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationRequest:
+    """TOPIC_VALIDATION (key = request id; JSON): two stored traces, by id or label, to compare.
+
+    >>> req = ValidationRequest("job-faithful", "job-broken", request_id="r1")
+    >>> ValidationRequest.decode(req.encode()) == req
+    True
+    >>> try:
+    ...     ValidationRequest.decode(b'{"original_trace_id": 3}')
+    ... except MessageError as exc:
+    ...     print(exc)
+    bad validation request: original_trace_id must be a string
+    """
+
+    original_trace_id: str
+    transpiled_trace_id: str
+    request_id: str = ""
+    original_label: str = ""  # what the user called each side (shown in the stored report)
+    transpiled_label: str = ""
+    version: int = 1
+
+    def key(self) -> bytes:
+        return self.request_id.encode()
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> ValidationRequest:
+        w = "bad validation request"
+        try:
+            d = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MessageError(f"{w}: not JSON: {exc}") from exc
+        if not isinstance(d, dict):
+            raise MessageError(f"{w}: expected a JSON object")
+        for name in ("original_trace_id", "transpiled_trace_id"):
+            if not isinstance(d.get(name), str) or not d[name]:
+                raise MessageError(f"{w}: {name} must be a string")
+        for name in ("request_id", "original_label", "transpiled_label"):
+            if not isinstance(d.get(name, ""), str):
+                raise MessageError(f"{w}: {name} must be a string")
+        if d.get("version", 1) != 1:
+            raise MessageError(f"{w}: version {d['version']!r} is not understood (1 is)")
+        return cls(d["original_trace_id"], d["transpiled_trace_id"], d.get("request_id", ""),
+                   d.get("original_label", ""), d.get("transpiled_label", ""))

@@ -49,6 +49,10 @@ class OpenTrace:
     accepts: int = 0  # connections it accepted (a server of several lends windows while open)
     forced: bool = False  # closed early because the buffer reached its event limit (not held for the join)
 
+    def held_for(self, now_s: float) -> float:
+        """Seconds it has been held for the join since it first closed (0 when not held)."""
+        return now_s - self.held_since_s if self.held_since_s is not None else 0.0
+
 
 @dataclass
 class TraceBuffer:
@@ -129,6 +133,21 @@ class TraceBuffer:
             t.held_since_s = now_s
         self.open[t.key] = t
         return now_s - t.held_since_s
+
+    def release(self, t: OpenTrace) -> None:
+        """A trace ``ready`` returned is being emitted, not held (again) for the join."""
+        t.held_since_s = None
+
+    def note_accepts(self, key: bytes, n: int) -> None:
+        """``n`` more connections accepted by the open trace ``key`` (a server of several lends windows)."""
+        t = self.open.get(key)
+        if t is not None:
+            t.accepts += n
+
+    def lending_servers(self) -> list[OpenTrace]:
+        """Open traces that accepted two connections or more and are not held: their complete windows may go
+        to their clients' traces while they run (``join.ripe_windows``)."""
+        return [t for t in self.open.values() if t.accepts >= 2 and t.held_since_s is None]
 
     def lend(self, t: OpenTrace, event_ids: Iterable[bytes]) -> None:
         """Events of an open trace forwarded to another trace (a complete connection window): no longer its own."""

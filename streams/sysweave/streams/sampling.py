@@ -31,27 +31,27 @@ from sysweave.schemas.events import (
     SyscallAggregate,
     SyscallSpan,
 )
+from sysweave.schemas.topics import OperationClass
 
 __all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "control_step", "damped_step", "keep",
            "merged_histogram", "next_fraction", "operation_class", "threshold_for_fraction", "threshold_interpolated"]
 
 # The spec's per-class defaults (ns).
-CLASS_THRESHOLDS_NS = {"gpu_kernel": 100_000, "compute": 50_000, "syscall": 10_000, "memcpy": 1_000_000}
+CLASS_THRESHOLDS_NS: dict[OperationClass, int] = {
+    OperationClass.GPU_KERNEL: 100_000, OperationClass.COMPUTE: 50_000, OperationClass.SYSCALL: 10_000,
+    OperationClass.MEMCPY: 1_000_000}
+_SYSCALL_FLOOR_NS = CLASS_THRESHOLDS_NS[OperationClass.SYSCALL]
+_CLASS_OF_KIND: dict[type, OperationClass] = {
+    SyscallSpan: OperationClass.SYSCALL, GpuKernel: OperationClass.GPU_KERNEL,
+    GpuMemoryTransfer: OperationClass.MEMCPY, ComputeBlock: OperationClass.COMPUTE}
 
 
-def operation_class(e: Event) -> str | None:
-    if isinstance(e, SyscallSpan):
-        return "syscall"
-    if isinstance(e, GpuKernel):
-        return "gpu_kernel"
-    if isinstance(e, GpuMemoryTransfer):
-        return "memcpy"
-    if isinstance(e, ComputeBlock):
-        return "compute"
-    return None
+def operation_class(e: Event) -> OperationClass | None:
+    """The sampling class of an event's kind (None: never sampled — aggregates, lifecycle, ...)."""
+    return _CLASS_OF_KIND.get(type(e))
 
 
-def keep(e: Event, thresholds: dict[str, int], seen: set[tuple[str, int, str]], observable_run: bool) -> bool:
+def keep(e: Event, thresholds: dict[OperationClass, int], seen: set[tuple[str, int, str]], observable_run: bool) -> bool:
     """The per-event rule for sources that do not sample in the kernel (SDK, GPU agent).
 
     Kept: exact aggregates and lifecycle events always; spans at or above their class threshold; failed calls;
@@ -81,7 +81,7 @@ class ControllerConfig:
 class HostSampling:
     host_id: str
     fraction: float = 1.0  # p: share of eligible spans shipped
-    threshold_ns: int = CLASS_THRESHOLDS_NS["syscall"]
+    threshold_ns: int = _SYSCALL_FLOOR_NS
 
 
 def next_fraction(p: float, observed_per_s: float, cfg: ControllerConfig) -> float:
@@ -147,7 +147,7 @@ def control_step(state: HostSampling, shipped_spans: int, interval_s: float, his
                  cfg: ControllerConfig) -> HostSampling:
     """One controller interval for one host: new fraction, and the kernel threshold that realises it."""
     p = next_fraction(state.fraction, shipped_spans / interval_s if interval_s > 0 else 0.0, cfg)
-    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"]))
+    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, _SYSCALL_FLOOR_NS))
 
 
 def damped_step(state: HostSampling, shipped_spans: int, interval_s: float, hist_log2: Sequence[int],
@@ -174,7 +174,7 @@ def damped_step(state: HostSampling, shipped_spans: int, interval_s: float, hist
     if proposed > p:
         proposed = min(proposed, p * (1 + cfg.max_increase))
     p = min(1.0, max(cfg.min_fraction, proposed))
-    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, CLASS_THRESHOLDS_NS["syscall"])), \
+    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, _SYSCALL_FLOOR_NS)), \
         gain, error
 
 

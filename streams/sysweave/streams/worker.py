@@ -1,4 +1,5 @@
-"""Faust workers: thin glue around the pure stream core (buffer, join, pipeline, sampling).
+"""Faust workers: thin glue around the pure stream core — topics and timers wired to one
+``processor.StreamProcessor``, which holds the state (buffer, join, pipeline, sampling) and has its own tests.
 
     sysweave streams worker --kafka BOOTSTRAP
 
@@ -25,178 +26,90 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from sysweave.schemas import codec, topics
-from sysweave.schemas.events import Event, SyscallAggregate, UnifiedTrace
-from sysweave.schemas.topics import ControlDecision, HostCounts, Sighting
-from sysweave.streams.buffer import TraceBuffer, finish
-from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree, ripe_windows
+from sysweave.schemas.events import UnifiedTrace
+from sysweave.schemas.topics import Sighting, TraceMessage
 from sysweave.streams.pipeline.assembly import trace_events
-from sysweave.streams.pipeline.wire import encode_finished
-from sysweave.streams.sampling import ControllerConfig, SamplingAuthority, merged_histogram
+from sysweave.streams.processor import Effects, Incoming, Outbound, StreamProcessor, WorkerConfig
 
-__all__ = ["AckLedger", "EndpointReader", "encode_events", "encode_trace", "make_app", "trace_headers"]
+__all__ = ["EndpointReader", "encode_trace", "make_app", "trace_headers"]
 
 log = logging.getLogger("sysweave.streams")
 
 
 def encode_trace(trace: UnifiedTrace) -> bytes:
     """A finished trace as one codec batch: every event with its corrected times, stamps and edges."""
-    return codec.encode_batch(codec.Batch(int.from_bytes(trace.trace_id[:8], "big"), trace.late_events,
-                                          time.time_ns(), tuple(trace_events(trace))))
+    return TraceMessage(trace.trace_id, trace.label, codec.Batch(int.from_bytes(trace.trace_id[:8], "big"),
+                        trace.late_events, time.time_ns(), tuple(trace_events(trace)))).encode()
 
 
 def trace_headers(trace: UnifiedTrace) -> list[tuple[str, bytes]]:
     """Kafka headers of an emitted trace: ``sysweave.label`` when it has a label (``schemas.topics``)."""
-    return [(topics.HEADER_LABEL, trace.label.encode())] if trace.label else []
+    return TraceMessage.headers_for(trace.label)
 
 
-def make_app(bootstrap: str, grace_s: float = 2.0, inactivity_s: float = 30.0, target_spans_per_s: float = 10_000.0,
-             control_interval_s: float = 5.0, app_id: str = "sysweave-streams", join_wait_s: float = 10.0,
-             max_held_events: int = 2_000_000) -> Any:
+def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sysweave-streams",
+             processor: StreamProcessor | None = None) -> Any:
+    """A Faust app that wires the worker's topics and timers to one :class:`StreamProcessor`."""
     import faust
 
     # every event the worker holds is a few GC-tracked objects that live until its trace is emitted: move what
     # start-up made out of the collector's way and collect less often (CPU per 100k spans: docs/benchmarks.md)
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    cfg = cfg or WorkerConfig(worker_id=f"{app_id}/{os.getpid()}")
+    proc = processor or StreamProcessor(cfg)
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
                     broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
                     consumer_auto_offset_reset="earliest")
+    out = {name: app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+           for name in topics.ALL_TOPICS}
+    inbox = EndpointReader(bootstrap)
 
-    def raw(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    async def apply(fx: Effects | list[Outbound]) -> None:
+        sends, acks = (fx.sends, fx.acks) if isinstance(fx, Effects) else (fx, [])
+        for m in sends:
+            await out[m.topic].send(key=m.key, value=m.value, headers=list(m.headers) or None)
+        for handle in acks:
+            handle.ack()
 
-    events, traces, dead, control = (raw(t) for t in (topics.TOPIC_EVENTS, topics.TOPIC_TRACES,
-                                                      topics.TOPIC_DEAD_LETTER, topics.TOPIC_CONTROL))
-    endpoints, sampling_topic = raw(topics.TOPIC_ENDPOINTS), raw(topics.TOPIC_SAMPLING)
-    buffer = TraceBuffer(grace_s=grace_s, inactivity_s=inactivity_s, max_events=max_held_events)
-    table, scanner, inbox = EndpointTable(), SightingScanner(), EndpointReader(bootstrap)
-    shipped: dict[str, int] = defaultdict(int)
-    hists: dict[str, list[SyscallAggregate]] = defaultdict(list)
-    authority = SamplingAuthority(ControllerConfig(target_spans_per_s=target_spans_per_s))
-    worker_id = f"{app_id}/{os.getpid()}"
-    stats = {"batches": 0, "dead_lettered": 0, "traces_emitted": 0, "parts_forwarded": 0, "decisions": 0}
-    app.sysweave_stats = stats  # type: ignore[attr-defined]
-    acks = AckLedger()
-
-    async def publish(sightings: Iterable[Sighting]) -> None:
-        for s in sightings:
-            table.add(s)
-            await endpoints.send(key=s.message_key(), value=s.encode())
-
-    @app.agent(events)
-    async def ingest(stream: Any) -> None:
-        # noack: a message is acknowledged only once the trace it belongs to has been emitted (AckLedger)
+    @app.agent(out[topics.TOPIC_EVENTS])
+    async def ingest(stream: Any) -> None:  # noack: acknowledged only once the message's trace is emitted
         async for event in stream.noack().events():
             msg = event.message
-            try:
-                batch = codec.decode_batch(event.value)
-            except codec.DecodeError as exc:
-                stats["dead_lettered"] += 1
-                log.warning("dead-lettering %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, exc)
-                await dead.send(key=event.key, value=event.value,
-                                headers=topics.dead_letter_headers(str(exc), msg.topic, msg.partition, msg.offset))
-                poison = f"dead-letter/{msg.partition}/{msg.offset}".encode()  # never a trace key
-                acks.track(poison, msg.partition, msg.offset, event)
-                acks.done(poison)
-                continue
-            stats["batches"] += 1
-            key = event.key or b""
-            hdrs = msg.headers or ()
-            joined = any(k == topics.HEADER_JOINED for k, _ in (hdrs.items() if isinstance(hdrs, dict) else hdrs))
-            acks.track(key, msg.partition, msg.offset, event)
-            buffer.add(key, batch.events, time.monotonic(), settled=joined)
-            if joined:
-                continue  # already counted (sampling) and scanned (join) where it first arrived
-            seen = scanner.scan(key, batch.events)
-            await publish(seen)
-            if key in buffer.open:
-                buffer.open[key].accepts += sum(1 for x in seen if x.role == "server")
-            for e in batch.events:
-                shipped[e.h.host_id] += 1
-                if isinstance(e, SyscallAggregate):
-                    hists[e.h.host_id].append(e)
+            await apply(proc.ingest(Incoming(event.key, event.value, msg.headers, msg.partition, msg.offset, event,
+                                             msg.topic), time.monotonic()))
 
     @app.timer(0.5)
     async def emit_closed() -> None:
-        for s in inbox.drain():
-            table.add(s)
-        now = time.monotonic()
-        for t in buffer.ready(now):
-            waited = now - t.held_since_s if t.held_since_s is not None else 0.0
-            # a trace closed early at the event limit is not held for the join (that would keep its memory)
-            plan = plan_tree(t.key, t.events.values(), table, join_wait_s if t.forced else waited, join_wait_s,
-                             whole=not t.lent)
-            if plan.wait:
-                buffer.hold(t, now)
-                continue
-            t.held_since_s = None
-            await publish(plan.publish)
-            for key, part in plan.parts.items():
-                if key != t.key:  # forwarded to the trace it joins (a late part reopens that trace as an update)
-                    await forward(key, part, t.key)
-                    continue
-                done = finish(t, part, host_infos(part, table), defer_stamps=True)
-                for warning in done.warnings:
-                    log.warning("trace %s: %s", done.trace.trace_id.hex(), warning)
-                await traces.send(key=done.trace.trace_id.hex().encode(), value=encode_finished(done),
-                                  headers=trace_headers(done.trace))
-                stats["traces_emitted"] += 1
-            acks.done(t.key)
-        buffer.forget_closed()
-        stats["forced_closes"], stats["forgotten_closed"] = buffer.forced_closes, buffer.forgotten_closed
-        table.prune(time.time_ns())
+        proc.add_sightings(inbox.drain())
+        await apply(proc.emit_closed(time.monotonic(), time.time_ns()))
 
-    async def forward(key: bytes, part: list[Event], source: bytes) -> None:
-        stats["parts_forwarded"] += 1
-        await events.send(key=key, value=encode_events(part), headers=[(topics.HEADER_JOINED, source)])
+    @app.timer(max(cfg.grace_s, 2.0))
+    async def lend_windows() -> None:
+        await apply(proc.lend_windows(time.time_ns()))
 
-    @app.timer(max(grace_s, 2.0))
-    async def lend_windows() -> None:  # long-lived servers: complete windows go to their clients while it runs
-        for t in [t for t in buffer.open.values() if t.accepts >= 2 and t.held_since_s is None]:
-            for key, part in ripe_windows(t.key, t.events.values(), table).items():
-                await forward(key, part, t.key)
-                buffer.lend(t, (e.h.event_id for e in part))
-
-    @app.timer(control_interval_s)
+    @app.timer(cfg.control_interval_s)
     async def report_hosts() -> None:
-        for host, n in list(shipped.items()):
-            counts = HostCounts(host, worker_id, n, control_interval_s, tuple(merged_histogram(hists[host])))
-            await sampling_topic.send(key=host.encode(), value=counts.encode())
-        shipped.clear()
-        hists.clear()
+        await apply(proc.host_reports())
+        log.info("worker %s: %s", cfg.worker_id, proc.counters())
 
-    @app.agent(sampling_topic)
+    @app.agent(out[topics.TOPIC_SAMPLING])
     async def authority_reports(stream: Any) -> None:
         async for value in stream:
-            try:
-                c = HostCounts.decode(value)
-            except topics.MessageError as exc:
-                log.warning("ignoring a malformed sampling report: %s", exc)
-                continue
-            authority.report(c.host_id, c.shipped, c.hist_log2)
+            proc.sampling_report(value)
 
-    @app.timer(control_interval_s)
+    @app.timer(cfg.control_interval_s)
     async def decide() -> None:
-        for new in authority.step(control_interval_s):
-            stats["decisions"] += 1
-            await control.send(key=new.host_id.encode(),
-                               value=ControlDecision(new.host_id, new.threshold_ns, new.fraction).encode())
+        await apply(proc.decide())
 
     @app.task
     async def start_reader() -> None:
         inbox.start()
 
     return app
-
-
-def encode_events(events: Iterable[Event]) -> bytes:
-    """Events forwarded into another trace, as one codec batch (producer id 0: a worker, not an agent)."""
-    return codec.encode_batch(codec.Batch(0, 0, time.time_ns(), tuple(events)))
 
 
 class EndpointReader:
@@ -234,39 +147,3 @@ class EndpointReader:
             except Exception as exc:  # kafka-python raises many types: retry, the join degrades to local sightings
                 log.warning("endpoint table reader: %s; retrying", exc)
                 self.stop.wait(2)
-
-
-class AckLedger:
-    """Acknowledge input messages in offset order, and only once their trace has been emitted.
-
-    A worker killed with -9 loses its open traces; their messages must be delivered again, so their offsets
-    must not be committed. Faust commits the contiguous run of acked offsets, but can commit past a single
-    unacked message at the head of a partition (faust-streaming issue #606, open), which is exactly what one
-    long-open trace looks like. So this ledger only ever acks the head of each partition's pending run: an
-    open trace holds back commits for its partition (redelivery after a crash, deduplicated by event id),
-    never loses them.
-    """
-
-    def __init__(self) -> None:
-        self.pending: dict[int, dict[int, list[Any]]] = defaultdict(dict)  # partition -> offset -> [event, done]
-        self.by_key: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
-
-    def track(self, key: bytes, partition: int, offset: int, event: Any) -> None:
-        self.pending[partition][offset] = [event, False]
-        self.by_key[key].append((partition, offset))
-
-    def done(self, key: bytes) -> None:
-        touched = set()
-        for partition, offset in self.by_key.pop(key, []):
-            entry = self.pending[partition].get(offset)
-            if entry is not None:
-                entry[1] = True
-                touched.add(partition)
-        for partition in touched:
-            pend = self.pending[partition]
-            for offset in sorted(pend):
-                event, finished = pend[offset]
-                if not finished:
-                    break
-                event.ack()
-                del pend[offset]

@@ -28,8 +28,9 @@ from collections import deque
 from typing import Any
 
 from sysweave.schemas import codec, ddl, topics
+from sysweave.schemas.topics import DeadLetter, TraceMessage, ValidationRequest
 from sysweave.streams.pipeline import FINISHED, build_trace
-from sysweave.validator.equivalence.stored import RequestError, ValidationRequest, validate_traces
+from sysweave.validator.equivalence.stored import validate_traces
 from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
@@ -65,23 +66,19 @@ class ValidatorService:
         self.stats["dead_lettered"] += 1
         log.warning("dead-lettering %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, reason)
         self.producer.send(self.dead_letter_topic, key=msg.key, value=msg.value,
-                           headers=topics.dead_letter_headers(reason, msg.topic, msg.partition, msg.offset)).get(timeout=30)
+                           headers=DeadLetter(reason, msg.topic, msg.partition, msg.offset).headers()).get(timeout=30)
 
     def handle_trace(self, msg: Any) -> None:
         try:
-            batch = codec.decode_batch(msg.value)
-            trace_id = bytes.fromhex((msg.key or b"").decode())
-            if len(trace_id) != 16:
-                raise ValueError("the key is not a 32-hex-digit trace id")
-        except (codec.DecodeError, ValueError) as exc:
+            m = TraceMessage.decode(msg.key, msg.value, msg.headers)
+        except (codec.DecodeError, topics.MessageError) as exc:
             self.dead_letter(msg, str(exc))
             return
         # The worker's output already went through the one pipeline (edges, clock sync, stamps): trust it. The
         # same function with steps=FINISHED (assembly only) rebuilds exactly that trace — times are corrected
         # once, by the worker (the pipeline is idempotent, so its steps would change nothing; tested in
         # tests/pipeline/test_one_pipeline.py). The label travels in the sysweave.label header.
-        label = next((v.decode("utf-8", "replace") for k, v in (msg.headers or ()) if k == topics.HEADER_LABEL), "")
-        trace = build_trace(batch.events, trace_id, label, late_events=batch.sequence, steps=FINISHED).trace
+        trace = build_trace(m.batch.events, m.trace_id, m.label, late_events=m.late_events, steps=FINISHED).trace
         self.sink.add_trace(trace, label=trace.label)  # the backend comes from the trace's hosts
         self.stats["traces"] += 1
         if self.exporter is not None:
@@ -95,7 +92,7 @@ class ValidatorService:
         (docs/equivalence.md); speedup from the traces' wall times, backend from the traces table."""
         try:
             req = ValidationRequest.decode(msg.value)
-        except RequestError as exc:
+        except topics.MessageError as exc:
             self.dead_letter(msg, str(exc))
             return
         self.sink.flush()  # the traces may be in this very poll
