@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
-from sysweave.agents.bpf.syscalls import CaptureError, ProbeConfig, SyscallProbe, TargetError
+from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe, TargetError
 from sysweave.agents.file_effects import WrittenPaths, file_states
+from sysweave.agents.proctree import ProcessTree
 from sysweave.agents.records import RecordDecoder
 from sysweave.schemas.events import (
     Event,
@@ -58,7 +59,10 @@ class CaptureResult:
     extra_events: list[Event] = field(default_factory=list)  # host info, lost reports
     wall_s: float = 0.0
     cpu_s: float = 0.0  # user + system of the command and the children it waited for
-    max_rss_kb: int = 0
+    max_rss_kb: int = 0  # peak memory in KiB: the tree's (cgroup memory.peak) or its largest process's
+    timed_out: bool = False  # killed at its timeout
+    interrupted: int | None = None  # the signal that cut the run short
+    accounting: str = ""  # where cpu_s and max_rss_kb come from
 
 
 def host_identity() -> str:
@@ -93,6 +97,42 @@ class SignalForwarder:
     def __exit__(self, *_: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+STOP_GRACE_S = 1.0  # a forwarded signal's grace before SIGKILL (the tree is gone within 2 s of a signal)
+
+
+def _wait(tree: ProcessTree, timeout_s: float | None) -> tuple[int, Any, bool, int | None]:
+    """Wait for the command: (wait status, its rusage, timed out, the signal that interrupted it)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    signals: list[int] = []
+    kill_at: list[float] = []
+
+    def on_signal(sig: int) -> None:
+        signals.append(sig)
+        if len(signals) > 1:  # a second signal: no more grace, no more cleaning up
+            tree.kill_all(0.5)
+            os._exit(128 + sig)
+        tree.signal_all(sig)
+        kill_at.append(time.monotonic() + STOP_GRACE_S)
+
+    timed_out = False
+    next_reap = time.monotonic() + 0.5
+    with SignalForwarder(on_signal):
+        while True:
+            pid, status, usage = os.wait4(tree.pid, os.WNOHANG)
+            if pid:
+                tree.popen.returncode = exit_status_code(status)
+                break
+            now = time.monotonic()
+            if (deadline is not None and now > deadline) or (kill_at and now > kill_at[0]):
+                timed_out = timed_out or not signals
+                tree.kill_all(0.5)
+            if now > next_reap:  # orphans of the tree re-parented to us (subreaper): no zombies pile up
+                tree.reap_orphans()
+                next_reap = now + 0.5
+            time.sleep(0.01)
+    return status, usage, timed_out, signals[0] if signals else None
 
 
 class EbpfCapture:
@@ -140,8 +180,13 @@ class EbpfCapture:
 
     def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
                     timeout_s: float | None = None, stdout: IO[bytes] | None = None,
-                    stderr: IO[bytes] | None = None) -> CaptureResult:
-        """Start ``argv`` traced from its exec; wait for it (and, with -f, its descendants)."""
+                    stderr: IO[bytes] | None = None, stdin: IO[bytes] | int | None = None,
+                    kill_leftovers: bool = False) -> CaptureResult:
+        """Start ``argv`` traced from its exec, contained (:class:`~.proctree.ProcessTree`); wait for it (and,
+        with -f, its descendants). At ``timeout_s`` the whole tree is killed and the result says
+        ``timed_out``; a SIGINT/SIGTERM/SIGHUP is forwarded to every process of the tree, which is killed
+        ``STOP_GRACE_S`` later, and the result says ``interrupted``; a second signal kills it at once.
+        ``kill_leftovers``: kill what is still running of the tree when the command exits (validation)."""
         if self.options.observable:
             self.written = WrittenPaths(os.path.abspath(cwd or os.getcwd()))
         self.probe.start()
@@ -149,37 +194,34 @@ class EbpfCapture:
         self.probe.arm(os.getpid())
         t0 = time.monotonic()
         try:
-            child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=stdout, stderr=stderr)
+            tree = ProcessTree.start(argv, env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
         except OSError:
             self.probe.disarm()
             self._shutdown()
             raise
         self.probe.disarm()
-        self.probe.track(child.pid)
-        self._live.add(child.pid)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        with SignalForwarder(lambda s: child.send_signal(s)):
-            while True:
-                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-                if pid:
-                    child.returncode = exit_status_code(status)
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    child.kill()
-                    child.wait()
-                    self._shutdown()
-                    raise CaptureError(f"the command ran longer than its {timeout_s:.0f} s timeout and was killed")
-                time.sleep(0.01)
-        wall = time.monotonic() - t0
-        code = exit_status_code(status)
-        if self.options.follow:  # strace -f waits for every traced process
-            end = time.monotonic() + 5
-            self._live.discard(child.pid)
-            # copy(): the decoder thread adds and removes pids meanwhile (iterating the live set would race)
-            while {p for p in self._live.copy() if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
-                time.sleep(0.05)
-        result = self._finish(code, child.pid)
-        result.wall_s, result.cpu_s, result.max_rss_kb = wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+        self.probe.track(tree.pid)
+        self._live.add(tree.pid)
+        try:
+            status, usage, timed_out, interrupted = _wait(tree, timeout_s)
+            wall = time.monotonic() - t0
+            if timed_out or interrupted or kill_leftovers:
+                tree.kill_all()
+            elif self.options.follow:  # strace -f waits for every traced process
+                end = time.monotonic() + 5
+                self._live.discard(tree.pid)
+                # copy(): the decoder thread adds and removes pids meanwhile (iterating the live set would race)
+                while {p for p in self._live.copy() if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
+                    time.sleep(0.05)
+            cpu_tree, mem_tree = tree.cpu_s(), tree.peak_memory_kb()
+        finally:
+            tree.close()
+        result = self._finish(exit_status_code(status), tree.pid)
+        result.wall_s, result.timed_out, result.interrupted = wall, timed_out, interrupted
+        result.cpu_s = cpu_tree if cpu_tree is not None else usage.ru_utime + usage.ru_stime
+        result.max_rss_kb = mem_tree if mem_tree is not None else usage.ru_maxrss
+        result.accounting = ("cgroup cpu.stat" if cpu_tree is not None else "wait4 rusage") + \
+            (", cgroup memory.peak" if mem_tree is not None else ", wait4 ru_maxrss (largest process)")
         return result
 
     def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:

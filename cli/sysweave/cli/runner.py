@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import IO
 
 from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
@@ -19,12 +20,15 @@ class EbpfRunner:
         self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes))
         self.options = CaptureOptions(follow=True, observable=True, payload_cap=capture_bytes)
 
-    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes]) -> CapturedRun:
+    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes],
+            stdin: IO[bytes] | None = None, env: dict[str, str] | None = None) -> CapturedRun:
         events: list[Event] = []
         cap = EbpfCapture(self.options, events.append, probe=self.probe)
-        res = cap.run_command(argv, cwd=cwd, timeout_s=timeout_s, stdout=stdout, stderr=stderr)
+        res = cap.run_command(argv, env=env, cwd=cwd, timeout_s=timeout_s, stdout=stdout, stderr=stderr,
+                              stdin=stdin if stdin is not None else subprocess.DEVNULL, kill_leftovers=True)
         return CapturedRun(res.exit_code, res.root_pid, events + res.aggregates + res.extra_events, res.aggregates,
-                           res.lost, res.backend, res.wall_s, res.cpu_s, res.max_rss_kb)
+                           res.lost, res.backend, res.wall_s, res.cpu_s, res.max_rss_kb, res.timed_out,
+                           res.interrupted, res.accounting)
 
     def close(self) -> None:
         self.probe.close()

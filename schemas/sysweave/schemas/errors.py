@@ -20,6 +20,7 @@ translated into these at the boundary where they occur, with what to do in the m
       │     └── InconsistentClocks           clock constraints with no common solution
       └── ValidatorError                   sysweave.validator
             ├── HarnessError                 a validation run could not be decided
+            ├── CaseError                    a bad case file or case option (validate --cases, --stdin)
             ├── StoreError                   trace history (chdb or server)
             │     ├── StoreUnavailable         cannot open / reach the store (after retries)
             │     ├── StoreRejected            the server refused the data (schema mismatch)

@@ -22,11 +22,12 @@ from typing import IO, Any, Protocol
 
 from sysweave.schemas.errors import SysweaveError, ValidatorError
 from sysweave.schemas.events import Event, SyscallAggregate
+from sysweave.validator.equivalence.cases import Case
 from sysweave.validator.equivalence.filestate import read_state, snapshot_tree
 from sysweave.validator.equivalence.observe import Obs, extract
 
 __all__ = ["MASK", "CaptureRunner", "CapturedRun", "Harness", "HarnessError", "RunRecord", "SideSummary",
-           "command_argv", "mask_nondeterminism"]
+           "case_argv", "command_argv", "mask_nondeterminism"]
 
 _SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
 MASK = b"\x00?\x00"
@@ -50,11 +51,16 @@ class CapturedRun:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     max_rss_kb: int = 0
+    timed_out: bool = False  # killed (its whole tree) at its timeout: the events are those until then
+    interrupted: int | None = None  # the signal that cut it short
+    accounting: str = ""  # where cpu_s and max_rss_kb come from (cgroup or wait4)
 
 
 class CaptureRunner(Protocol):
-    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes]) -> CapturedRun:
-        """Run ``argv`` traced (descendants too) with observable I/O; raise SysweaveError if it cannot."""
+    def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes],
+            stdin: IO[bytes] | None = None, env: dict[str, str] | None = None) -> CapturedRun:
+        """Run ``argv`` traced (descendants too) with observable I/O; raise SysweaveError if it cannot.
+        ``stdin``: None is /dev/null; ``env``: the whole environment (None: inherit)."""
         ...
 
     def close(self) -> None: ...
@@ -71,8 +77,17 @@ class RunRecord:
 @dataclass
 class SideSummary:
     runs: list[RunRecord]
-    obs: Obs  # the representative Obs, with nondeterminism masked
+    obs: Obs  # the representative Obs, with nondeterminism masked (the last run's if it did not finish)
     masked: list[str] = field(default_factory=list)
+    limit_s: float = 0.0  # the timeout of its last run
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.runs) and self.runs[-1].result.timed_out
+
+    @property
+    def interrupted(self) -> int | None:
+        return self.runs[-1].result.interrupted if self.runs else None
 
     def performance(self) -> dict[str, Any]:
         res = [r.result for r in self.runs]
@@ -110,6 +125,17 @@ def command_argv(cmd: str, workdir: str | None = None, caller_cwd: str | None = 
     return out
 
 
+def case_argv(cmd: str, case: Case, workdir: str | None = None) -> list[str]:
+    """The command line of one case: the command's argv with the case's arguments appended (a shell
+    command gets them as its positional parameters: ``sh -c 'CMD "$@"' sh ARG...``)."""
+    argv = command_argv(cmd, workdir)
+    if not case.args:
+        return argv
+    if argv[:2] == ["/bin/sh", "-c"] and len(argv) == 3:
+        return ["/bin/sh", "-c", argv[2] + ' "$@"', "sh", *case.args]
+    return argv + list(case.args)
+
+
 class Harness:
     def __init__(self, workdir: str | None, timeout_s: float, runner: CaptureRunner) -> None:
         self.workdir = workdir
@@ -119,18 +145,23 @@ class Harness:
     def close(self) -> None:
         self.runner.close()
 
-    def run_once(self, cmd: str) -> RunRecord:
-        argv = command_argv(cmd, self.workdir)
+    def run_once(self, cmd: str, case: Case | None = None, timeout_s: float | None = None) -> RunRecord:
+        """One traced run in a fresh copy of the workdir; a run killed at its timeout or by a signal is
+        returned too (``result.timed_out``/``interrupted``), with its effects until then."""
+        case = case or Case()
+        workdir = case.workdir or self.workdir
+        argv = case_argv(cmd, case, workdir)
         if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
             raise HarnessError(f"command not found: {argv[0]} (a relative path is looked up from the current "
                                f"directory, then inside the --workdir copy each run starts in)")
         run_dir = tempfile.mkdtemp(prefix="sysweave-run-")
-        if self.workdir:
-            shutil.copytree(self.workdir, run_dir, dirs_exist_ok=True, symlinks=True)
+        if workdir:
+            shutil.copytree(workdir, run_dir, dirs_exist_ok=True, symlinks=True)
+        env = {**os.environ, **case.env} if case.env else None
         out_path, err_path = os.path.join(run_dir, ".sysweave-stdout"), os.path.join(run_dir, ".sysweave-stderr")
         try:
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                result = self.runner.run(argv, run_dir, self.timeout_s, out, err)
+            with open(out_path, "wb") as out, open(err_path, "wb") as err, _stdin(case) as stdin:
+                result = self.runner.run(argv, run_dir, timeout_s or self.timeout_s, out, err, stdin, env)
             with open(out_path, "rb") as f:
                 stdout = f.read()
             with open(err_path, "rb") as f:
@@ -154,10 +185,37 @@ class Harness:
             shutil.rmtree(run_dir, ignore_errors=True)
         return RunRecord(obs, result, result.events, run_dir)
 
-    def run_side(self, cmd: str, runs: int) -> SideSummary:
-        records = [self.run_once(cmd) for _ in range(runs)]
+    def run_side(self, cmd: str, runs: int, case: Case | None = None, timeout_s: float | None = None) -> SideSummary:
+        """``runs`` runs of ``cmd``; the first gets ``timeout_s``, later ones at most 10x the slowest finished
+        run (at least 5 s). A run that did not finish ends the side: its effects until then represent it."""
+        limit = timeout_s or self.timeout_s
+        records: list[RunRecord] = []
+        used = limit
+        for _ in range(runs):
+            used = limit
+            records.append(self.run_once(cmd, case, used))
+            last = records[-1].result
+            if last.timed_out or last.interrupted:
+                return SideSummary(records, records[-1].obs, [], used)
+            limit = min(limit, max(10 * max(r.result.wall_s for r in records), 5.0))
         obs, masked = mask_nondeterminism([r.obs for r in records])
-        return SideSummary(records, obs, masked)
+        return SideSummary(records, obs, masked, used)
+
+
+def _stdin(case: Case) -> IO[bytes]:
+    """The case's stdin as an open file: its stdin_file, its bytes in an anonymous temporary file, or /dev/null."""
+    if case.stdin_file is not None:
+        try:
+            return open(case.stdin_file, "rb")
+        except OSError as exc:
+            raise HarnessError(f"case {case.name!r}: cannot open stdin file {case.stdin_file}: "
+                               f"{exc.strerror or exc}") from exc
+    if case.stdin is None:
+        return open(os.devnull, "rb")
+    f = tempfile.TemporaryFile()  # noqa: SIM115 -- returned open; no name: nothing to clean up, nothing inside the run's workdir
+    f.write(case.stdin)
+    f.seek(0)
+    return f
 
 
 def _mask_bytes(values: list[bytes], what: str, masked: list[str], counter: list[int]) -> bytes:

@@ -1,0 +1,295 @@
+"""Contain a started command's whole process tree, so that stopping it stops every descendant.
+
+Three layers, each for a way a process escapes:
+
+* a **cgroup v2 per run** (``<cgroup2 mount>/sysweave/<pid>-<n>``; on a cgroup v1 hybrid host the v2
+  hierarchy is at /sys/fs/cgroup/unified): the command joins it before its exec, so every descendant is in
+  it, also one that left the process group or double-forked; stopping is ``cgroup.kill``. Its ``cpu.stat``
+  is the tree's CPU time (also of processes nobody waited for).
+* ``PR_SET_CHILD_SUBREAPER`` on this process: an orphaned descendant is re-parented to us, not to init, so
+  the descendant walk (the fallback where no cgroup can be made) still finds it.
+* a **watchdog** (a small process in its own session, started once) holding a pipe from us: when we die,
+  even by SIGKILL, it reads EOF and kills every run cgroup still listed, then exits. The command itself
+  also gets ``PR_SET_PDEATHSIG`` (SIGKILL), which covers the direct child where no cgroup exists.
+
+Where cgroup v2 is not writable (no cgroup2 mount, a read-only container), :func:`containment` names it and
+the command that fixes it; a descendant that escaped the tree may then outlive a SIGKILLed parent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants"]
+
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+_libc = ctypes.CDLL(None, use_errno=True)
+_counter = itertools.count()
+_lock = threading.Lock()
+_watchdog: subprocess.Popen[bytes] | None = None
+
+# Runs in the watchdog: a line "+DIR" adds a cgroup to kill if we die, "-DIR" drops it; EOF: kill and remove.
+_WATCHDOG = r"""
+import os, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+live = set()
+for line in sys.stdin:
+    d = line.strip()
+    (live.add if line[0] == "+" else live.discard)(d[1:])
+for d in live:
+    for _ in range(50):
+        try:
+            with open(d + "/cgroup.kill", "w") as f:
+                f.write("1")
+        except OSError:
+            try:
+                pids = open(d + "/cgroup.procs").read().split()
+            except OSError:
+                break
+            for p in pids:
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            os.rmdir(d)
+            break
+        except OSError:
+            time.sleep(0.02)
+"""
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux >= 3.4). True on success."""
+    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0  # type: ignore[no-any-return]
+
+
+def cgroup2_root() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def containment() -> tuple[str | None, str]:
+    """(the parent directory for run cgroups, or None; a sentence on how runs are contained)."""
+    root = cgroup2_root()
+    if root is None:
+        return None, ("no cgroup v2 hierarchy is mounted (fix: mount -t cgroup2 none /sys/fs/cgroup/unified); "
+                      "processes are found by walking the tree from a subreaper")
+    parent = os.path.join(root, "sysweave")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        return None, (f"cannot create {parent} ({exc.strerror}; run as root with cgroup2 writable); "
+                      "processes are found by walking the tree from a subreaper")
+    return parent, f"a cgroup v2 per run under {parent}"
+
+
+def _watch(line: str) -> None:
+    global _watchdog
+    with _lock:
+        if _watchdog is None or _watchdog.poll() is not None:
+            _watchdog = subprocess.Popen([sys.executable, "-S", "-c", _WATCHDOG], stdin=subprocess.PIPE,
+                                         start_new_session=True, close_fds=True)
+        assert _watchdog.stdin is not None
+        _watchdog.stdin.write(line.encode() + b"\n")
+        _watchdog.stdin.flush()
+
+
+def _stat(pid: str) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks since boot) of a process, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _children_map() -> dict[int, list[tuple[int, int]]]:
+    children: dict[int, list[tuple[int, int]]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (st := _stat(name)) is not None:
+            children.setdefault(st[0], []).append((int(name), st[1]))
+    return children
+
+
+def descendants(root: int, children: dict[int, list[tuple[int, int]]] | None = None) -> list[int]:
+    """Every live descendant of ``root`` (by /proc/*/stat's parent pid), root excluded."""
+    children = _children_map() if children is None else children
+    out, todo = [], [root]
+    while todo:
+        for c, _ in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not a zombie (a zombie only waits to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] != b"Z"
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class ProcessTree:
+    """A command started contained (:func:`start`); ``signal_all``/``kill_all`` reach every descendant."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], cgroup: str | None) -> None:
+        self.popen = popen
+        self.cgroup = cgroup
+        st = _stat(str(popen.pid))
+        self.start_ticks = st[1] if st else 0
+
+    @classmethod
+    def start(cls, argv: list[str], **popen_kwargs: object) -> ProcessTree:
+        """Popen ``argv`` in a new cgroup (where possible), with PR_SET_PDEATHSIG. Raises OSError like Popen."""
+        become_subreaper()
+        parent, _ = containment()
+        cgroup = None
+        if parent is not None:
+            cgroup = os.path.join(parent, f"{os.getpid()}-{next(_counter)}")
+            try:
+                os.mkdir(cgroup)
+                _watch("+" + cgroup)
+            except OSError:
+                cgroup = None
+        me = os.getpid()
+        procs = None if cgroup is None else os.path.join(cgroup, "cgroup.procs").encode()
+
+        def enter() -> None:  # in the child, before exec: no Python objects beyond these locals
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != me:
+                os._exit(137)  # we died between fork and prctl
+            if procs is not None:
+                fd = os.open(procs, os.O_WRONLY)
+                os.write(fd, b"0")
+                os.close(fd)
+
+        popen = subprocess.Popen(argv, preexec_fn=enter, **popen_kwargs)  # type: ignore[call-overload]
+        return cls(popen, cgroup)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def _orphans(self, children: dict[int, list[tuple[int, int]]]) -> list[int]:
+        """Our children that are not the command nor the watchdog, started after it: its re-parented orphans."""
+        skip = {self.pid, _watchdog.pid if _watchdog else -1}
+        return [p for p, start in children.get(os.getpid(), []) if p not in skip and start >= self.start_ticks]
+
+    def members(self) -> list[int]:
+        """Every live process of the tree."""
+        if self.cgroup is not None:
+            try:
+                with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
+                    return [int(p) for p in f.read().split()]
+            except OSError:
+                return []
+        children = _children_map()
+        pids = descendants(self.pid, children) + [p for o in self._orphans(children)
+                                                  for p in (o, *descendants(o, children))]
+        return ([self.pid] if self.popen.returncode is None else []) + pids
+
+    def signal_all(self, sig: int) -> None:
+        for pid in self.members():
+            _kill(pid, sig)
+
+    def kill_all(self, timeout_s: float = 2.0) -> bool:
+        """SIGKILL every process of the tree until none is alive (True) or ``timeout_s`` passed (False)."""
+        end = time.monotonic() + timeout_s
+        while True:
+            if self.cgroup is not None:
+                try:
+                    with open(os.path.join(self.cgroup, "cgroup.kill"), "w") as f:
+                        f.write("1")
+                except OSError:
+                    pass  # before Linux 5.14: the per-process kill below
+            live = [p for p in self.members() if _alive(p)]
+            for pid in live:
+                _kill(pid, signal.SIGKILL)
+            self.reap_orphans()
+            if not live:
+                return True
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+
+    def reap_orphans(self) -> None:
+        """Reap the tree's orphans that were re-parented to us and exited (never the command: its status is
+        the caller's, taken with wait4)."""
+        for pid in self._orphans(_children_map()):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def cpu_s(self) -> float | None:
+        """The tree's CPU seconds from the cgroup's cpu.stat (None without a cgroup)."""
+        if self.cgroup is None:
+            return None
+        try:
+            with open(os.path.join(self.cgroup, "cpu.stat")) as f:
+                for line in f:
+                    if line.startswith("usage_usec"):
+                        return int(line.split()[1]) / 1e6
+        except OSError:
+            pass
+        return None
+
+    def peak_memory_kb(self) -> int | None:
+        """The tree's peak memory (memory.peak; None where the memory controller is not enabled)."""
+        if self.cgroup is None:
+            return None
+        try:
+            with open(os.path.join(self.cgroup, "memory.peak")) as f:
+                return int(f.read()) // 1024
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Kill what is left and remove the cgroup (the watchdog no longer needs to)."""
+        self.kill_all()
+        if self.cgroup is not None:
+            for _ in range(100):
+                try:
+                    os.rmdir(self.cgroup)
+                    break
+                except OSError:
+                    time.sleep(0.01)
+            _watch("-" + self.cgroup)
+
+
+def on_signal_stop(tree: ProcessTree, grace_s: float) -> Callable[[int], None]:
+    """A signal handler body: forward the signal to every process of the tree; SIGKILL after ``grace_s``."""
+    def handle(sig: int) -> None:
+        tree.signal_all(sig)
+        threading.Timer(grace_s, tree.kill_all).start()
+    return handle
