@@ -144,3 +144,38 @@ def test_in_kernel_transfers_move_bytes_between_streams() -> None:
     # pipe 1: write (4 B) + sendfile (10 B), then tee copies 14 B without consuming and splice takes them;
     # pipe 2: tee's 14 B then splice's 14 B; the read of the first 14 returns tee's bytes
     assert pipe == {(evs[3].h.event_id, spl.h.event_id), (tee.h.event_id, rd.h.event_id)}
+
+
+_CALLS = st.one_of(
+    st.builds(lambda fd: ("socket", fd, {"domain": 2, "type": 1}), st.integers(3, 8)),
+    st.builds(lambda fd: ("connect", -115, {"fd": fd, "addr": "10.0.0.2:80"}), st.integers(3, 8)),
+    st.builds(lambda a, b: ("pipe2", 0, {"pipefd": (a, b), "flags": 0}), st.integers(3, 8), st.integers(3, 8)),
+    st.builds(lambda a, b: ("dup2", b, {"oldfd": a, "newfd": b}), st.integers(0, 8), st.integers(0, 8)),
+    st.builds(lambda fd: ("close", 0, {"fd": fd}), st.integers(0, 8)),
+    st.builds(lambda fd: ("openat", fd, {"dirfd": -100, "path": "/f", "flags": 1}), st.integers(3, 8)),
+    st.builds(lambda n, fd, ret: (n, ret, {"fd": fd}), st.sampled_from(sorted(fdtrack.RW_CALLS)), st.integers(0, 8),
+              st.integers(-1, 5)),
+)
+
+
+@given(st.lists(st.tuples(st.integers(1, 2), _CALLS), max_size=40))
+@settings(max_examples=150)
+def test_io_target_answers_reads_and_writes_as_feed_does(calls: list[tuple[int, tuple[str, int, dict[str, object]]]]) -> None:
+    """The fd-table fast path (``io_target``, no Access built) resolves every successful read and write to the
+    resource ``feed`` says it used; and ``track_streams`` is ``track`` filtered to byte streams."""
+    tr = FdTracker()
+    evs = []
+    for pid, (name, ret, args) in calls:
+        e = sc(pid, name, ret, **args)
+        evs.append(e)
+        if name in fdtrack.RW_CALLS and ret > 0:
+            fd, res = tr.io_target(e)
+            acc = tr.feed(e)
+            assert fd == args["fd"] and res == (acc.resource if acc is not None else None)
+        else:
+            tr.feed(e)
+    streaming = (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN)
+    want = [(a.event.h.event_id, a.op, a.stream) for a in track(evs)
+            if a.op in (Op.CONNECT, Op.ACCEPT) or (a.op in (Op.READ, Op.WRITE) and a.nbytes > 0
+                                                   and a.resource is not None and a.resource.kind in streaming)]
+    assert [(a.event.h.event_id, a.op, a.stream) for a in fdtrack.track_streams(evs)] == want

@@ -67,8 +67,8 @@ from dataclasses import dataclass, field, replace
 
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
 
-__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "TRANSFERS", "WRITES", "Access", "FdTracker", "Op", "Resource", "ResourceKind",
-           "track", "track_streams"]
+__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "RW_CALLS", "TRANSFERS", "WRITES", "Access", "FdTracker", "Op", "Resource",
+           "ResourceKind", "track", "track_streams"]
 
 AT_FDCWD = -100
 EINPROGRESS = 115
@@ -79,7 +79,7 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 
 WRITES = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"})
 READS = frozenset({"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg"})
-_RW = WRITES | READS
+RW_CALLS = WRITES | READS  # plain reads and writes: they change no fd table (the fast path, :meth:`FdTracker.io_target`)
 # in-kernel transfers: call -> (out fd argument, in fd argument) as decoded by name, then as raw arguments
 TRANSFERS = {"sendfile": ("out_fd", "in_fd", "arg0", "arg1"), "splice": ("fd_out", "fd_in", "arg2", "arg0"),
              "copy_file_range": ("fd_out", "fd_in", "arg2", "arg0"), "tee": ("fd_out", "fd_in", "arg1", "arg0")}
@@ -242,15 +242,27 @@ class FdTracker:
         resource not of ``kinds`` (a connected socket counts as CONN): feeding it would change nothing (reads
         and writes leave every table as it was) and answer nothing such a caller looks at, so it may skip
         :meth:`feed`. Most calls of a trace are such; this answers them without building an Access."""
-        if type(e) is not SyscallSpan or e.name not in _RW:
+        if type(e) is not SyscallSpan or e.name not in RW_CALLS:
             return False
         if e.ret <= 0:
             return True
+        res = self.io_target(e)[1]
+        return res is None or res.kind not in kinds
+
+    def io_target(self, e: SyscallSpan) -> tuple[int, Resource | None]:
+        """For a read or write (:data:`RW_CALLS`): the fd it used and what that fd refers to now — a socket
+        connected since as its connection (CONN) — without feeding it (reads and writes change no table). The
+        one fd-table fast path: :func:`track_streams` and the validator's extraction answer most calls of a
+        trace with it instead of :meth:`feed`."""
         h = e.h
-        res = self._table(h.host_id, h.pid).fds.get(_int(e.args.get("fd")))
+        t = self._tables.get((h.host_id, h.pid)) or self._table(h.host_id, h.pid)
+        fd = e.args.get("fd", -1)
+        if type(fd) is not int:
+            fd = _int(fd)
+        res = t.fds.get(fd)
         if res is not None and res.kind is ResourceKind.SOCKET:
             res = self._connected.get(res.id, res)
-        return res is None or res.kind not in kinds
+        return fd, res
 
     # --- updates ---
     def feed(self, e: Event) -> Access | None:
@@ -398,20 +410,12 @@ def track_streams(events: Iterable[Event], ordered: bool = False) -> Iterator[Ac
     move bytes through a file, stdio or an unknown fd: most calls of a trace). ``ordered``: ``events`` are
     already in ``track``'s order (one process's events as assembly sorts them)."""
     tr = FdTracker()
-    tables, connected = tr._tables, tr._connected
-    streaming, socket, rw, writes = _STREAMING, ResourceKind.SOCKET, _RW, WRITES
+    streaming, rw, writes, target = _STREAMING, RW_CALLS, WRITES, tr.io_target
     for e in events if ordered else sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id)):
         if type(e) is SyscallSpan and e.name in rw:
             if e.ret <= 0:
                 continue  # failed, or no byte moved
-            h = e.h
-            t = tables.get((h.host_id, h.pid)) or tr._table(h.host_id, h.pid)
-            fd = e.args.get("fd", -1)
-            if type(fd) is not int:
-                fd = _int(fd)
-            res = t.fds.get(fd)
-            if res is not None and res.kind is socket:
-                res = connected.get(res.id, res)
+            fd, res = target(e)
             if res is None or res.kind not in streaming:
                 continue
             yield Access(e, Op.WRITE if e.name in writes else Op.READ, res, fd, nbytes=e.ret)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from sysweave.streams.pipeline.fdtrack import READS, WRITES
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.processes import ProgramNode
 
@@ -39,7 +38,6 @@ CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "l
 FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
 
 Key = tuple[str, int]
-RW_CALLS = READS | WRITES
 
 
 @dataclass(frozen=True, slots=True)

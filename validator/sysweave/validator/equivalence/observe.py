@@ -41,7 +41,7 @@ from sysweave.schemas.events import (
     ProcessEventType,
     SyscallSpan,
 )
-from sysweave.streams.pipeline.fdtrack import WRITES, FdTracker, Op, Resource, ResourceKind
+from sysweave.streams.pipeline.fdtrack import RW_CALLS, WRITES, FdTracker, Op, Resource, ResourceKind
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.model import (
     CREATES,
@@ -54,7 +54,6 @@ from sysweave.validator.equivalence.model import (
     O_DIRECTORY,
     O_TRUNC,
     PATH_WRITES,
-    RW_CALLS,
     SCRIPT_SUFFIXES,
     SOCK_DGRAM,
     STDIO_PATHS,

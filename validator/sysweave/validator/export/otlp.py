@@ -23,17 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sysweave.schemas.errors import ValidatorError
-from sysweave.schemas.events import (
-    ComputeBlock,
-    Event,
-    GpuKernel,
-    GpuMemoryTransfer,
-    GpuSample,
-    Mark,
-    SyscallSpan,
-    TranspilerDecision,
-    UnifiedTrace,
-)
+from sysweave.schemas.events import Event, UnifiedTrace
+from sysweave.validator.export.kinds import view_of
+
+__all__ = ["ExportError", "ExportUnavailable", "export", "gpu_sample_events", "make_exporter", "parse_traceparent",
+           "span_attributes", "to_readable_spans"]
 
 
 class ExportError(ValidatorError):
@@ -60,83 +54,32 @@ def _span_id(*parts: bytes) -> int:
     return v or 1
 
 
-def _free_attrs(prefix: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """SDK/decision attributes as OTLP attribute values (bytes as hex; None left out: OTLP has no null)."""
-    out: dict[str, Any] = {}
-    for k, v in attrs.items():
-        if isinstance(v, bytes):
-            out[prefix + k] = v.hex()
-        elif isinstance(v, tuple):
-            out[prefix + k] = list(v)
-        elif v is not None:
-            out[prefix + k] = v
-    return out
-
-
-def _attrs(e: Event) -> tuple[str, dict[str, Any]]:
+def _header_attrs(e: Event) -> dict[str, Any]:
     h = e.h
-    base: dict[str, Any] = {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
-                            "lamport.clock": h.stamp.lamport,  # the seed's attribute name, kept for its consumers
-                            # packed HLCs pass int64 in 2038 (48-bit l in 2**-16 s): beyond, a decimal string
-                            "sysweave.hlc": h.stamp.hlc if h.stamp.hlc < 1 << 63 else str(h.stamp.hlc),
-                            "thread.id": h.tid}
-    if isinstance(e, SyscallSpan):
-        base.update({"syscall.name": e.name, "syscall.nr": e.nr, "syscall.ret": e.ret})
-        if e.failed:
-            base["syscall.errno"] = e.errno
-        for k, v in e.args.items():
-            if isinstance(v, (int, str, bool)):
-                base[f"syscall.args.{k}"] = v
-            elif isinstance(v, tuple):
-                base[f"syscall.args.{k}"] = list(v)
-        if e.payload is not None:
-            base["syscall.payload_len"] = e.payload_len
-        return e.name, base
-    if isinstance(e, GpuKernel):
-        base.update({"gpu.kernel.name": e.name, "gpu.device": e.device, "gpu.stream": e.stream,
-                     "gpu.grid": list(e.grid), "gpu.block": list(e.block), "gpu.side": e.side,
-                     "gpu.correlation_id": e.correlation_id})
-        return (f"cuLaunchKernel {e.name}" if e.side == "api" else f"gpu kernel {e.name}"), base
-    if isinstance(e, GpuMemoryTransfer):
-        base.update({"gpu.memcpy.kind": e.kind.name, "gpu.memcpy.bytes": e.bytes, "gpu.device": e.device,
-                     "gpu.side": e.side, "gpu.correlation_id": e.correlation_id})
-        return (f"cuMemcpy {e.kind.name}" if e.side == "api" else f"gpu memcpy {e.kind.name}"), base
-    if isinstance(e, ComputeBlock):
-        base.update({"compute.name": e.name, "compute.operation": e.op, "compute.elements": e.elements,
-                     "compute.symbol": e.symbol, "compute.source": e.source, "compute.decision_id": e.decision_id,
-                     **_free_attrs("compute.attrs.", e.attrs)})
-        return f"compute {e.name}", base
-    if isinstance(e, TranspilerDecision):
-        base.update({"transpiler.decision_id": e.decision_id, "transpiler.source_location": e.source_location,
-                     "transpiler.target_symbol": e.target_symbol, "transpiler.kind": e.kind,
-                     "transpiler.chosen": e.chosen, "transpiler.alternatives": list(e.alternatives),
-                     "transpiler.reason": e.reason, "transpiler.source": e.source,
-                     **_free_attrs("transpiler.attrs.", e.attrs)})
-        return f"decision {e.kind or e.decision_id}: {e.chosen}"[:120], base
-    if isinstance(e, Mark):
-        base.update({"mark.name": e.name, **_free_attrs("mark.attrs.", e.attrs)})
-        return f"mark {e.name}", base
-    return type(e).__name__, base
+    return {"sysweave.event_id": h.event_id.hex(), "sysweave.lamport": h.stamp.lamport,
+            "lamport.clock": h.stamp.lamport,  # the seed's attribute name, kept for its consumers
+            # packed HLCs pass int64 in 2038 (48-bit l in 2**-16 s): beyond, a decimal string
+            "sysweave.hlc": h.stamp.hlc if h.stamp.hlc < 1 << 63 else str(h.stamp.hlc), "thread.id": h.tid}
+
+
+def span_attributes(e: Event) -> tuple[str, dict[str, Any]] | None:
+    """The OTLP child span of an event, (name, attributes), or None when its kind is not a span
+    (``kinds.view_of``: the one place per kind)."""
+    span = view_of(e).otlp_span(e)
+    if span is None:
+        return None
+    return span[0], {**_header_attrs(e), **span[1]}
 
 
 def gpu_sample_events(events: Sequence[Event]) -> list[Any]:
-    """NVML readings (GpuSample) as span events on their process span, named "gpu.sample".
-
-    Span events rather than OTLP metrics: a sample then stays inside its trace and under the process it
-    describes, at its own timestamp, through the same one exporter and backend (Jaeger/Tempo show them as
-    span logs); a metrics pipeline would need a second endpoint and would lose the trace association.
-    Attributes not reported by NVML (None) are left out."""
+    """The span events of a process span: its NVML readings (``kinds.GpuSampleView``), at their own times."""
     from opentelemetry.sdk.trace import Event as SpanEvent
 
     out = []
     for e in events:
-        if isinstance(e, GpuSample):
-            values: dict[str, Any] = {"gpu.device": e.device, "gpu.process.pid": e.process_pid, "gpu.name": e.name,
-                      "gpu.utilization.pct": e.gpu_util_pct, "gpu.memory.utilization.pct": e.mem_util_pct,
-                      "gpu.memory.used_bytes": e.memory_used_bytes, "gpu.memory.total_bytes": e.memory_total_bytes,
-                      "gpu.power.mw": e.power_mw, "gpu.sm_clock.mhz": e.sm_clock_mhz,
-                      "sysweave.lamport": e.h.stamp.lamport}
-            out.append(SpanEvent("gpu.sample", {k: v for k, v in values.items() if v is not None}, e.h.wall_ns))
+        ev = view_of(e).otlp_event(e)
+        if ev is not None:
+            out.append(SpanEvent(ev[0], ev[1], e.h.wall_ns))
     return out
 
 
@@ -175,9 +118,10 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
                                   attributes=attrs, kind=SpanKind.INTERNAL, events=gpu_sample_events(p.events),
                                   start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns)))
         for e in p.events:
-            if not isinstance(e, (SyscallSpan, GpuKernel, GpuMemoryTransfer, ComputeBlock, TranspilerDecision, Mark)):
+            span = span_attributes(e)
+            if span is None:
                 continue
-            name, a = _attrs(e)
+            name, a = span
             sctx = SpanContext(trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=flags)
             by_event[e.h.event_id] = sctx
             start = e.h.wall_ns

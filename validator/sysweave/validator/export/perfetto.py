@@ -9,78 +9,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from sysweave.schemas.events import (
-    ComputeBlock,
-    GpuKernel,
-    GpuMemoryTransfer,
-    GpuSample,
-    Mark,
-    SyscallSpan,
-    TranspilerDecision,
-    UnifiedTrace,
-)
+from sysweave.schemas.events import UnifiedTrace
+from sysweave.validator.export.kinds import GPU_TID_BASE, ChromeView, view_of
 
-GPU_TID_BASE = 1_000_000_000
-COMPUTE_TID = 999_999_999
+__all__ = ["GPU_TID_BASE", "to_chrome_trace"]
+
+
+def _place(v: ChromeView, e: Any, pid: int, ts: float) -> tuple[int, list[dict[str, Any]]]:
+    """The Chrome events of one exported event (``kinds.ChromeView``) and the thread it sits on."""
+    if v.counters is not None:
+        return e.h.tid, [{"ph": "C", "name": f"{v.name} {label}", "pid": pid, "ts": ts, "args": {label: value}}
+                         for label, value in v.counters]
+    cat = type(e).__name__
+    if v.instant:
+        return e.h.tid, [{"ph": "i", "s": "t", "name": v.name, "cat": cat, "pid": pid, "tid": e.h.tid, "ts": ts,
+                          "args": v.args}]
+    tid = e.h.tid if v.tid is None else v.tid
+    out = [{"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": v.track_name}}] \
+        if v.track_name else []
+    out.append({"ph": "X", "name": v.name, "cat": cat, "pid": pid, "tid": tid, "ts": ts,
+                "dur": max(e.h.duration_ns / 1000, 0.001), "args": v.args})
+    return tid, out
 
 
 def to_chrome_trace(trace: UnifiedTrace) -> dict[str, Any]:
+    """The trace as Chrome trace JSON (module docstring); each event placed by its kind (``kinds.view_of``)."""
     events: list[dict[str, Any]] = []
     t0 = min((p.start_wall_ns for p in trace.processes.values()), default=0)
-    pids: dict[tuple[str, int], int] = {}
-    where: dict[bytes, tuple[int, int, float]] = {}
-    for n, (key, p) in enumerate(sorted(trace.processes.items()), start=1):
-        pid = pids[key] = n  # one synthetic pid per (host, pid): pids collide across hosts
-        label = f"{' '.join(p.argv)[:80] or 'process'} [{p.host_id} pid {p.pid}]"
+    where: dict[bytes, tuple[int, int, float]] = {}  # event id -> (pid, tid, ts): ends of flow arrows
+    for pid, (_, p) in enumerate(sorted(trace.processes.items()), start=1):  # synthetic pids: pids collide
+        label = f"{' '.join(p.argv)[:80] or 'process'} [{p.host_id} pid {p.pid}]"  # across hosts
         events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": label}})
         for e in p.events:
             ts = (e.h.wall_ns - t0) / 1000
-            dur = e.h.duration_ns / 1000
-            if isinstance(e, SyscallSpan):
-                tid, name, args = e.h.tid, e.name, {"ret": e.ret, **{k: str(v) for k, v in e.args.items()}}
-            elif isinstance(e, (GpuKernel, GpuMemoryTransfer)) and e.side == "api":  # the driver call, on its thread
-                tid = e.h.tid
-                name = f"launch {e.name}" if isinstance(e, GpuKernel) else f"cuMemcpy {e.kind.name} {e.bytes} B"
-                args = {"side": "api", "correlation_id": e.correlation_id}
-                if isinstance(e, GpuKernel):
-                    args.update(grid=str(list(e.grid)), block=str(list(e.block)))
-            elif isinstance(e, (GpuKernel, GpuMemoryTransfer)):
-                tid = GPU_TID_BASE + e.device
-                name = e.name if isinstance(e, GpuKernel) else f"memcpy {e.kind.name} {e.bytes} B"
-                args = {"device": e.device, "stream": e.stream}
-                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"GPU {e.device}"}})
-            elif isinstance(e, GpuSample):  # NVML readings as counter tracks of the process (None: not reported)
-                track = f"GPU {e.device}" + (f" pid {e.process_pid}" if e.process_pid else "")
-                for label, v in (("util %", e.gpu_util_pct), ("memory util %", e.mem_util_pct),
-                                 ("memory used MiB", None if e.memory_used_bytes is None else e.memory_used_bytes / 2**20),
-                                 ("power W", None if e.power_mw is None else e.power_mw / 1000),
-                                 ("SM clock MHz", e.sm_clock_mhz)):
-                    if v is not None:
-                        events.append({"ph": "C", "name": f"{track} {label}", "pid": pid, "ts": ts, "args": {label: v}})
-                where[e.h.event_id] = (pid, e.h.tid, ts)
-                continue
-            elif isinstance(e, ComputeBlock):  # on its thread's track: it nests around the syscalls it made
-                tid, name = e.h.tid, e.name
-                args = {"op": e.op, "elements": e.elements, "symbol": e.symbol, "source": e.source,
-                        "decision_id": e.decision_id, **{k: str(v) for k, v in e.attrs.items()}}
-            elif isinstance(e, (TranspilerDecision, Mark)):  # instants on the thread that reported them
-                where[e.h.event_id] = (pid, e.h.tid, ts)
-                if isinstance(e, Mark):
-                    name, args = f"mark {e.name}", {k: str(v) for k, v in e.attrs.items()}
-                else:
-                    name = f"decision {e.decision_id} {e.kind}: {e.chosen}"
-                    args = {"source_location": e.source_location, "target_symbol": e.target_symbol,
-                            "alternatives": list(e.alternatives), "reason": e.reason, "source": e.source,
-                            **{k: str(v) for k, v in e.attrs.items()}}
-                events.append({"ph": "i", "s": "t", "name": name, "cat": type(e).__name__, "pid": pid, "tid": e.h.tid,
-                               "ts": ts, "args": args})
-                continue
-            else:
-                where[e.h.event_id] = (pid, e.h.tid, ts)
-                continue
+            v = view_of(e).chrome(e)
+            tid = e.h.tid
+            if v is not None:
+                tid, placed = _place(v, e, pid, ts)
+                events += placed
             where[e.h.event_id] = (pid, tid, ts)
-            events.append({"ph": "X", "name": name, "cat": type(e).__name__, "pid": pid, "tid": tid, "ts": ts,
-                           "dur": max(dur, 0.001), "args": args})
     for i, edge in enumerate(trace.edges):
         if edge.src in where and edge.dst in where:
             (sp, st, sts), (dp, dt, dts) = where[edge.src], where[edge.dst]
