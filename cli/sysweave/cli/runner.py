@@ -10,14 +10,20 @@ from sysweave.agents.session import CaptureOptions, EbpfCapture
 from sysweave.schemas.events import Event
 from sysweave.validator.equivalence.harness import CapturedRun
 
-__all__ = ["EbpfRunner"]
+__all__ = ["VALIDATION_RINGBUF_PAGES", "EbpfRunner"]
+
+
+# A validation ships every observable call with up to 16 KiB of payload: a program printing 12,000 unbuffered
+# lines overran the default 4 MiB ring between two drains (examples/pairs/bigout lost ~7,000 records).
+# 32 MiB holds such a burst whole; what still overruns it makes the run repeat, then "could not decide".
+VALIDATION_RINGBUF_PAGES = 8192
 
 
 class EbpfRunner:
     """One compiled probe reused for every run of a validation (compiling is the slow part)."""
 
     def __init__(self, capture_bytes: int = 16384) -> None:
-        self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes))
+        self.probe = SyscallProbe(ProbeConfig(payload_cap=capture_bytes, ringbuf_pages=VALIDATION_RINGBUF_PAGES))
         self.options = CaptureOptions(follow=True, observable=True, payload_cap=capture_bytes)
 
     def run(self, argv: list[str], cwd: str, timeout_s: float, stdout: IO[bytes], stderr: IO[bytes],

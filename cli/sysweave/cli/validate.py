@@ -185,7 +185,7 @@ def validate_stored(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_stored(report)
-    return 0 if report["verdict"] == "equivalent" else 1
+    return {"equivalent": 0, "divergent": 1}.get(report["verdict"], 2)
 
 
 def _print_stored(report: dict[str, Any]) -> None:

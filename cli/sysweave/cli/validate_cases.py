@@ -16,6 +16,7 @@ from typing import Any
 
 from sysweave.validator.equivalence.cases import Case
 from sysweave.validator.equivalence.compare import Verdict, compare
+from sysweave.validator.equivalence.evidence import comparison_gaps, describe
 from sysweave.validator.equivalence.hang import Hang, both_hung_reason, hang_verdict
 from sysweave.validator.equivalence.harness import Harness, HarnessError, SideSummary
 from sysweave.validator.equivalence.report import case_entry, side_entry
@@ -97,6 +98,9 @@ def _compare(original: SideSummary, transpiled: SideSummary, limit: float) -> tu
         v = hang_verdict(original.obs, transpiled.obs, hang)
         return v.verdict, v, v.explanation
     v = compare(original.obs, transpiled.obs)
+    gaps = comparison_gaps(original.obs, transpiled.obs, v.evidence) if v.verdict == "equivalent" else []
+    if gaps:  # equivalence would be a guess about what was not captured (evidence.py)
+        return "undecided", None, f"could not decide: the runs agree on everything compared, but {describe(gaps)}"
     return v.verdict, v, v.explanation
 
 
@@ -125,7 +129,8 @@ def run_case(args: argparse.Namespace, harness: Harness, case: Case,
     detail: dict[str, Any] = verdict.to_dict() if verdict else {}
     detail.pop("verdict", None)
     entry = case_entry(case.name, verdict_name, reason, a, b, ratio=ratio, **detail,
-                       masked={"original": original.masked, "transpiled": transpiled.masked})
+                       masked={"original": original.masked, "transpiled": transpiled.masked},
+                       reruns={"original": original.reruns, "transpiled": transpiled.reruns})
     out = CaseOutcome(entry, sides=(original, transpiled))
     if verdict is not None:
         perf_a, perf_b = original.performance(), transpiled.performance()

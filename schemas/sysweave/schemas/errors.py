@@ -20,6 +20,7 @@ translated into these at the boundary where they occur, with what to do in the m
       │     └── InconsistentClocks           clock constraints with no common solution
       └── ValidatorError                   sysweave.validator
             ├── HarnessError                 a validation run could not be decided
+            │     └── Undecided                the capture lost evidence in every rerun (no verdict from a guess)
             ├── CaseError                    a bad case file or case option (validate --cases, --stdin)
             ├── StoreError                   trace history (chdb or server)
             │     ├── StoreUnavailable         cannot open / reach the store (after retries)

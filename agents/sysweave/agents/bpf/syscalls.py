@@ -137,6 +137,21 @@ _AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
 _REC_AT = {k: off for k, (off, _) in _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0].items()}
 REC_FORK, REC_EXIT = _C["REC_FORK"], _C["REC_EXIT"]
 MARKS_KEPT = 1 << 20  # pids remembered for end_run; beyond (a whole-host agent), the instance is not reused
+# TEST HOOK, never set outside tests: drop every Nth ring-buffer record of a run before it is queued, and
+# count it as lost ("ringbuf_injected"), as a real ring-buffer overrun would be. It lets a test prove that a
+# capture that lost events never yields a verdict (issue 17, "no verdict from a guess").
+TEST_DROP_ENV = "SYSWEAVE_TEST_DROP_EVERY"
+
+
+def injected_drop_every() -> int:
+    """N from $SYSWEAVE_TEST_DROP_EVERY (0: the hook is off); a value that is not a positive integer is an error."""
+    raw = os.environ.get(TEST_DROP_ENV, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) < 1:
+        raise CaptureError(f"{TEST_DROP_ENV}={raw!r}: must be a positive integer N (a test hook that drops every "
+                           f"Nth ring-buffer record); unset it for a normal capture")
+    return int(raw)
 
 
 def cache_key(config: ProbeConfig) -> list[str]:
@@ -197,6 +212,8 @@ class SyscallProbe:
         self._marked: set[int] = set()  # pids/tids this run marked in `targets` (cleared at end_run)
         self._marks_overflowed = False
         self._ended = False
+        self._drop_every = injected_drop_every()
+        self._records = self._injected = 0  # this run's records, and those the test hook dropped
         self._discard = True
         self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
         self._ring.consume()  # a cached instance's leftovers from before this run: dropped
@@ -335,6 +352,10 @@ class SyscallProbe:
         elif kind == REC_EXIT:  # the exit hook cleared it
             self._marked.discard(_U32.unpack_from(data, _REC_AT["pid"])[0])
         if not self._discard:
+            self._records += 1
+            if self._drop_every and self._records % self._drop_every == 0:
+                self._injected += 1  # the test hook (TEST_DROP_ENV): lost like a ring-buffer overrun
+                return
             self.queue.put(data)
 
     def reset(self) -> None:
@@ -354,6 +375,7 @@ class SyscallProbe:
 
     def start(self) -> None:
         self.queue = DropQueue(self.config.queue_capacity)
+        self._records = self._injected = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="sysweave-ringbuf", daemon=True)
         self._thread.start()
@@ -399,8 +421,13 @@ class SyscallProbe:
         return sum(_U64.unpack(v)[0] for v in table.per_cpu(value)) if value else 0
 
     def lost(self) -> dict[str, int]:
-        return {"ringbuf": self._lost_slot(LOST_RINGBUF), "aggregate_table_full": self._lost_slot(LOST_AGG_FULL),
-                "queue": self.queue.dropped}
+        """Records lost this run, by where: the kernel's ring buffer, the aggregate table, the decoder's queue
+        (and "ringbuf_injected" while the test hook TEST_DROP_ENV is set)."""
+        out = {"ringbuf": self._lost_slot(LOST_RINGBUF), "aggregate_table_full": self._lost_slot(LOST_AGG_FULL),
+               "queue": self.queue.dropped}
+        if self._drop_every:
+            out["ringbuf_injected"] = self._injected
+        return out
 
     def close(self) -> None:
         self.stop()

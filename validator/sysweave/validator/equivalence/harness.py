@@ -4,9 +4,14 @@ and turn the runs into Obs; mask what differs between runs of the same program (
 Capture is passed in (:class:`CaptureRunner`): the validator never imports the agents; the CLI hands it
 the eBPF capture, tests may hand it any runner that produces events.
 
+A run whose capture lost something a verdict needs (:func:`.evidence.capture_gaps`) is run again, at most
+:data:`.evidence.MAX_RERUNS` times (:meth:`Harness.run_complete`); if every attempt had a gap the side is
+undecided — never a verdict from a guess.
+
 Errors::
 
     HarnessError            -- a run could not be decided (tracer unavailable, timeout, command not found)
+      └── Undecided         -- the capture stayed incomplete after the reruns (the reason names the gaps)
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import shlex
 import shutil
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -23,10 +29,11 @@ from typing import IO, Any, Protocol
 from sysweave.schemas.errors import SysweaveError, ValidatorError
 from sysweave.schemas.events import Event, SyscallAggregate
 from sysweave.validator.equivalence.cases import Case
+from sysweave.validator.equivalence.evidence import MAX_RERUNS, Gap, capture_gaps, describe
 from sysweave.validator.equivalence.filestate import read_state, snapshot_tree
 from sysweave.validator.equivalence.observe import Obs, extract
 
-__all__ = ["MASK", "CaptureRunner", "CapturedRun", "Harness", "HarnessError", "RunRecord", "SideSummary",
+__all__ = ["MASK", "CaptureRunner", "CapturedRun", "Harness", "HarnessError", "RunRecord", "SideSummary", "Undecided",
            "case_argv", "command_argv", "mask_nondeterminism"]
 
 _SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
@@ -36,6 +43,14 @@ _TOKEN = re.compile(rb"[A-Za-z0-9_]+|[^A-Za-z0-9_]")
 
 class HarnessError(ValidatorError):
     pass
+
+
+class Undecided(HarnessError):
+    """Every attempt at a run lost evidence a verdict needs; ``gaps``: the last attempt's."""
+
+    def __init__(self, message: str, gaps: list[Gap]) -> None:
+        super().__init__(message)
+        self.gaps = gaps
 
 
 @dataclass
@@ -88,6 +103,7 @@ class SideSummary:
     @property
     def interrupted(self) -> int | None:
         return self.runs[-1].result.interrupted if self.runs else None
+    reruns: list[str] = field(default_factory=list)  # why a run was repeated (its capture had a gap)
 
     def performance(self) -> dict[str, Any]:
         res = [r.result for r in self.runs]
@@ -185,21 +201,49 @@ class Harness:
             shutil.rmtree(run_dir, ignore_errors=True)
         return RunRecord(obs, result, result.events, run_dir)
 
+    def run_complete(self, cmd: str, case: Case | None = None, timeout_s: float | None = None,
+                     reruns: list[str] | None = None) -> RunRecord:
+        """One run of ``cmd`` whose capture is complete: while a run's capture has a gap (events lost, an
+        exec or an exit not recorded) run it again, at most MAX_RERUNS times; then :class:`Undecided`.
+        A run that did not finish (timeout, interrupted) is returned as it is: the hang is the evidence.
+        ``reruns`` collects why each repeated run was repeated (for the report)."""
+        for attempt in range(1 + MAX_RERUNS):
+            rec = self.run_once(cmd, case, timeout_s)
+            if rec.result.timed_out or rec.result.interrupted:
+                return rec
+            gaps = capture_gaps(rec.events, {**rec.result.lost}, running=_running)
+            if not gaps:
+                return rec
+            why = describe(gaps)
+            if reruns is not None:
+                reruns.append(why)
+            if attempt < MAX_RERUNS:
+                print(f"sysweave: the capture of {cmd!r} was incomplete ({why}); running it again "
+                      f"({attempt + 2} of {1 + MAX_RERUNS})", file=sys.stderr, flush=True)
+        raise Undecided(f"{cmd!r}: the capture was incomplete in all {1 + MAX_RERUNS} runs, so no verdict can "
+                        f"stand on it: {why}", gaps)
+
     def run_side(self, cmd: str, runs: int, case: Case | None = None, timeout_s: float | None = None) -> SideSummary:
         """``runs`` runs of ``cmd``; the first gets ``timeout_s``, later ones at most 10x the slowest finished
         run (at least 5 s). A run that did not finish ends the side: its effects until then represent it."""
         limit = timeout_s or self.timeout_s
         records: list[RunRecord] = []
+        reruns: list[str] = []
         used = limit
         for _ in range(runs):
             used = limit
-            records.append(self.run_once(cmd, case, used))
+            records.append(self.run_complete(cmd, case, used, reruns))
             last = records[-1].result
             if last.timed_out or last.interrupted:
-                return SideSummary(records, records[-1].obs, [], used)
+                return SideSummary(records, records[-1].obs, [], used, reruns)
             limit = min(limit, max(10 * max(r.result.wall_s for r in records), 5.0))
         obs, masked = mask_nondeterminism([r.obs for r in records])
-        return SideSummary(records, obs, masked, used)
+        return SideSummary(records, obs, masked, used, reruns)
+
+
+def _running(pid: int) -> bool:
+    """Still alive (or a zombie not yet reaped) after the run: a process the run left behind has no exit yet."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def _stdin(case: Case) -> IO[bytes]:
