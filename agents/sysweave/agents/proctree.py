@@ -18,6 +18,7 @@ the command that fixes it; a descendant that escaped the tree may then outlive a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -31,6 +32,7 @@ from collections.abc import Callable
 __all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants"]
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+V1_MEMORY = "/sys/fs/cgroup/memory/sysweave"  # hybrid hosts: the v1 memory hierarchy, for the peak
 _libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -94,11 +96,28 @@ def containment() -> tuple[str | None, str]:
                       "processes are found by walking the tree from a subreaper")
     parent = os.path.join(root, "sysweave")
     try:
+        with open(os.path.join(root, "cgroup.controllers")) as f:
+            memory = "memory" in f.read().split()
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
         return None, (f"cannot create {parent} ({exc.strerror}; run as root with cgroup2 writable); "
                       "processes are found by walking the tree from a subreaper")
+    if memory:  # memory.peak per run (pure cgroup v2 hosts); without it the peak comes from elsewhere
+        with contextlib.suppress(OSError), open(os.path.join(parent, "cgroup.subtree_control"), "w") as g:
+            g.write("+memory")
     return parent, f"a cgroup v2 per run under {parent}"
+
+
+def _make(parent: str, name: str) -> str | None:
+    """A new cgroup directory the watchdog removes (killing what is in it) if we die; None if it cannot be made."""
+    path = os.path.join(parent, name)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        os.mkdir(path)
+    except OSError:
+        return None
+    _watch("+" + path)
+    return path
 
 
 def _watch(line: str) -> None:
@@ -162,9 +181,10 @@ def _kill(pid: int, sig: int) -> None:
 class ProcessTree:
     """A command started contained (:func:`start`); ``signal_all``/``kill_all`` reach every descendant."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], cgroup: str | None) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], cgroup: str | None, memory: str | None = None) -> None:
         self.popen = popen
         self.cgroup = cgroup
+        self.memory = memory  # a cgroup v1 memory controller directory (hybrid hosts), for the peak
         st = _stat(str(popen.pid))
         self.start_ticks = st[1] if st else 0
 
@@ -173,28 +193,25 @@ class ProcessTree:
         """Popen ``argv`` in a new cgroup (where possible), with PR_SET_PDEATHSIG. Raises OSError like Popen."""
         become_subreaper()
         parent, _ = containment()
-        cgroup = None
-        if parent is not None:
-            cgroup = os.path.join(parent, f"{os.getpid()}-{next(_counter)}")
-            try:
-                os.mkdir(cgroup)
-                _watch("+" + cgroup)
-            except OSError:
-                cgroup = None
+        name = f"{os.getpid()}-{next(_counter)}"
+        cgroup = _make(parent, name) if parent is not None else None
+        memory = None
+        if cgroup is not None and not os.path.exists(os.path.join(cgroup, "memory.peak")):
+            memory = _make(V1_MEMORY, name)  # cgroup v1 hybrid: the memory controller is a v1 hierarchy
         me = os.getpid()
-        procs = None if cgroup is None else os.path.join(cgroup, "cgroup.procs").encode()
+        join = [os.path.join(d, "cgroup.procs").encode() for d in (cgroup, memory) if d is not None]
 
         def enter() -> None:  # in the child, before exec: no Python objects beyond these locals
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != me:
                 os._exit(137)  # we died between fork and prctl
-            if procs is not None:
+            for procs in join:
                 fd = os.open(procs, os.O_WRONLY)
                 os.write(fd, b"0")
                 os.close(fd)
 
         popen = subprocess.Popen(argv, preexec_fn=enter, **popen_kwargs)  # type: ignore[call-overload]
-        return cls(popen, cgroup)
+        return cls(popen, cgroup, memory)
 
     @property
     def pid(self) -> int:
@@ -265,26 +282,32 @@ class ProcessTree:
         return None
 
     def peak_memory_kb(self) -> int | None:
-        """The tree's peak memory (memory.peak; None where the memory controller is not enabled)."""
-        if self.cgroup is None:
-            return None
-        try:
-            with open(os.path.join(self.cgroup, "memory.peak")) as f:
-                return int(f.read()) // 1024
-        except (OSError, ValueError):
-            return None
+        """The tree's peak memory charged since it started, KiB (cgroup v2 memory.peak or v1
+        memory.max_usage_in_bytes; None without a memory cgroup). Pages the command shared with us at fork
+        stay charged to us: the figure is the program's own, not the forked launcher's."""
+        for d, name in ((self.cgroup, "memory.peak"), (self.memory, "memory.max_usage_in_bytes")):
+            if d is None:
+                continue
+            try:
+                with open(os.path.join(d, name)) as f:
+                    return int(f.read()) // 1024
+            except (OSError, ValueError):
+                continue
+        return None
 
     def close(self) -> None:
         """Kill what is left and remove the cgroup (the watchdog no longer needs to)."""
         self.kill_all()
-        if self.cgroup is not None:
+        for d in (self.cgroup, self.memory):
+            if d is None:
+                continue
             for _ in range(100):
                 try:
-                    os.rmdir(self.cgroup)
+                    os.rmdir(d)
                     break
                 except OSError:
                     time.sleep(0.01)
-            _watch("-" + self.cgroup)
+            _watch("-" + d)
 
 
 def on_signal_stop(tree: ProcessTree, grace_s: float) -> Callable[[int], None]:

@@ -213,11 +213,11 @@ def cost_line(c: dict[str, Any]) -> str:
 
 
 def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    for w in report.get("warnings", []):
+        print(f"sysweave: validate: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    for w in report.get("warnings", []):
-        print(f"sysweave: validate: warning: {w}", file=sys.stderr)
     if len(report.get("cases", [])) != 1:
         if report.get("cases"):
             print(summary_table(report))

@@ -58,6 +58,8 @@ def build_report(cases: list[dict[str, Any]], warnings: list[str] | None = None,
         verdict = max((c["verdict"] for c in cases), key=lambda v: _RANK[v])
         reason = next(c["reason"] for c in cases if c["verdict"] == verdict) if len(cases) == 1 else \
             _summary_reason(counts, len(cases), slow)
+        if len(cases) == 1 and cases[0].get("slow"):
+            reason += f"; but {cases[0]['slow']}"
     report: dict[str, Any] = {"schema": "sysweave.validate.report", "version": REPORT_VERSION, "verdict": verdict,
                               "reason": reason, **top, "warnings": list(warnings or []),
                               "summary": {"cases": len(cases), **counts, "slow": slow}, "cases": cases}
@@ -78,6 +80,8 @@ def exit_status(report: dict[str, Any]) -> int:
     signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)."""
     if report["verdict"] == "interrupted":
         return 128 + signal.Signals[report.get("signal", "SIGINT")].value
+    if report["verdict"] == "equivalent" and report.get("summary", {}).get("slow"):
+        return 1  # same behaviour, but slower than --max-slowdown allows: a failure of its own kind
     return EXIT_STATUS[report["verdict"]]
 
 
