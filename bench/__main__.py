@@ -1,14 +1,24 @@
-"""python -m bench [all|trace|startup|validate|clickhouse|storage|streams|sdk] — the benchmarks (figures: docs/benchmarks.md)."""
+"""python -m bench [all|trace|startup|validate|cancel|clickhouse|storage|streams|sdk] (figures: docs/benchmarks.md)."""
 
 import sys
 
-from bench import clickhouse_ingest, sdk_cost, startup, storage_size, stream_throughput, trace_overhead, validate_speed
+from bench import (
+    clickhouse_ingest,
+    sdk_cost,
+    startup,
+    storage_size,
+    stream_throughput,
+    trace_overhead,
+    validate_cancel,
+    validate_speed,
+)
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     benches = {"trace": trace_overhead.main, "validate": validate_speed.main, "clickhouse": clickhouse_ingest.main,
                "storage": storage_size.main,
-               "streams": stream_throughput.main, "sdk": sdk_cost.main, "startup": startup.main}
+               "streams": stream_throughput.main, "sdk": sdk_cost.main, "startup": startup.main,
+               "cancel": validate_cancel.main}
     if which == "all":
         for fn in benches.values():
             fn()

@@ -6,8 +6,8 @@ Three layers, each for a way a process escapes:
   hierarchy is at /sys/fs/cgroup/unified): the command joins it before its exec, so every descendant is in
   it, also one that left the process group or double-forked; stopping is ``cgroup.kill``. Its ``cpu.stat``
   is the tree's CPU time (also of processes nobody waited for).
-* ``PR_SET_CHILD_SUBREAPER`` on this process: an orphaned descendant is re-parented to us, not to init, so
-  the descendant walk (the fallback where no cgroup can be made) still finds it.
+* ``PR_SET_CHILD_SUBREAPER`` on this process where no cgroup can be made: an orphaned descendant is
+  re-parented to us, not to init, so the descendant walk (the fallback) still finds it.
 * a **watchdog** (a small process in its own session, started once) holding a pipe from us: when we die,
   even by SIGKILL, it reads EOF and kills every run cgroup still listed, then exits. The command itself
   also gets ``PR_SET_PDEATHSIG`` (SIGKILL), which covers the direct child where no cgroup exists.
@@ -191,10 +191,11 @@ class ProcessTree:
     @classmethod
     def start(cls, argv: list[str], **popen_kwargs: object) -> ProcessTree:
         """Popen ``argv`` in a new cgroup (where possible), with PR_SET_PDEATHSIG. Raises OSError like Popen."""
-        become_subreaper()
         parent, _ = containment()
         name = f"{os.getpid()}-{next(_counter)}"
         cgroup = _make(parent, name) if parent is not None else None
+        if cgroup is None:  # orphans must stay findable by the descendant walk (a cgroup holds them anyway)
+            become_subreaper()
         memory = None
         if cgroup is not None and not os.path.exists(os.path.join(cgroup, "memory.peak")):
             memory = _make(V1_MEMORY, name)  # cgroup v1 hybrid: the memory controller is a v1 hierarchy
@@ -261,7 +262,9 @@ class ProcessTree:
 
     def reap_orphans(self) -> None:
         """Reap the tree's orphans that were re-parented to us and exited (never the command: its status is
-        the caller's, taken with wait4)."""
+        the caller's, taken with wait4). With a cgroup we are no subreaper: init reaps them."""
+        if self.cgroup is not None:
+            return
         for pid in self._orphans(_children_map()):
             try:
                 os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,71 @@
+"""Process-tree containment (agents/proctree.py): every descendant is stopped, also one that left the process
+group, with a cgroup and without one (the subreaper walk); a run's cgroup is removed; the tree's CPU time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from sysweave.agents import proctree
+from sysweave.agents.proctree import ProcessTree, descendants
+
+
+def _left(marker: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True).stdout.split()
+
+
+def _escaping_tree(marker: str) -> ProcessTree:
+    tree = ProcessTree.start(["/bin/sh", "-c", f"setsid sleep {marker} & (sleep {marker} &) ; sleep {marker}"])
+    end = time.monotonic() + 10
+    while len(_left(marker)) < 3 and time.monotonic() < end:
+        time.sleep(0.02)
+    assert len(_left(marker)) == 3
+    return tree
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "subreaper-walk"])
+def test_kill_all_stops_every_descendant(cgroup: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if cgroup and proctree.containment()[0] is None:
+        pytest.skip(proctree.containment()[1])
+    if not cgroup:
+        monkeypatch.setattr(proctree, "containment", lambda: (None, "test: no cgroup"))
+    marker = f"{3000 + uuid.uuid4().int % 1000}.{os.getpid()}"
+    tree = _escaping_tree(marker)
+    assert (tree.cgroup is not None) == cgroup
+    assert len([p for p in tree.members() if p != tree.pid]) >= 3
+    t0 = time.monotonic()
+    assert tree.kill_all()
+    tree.popen.wait()
+    tree.close()
+    assert time.monotonic() - t0 < 2 and _left(marker) == []
+    if tree.cgroup:
+        assert not os.path.exists(tree.cgroup)
+
+
+def test_tree_cpu_time_counts_processes_nobody_waited_for() -> None:
+    if proctree.containment()[0] is None:
+        pytest.skip(proctree.containment()[1])
+    burn = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
+    tree = ProcessTree.start(["/bin/sh", "-c", f"({burn}) & {burn}; wait"])
+    tree.popen.wait()
+    cpu = tree.cpu_s()
+    tree.close()
+    assert cpu is not None and cpu > 0.1
+
+
+def test_descendants_walks_the_tree() -> None:
+    p = subprocess.Popen(["/bin/sh", "-c", "sleep 30 & sleep 30; wait"])
+    try:
+        end = time.monotonic() + 5
+        while len(descendants(p.pid)) < 2 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert len(descendants(p.pid)) == 2
+    finally:
+        for pid in descendants(p.pid):
+            os.kill(pid, 9)
+        p.kill()
+        p.wait()
