@@ -151,7 +151,8 @@ class Access:
     order (open's path; rename's old and new; chdir's new cwd). ``stream``: the byte-stream key of a read or
     write (:meth:`Resource.stream`), None otherwise. In-kernel transfers (sendfile, splice, copy_file_range,
     tee) are a WRITE of ``nbytes`` into ``resource`` (fd ``fd``, no payload) whose bytes came from ``source``
-    (fd ``fd2``); ``consumed`` tells whether they were taken from it (all but tee, which copies).
+    (fd ``fd2``); ``consumed`` tells whether they were taken from it (all but tee, which copies). A CONNECT's
+    ``source`` is what its fd referred to before (the socket it connected; None when the fd was unknown).
     """
 
     event: SyscallSpan
@@ -365,11 +366,12 @@ class FdTracker:
         if name == "connect":
             res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="client")
             sock = t.fds.get(fd)
+            before = self._deref(sock)
             if sock is not None and sock.kind is ResourceKind.SOCKET:
                 self._connected[sock.id] = res  # every fd sharing that socket (dup, fork) now sees the connection
             else:
                 t.set(fd, res, fd in t.cloexec)
-            return Access(e, Op.CONNECT, res, fd)
+            return Access(e, Op.CONNECT, res, fd, source=before)
         if name in ("accept", "accept4"):
             res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="server")
             t.set(ret, res, name == "accept4" and bool(_int(a.get("flags"), 0) & O_CLOEXEC))

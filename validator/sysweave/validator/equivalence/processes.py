@@ -51,7 +51,7 @@ class Proc:
     fork_ns: int = 0
     images: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     children: list[Key] = field(default_factory=list)
-    exit_code: int | None = None  # the settled status (observe._settle): a code, or None and a signal
+    exit_code: int | None = None  # the settled status (settle._settle): a code, or None and a signal
     signal: int | None = None
     exited: bool = False  # an exit record was seen
     own_code: int | None = None  # from its exit_group (None at exit: killed by a signal)

@@ -4,23 +4,21 @@ states, input files — from what :mod:`.observe`'s pass over the events collect
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-from sysweave.schemas.events import EdgeKind, Event, UnifiedTrace
+from sysweave.schemas.events import EdgeKind, UnifiedTrace
+from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.filestate import FileEffect, from_event
 from sysweave.validator.equivalence.model import IGNORED_PARTS, Key, Obs, Origin
 from sysweave.validator.equivalence.processes import Proc, ProgramNode, helpers, program_tree, role
 
-if TYPE_CHECKING:
-    from sysweave.validator.equivalence.observe import Extractor
-
 __all__ = ["edge_roles", "finish", "strip"]
 
 
-def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None,
-            tree: dict[str, FileEffect] | None) -> None:
-    obs = ex.obs
-    obs.io_bytes += ex.io_bytes
+def finish(ex: Extraction, root_pid: int, exit_code: int | None, tree: dict[str, FileEffect] | None) -> None:
+    """Settle ``ex.obs`` from what the pass collected. ``root_pid``: the tree's root (0: every process without
+    a traced parent); ``exit_code``: the shell-style code the capture saw; ``tree``: the workdir's final
+    entries (``./rel`` -> state)."""
+    ex.obs.io_bytes += ex.io_bytes
     for p in ex.procs.values():
         p.exit_code, p.signal = _settle(p, ex.signals_sent.get(p.key))
     for rid, last in ex.file_writes.items():  # the hot path's file writes: the last change of each path
@@ -29,27 +27,39 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
             ex.scope[where] = last
     roots = [p.key for p in ex.procs.values() if p.parent is None and (root_pid == 0 or p.key[1] == root_pid)]
     roots = [r for r in roots if ex.procs[r].images or ex.procs[r].children] or roots
-    # a process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)
+    _own_effects(ex)
+    helper: set[Key] = set()
+    for r in roots:
+        helper |= helpers(ex.procs, r, ex.effects)
+    _programs(ex, roots, exit_code)
+    _files(ex, tree)
+    _inputs(ex, helper)
+    for c in ex.dgram.values():
+        c.origin = c.origin or (c.ios[0][2] if c.ios else None)
+
+
+def _own_effects(ex: Extraction) -> None:
+    """A process has effects of its own if it wrote a path in scope or read an input file (not the runtime's)."""
     for (proc, path), when in ex.touched.items():
-        if ex.paths.rel(path, ex.workdir or ex.cwds.get(proc[0], "")) is not None:
+        if ex.paths.rel(path, ex.cwd_of(proc[0])) is not None:
             ex.effects.add(proc)
             ex.first_output[proc] = min(when, ex.first_output.get(proc, when))
     for proc, host, path, is_dir in ex.reads:
         if proc not in ex.effects and not is_dir and path not in ex.program_files and \
-                ex.paths.rel(path, ex.workdir or ex.cwds.get(host, "")) is not None:
+                ex.paths.rel(path, ex.cwd_of(host)) is not None:
             ex.effects.add(proc)
-    helper: set[Key] = set()
-    for r in roots:
-        helper |= helpers(ex.procs, r, ex.effects)
-    # roles (for reports): a process's own final image, else its nearest ancestor's
-    for k, p in ex.procs.items():
+
+
+def _programs(ex: Extraction, roots: list[Key], exit_code: int | None) -> None:
+    """Roles, the visible-program tree, exit status, and the launchers' reports to strip from stderr."""
+    obs = ex.obs
+    for k, p in ex.procs.items():  # roles (for reports): a process's own final image, else its nearest ancestor's
         q: Proc | None = p
         while q is not None and not q.images:
             q = ex.procs.get(q.parent) if q.parent else None
-        obs.roles[k] = " ".join(role(q.argv, ex.workdir or ex.cwds.get(k[0], ""))) if q else ""
+        obs.roles[k] = " ".join(role(q.argv, ex.cwd_of(k[0]))) if q else ""
     if roots:
-        trees = [program_tree(ex.procs, r, ex.effects, ex.workdir or ex.cwds.get(r[0], ""), ex.direct, ex.first_output)
-                 for r in roots]
+        trees = [program_tree(ex.procs, r, ex.effects, ex.cwd_of(r[0]), ex.direct, ex.first_output) for r in roots]
         obs.programs = trees[0] if len(trees) == 1 else ProgramNode(("", 0), ("<hosts>",), None, None, trees)
         for r, t in zip(roots, trees):
             obs.host_exits[r[0]] = t.exit_code
@@ -60,10 +70,13 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
                 node.exit_code, node.signal = obs.exit_code, obs.exit_signal
     ex.strip = [r for k in _wrappers(obs.programs) for r in ex.reports.get(k, [])]
     obs.exit_origin = Origin(roots[0][0], roots[0][1], 1.0) if roots else None  # the exit comes last
-    # files: the final state of every path in scope
+
+
+def _files(ex: Extraction, tree: dict[str, FileEffect] | None) -> None:
+    """The final state of every path in scope (``tree``, when given, is the truth for the workdir)."""
+    obs = ex.obs
     for (host, path), changed in ex.scope.items():
-        origin = ex.origin(changed)
-        cwd = ex.workdir or ex.cwds.get(host, "")
+        cwd = ex.cwd_of(host)
         rel = ex.paths.rel(path, cwd)
         if rel is None or rel == "." or (ex.workdir and rel.startswith("./.sysweave-std")):
             continue
@@ -76,28 +89,27 @@ def finish(ex: Extractor, evs: list[Event], root_pid: int, exit_code: int | None
             eff = FileEffect(path, False, known=False)
         if not eff.exists and eff.known and (host, path) in ex.created:
             continue  # intermediate: created and gone by the end
-        eff.path, eff.origin = _key(obs, host, rel), origin
+        eff.path, eff.origin = _key(obs, host, rel), ex.origin(changed)
         obs.files[eff.path] = eff
     for rel, eff in (tree or {}).items():
-        if rel.startswith("./.sysweave-std") or rel in obs.files:
-            continue
-        if any(p in rel + "/" for p in IGNORED_PARTS):
+        if rel.startswith("./.sysweave-std") or rel in obs.files or any(p in rel + "/" for p in IGNORED_PARTS):
             continue
         obs.files[rel] = eff
     for name, eff in list(obs.files.items()):
         if tree is not None and name.startswith("./") and name not in tree and eff.exists and eff.known:
-            obs.files[name] = FileEffect(name, False, origin=eff.origin)  # the tree is the truth for the workdir
-    # input files read by the program (not by launcher helpers), beyond the runtime's own files; directory
-    # listings are not input (globbing vs naming the files: the files then read are compared)
+            obs.files[name] = FileEffect(name, False, origin=eff.origin)
+
+
+def _inputs(ex: Extraction, helper: set[Key]) -> None:
+    """Input files read by the program (not by launcher helpers), beyond the runtime's own files; directory
+    listings are not input (globbing vs naming the files: the files then read are compared)."""
     for proc, host, path, is_dir in ex.reads:
         if is_dir or proc in helper or path in ex.program_files or (host, path) in ex.scope:
             continue  # the runtime's, or a path the run wrote itself (not input from the world)
-        rel = ex.paths.rel(path, ex.workdir or ex.cwds.get(host, ""))
+        rel = ex.paths.rel(path, ex.cwd_of(host))
         if rel is None:
             continue
-        obs.reads.setdefault(_key(obs, host, rel), Origin(host, proc[1], 0.0))
-    for c in ex.dgram.values():
-        c.origin = c.origin or (c.ios[0][2] if c.ios else None)
+        ex.obs.reads.setdefault(_key(ex.obs, host, rel), Origin(host, proc[1], 0.0))
 
 
 def _wrappers(node: ProgramNode | None) -> list[Key]:
@@ -128,7 +140,7 @@ def _settle(p: Proc, sent: int | None) -> tuple[int | None, int | None]:
     return p.wait_code, None
 
 
-def _exit_status(ex: Extractor, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:
+def _exit_status(ex: Extraction, roots: list[Key], harness_code: int | None) -> tuple[int | None, int | None]:
     """(code, signal) of the program under test (launchers looked through, so ``sh -c`` relaying a death by
     signal as 128 + n still reads as the signal). ``harness_code`` is the shell-style code the capture saw."""
     prog = ex.obs.programs
