@@ -24,10 +24,10 @@ def sysweave(*args: str, check: bool = False, timeout: float = 120, **kw: object
     return subprocess.run([*SYSWEAVE, *args], capture_output=True, text=True, timeout=timeout, check=check, **kw)  # type: ignore[call-overload]
 
 
-def strace_counts(argv: list[str], cwd: str | None = None) -> dict[str, tuple[int, int]]:
+def strace_counts(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, tuple[int, int]]:
     """strace -f -c's table as {syscall: (calls, errors)}."""
     out = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stdout", "--", *argv], capture_output=True, text=True,
-                         cwd=cwd, check=False).stdout
+                         cwd=cwd, env=env, check=False).stdout
     counts: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         m = re.match(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)$", line)
@@ -36,8 +36,9 @@ def strace_counts(argv: list[str], cwd: str | None = None) -> dict[str, tuple[in
     return counts
 
 
-def sysweave_counts(argv: list[str], *extra: str, cwd: str | None = None) -> tuple[dict[str, tuple[int, int]], dict]:
-    res = sysweave("trace", "-f", "-c", "--format", "json", "--no-store", *extra, "--", *argv, cwd=cwd)
+def sysweave_counts(argv: list[str], *extra: str, cwd: str | None = None,
+                    env: dict[str, str] | None = None) -> tuple[dict[str, tuple[int, int]], dict]:
+    res = sysweave("trace", "-f", "-c", "--format", "json", "--no-store", *extra, "--", *argv, cwd=cwd, env=env)
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     return {r["syscall"]: (r["calls"], r["errors"]) for r in doc["summary"]}, doc
 

@@ -3,19 +3,21 @@ state an earlier run left in it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
 from sysweave.agents.session import CaptureOptions, EbpfCapture
 
-from .helpers import strace_counts
+from .helpers import SYSWEAVE, strace_counts
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 
@@ -138,3 +140,46 @@ def test_old_instances_are_pruned() -> None:
             shutil.rmtree(f"{objects.PIN_ROOT}/{n}", ignore_errors=True)
             if os.path.exists(f"{objects.LOCK_ROOT}/{n}.lock"):
                 os.unlink(f"{objects.LOCK_ROOT}/{n}.lock")
+
+
+def _fresh_bpffs_session(tmp_path, steps: list[str], prefix: str = "") -> list[tuple[str, str]]:
+    """Run sysweave commands one after another in a private mount namespace where /sys/fs/bpf is not mounted
+    (as after a boot; the host's mounts are untouched): [(stdout, stderr)] per step. ``prefix``: runs each
+    step under it (e.g. setpriv dropping capabilities)."""
+    sw = " ".join(SYSWEAVE)
+    script = ["umount /sys/fs/bpf 2>/dev/null", "grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts && exit 99"]
+    for i, step in enumerate(steps):
+        script.append(f"{prefix} {sw} {step} > {tmp_path}/{i}.out 2> {tmp_path}/{i}.err")
+    res = subprocess.run(["unshare", "-m", "sh", "-c", "; ".join(script)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return [((tmp_path / f"{i}.out").read_text(), (tmp_path / f"{i}.err").read_text()) for i in range(len(steps))]
+
+
+TRACE_TRUE = "trace -c --format json --no-store -- true"
+
+
+def test_without_bpffs_capture_mounts_it_and_the_second_run_uses_the_cache(tmp_path) -> None:
+    host_mounts = Path("/proc/self/mounts").read_text()
+    doctor, first, second, after = _fresh_bpffs_session(tmp_path, ["doctor --json", TRACE_TRUE, TRACE_TRUE, "doctor --json"])
+    rows = {c["name"]: c for c in json.loads(doctor[0])["checks"]}
+    assert not rows["bpffs"]["ok"] and rows["bpffs"]["fix"] == "mount -t bpf bpf /sys/fs/bpf"
+    runs = [json.loads(out.splitlines()[-1]) for out, _ in (first, second)]
+    expected = strace_counts(["true"])
+    for doc in runs:  # the trace works: true's calls exactly as strace counts them, nothing lost
+        assert doc["exit_code"] == 0 and doc["lost_events"] == 0
+        assert {r["syscall"]: (r["calls"], r["errors"]) for r in doc["summary"]} == expected
+    assert [doc["bpf_program"] for doc in runs] == ["compiled", "cache"]
+    assert "bpffs" not in first[1] + second[1]  # mounted, so nothing to say
+    assert {c["name"]: c["ok"] for c in json.loads(after[0])["checks"]}["bpffs"]
+    assert Path("/proc/self/mounts").read_text().count(" bpf ") == host_mounts.count(" bpf ")  # the host: untouched
+
+
+def test_where_bpffs_cannot_be_mounted_each_start_says_so_with_the_fix(tmp_path) -> None:
+    no_mount = "setpriv --inh-caps -sys_admin --bounding-set -sys_admin --"  # root without CAP_SYS_ADMIN (a container)
+    first, second, doctor = _fresh_bpffs_session(tmp_path, [TRACE_TRUE, TRACE_TRUE, "doctor"], prefix=no_mount)
+    for out, err in (first, second):
+        doc = json.loads(out.splitlines()[-1])
+        assert doc["exit_code"] == 0 and doc["bpf_program"] == "compiled"  # no cache without bpffs...
+        warning = [line for line in err.splitlines() if "bpffs" in line]
+        assert len(warning) == 1 and warning[0].endswith("fix: mount -t bpf bpf /sys/fs/bpf"), err  # ...and said
+    assert "warn    bpffs" in doctor[0] and "fix: mount -t bpf bpf /sys/fs/bpf" in doctor[0]

@@ -63,6 +63,7 @@ class CaptureResult:
     timed_out: bool = False  # killed at its timeout
     interrupted: int | None = None  # the signal that cut the run short
     accounting: str = ""  # where cpu_s and max_rss_kb come from
+    program: str = ""  # eBPF: where the program came from, "cache" (pinned, ~0.1 s) or "compiled" (bcc, ~1.5-3 s)
 
 
 def host_identity() -> str:
@@ -253,7 +254,7 @@ class EbpfCapture:
                 make_event_id(self.producer_id, (1 << 61) | i), self.host_id, root_pid, root_pid, now, now + offset))
         if self._own_probe:
             self.probe.close()
-        return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra)
+        return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra, program=self.probe.origin)
 
     def snapshot(self, root_pid: int) -> tuple[list[SyscallAggregate], dict[str, int], list[Event]]:
         """Exact aggregates and losses since the previous snapshot (a window), plus this host's identity.

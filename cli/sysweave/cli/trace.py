@@ -320,7 +320,8 @@ def report(args: argparse.Namespace, out: _Output, result: CaptureResult, select
         if args.format == "json":
             funcs = [e for e in result.extra_events if isinstance(e, FunctionAggregate)]
             doc = summary_document(rows, result.lost, result.backend, result.exit_code,
-                                   {"events_shipped": result.events_shipped, "functions": function_rows(funcs)})
+                                   {"events_shipped": result.events_shipped, "functions": function_rows(funcs),
+                                    "bpf_program": result.program})
             target = stream if args.output else sys.stdout
             target.write(json.dumps(doc) + "\n")
         elif args.format == "csv":
