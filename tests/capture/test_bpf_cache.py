@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -55,18 +54,17 @@ def test_a_second_run_reuses_the_loaded_program_and_counts_exactly(tmp_path) -> 
 
 
 def test_survivors_of_a_run_are_not_traced_by_the_next(tmp_path) -> None:
-    marker = tmp_path / "survivor.pid"
-    # the command exits at once; its background loop survives the run and keeps making system calls
-    loop = f"echo $$ > {marker}; while :; do cat /etc/hostname > /dev/null; sleep 0.01; done"
-    _run(["sh", "-c", f"sh -c '{loop}' > /dev/null 2>&1 &"])
-    survivor = int(marker.read_text())
+    """A process an earlier run traced and that outlives it (here: one it attached to; a command's own tree is
+    killed with it) is not counted by the next run of the same cached instance."""
+    survivor = subprocess.Popen(["sh", "-c", "while :; do cat /etc/hostname > /dev/null; sleep 0.01; done"])
     try:
-        assert os.path.exists(f"/proc/{survivor}")
+        assert _attach(survivor.pid, 0.5).get("wait4", 0) > 0  # traced by that run, and still running
         by_pid, root, origin = _run(["sleep", "0.5"])
-        assert origin.startswith("cache")
-        assert set(by_pid) == {root}, f"pids counted: {sorted(by_pid)}, the command was {root}, survivor {survivor}"
+        assert origin.startswith("cache") and survivor.poll() is None
+        assert set(by_pid) == {root}, f"pids counted: {sorted(by_pid)}, the command was {root}, survivor {survivor.pid}"
     finally:
-        os.kill(survivor, signal.SIGKILL)
+        survivor.kill()
+        survivor.wait()
 
 
 def test_a_concurrent_run_compiles_its_own_and_an_unclean_instance_is_discarded() -> None:

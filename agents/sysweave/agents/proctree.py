@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants"]
+__all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants", "start_watchdog"]
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 V1_MEMORY = "/sys/fs/cgroup/memory/sysweave"  # hybrid hosts: the v1 memory hierarchy, for the peak
@@ -120,15 +120,28 @@ def _make(parent: str, name: str) -> str | None:
     return path
 
 
-def _watch(line: str) -> None:
+def _ensure_watchdog() -> subprocess.Popen[bytes]:
     global _watchdog
+    if _watchdog is None or _watchdog.poll() is not None:
+        _watchdog = subprocess.Popen([sys.executable, "-S", "-c", _WATCHDOG], stdin=subprocess.PIPE,
+                                     start_new_session=True, close_fds=True)
+    return _watchdog
+
+
+def start_watchdog() -> None:
+    """Start the watchdog now where run cgroups are made. Capture arms this process before it starts the
+    command, and a process started while armed is traced as part of the command: the watchdog must exist first."""
+    if containment()[0] is not None:
+        with _lock:
+            _ensure_watchdog()
+
+
+def _watch(line: str) -> None:
     with _lock:
-        if _watchdog is None or _watchdog.poll() is not None:
-            _watchdog = subprocess.Popen([sys.executable, "-S", "-c", _WATCHDOG], stdin=subprocess.PIPE,
-                                         start_new_session=True, close_fds=True)
-        assert _watchdog.stdin is not None
-        _watchdog.stdin.write(line.encode() + b"\n")
-        _watchdog.stdin.flush()
+        dog = _ensure_watchdog()
+        assert dog.stdin is not None
+        dog.stdin.write(line.encode() + b"\n")
+        dog.stdin.flush()
 
 
 def _stat(pid: str) -> tuple[int, int] | None:

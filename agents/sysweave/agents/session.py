@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe, TargetError
 from sysweave.agents.file_effects import WrittenPaths, file_states
-from sysweave.agents.proctree import ProcessTree
+from sysweave.agents.proctree import ProcessTree, start_watchdog
 from sysweave.agents.records import RecordDecoder
 from sysweave.schemas.events import (
     Event,
@@ -192,6 +192,7 @@ class EbpfCapture:
             self.written = WrittenPaths(os.path.abspath(cwd or os.getcwd()))
         self.probe.start()
         self._consumer.start()
+        start_watchdog()  # before arming: a process this one starts while armed is traced as the command's
         self.probe.arm(os.getpid())
         t0 = time.monotonic()
         try:
