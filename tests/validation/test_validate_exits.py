@@ -22,12 +22,14 @@ SYSWEAVE = [sys.executable, "-m", "sysweave.cli.main", "validate", "--no-store",
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 
 
-def _run(args: list[str], junit: Path) -> tuple[int, dict[str, Any], ET.Element, str]:
-    r = subprocess.run([*SYSWEAVE, "--junit", str(junit), *args], capture_output=True, text=True, timeout=120)
+def _run(args: list[str], junit: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], ET.Element, str]:
+    r = subprocess.run([*SYSWEAVE, "--junit", str(junit), *args], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, **(env or {})})
     report = json.loads(r.stdout)  # exactly one JSON object: json.loads refuses trailing data
     return r.returncode, report, ET.parse(junit).getroot(), r.stderr
 
 
+LOSSY = "python3 -c 'for i in range(3000): print(i, flush=True)'"
 EXITS = [  # (name, arguments, exit status, verdict, words in the reason)
     ("usage", ["--original", "true", "--runs", "many"], 2, "error", "usage: argument --runs"),
     ("no-commands", ["--original", "true"], 2, "error", "give --original and --transpiled"),
@@ -40,6 +42,7 @@ EXITS = [  # (name, arguments, exit status, verdict, words in the reason)
      "the transpiled run did not finish within 2 s; the original exited 0 after"),
     ("both-hang", ["--original", "sleep 1000", "--transpiled", "sleep 1001", "--timeout", "1"], 2, "undecided",
      "neither side finished"),
+    ("lost-events", ["--original", LOSSY, "--transpiled", LOSSY], 2, "undecided", "could not decide"),
 ]
 
 
@@ -47,7 +50,8 @@ EXITS = [  # (name, arguments, exit status, verdict, words in the reason)
 def test_exit_path_has_one_report_and_junit(name: str, args: list[str], status: int, verdict: str, reason: str,
                                             tmp_path: Path) -> None:
     t0 = time.monotonic()
-    code, report, junit, _ = _run(args, tmp_path / "j.xml")
+    env = {"SYSWEAVE_TEST_DROP_EVERY": "50"} if name == "lost-events" else None  # the capture's loss hook
+    code, report, junit, _ = _run(args, tmp_path / "j.xml", env)
     assert (code, report["verdict"], report["exit_status"], report["version"]) == (status, verdict, status, 1)
     assert reason in report["reason"], report["reason"]
     assert junit.get("tests") == "1" and junit.get("failures" if verdict == "divergent" else "errors") == "1"
