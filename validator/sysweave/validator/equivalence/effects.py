@@ -17,6 +17,7 @@ from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind
 from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.model import (
     CREATES,
+    EXEC_KILLED_ERRNOS,
     FD_WRITES,
     NETWORK_FAMILIES,
     O_ACCMODE,
@@ -32,7 +33,7 @@ from sysweave.validator.equivalence.model import (
     normalize_endpoint,
 )
 
-__all__ = ["BY_CALL", "BY_OP", "Handler", "process_event", "rw", "stdio", "touch"]
+__all__ = ["BY_CALL", "BY_OP", "Handler", "exec_failed", "process_event", "rw", "stdio", "touch"]
 
 Handler = Callable[[Extraction, SyscallSpan, Access], None]
 
@@ -58,12 +59,27 @@ def process_event(ex: Extraction, e: ProcessEvent) -> None:
     elif e.type is ProcessEventType.EXIT:
         p.exited = True
         p.own_code = e.exit_code  # None: no exit_group, i.e. killed by a signal
+        cut = ex.exec_failing.pop(p.key, None)
+        if cut is not None and e.exit_code is None and (not p.images or p.images[-1][0] < cut[0]):
+            p.images.append(cut)  # killed inside its exec: it is the program it was exec'ing (exec_failed)
     elif e.type is ProcessEventType.WAIT:
         reaped = ex.procs.get((host, e.child_pid))
         if reaped is not None:
             reaped.wait_code, reaped.wait_signal = e.exit_code, e.signal
             if e.signal is not None:
                 ex.signal_seen.add(p.key)
+
+
+def exec_failed(ex: Extraction, e: SyscallSpan) -> None:
+    """A failed execve/execveat. With an error a fatal signal causes (model.EXEC_KILLED_ERRNOS), the process
+    may die inside it, never reaching the new image; if it then dies of a signal, it was that program, killed
+    (the image is added at its exit record, :func:`process_event`)."""
+    if -e.ret not in EXEC_KILLED_ERRNOS:
+        return
+    argv, path = e.args.get("argv"), e.args.get("path")
+    named = tuple(str(a) for a in argv) if isinstance(argv, (tuple, list)) and argv else (str(path),) if path else ()
+    if named:
+        ex.exec_failing[(e.h.host_id, e.h.pid)] = (e.h.mono_ns, named)
 
 
 def _exec_files(ex: Extraction, e: ProcessEvent) -> None:

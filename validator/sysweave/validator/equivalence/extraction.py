@@ -87,6 +87,7 @@ class Extraction:
     program_files: set[str] = field(default_factory=set)  # exec'd images and scripts: the runtime's, not input
     signal_seen: set[Key] = field(default_factory=set)  # processes that reaped a child killed by a signal
     signals_sent: dict[Key, int] = field(default_factory=dict)  # process -> the last signal a traced process sent it
+    exec_failing: dict[Key, tuple[int, tuple[str, ...]]] = field(default_factory=dict)  # see effects.exec_failed
     reports: dict[Key, list[tuple[str, int, int]]] = field(default_factory=dict)  # their stderr writes since
     tables: dict[Key, dict[int, Resource]] = field(default_factory=dict)  # live fd tables (fdtrack), hot path
     # --- files ---

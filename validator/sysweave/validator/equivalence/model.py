@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.processes import ProgramNode
 
-__all__ = ["IGNORED_PARTS", "IGNORED_PREFIXES", "STDIO_PATHS", "Conversation", "Key", "Obs", "Origin", "StreamObs",
-           "normalize_endpoint"]
+__all__ = ["EXEC_KILLED_ERRNOS", "IGNORED_PARTS", "IGNORED_PREFIXES", "STDIO_PATHS", "Conversation", "Key", "Obs",
+           "Origin", "StreamObs", "normalize_endpoint"]
 
 IGNORED_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/", "/var/lib/", "/var/cache/",
                     "/opt/", "/snap/", "/nix/", "/bin/", "/sbin/")
@@ -26,6 +26,12 @@ IGNORED_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/", "/.pyenv
                  "/.local/lib/")
 O_ACCMODE, O_CREAT, O_TRUNC, O_DIRECTORY = 3, 0o100, 0o1000, 0o200000
 SOCK_DGRAM = 2
+# How an exec fails when a fatal signal arrives while the kernel replaces the image (killable locks, a page
+# fault of the new image that could not complete; ERESTART* are the kernel's own codes, seen at sys_exit):
+# the process then dies inside the exec. Reproduced: posix_spawn of a binary not in the page cache, then
+# kill(SIGTERM) at once -- vfork releases the parent before the exec completes, and the exec fails with
+# EFAULT. Whether the new image ran before the signal is scheduling, not behaviour (observe: EXEC_KILLED).
+EXEC_KILLED_ERRNOS = frozenset({4, 11, 12, 14, 512, 513, 514, 516})  # EINTR EAGAIN ENOMEM EFAULT ERESTART*
 NETWORK_FAMILIES = frozenset({1, 2, 10})  # AF_UNIX, AF_INET, AF_INET6: conversations; others (netlink) are not
 STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
                "/proc/self/fd/2": 2}

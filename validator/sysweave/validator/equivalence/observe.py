@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 
 from sysweave.schemas.events import Event, FileState, LostEvents, ProcessEvent, SyscallSpan
 from sysweave.streams.pipeline.fdtrack import RW_CALLS, WRITES, ResourceKind
-from sysweave.validator.equivalence.effects import BY_OP, process_event, rw, stdio
+from sysweave.validator.equivalence.effects import BY_OP, exec_failed, process_event, rw, stdio
 from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.model import (
@@ -73,6 +73,8 @@ def syscall(ex: Extraction, e: SyscallSpan) -> None:
         if res is None or res.kind is ResourceKind.FILE:
             return
     ex.proc(e.h.host_id, e.h.pid)
+    if e.ret < 0 and name in ("execve", "execveat"):
+        exec_failed(ex, e)
     acc = ex.tracker.feed(e)
     if acc is not None:
         handler = BY_OP.get(acc.op)
