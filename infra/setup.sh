@@ -126,6 +126,8 @@ if [ -d /usr/lib/python3/dist-packages/bcc ]; then
   site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$bccdir" > "$site/sysweave-debian-bcc.pth"
 fi
+# --- CO-RE BPF objects (owned by infra/build-bpf.sh: clang/bpftool/libbpf-dev at build time only) ----------
+bash infra/build-bpf.sh
 
 if [ "$MODE" = core ]; then say "ready (core: enough for 'make run'; 'make setup' adds the test services and tools)"; exit 0; fi
 

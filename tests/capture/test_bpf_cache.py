@@ -23,6 +23,12 @@ pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 CONFIG = ProbeConfig(payload_cap=1024)  # its own cache key: other tests' instances stay untouched
 
 
+@pytest.fixture(autouse=True)
+def _bcc_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pin cache serves bcc's run-time compile (the fallback); the default CO-RE object needs none."""
+    monkeypatch.setenv("SYSWEAVE_BPF_LOADER", "bcc")
+
+
 def _run(argv: list[str], follow: bool = True) -> tuple[dict[int, dict[str, int]], int, str]:
     """{tgid: {syscall: calls}}, the command's pid, and where the program came from (and how fast)."""
     t0 = time.monotonic()

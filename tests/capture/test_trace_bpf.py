@@ -163,7 +163,8 @@ def test_trace_is_stored_and_queryable(tmp_path) -> None:
 
 def test_dump_bpf_prints_the_program() -> None:
     r = sysweave("trace", "--dump-bpf")
-    assert r.returncode == 0 and "RAW_TRACEPOINT_PROBE(sys_enter)" in r.stdout and "-DPAYLOAD_CAP=4096" in r.stdout
+    assert r.returncode == 0 and "RAW_TP(sys_enter)" in r.stdout and "-DPAYLOAD_CAP=4096" in r.stdout
+    assert "// loader on this host: libbpf" in r.stdout and "payload_cap=4096" in r.stdout
 
 
 def _run_measured(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:

@@ -7,45 +7,82 @@
 // Targets live in an array indexed by tgid (cheaper than a hash: the filter is the first thing every
 // syscall of every process on the host pays).  Values: 0 none, 1 active, 2 armed (traced from its exec).
 //
-// Parameters (cflags, set by syscalls.py): MAX_PID, PATH_CAP, PAYLOAD_CAP (power of two), ARG_CAP,
-// MAX_ARGS, MAX_AGG, RINGBUF_PAGES, HAVE_GROUP_DEAD; -I this directory for syscalls.h.
-#include <uapi/linux/ptrace.h>
-#include <asm/ptrace.h>
+// Two builds of this one text (compat.h): libbpf CO-RE, compiled ahead of time into syscalls.bpf.o
+// (infra/build-bpf.sh; build.py spells bcc's map calls m.lookup(k) as libbpf's bpf_map_lookup_elem(&m, k);
+// the limits that vary per host or run are set in `limits` and the maps' sizes at load), and bcc,
+// compiled at run time where the kernel has no BTF.  bcc parameters (cflags, set by
+// syscalls.py): MAX_PID, PATH_CAP, PAYLOAD_CAP (power of two), ARG_CAP, MAX_ARGS, MAX_AGG, RINGBUF_PAGES,
+// HAVE_GROUP_DEAD; -I this directory for syscalls.h and compat.h.
+#include "compat.h"
+#ifdef SYSWEAVE_CORE
+#include <asm/unistd_64.h>  // __NR_* (linux-libc-dev, at build time): vmlinux.h has no macros
+#else
 #include <asm/unistd.h>
-
+#endif
 #include "syscalls.h"  // the contract with user space: record layout and constants (defined once)
-
-// Only pointers to it are passed around: including linux/sched.h for it costs ~0.5 s of every compile.
-struct task_struct;
 
 // Per task: the current call's start, and which aggregate slot each syscall number of this process uses
 // (AGG_GEN_SHIFT bits of slot, the rest the generation it was resolved in: a reset makes old ones stale).
 struct start_t { u64 ts; u32 nr; u32 valid; u32 slot_of[OBS_NR_MAX]; };
 
 #define REC_HDR (offsetof(struct rec, d1))
-// Keeps clang from computing a size from the unclamped value, which the verifier would reject.
-#define barrier_var(v) asm volatile("" : "+r"(v))
 
-BPF_ARRAY(targets, u8, MAX_PID);
-BPF_ARRAY(config, u64, CFG_N);
-BPF_ARRAY(observable, u8, OBS_NR_MAX);  // per nr: OBS_* bits
-BPF_PERCPU_ARRAY(lost, u64, LOST_N);
+#ifdef SYSWEAVE_CORE
+// Set by the loader before load (read-only to the programs: the verifier sees constants): what bcc gets as
+// cflags.  Compiled bounds (PAYLOAD_CAP here is the largest payload_cap) keep the verifier's view finite.
+const volatile struct { u32 max_pid; u32 max_agg; u32 payload_cap; u32 pad; } limits = {4194304, 65536, 4096, 0};
+#define PID_LIMIT limits.max_pid
+#define AGG_LIMIT limits.max_agg
+#define PAYLOAD_LIMIT limits.payload_cap
+// sched_process_fork(parent, child), sched_process_exec(p, old_pid, bprm), sched_process_exit(p[, group_dead])
+#define SCHED_HOOK(event) RAW_TP(event)
+#define FORK_CHILD_PID ((u32)BPF_CORE_READ((struct task_struct *)ctx->args[1], pid))
+#define EXEC_OLD_PID ((u32)ctx->args[1])
+#define EXEC_READ_FILENAME(dst) \
+    bpf_probe_read_kernel_str(dst, PATH_CAP, BPF_CORE_READ((struct linux_binprm *)ctx->args[2], filename))
+// Kernels whose exit tracepoint says whether the thread group died (6.16+) have it as the second argument;
+// the field's presence in the tracepoint's record type tells (resolved at load, so the other branch is dead).
+static __always_inline int exit_has_group_dead(void) {
+    struct trace_event_raw_sched_process_exit *t = 0;
+    return bpf_core_field_exists(t->group_dead);
+}
+#define EXIT_WHOLE(tgid, tid) (exit_has_group_dead() ? (int)(u8)ctx->args[1] : (tgid) == (tid))
+#else
+#define PID_LIMIT MAX_PID
+#define AGG_LIMIT MAX_AGG
+#define PAYLOAD_LIMIT PAYLOAD_CAP
+#define SCHED_HOOK(event) TRACEPOINT_PROBE(sched, event)
+#define FORK_CHILD_PID (args->child_pid)
+#define EXEC_OLD_PID (args->old_pid)
+#define EXEC_READ_FILENAME(dst) TP_DATA_LOC_READ_STR(dst, filename, PATH_CAP)
+#ifdef HAVE_GROUP_DEAD
+#define EXIT_WHOLE(tgid, tid) (args->group_dead)
+#else
+#define EXIT_WHOLE(tgid, tid) ((tgid) == (tid))
+#endif
+#endif
+
+MAP_ARRAY(targets, u8, MAX_PID);
+MAP_ARRAY(settings, u64, CFG_N);  // the config slots (CFG_*)
+MAP_ARRAY(observable, u8, OBS_NR_MAX);  // per nr: OBS_* bits
+MAP_PERCPU_ARRAY(lost, u64, LOST_N);
 // Aggregates by slot in a per-CPU array (the verifier inlines its lookup) rather than a per-CPU hash keyed
 // by (tgid, nr): its lookup was ~40 ns of every traced call (docs/benchmarks.md).  agg_slots resolves a
 // (tgid, nr) to its slot once per task and syscall number, cached in the task's storage; slot 0 means none.
-BPF_PERCPU_ARRAY(aggs, struct agg_val, MAX_AGG);
-BPF_HASH(agg_slots, struct agg_key, u32, MAX_AGG);
-BPF_TASK_STORAGE(starts, struct start_t);
-BPF_PERCPU_ARRAY(scratch, struct rec, 1);
-BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+struct agg_group { struct agg_val slot[AGG_GROUP]; };
+MAP_PERCPU_ARRAY(aggs, struct agg_group, MAX_AGG / AGG_GROUP);
+MAP_HASH_NO_PREALLOC(agg_slots, struct agg_key, u32, MAX_AGG);  // filled once per (process, syscall)
+MAP_TASK_STORAGE(starts, struct start_t);
+MAP_PERCPU_ARRAY(scratch, struct rec, 1);
+MAP_RINGBUF(events, RINGBUF_PAGES);
 
 static __always_inline u64 cfg(u32 slot) {
-    u64 *v = config.lookup(&slot);
+    u64 *v = settings.lookup(&slot);
     return v ? *v : 0;
 }
 
 static __always_inline u8 target_of(u32 tgid) {
-    if (tgid >= MAX_PID) return 0;
+    if (tgid >= PID_LIMIT) return 0;
     u8 *t = targets.lookup(&tgid);
     if (t && *t) return *t;
     u64 mode = cfg(CFG_MODE);  // array lookups are inlined by the verifier: cheap for the common mode 0
@@ -75,10 +112,10 @@ static __always_inline u32 resolve_slot(u32 tgid, u32 nr) {
     u32 *found = agg_slots.lookup(&k);
     if (found) return *found;
     u32 slot_cfg = CFG_AGG_NEXT;
-    u64 *next = config.lookup(&slot_cfg);
+    u64 *next = settings.lookup(&slot_cfg);
     if (!next) return 0;
     u32 mine = __sync_fetch_and_add(next, 1);
-    if (!mine || mine >= MAX_AGG) return 0;
+    if (!mine || mine >= AGG_LIMIT) return 0;
     if (agg_slots.insert(&k, &mine) != 0) {  // another CPU resolved it first (or the table is full)
         found = agg_slots.lookup(&k);
         return found ? *found : 0;
@@ -99,8 +136,10 @@ static __always_inline int aggregate(struct start_t *s, u32 tgid, u32 nr, u64 du
         if (!slot) { count_lost(LOST_AGG_FULL); return 0; }
         if (i < OBS_NR_MAX) s->slot_of[i] = (gen << AGG_GEN_SHIFT) | slot;
     }
-    struct agg_val *v = aggs.lookup(&slot);
-    if (!v) return 0;
+    u32 group = slot / AGG_GROUP;
+    struct agg_group *g = aggs.lookup(&group);
+    if (!g) return 0;
+    struct agg_val *v = &g->slot[slot & (AGG_GROUP - 1)];
     int first = v->calls == 0;
     v->calls += 1;
     if (ret < 0 && ret > -4096) v->errors += 1;
@@ -151,7 +190,7 @@ static __always_inline void read_str2(struct rec *r, u64 uptr) {
 
 static __always_inline void read_payload(struct rec *r, u64 uptr, s64 len) {
     if (!uptr || len <= 0) return;
-    u32 n = len > PAYLOAD_CAP ? PAYLOAD_CAP : (u32)len;
+    u32 n = len > PAYLOAD_LIMIT ? PAYLOAD_LIMIT : (u32)len;
     barrier_var(n);
     if (n > PAYLOAD_CAP) return;
     if (bpf_probe_read_user(r->d2, n, (void *)uptr) == 0) r->len2 = n;
@@ -200,7 +239,7 @@ static __always_inline void read_exec_args(struct rec *r, u64 fname, u64 argv) {
         int n = bpf_probe_read_user_str(&r->d2[o], ARG_CAP, (void *)p);
         if (n <= 0) { r->reason |= EA_ARGV_FAULT; break; }
         off += n; argc++;
-        if (off >= PAYLOAD_CAP) break;
+        if (off >= PAYLOAD_LIMIT) break;
     }
     if (!done && !(r->reason & EA_ARGV_FAULT)) r->reason |= EA_ARGV_TRUNCATED;
     r->len2 = off; r->aux = argc;
@@ -208,7 +247,7 @@ static __always_inline void read_exec_args(struct rec *r, u64 fname, u64 argv) {
 
 // argv of the image exec has just built, from its initial stack: the user sp (set by start_thread)
 // points at argc, then argv[0..argc-1]; the strings lie back to back from argv[0], written by the kernel
-// moments ago, so resident.  d2 = the strings (NUL-separated, cut at PAYLOAD_CAP), args[0] = argc.
+// moments ago, so resident.  d2 = the strings (NUL-separated, cut at PAYLOAD_LIMIT), args[0] = argc.
 static __always_inline void read_image_argv(struct rec *r) {
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
     u64 sp = 0;
@@ -219,8 +258,11 @@ static __always_inline void read_image_argv(struct rec *r) {
     u64 first = read_u64(sp + 8), last = read_u64(sp + 8 * argc);  // argv[0], argv[argc - 1]
     if (!first || last < first) return;
     u64 before = last - first;  // bytes of every argument but the last
-    if (before >= PAYLOAD_CAP) {
-        if (bpf_probe_read_user(r->d2, PAYLOAD_CAP, (void *)first) == 0) r->len2 = PAYLOAD_CAP;
+    if (before >= PAYLOAD_LIMIT) {
+        u32 cap = PAYLOAD_LIMIT;
+        barrier_var(cap);
+        if (cap > PAYLOAD_CAP) return;
+        if (bpf_probe_read_user(r->d2, cap, (void *)first) == 0) r->len2 = cap;
         return;
     }
     u32 n = before;
@@ -235,9 +277,12 @@ static __always_inline void read_image_argv(struct rec *r) {
 }
 
 // A job naming itself: the new image's SYSWEAVE_* and TRACEPARENT environment entries, appended to d2 after
-// argv (args[1], below; 0: none). envp follows argv's NULL on the stack; each entry's first 8
-// bytes are compared (one read per entry), only matches are copied; ENV_SCAN entries at most. args[1] =
-// 1 + the offset of the first copied entry in d2.
+// argv (args[1], below; 0: none). envp follows argv's NULL on the stack; each entry's first 8 bytes are
+// compared (one read per entry), ENV_SCAN entries at most, and the first 3 matches are copied.
+// args[1] = 1 + the offset of the first copied entry in d2.  Two passes, the matches noted in the record
+// (args[2..4], count in args[5]; zeroed after): what the verifier tracks stays the same from one entry to the
+// next, so it walks the scan once per entry -- copying while scanning, or keeping the matches in registers,
+// made it explore every combination (0.5 s of every load, or past its 1M-instruction limit).
 #define ENV_SCAN 128
 #define ENV_SYSWEAVE 0x4556414557535953ULL  // "SYSWEAVE", little-endian
 #define ENV_TRACEPAR 0x5241504543415254ULL  // "TRACEPAR"
@@ -247,13 +292,23 @@ static __always_inline void read_image_env(struct rec *r) {
     u64 sp = 0;
     if (!regs || bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp) != 0 || !sp) return;
     u64 envp = sp + 8 * (read_u64(sp) + 2);
-    u32 o = r->len2, copied = 0;
-    for (int i = 0; i < ENV_SCAN && copied < 3; i++) {
+    r->args[2] = 0; r->args[3] = 0; r->args[4] = 0; r->args[5] = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < ENV_SCAN; i++) {
         u64 p = read_u64(envp + 8 * i);
         if (!p) break;
         u64 head = read_u64(p);
         if (head != ENV_SYSWEAVE && head != ENV_TRACEPAR) continue;
-        if (o >= PAYLOAD_CAP) break;
+        u64 n = r->args[5];
+        if (n >= 3) break;
+        r->args[2 + n] = p;
+        r->args[5] = n + 1;
+    }
+    u32 o = r->len2, copied = 0;
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        u64 p = r->args[2 + j];
+        if (!p || o >= PAYLOAD_LIMIT) break;
         barrier_var(o);
         u32 at = o & (PAYLOAD_CAP - 1);
         int m = bpf_probe_read_user_str(&r->d2[at], ARG_CAP, (void *)p);
@@ -262,6 +317,7 @@ static __always_inline void read_image_env(struct rec *r) {
         copied++;
         o = at + m;
     }
+    r->args[2] = 0; r->args[3] = 0; r->args[4] = 0; r->args[5] = 0;
     r->len2 = o;
 }
 
@@ -324,7 +380,7 @@ static __always_inline void decode(struct rec *r) {
     }
 }
 
-RAW_TRACEPOINT_PROBE(sys_enter) {
+RAW_TP(sys_enter) {
     u64 id = bpf_get_current_pid_tgid();
     u8 t = target_of(id >> 32);
     if (!t) return 0;  // the filter first: untargeted processes stop here
@@ -362,7 +418,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(sys_exit) {
+RAW_TP(sys_exit) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32;
     if (target_of(tgid) != TGT_ACTIVE) return 0;
@@ -394,15 +450,15 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_fork) {
+SCHED_HOOK(sched_process_fork) {
     u64 id = bpf_get_current_pid_tgid();
     u32 parent = id >> 32;
-    u32 child = args->child_pid;
+    u32 child = FORK_CHILD_PID;
     u8 t = target_of(parent);
     u8 mark = 0;
     if (t == TGT_ACTIVE && (cfg(CFG_FLAGS) & FLAG_FOLLOW)) mark = TGT_ACTIVE;
     else if (parent == cfg(CFG_ARM_TGID)) mark = TGT_ARMED;
-    if (!mark || child >= MAX_PID) return 0;
+    if (!mark || child >= PID_LIMIT) return 0;
     targets.update(&child, &mark);
     if (mark == TGT_ACTIVE) {
         struct rec *r = new_rec(REC_FORK, id, 0);
@@ -411,7 +467,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exec) {
+SCHED_HOOK(sched_process_exec) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32;
     u8 t = target_of(tgid);
@@ -422,9 +478,9 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
     }
     struct rec *r = new_rec(REC_EXEC, id, 0);
     if (r) {
-        TP_DATA_LOC_READ_STR(r->d1, filename, PATH_CAP);
+        EXEC_READ_FILENAME(r->d1);
         r->len1 = PATH_CAP;  // NUL-terminated within d1; user space cuts at the NUL
-        r->aux = args->old_pid;
+        r->aux = EXEC_OLD_PID;
         read_image_argv(r);
         read_image_env(r);
         submit(r);
@@ -432,14 +488,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exit) {
+SCHED_HOOK(sched_process_exit) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
-#ifdef HAVE_GROUP_DEAD
-    int whole = args->group_dead;
-#else
-    int whole = tgid == tid;
-#endif
+    int whole = EXIT_WHOLE(tgid, tid);
     if (tid != tgid && target_of(tid)) {  // a thread marked by the fork hook
         u8 none = 0;
         targets.update(&tid, &none);

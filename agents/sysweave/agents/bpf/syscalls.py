@@ -1,9 +1,13 @@
-"""Loader for syscalls.bpf.c: compile with cflags, set targets/thresholds, drain the ring buffer.
+"""Loader for syscalls.bpf.c: load it, set targets/thresholds, drain the ring buffer, read the aggregates.
+
+The program is loaded by libbpf from syscalls.bpf.o, built ahead of time (CO-RE: no compiler or kernel
+headers at run time), or, where that object cannot be used (no kernel BTF, not built), compiled by bcc at
+run time (and reused from a pinned cache in bpffs by later runs).  capture_setup.py says which and why.
 
 Errors::
 
     CaptureError
-      ├── BpfUnavailable   -- bcc missing, no privileges (CAP_BPF/CAP_PERFMON or root), no headers/tracefs
+      ├── BpfUnavailable   -- no loader usable, no privileges (CAP_BPF/CAP_PERFMON or root), load failed
       └── TargetError      -- a PID to attach to does not exist
 """
 
@@ -13,17 +17,31 @@ import os
 import struct
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from sysweave.agents.bpf.contract import HEADER, contract, header_text
+from sysweave.agents.bpf.capture_setup import (
+    ProbeConfig,
+    bpf_dir,
+    bpf_source,
+    dump_bpf,
+    loader,
+    pid_max,
+    say_fallback,
+    unavailable_reason,
+)
+from sysweave.agents.bpf.contract import contract, header_text
+from sysweave.agents.bpf.libbpf_object import CoreObject
 from sysweave.agents.bpf.objects import Attachments, BpfMap, ObjectError, PinCache, RingBuffer, libbpf, tracepoint_link
 from sysweave.agents.preconditions import REQUIRED_CAPABILITIES as REQUIRED_CAPABILITIES  # re-exported (chart tests)
-from sysweave.agents.preconditions import check_bcc, check_kernel_headers, check_privileges, check_tracefs, establish
+from sysweave.agents.preconditions import establish
 from sysweave.agents.preconditions import missing_capabilities as missing_capabilities
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.syscall_args import NR_BY_NAME, OBSERVABLE
 from sysweave.schemas.errors import AgentError
+
+__all__ = ["ALWAYS_SHIP", "REQUIRED_CAPABILITIES", "BpfUnavailable", "CaptureError", "ProbeConfig", "SyscallProbe",
+           "TargetError", "bpf_dir", "bpf_source", "dump_bpf", "missing_capabilities", "pid_max",
+           "unavailable_reason"]
 
 # The contract (slots, modes, flags, target states, lost slots) comes from syscalls.h: never copied here.
 _C = contract()
@@ -36,6 +54,7 @@ OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"
 LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
 HIST_BUCKETS = _C["HIST_BUCKETS"]
 CFG_GEN, CFG_AGG_NEXT, AGG_GEN_MASK = _C["CFG_GEN"], _C["CFG_AGG_NEXT"], _C["AGG_GEN_MASK"]
+AGG_GROUP = _C["AGG_GROUP"]  # aggregate slots per `aggs` value
 # Shipped whatever the sampling threshold: process lifecycle, and the rare calls that create the endpoints
 # causality joins on (a pipe or socket pair, a TCP connection's two ends) -- sampling one away would cut a
 # cross-host trace in two. Each is rare next to the reads and writes that sampling exists for.
@@ -55,74 +74,6 @@ class TargetError(CaptureError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeConfig:
-    path_cap: int = 256
-    payload_cap: int = 4096  # bytes of write/send payload kept per call (power of two)
-    arg_cap: int = 256
-    max_args: int = 20
-    max_agg: int = 65536  # (process, syscall) pairs
-    ringbuf_pages: int = 1024  # 4 MiB
-    queue_capacity: int = 200_000  # records between the ring-buffer callback and the decoder
-
-    def cflags(self) -> list[str]:
-        if not 2 <= self.max_agg <= 1 << _C["AGG_GEN_SHIFT"]:
-            raise ValueError(f"aggregate slots {self.max_agg} must be in [2, {1 << _C['AGG_GEN_SHIFT']}]")
-        if self.payload_cap & (self.payload_cap - 1) or not 64 <= self.payload_cap <= 65536:
-            raise ValueError(f"payload capture size {self.payload_cap} must be a power of two in [64, 65536]")
-        flags = [
-            f"-DMAX_PID={pid_max()}", f"-DPATH_CAP={self.path_cap}", f"-DPAYLOAD_CAP={self.payload_cap}",
-            f"-DARG_CAP={self.arg_cap}", f"-DMAX_ARGS={self.max_args}", f"-DMAX_AGG={self.max_agg}",
-            f"-DRINGBUF_PAGES={self.ringbuf_pages}", f"-I{bpf_dir()}", "-w",
-        ]
-        if "group_dead" in _tracefs_format("sched/sched_process_exit"):
-            flags.append("-DHAVE_GROUP_DEAD")
-        return flags
-
-
-def pid_max() -> int:
-    try:
-        with open("/proc/sys/kernel/pid_max") as f:
-            return int(f.read())
-    except OSError:
-        return 4_194_304
-
-
-def _tracefs_format(event: str) -> str:
-    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        try:
-            with open(f"{root}/events/{event}/format") as f:
-                return f.read()
-        except OSError:
-            continue
-    return ""
-
-
-def bpf_dir() -> str:
-    """This package's directory: the include path for syscalls.h (an installed package is a real directory)."""
-    return os.path.dirname(os.path.abspath(__file__))
-
-
-def bpf_source() -> str:
-    with open(os.path.join(bpf_dir(), "syscalls.bpf.c")) as f:
-        return f.read()
-
-
-def dump_bpf(config: ProbeConfig) -> str:
-    """What --dump-bpf prints: the cflags, the program exactly as compiled, and the header it includes."""
-    return ("// cflags: " + " ".join(config.cflags()) + "\n" + bpf_source()
-            + f"\n// ---- {HEADER} (#include \"{HEADER}\", from -I{bpf_dir()}) ----\n" + header_text())
-
-
-def unavailable_reason() -> str | None:
-    """Why eBPF capture cannot run here, or None if it can (checked before compiling; preconditions.py)."""
-    for check in (check_privileges, check_bcc, check_kernel_headers, check_tracefs):
-        found = check()
-        if not found.ok:
-            return found.line()
-    return None
-
-
 # Programs of syscalls.bpf.c as bcc names them, and where each attaches.  A cached instance attaches the
 # raw syscall tracepoints per run (every syscall on the host pays for them while attached; detaching is
 # instant) and keeps the sched hooks attached through pinned links: they fire on fork/exec/exit only, do
@@ -130,10 +81,13 @@ def unavailable_reason() -> str | None:
 RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
 SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
 PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
-MAPS = ("targets", "config", "observable", "lost", "aggs", "agg_slots", "events")  # the ones user space touches
+# The CO-RE object's programs are all raw tracepoints, named after their event (attached and detached at once)
+CORE_PROGRAMS = ("sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec", "sched_process_exit")
+MAPS = ("targets", "settings", "observable", "lost", "aggs", "agg_slots", "events")  # the ones user space touches
 _U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
 _AGG_KEY = _C.fixed_prefix("agg_key")[0]
 _AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
+_AGG_SIZE = _C.layout("agg_val")[1]
 _REC_AT = {k: off for k, (off, _) in _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0].items()}
 REC_FORK, REC_EXIT = _C["REC_FORK"], _C["REC_EXIT"]
 MARKS_KEPT = 1 << 20  # pids remembered for end_run; beyond (a whole-host agent), the instance is not reused
@@ -174,18 +128,67 @@ class SyscallProbe:
     """One loaded instance of syscalls.bpf.c: compiled by bcc, or reused from the pinned cache (objects.py)."""
 
     def __init__(self, config: ProbeConfig, cache: bool = True) -> None:
-        establish(cache=cache and PinCache.wanted())  # mounts bpffs/tracefs if missing, or says what is missing
-        reason = unavailable_reason()
+        try:
+            kind, why = loader(config)
+        except ObjectError as exc:
+            raise BpfUnavailable(str(exc)) from exc
+        # mounts tracefs (bpffs for bcc's pin cache) where missing, or says what is missing (preconditions.py)
+        establish(cache=kind == "bcc" and cache and PinCache.wanted())
+        reason = unavailable_reason(config)
         if reason:
             raise BpfUnavailable(reason)
         self.config = config
         self._bpf: Any = None
+        self._core: CoreObject | None = None
         self._attached = Attachments()
         self._cache: PinCache | None = None
+        if kind == "libbpf":
+            self._load_core()
+        else:
+            if why:
+                say_fallback(why)
+            self._load_bcc(cache)
+        self.queue: DropQueue[bytes] = DropQueue(config.queue_capacity)
+        self._stop = threading.Event()
+        self.drain_interval_s = 0.02
+        self._thread: threading.Thread | None = None
+        self._marked: set[int] = set()  # pids/tids this run marked in `targets` (cleared at end_run)
+        self._marks_overflowed = False
+        self._ended = False
+        self._drop_every = injected_drop_every()
+        self._records = self._injected = 0  # this run's records, and those the test hook dropped
+        self._discard = True
+        self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
+        self._ring.consume()  # a cached instance's leftovers from before this run: dropped
+        self._discard = False
+        self._init_maps()
+
+    def _load_core(self) -> None:
+        """syscalls.bpf.o through libbpf: this run's limits and map sizes set, then loaded and attached."""
+        self.origin = "libbpf"
+        obj = CoreObject("syscalls")
+        try:
+            obj.set_rodata(self.config.core_rodata())
+            obj.set_max_entries("targets", pid_max())
+            obj.set_max_entries("aggs", self.config.max_agg // AGG_GROUP)
+            obj.set_max_entries("agg_slots", self.config.max_agg)
+            obj.set_max_entries("events", self.config.ringbuf_pages * 4096)
+            obj.load()
+            for name in CORE_PROGRAMS:
+                self._attached.raw_tracepoint(obj.program_fd(name), name)
+        except ObjectError as exc:
+            self._attached.close()
+            obj.close()
+            raise BpfUnavailable(f"the BPF object failed to load or attach: {exc}") from exc
+        self._core = obj
+        self.maps = {n: BpfMap(obj.map_fd(n), n, owned=False) for n in MAPS}
+
+    def _load_bcc(self, cache: bool) -> None:
+        """syscalls.bpf.c compiled by bcc, or the pinned instance an earlier compile left (objects.PinCache)."""
         self.origin = "compiled"
         fds = None
         if cache and PinCache.enabled():
-            self._cache = PinCache(cache_key(config))
+            self._cache = PinCache(cache_key(self.config))
             if not self._cache.acquire():
                 self._cache = None  # another run holds it: compile our own
             else:
@@ -205,20 +208,6 @@ class SyscallProbe:
             self.origin = "cache"
         else:
             self._compile()
-        self.queue: DropQueue[bytes] = DropQueue(config.queue_capacity)
-        self._stop = threading.Event()
-        self.drain_interval_s = 0.02
-        self._thread: threading.Thread | None = None
-        self._marked: set[int] = set()  # pids/tids this run marked in `targets` (cleared at end_run)
-        self._marks_overflowed = False
-        self._ended = False
-        self._drop_every = injected_drop_every()
-        self._records = self._injected = 0  # this run's records, and those the test hook dropped
-        self._discard = True
-        self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
-        self._ring.consume()  # a cached instance's leftovers from before this run: dropped
-        self._discard = False
-        self._init_maps()
 
     def _compile(self) -> None:
         from bcc import BPF
@@ -280,7 +269,7 @@ class SyscallProbe:
         return self._cfg(CFG_SLOW_NS)
 
     def _cfg(self, slot: int) -> int:
-        value = self.maps["config"].lookup(_U32.pack(slot))
+        value = self.maps["settings"].lookup(_U32.pack(slot))
         return int(_U64.unpack_from(value)[0]) if value else 0
 
     def arm(self, parent_tgid: int) -> None:
@@ -291,7 +280,7 @@ class SyscallProbe:
         self._set(CFG_ARM_TGID, 0)
 
     def _set(self, slot: int, value: int) -> None:
-        self.maps["config"].update(_U32.pack(slot), _U64.pack(value))
+        self.maps["settings"].update(_U32.pack(slot), _U64.pack(value))
 
     def trace_all(self, except_tgid: int) -> None:
         """Every process on the host but ``except_tgid`` (the agent itself)."""
@@ -364,8 +353,8 @@ class SyscallProbe:
         used = self._cfg(CFG_AGG_NEXT)
         self.maps["agg_slots"].clear()
         aggs, zero = self.maps["aggs"], bytes(self.maps["aggs"].value_size)
-        for slot in range(1, min(used, aggs.max_entries)):
-            aggs.update(_U32.pack(slot), zero)
+        for group in range(0, min((used + AGG_GROUP - 1) // AGG_GROUP, aggs.max_entries)):
+            aggs.update(_U32.pack(group), zero)
         # a new generation first, so no task uses a cached slot number once they are handed out again
         self._set(CFG_GEN, (self._cfg(CFG_GEN) + 1) & AGG_GEN_MASK)
         self._set(CFG_AGG_NEXT, 1)
@@ -400,13 +389,19 @@ class SyscallProbe:
         slots, aggs = self.maps["agg_slots"], self.maps["aggs"]
         calls_i, errors_i, total_i = _AGG_NAMES.index("calls"), _AGG_NAMES.index("errors"), _AGG_NAMES.index("total_ns")
         hist_i = _AGG_NAMES.index("hist0")
-        out = []
+        out, groups = [], {}  # group -> its per-CPU values, read once
         for key in list(slots.keys()):
-            slot = slots.lookup(key)
-            value = aggs.lookup(slot[:4]) if slot else None
-            if value is None:
+            raw = slots.lookup(key)
+            if raw is None:
                 continue
-            rows = [_AGG_VAL.unpack(v) for v in aggs.per_cpu(value)]
+            group, at = divmod(_U32.unpack_from(raw)[0], AGG_GROUP)
+            if group not in groups:
+                value = aggs.lookup(_U32.pack(group))
+                groups[group] = aggs.per_cpu(value) if value is not None else []
+            at *= _AGG_SIZE
+            rows = [_AGG_VAL.unpack_from(v, at) for v in groups[group]]
+            if not rows:
+                continue
             calls = sum(r[calls_i] for r in rows)
             if not calls:
                 continue
@@ -437,6 +432,8 @@ class SyscallProbe:
         self._attached.close()
         for m in self.maps.values():
             m.close()
+        if self._core is not None:
+            self._core.close()
         if self._bpf is not None:
             self._bpf.cleanup()  # detaches bcc's attachments (pinned programs and maps stay)
             if self._cache and clean:

@@ -1,7 +1,7 @@
 """Loader for uprobes.bpf.c: resolve ``--uprobe`` specs to function addresses, compile with cflags, attach
 entry/return pairs, move the class thresholds, drain the ring buffer, read the exact aggregates.
 
-The program decides which processes count from the syscall program's own ``targets``/``config`` maps:
+The program decides which processes count from the syscall program's own ``targets``/``settings`` maps:
 :class:`UprobeProgram` pins them (bpffs, for the time of the load), the program opens them by path, and
 the pins are removed at once (the maps live on while either program holds them).
 
@@ -157,7 +157,7 @@ class UprobeProgram:
         self.probes = {p.id: p for p in probes}
         self.config = config or UprobeConfig()
         sys_bpf: Any = syscalls.maps  # the syscall program's maps, by name (BpfMap: map_fd, max_entries)
-        targets, sys_config = sys_bpf["targets"], sys_bpf["config"]
+        targets, sys_config = sys_bpf["targets"], sys_bpf["settings"]
         _ensure_bpffs()
         tag = f"{BPFFS}/sysweave_{os.getpid()}_{random.getrandbits(32):08x}"
         pins = {f"{tag}_targets": targets.map_fd, f"{tag}_config": sys_config.map_fd}
