@@ -30,7 +30,7 @@ def test_a_failing_check_names_the_fix_and_only_needed_ones_block_capture() -> N
     ok = Check("tracefs", True, "/sys/kernel/tracing")
     assert capture_ready([ok, slow])
     assert not capture_ready([ok, slow, Check("bcc", False, "no bcc", "make setup-core")])
-    assert {c.name for c in check_all()} == {"privileges", "bcc", "kernel-headers", "tracefs", "bpffs", "memlock",
+    assert {c.name for c in check_all()} == {"privileges", "core-object", "bcc", "kernel-headers", "tracefs", "bpffs", "memlock",
                                              "run-dir", "btf", "cgroup2", "strace"}
 
 

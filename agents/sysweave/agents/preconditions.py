@@ -29,7 +29,8 @@ from typing import Any
 
 __all__ = [
     "BPFFS", "REQUIRED_CAPABILITIES", "RUN_DIR", "TRACEFS", "Check", "capture_ready", "check_all", "check_bcc",
-    "check_bpffs", "check_btf", "check_cgroup2", "check_kernel_headers", "check_memlock", "check_privileges",
+    "check_bpffs", "check_btf", "check_cgroup2", "check_core_object", "check_kernel_headers", "check_memlock",
+    "check_privileges",
     "check_run_dir", "check_strace", "check_tracefs", "establish", "missing_capabilities", "mount_bpffs",
     "mount_tracefs", "mounted", "tracefs_root",
 ]
@@ -116,19 +117,37 @@ def check_privileges() -> Check:
                  "run as root (sudo sysweave ...) or grant the capabilities (setcap / the Helm chart's securityContext)")
 
 
+def _core_unavailable() -> str | None:
+    from sysweave.agents.bpf.libbpf_object import core_unavailable  # here: bpf/ imports this module
+
+    return core_unavailable("syscalls")
+
+
+def check_core_object() -> Check:
+    """The CO-RE object libbpf loads (built at setup; no compiler or headers on the node)."""
+    why = _core_unavailable()
+    if why is None:
+        return Check("core-object", True, "syscalls.bpf.o + kernel BTF: libbpf loads it (no compile)")
+    return Check("core-object", False, f"{why}; capture compiles with bcc at run time (seconds)",
+                 "bash infra/build-bpf.sh" if "not built" in why else "", capture_needs=False)
+
+
 def check_bcc() -> Check:
     # found, not imported: importing bcc costs ~0.1 s a cached start does not need
     if find_spec("bcc") is not None:
         return Check("bcc", True, "the bcc Python module is importable (compiles the BPF programs)")
-    return Check("bcc", False, "the bcc Python module is not importable (Debian's python3-bpfcc)", "make setup-core")
+    return Check("bcc", False, "the bcc Python module is not importable (Debian's python3-bpfcc): only the "
+                 "fallback where the CO-RE object cannot load needs it", "make setup-core",
+                 capture_needs=_core_unavailable() is not None)
 
 
 def check_kernel_headers() -> Check:
     build = f"/lib/modules/{os.uname().release}/build"
     if os.path.exists(f"{build}/include"):
         return Check("kernel-headers", True, f"{os.path.realpath(build)} (bcc compiles against them)")
-    return Check("kernel-headers", False, f"no kernel headers at {build} (bcc compiles the program against them)",
-                 "make setup-core")
+    return Check("kernel-headers", False, f"no kernel headers at {build} (only bcc, the fallback where the CO-RE "
+                 "object cannot load, compiles against them)", "make setup-core",
+                 capture_needs=_core_unavailable() is not None)
 
 
 def check_btf() -> Check:
@@ -204,8 +223,8 @@ def check_strace() -> Check:
 
 
 CHECKS: tuple[Callable[[], Check], ...] = (
-    check_privileges, check_bcc, check_kernel_headers, check_tracefs, check_bpffs, check_memlock, check_run_dir,
-    check_btf, check_cgroup2, check_strace,
+    check_privileges, check_core_object, check_bcc, check_kernel_headers, check_tracefs, check_bpffs, check_memlock,
+    check_run_dir, check_btf, check_cgroup2, check_strace,
 )
 
 

@@ -63,7 +63,7 @@ class CaptureResult:
     timed_out: bool = False  # killed at its timeout
     interrupted: int | None = None  # the signal that cut the run short
     accounting: str = ""  # where cpu_s and max_rss_kb come from
-    program: str = ""  # eBPF: where the program came from, "cache" (pinned, ~0.1 s) or "compiled" (bcc, ~1.5-3 s)
+    program: str = ""  # eBPF: how the program was loaded: "libbpf" (the CO-RE object), else bcc's "cache"/"compiled"
 
 
 def host_identity() -> str:
