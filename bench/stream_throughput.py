@@ -52,7 +52,8 @@ def trace_batches(trace_no: int, spans: int, per_batch: int) -> list[bytes]:
     events += [SyscallSpan(h(i + 1), 0, "read", 8, {"fd": 3}) for i in range(spans - 2)]
     events.append(ProcessEvent(h(spans), ProcessEventType.EXIT, exit_code=0))
     for i in range(0, len(events), per_batch):
-        out.append(codec.encode_batch(codec.Batch(trace_no, i, time.time_ns(), tuple(events[i:i + per_batch]))))
+        batch = codec.Batch(trace_no, i, time.time_ns(), tuple(events[i:i + per_batch]))
+        out.append(topics.EventBatchMessage(f"bench/{trace_no}".encode(), batch).encode())
     return out
 
 

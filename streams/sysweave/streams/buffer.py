@@ -76,18 +76,22 @@ class TraceBuffer:
                 t.late += len(incoming)
                 self.late_events += len(incoming)
                 events = incoming
+        held, alive, last_pid, last_host = t.events, t.alive, 0, ""
         for e in events:
-            if e.h.event_id in t.events:
+            h = e.h
+            if h.event_id in held:
                 self.duplicates += 1
                 continue
-            t.events[e.h.event_id] = e
-            proc = (e.h.host_id, e.h.pid)
-            if e.h.pid and not settled:
-                t.alive.add(proc)
-            if isinstance(e, ProcessEvent) and e.type is ProcessEventType.EXIT:
-                t.exited.add(proc)
-            elif isinstance(e, ProcessEvent) and e.type is ProcessEventType.WAIT and e.child_pid:
-                t.exited.add((e.h.host_id, e.child_pid))  # reaped: its exit may have gone to another trace
+            held[h.event_id] = e
+            if h.pid and not settled and (h.pid != last_pid or h.host_id != last_host):  # a batch is mostly one
+                last_pid, last_host = h.pid, h.host_id  # process: one set insertion per run of its events
+                alive.add((last_host, last_pid))
+            if type(e) is not ProcessEvent:
+                continue
+            if e.type is ProcessEventType.EXIT:
+                t.exited.add((h.host_id, h.pid))
+            elif e.type is ProcessEventType.WAIT and e.child_pid:
+                t.exited.add((h.host_id, e.child_pid))  # reaped: its exit may have gone to another trace
                 # (a child that named its own trace at exec)
         t.last_seen_s = now_s
 

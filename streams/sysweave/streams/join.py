@@ -197,12 +197,18 @@ def _first(chunks: list[SyscallSpan]) -> bytes:
 
 
 _CONN = frozenset({ResourceKind.CONN})
+_CONNECTING = frozenset({"connect", "accept", "accept4"})  # the only calls that make a connection (fdtrack)
+_SCANNED = _CONNECTING | {"bind"}  # what SightingScanner.scan looks at, besides HostInfo
 
 
 def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting], list[Window]]:
     """A tree's client sightings (with their first bytes sent) and one :class:`Window` per accepted connection
-    (with the first bytes received), from the one fd tracker."""
-    evs = sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id))
+    (with the first bytes received), from the one fd tracker. A tree that never connected nor accepted (most of
+    them) has neither: answered by one pass over its calls' names, without tracking its fds."""
+    evs = events if isinstance(events, list) else list(events)
+    if not any(type(e) is SyscallSpan and e.name in _CONNECTING for e in evs):
+        return [], []
+    evs = sorted(evs, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id))
     tr = FdTracker()
     bound: dict[int, tuple[str, int]] = {}  # socket resource id -> bound (ip, port)
     local: dict[int, tuple[str, int]] = {}  # client conn resource id -> its own (ip, port) when revealed
@@ -290,13 +296,16 @@ def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> tuple
 
 
 def split_tree(key: bytes, events: Iterable[Event], target: Callable[[Window], bytes | None],
-               whole: bool = True) -> dict[bytes, list[Event]]:
+               whole: bool = True, windows: list[Window] | None = None) -> dict[bytes, list[Event]]:
     """Which trace each of a tree's events belongs to. ``target(window)``: the trace key of the window's client
     (None: unknown). A tree all of whose windows go to one other trace joins it whole (unless ``whole`` is
     False: it already lent windows to other traces); otherwise each window goes to its client's trace and the
-    rest stays under ``key``."""
+    rest stays under ``key``. ``windows``: the tree's, when the caller has them (:func:`tree_connections`)."""
     evs = list(events)
-    _, windows = tree_connections(key, evs)
+    if windows is None:
+        _, windows = tree_connections(key, evs)
+    if not windows:
+        return {key: evs} if evs else {}
     keys = [target(w) for w in windows]
     joined = {k for k in keys if k is not None and k != key}
     if whole and windows and len(joined) == 1 and all(k is not None for k in keys):
@@ -332,8 +341,8 @@ def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_
     evs = list(events)
     own = table.resolve_key(key)
     clients, windows = tree_connections(key, evs)
-    ids = {e.h.event_id for e in evs}
     if waited_s < wait_s:
+        ids = {e.h.event_id for e in evs} if clients else set()
         for c in clients:
             srv = table.server_of(replace(c, trace_key=own))
             if srv is not None and srv.event_id not in ids:
@@ -350,7 +359,7 @@ def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_
         used.add(c.event_id)
         return table.resolve_key(c.trace_key)
 
-    parts = split_tree(key, evs, target, whole)
+    parts = split_tree(key, evs, target, whole, windows)
     publish: list[Sighting] = []
     if set(parts) == {own} or (len(parts) == 1 and own not in parts):
         dest = next(iter(parts))
@@ -421,8 +430,11 @@ class SightingScanner:
     bound: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (host, pid, fd) -> bound port
 
     def scan(self, key: bytes, events: Iterable[Event]) -> list[Sighting]:
+        evs = events if isinstance(events, (list, tuple)) else list(events)
+        if not any(type(e) is HostInfo or (type(e) is SyscallSpan and e.name in _SCANNED) for e in evs):
+            return []  # most batches: one pass over the names, nothing sorted
         out = []
-        for e in sorted(events, key=lambda x: (x.h.mono_ns, x.h.event_id)):
+        for e in sorted(evs, key=lambda x: (x.h.mono_ns, x.h.event_id)):
             if isinstance(e, HostInfo):
                 out.append(Sighting("host", e.h.host_id, b"", e.h.event_id, 0, addresses=tuple(e.addresses)))
                 continue
