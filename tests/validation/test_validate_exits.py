@@ -90,7 +90,8 @@ def test_a_signal_stops_every_process_it_started(sig: signal.Signals, tmp_path: 
         return
     assert stopped < 2 and p.returncode == 128 + sig
     report = json.loads(out)
-    assert report["verdict"] == "interrupted" and report["signal"] == sig.name and report["cases"] == []
+    assert report["verdict"] == "interrupted" and report["signal"] == sig.name
+    assert [c["verdict"] for c in report["cases"]] == ["interrupted"]  # the case cut short: how far, no verdict
     assert ET.parse(junit).getroot().get("errors") == "1"
 
 

@@ -102,7 +102,12 @@ def validate(args: argparse.Namespace, cases: list[Case], sink: list[dict[str, A
     harness = Harness(args.workdir, args.timeout, runner)
     try:
         for case in cases:
-            out = run_case(args, harness, case, data_flow)
+            try:
+                out = run_case(args, harness, case, data_flow)
+            except Interrupted as exc:
+                if exc.entry is not None:
+                    sink.append(exc.entry)
+                raise
             if out.legacy is not None and out.sides is not None and not args.no_store:
                 with _SIGNALS.deferred():  # the store is never left with half a report
                     try:
@@ -145,8 +150,7 @@ def validate_stored(args: argparse.Namespace) -> int:
     req = ValidationRequest(args.original_trace, args.transpiled_trace, uuid.uuid4().hex)
     if args.submit:
         if not args.kafka:
-            print("sysweave: validate: --submit needs --kafka BOOTSTRAP", file=sys.stderr)
-            return 2
+            return finish(args, error_report("--submit needs --kafka BOOTSTRAP"))
         from kafka import KafkaProducer
 
         from sysweave.schemas import topics
@@ -165,8 +169,8 @@ def validate_stored(args: argparse.Namespace) -> int:
     try:
         store = open_store(args.clickhouse or args.store)
     except StoreError as exc:
-        print(f"sysweave: validate: could not decide: {exc}", file=sys.stderr)
-        return 2
+        return finish(args, error_report(f"could not decide: {exc}", original=args.original_trace,
+                                         transpiled=args.transpiled_trace))
     try:
         traces, backends = [], []
         for ref in (args.original_trace, args.transpiled_trace):
@@ -175,8 +179,8 @@ def validate_stored(args: argparse.Namespace) -> int:
             rows = store.execute(f"SELECT backend FROM traces WHERE trace_id = '{trace.trace_id.hex()}' LIMIT 1")
             backends.append(str(rows[0][0]) if rows else "")
     except (StoreError, ValueError) as exc:
-        print(f"sysweave: validate: could not decide: {exc}", file=sys.stderr)
-        return 2
+        return finish(args, error_report(f"could not decide: {exc}", original=args.original_trace,
+                                         transpiled=args.transpiled_trace))
     finally:
         store.close()
     report = validate_traces(traces[0], traces[1], (backends[0], backends[1]))

@@ -33,9 +33,10 @@ _SHELL_ERROR = re.compile(rb"^(/\S*/)?(sh|bash|dash|zsh|ksh)(: line \d+|: \d+)?:
 class Interrupted(Exception):
     """validate received SIGINT/SIGTERM/SIGHUP; ``signal_number`` says which."""
 
-    def __init__(self, signal_number: int) -> None:
+    def __init__(self, signal_number: int, entry: dict[str, Any] | None = None) -> None:
         super().__init__(f"signal {signal_number}")
         self.signal_number = signal_number
+        self.entry = entry  # the case that was cut short: what each side did until then, no verdict
 
 
 @dataclass
@@ -104,6 +105,16 @@ def _compare(original: SideSummary, transpiled: SideSummary, limit: float) -> tu
     return v.verdict, v, v.explanation
 
 
+def _cut_short(case: Case, sides: list[SideSummary]) -> dict[str, Any]:
+    """The entry of a case whose run a signal cut short: each side as far as it got, never a verdict."""
+    a = _side(sides[0])
+    b = _side(sides[1]) if len(sides) > 1 else side_entry()
+    who = "original" if len(sides) == 1 else "transpiled run"
+    done = "" if len(sides) == 1 else f"; the original had {'timed out' if sides[0].timed_out else 'finished'}"
+    return case_entry(case.name, "interrupted", f"the {who} was interrupted after {sides[-1].performance()['wall_s']:.2f} s"
+                      f"{done}; not compared", a, b)
+
+
 def run_case(args: argparse.Namespace, harness: Harness, case: Case,
              data_flow: Callable[[SideSummary], list[tuple[str, str, str]]]) -> CaseOutcome:
     """Both sides of one case; raises :class:`Interrupted` when a run was cut short by a signal."""
@@ -112,9 +123,9 @@ def run_case(args: argparse.Namespace, harness: Harness, case: Case,
         for cmd in (args.original, args.transpiled):
             walls = [r.result.wall_s for s in sides for r in s.runs if not r.result.timed_out]
             side = harness.run_side(cmd, args.runs, case, bounded_timeout(args.timeout, walls))
-            if side.interrupted:
-                raise Interrupted(side.interrupted)
             sides.append(side)
+            if side.interrupted:
+                raise Interrupted(side.interrupted, _cut_short(case, sides))
     except HarnessError as exc:
         return CaseOutcome(case_entry(case.name, "undecided", f"could not decide: {exc}",
                                       _side(sides[0] if sides else None)))
