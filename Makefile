@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 GPU_MARK := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_MARK := $(if $(GPU_MARK),-m "$(GPU_MARK)",)
 
-.PHONY: setup setup-core run test check lint typecheck pytest services-up services-down services-status bench fuzz clean
+.PHONY: setup setup-core run demo-stress test check lint typecheck pytest services-up services-down services-status bench fuzz clean
 
 setup:            ## install everything the suite needs (idempotent): setup-core + ClickHouse, Kafka jars, Jaeger, helm
 	@bash infra/setup.sh full
@@ -17,6 +17,9 @@ setup-core:       ## install only what `make run` needs (idempotent): Debian's b
 run: setup-core   ## trace a bundled workload and validate a bundled pair, on the embedded defaults (no servers)
 	@$(VENV)/bin/sysweave doctor
 	@bash examples/run.sh
+
+demo-stress: setup-core ## make run's validations 5 times back to back with every core busy: 0 wrong (docs/benchmarks.md)
+	@$(PY) -m bench demo_stress
 
 services-up: setup ## start Kafka (127.0.0.1:9092) and ClickHouse (127.0.0.1:9000/8123), data under .local/
 	@bash infra/services.sh up

@@ -6,6 +6,11 @@ translation must come out equivalent and each broken one divergent (examples/pai
 each pair exercises). Then two pairs are validated again with the original started through launchers
 (``python3`` from PATH, which may be a version-manager shim, ``env`` and ``sh -c``): the verdicts must not
 change.
+
+One progress line per stage (setup, trace) and per validation (``[validate k/N]``), then a summary with
+each stage's time. Exit status: 0 every verdict right, 1 a verdict wrong (or a crash), 2 none wrong but
+some undecided (the capture stayed incomplete; docs/equivalence.md, "No verdict from a guess"), 130/143
+interrupted. ``--summary FILE`` writes the tally and the times as JSON (``make demo-stress`` reads it).
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sysweave.cli.demo_check import Tally
+
+__all__ = ["LAUNCHER_PAIRS", "PAIRS", "add_arguments", "build", "discover_pairs", "launchers", "plan", "run"]
 
 
 def discover_pairs(examples: Path) -> tuple[str, ...]:
@@ -45,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", metavar="PATH", help="trace store (default: the embedded store)")
     p.add_argument("--pair", action="append", metavar="NAME", help="validate only this pair (repeatable)")
     p.add_argument("--no-launchers", action="store_true", help="skip the launcher step")
+    p.add_argument("--summary", metavar="FILE", help="also write the tally and each stage's time as JSON")
 
 
 def _examples_dir(arg: str | None) -> Path:
@@ -55,15 +68,19 @@ def _examples_dir(arg: str | None) -> Path:
     return _DEFAULT
 
 
-def build(examples: Path, out: Path, pairs: tuple[str, ...] | None = None) -> None:
-    """Compile NAME.c to OUT/NAME and, with -DBROKEN, to OUT/NAME-broken (only when out of date)."""
+def build(examples: Path, out: Path, pairs: tuple[str, ...] | None = None) -> int:
+    """Compile NAME.c to OUT/NAME and, with -DBROKEN, to OUT/NAME-broken (only when out of date); how many
+    were compiled."""
     out.mkdir(parents=True, exist_ok=True)
+    compiled = 0
     for name in discover_pairs(examples) if pairs is None else pairs:
         src = examples / "pairs" / f"{name}.c"
         for variant, flags in ((name, []), (f"{name}-broken", ["-DBROKEN"])):
             binary = out / variant
             if not binary.exists() or binary.stat().st_mtime < src.stat().st_mtime:
                 subprocess.run(["cc", "-O2", "-w", "-pthread", *flags, "-o", str(binary), str(src)], check=True)
+                compiled += 1
+    return compiled
 
 
 def launchers(script: Path) -> list[tuple[str, str]]:
@@ -78,57 +95,83 @@ def launchers(script: Path) -> list[tuple[str, str]]:
     ]
 
 
+def plan(examples: Path, bins: Path, pairs: tuple[str, ...], with_launchers: bool) -> list[tuple[str, str, str, str]]:
+    """Every validation of the demo as (label, original, transpiled, expected verdict): each pair's faithful
+    and broken translation, then the launcher pairs through each launcher but the plain interpreter (the
+    first step already ran that)."""
+    out = []
+    for name in pairs:
+        original = f"{shlex.quote(sys.executable)} {shlex.quote(str(examples / 'pairs' / f'{name}.py'))}"
+        out += [(name, original, str(bins / name), "equivalent"),
+                (f"{name}-broken", original, str(bins / f"{name}-broken"), "divergent")]
+    for name in (n for n in LAUNCHER_PAIRS if n in pairs and with_launchers):
+        for label, original in launchers(examples / "pairs" / f"{name}.py")[1:]:
+            out += [(f"{name} via {label}", original, str(bins / name), "equivalent"),
+                    (f"{name}-broken via {label}", original, str(bins / f"{name}-broken"), "divergent")]
+    return out
+
+
+def _trace(examples: Path, store: list[str]) -> int:
+    sysweave = [sys.executable, "-m", "sysweave.cli.main"]
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(examples / "data", tmp, dirs_exist_ok=True)
+        return subprocess.call([*sysweave, "trace", "-f", "-c", *store, "--label", "demo: pipeline.py", "--",
+                                sys.executable, str(examples / "pairs" / "pipeline.py")], cwd=tmp,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _validate_all(examples: Path, store: str | None, todo: list[tuple[str, str, str, str]]) -> tuple[int, Tally]:
+    from sysweave.cli.demo_check import Checker
+    from sysweave.cli.validate_cases import Interrupted
+
+    checker = Checker(examples / "data", store)
+    try:
+        with checker.signals.installed():
+            for k, (label, original, transpiled, expected) in enumerate(todo, start=1):
+                ok, line = checker.check(label, original, transpiled, expected)
+                print(f"[validate {k:>{len(str(len(todo)))}}/{len(todo)}] {'ok ' if ok else 'BAD'} {label:32} {line}"
+                      + ("" if ok else f"   [expected {expected}]"), flush=True)
+    except Interrupted as exc:
+        print(f"sysweave demo: interrupted by signal {exc.signal_number}", file=sys.stderr)
+        return 128 + exc.signal_number, checker.tally
+    finally:
+        checker.close()
+    return 0, checker.tally
+
+
 def run(args: argparse.Namespace) -> int:
+    start = time.monotonic()
     examples = _examples_dir(args.examples)
     pairs = tuple(args.pair) if args.pair else discover_pairs(examples)
     unknown = sorted(set(pairs) - set(discover_pairs(examples)))
     if unknown:
         raise SystemExit(f"sysweave demo: no such pair: {', '.join(unknown)}")
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # the originals must not write __pycache__ beside themselves
     bins = examples.parent / ".local" / "examples" / "bin"
-    build(examples, bins, pairs)
-    store = ["--store", args.store] if args.store else []
-    sysweave = [sys.executable, "-m", "sysweave.cli.main"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    print("== 1. sysweave trace -f -c: the pipeline example (Python driving sort(1)) ==", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(examples / "data", tmp, dirs_exist_ok=True)
-        rc = subprocess.call([*sysweave, "trace", "-f", "-c", *store, "--label", "demo: pipeline.py", "--",
-                              sys.executable, str(examples / "pairs" / "pipeline.py")], cwd=tmp, stdout=subprocess.DEVNULL)
+    todo = plan(examples, bins, pairs, not args.no_launchers)
+    compiled = build(examples, bins, pairs)
+    t_setup = time.monotonic() - start
+    print(f"[setup]  {len(pairs)} pairs, {len(todo)} validations; compiled {compiled} translation(s) "
+          f"({t_setup:.1f} s)", flush=True)
+    rc = _trace(examples, ["--store", args.store] if args.store else [])
+    t_trace = time.monotonic() - start - t_setup
+    print(f"[trace]  sysweave trace -f -c: examples/pairs/pipeline.py driving sort(1), stored "
+          f"({'ok' if rc == 0 else f'exit {rc}'}, {t_trace:.1f} s)", flush=True)
     if rc != 0:
-        print(f"sysweave demo: tracing failed (exit {rc})", file=sys.stderr)
+        print(f"sysweave demo: tracing failed (exit {rc}); 'sysweave doctor' says what is missing", file=sys.stderr)
         return rc
-
-    def check(label: str, original: str, transpiled: Path, expected: int) -> bool:
-        """One validation; right only when the exit status AND the JSON verdict say what is expected (a crash is wrong)."""
-        want = "equivalent" if expected == 0 else "divergent"
-        res = subprocess.run([*sysweave, "validate", "--original", original, "--transpiled", str(transpiled),
-                              "--workdir", str(examples / "data"), "--json", *store], capture_output=True, text=True,
-                             env=env)
-        try:
-            report = json.loads(res.stdout)
-            verdict, line = report["verdict"], f"{report['verdict'].upper()}: {report['explanation']}"
-        except (ValueError, KeyError, TypeError):
-            verdict = ""
-            line = f"exit {res.returncode}: " + ((res.stderr.strip().splitlines() or [""])[-1])
-        ok = res.returncode == expected and verdict == want
-        print(f"{'ok ' if ok else 'BAD'} {label:34} {line}" + ("" if ok else f"   [expected {want}]"), flush=True)
-        return ok
-
-    print(f"\n== 2. sysweave validate: {len(pairs)} Python programs vs their C translations (equivalent) and broken "
-          "variants (divergent) ==", flush=True)
-    failures = 0
-    for name in pairs:
-        original = f"{sys.executable} {examples / 'pairs' / f'{name}.py'}"
-        for variant, expected in ((name, 0), (f"{name}-broken", 1)):
-            failures += not check(variant, original, bins / variant, expected)
-    chosen = [name for name in LAUNCHER_PAIRS if name in pairs] if not args.no_launchers else []
-    if chosen:
-        print(f"\n== 3. launchers are transparent: {', '.join(chosen)} started through each, same verdicts ==", flush=True)
-    for name in chosen:
-        for label, original in launchers(examples / "pairs" / f"{name}.py"):
-            for variant, expected in ((name, 0), (f"{name}-broken", 1)):
-                failures += not check(f"{variant} via {label}", original, bins / variant, expected)
-    print("\nquery the history: sysweave query --name validation-history ; sysweave query --name slowest-syscalls")
-    if failures:
-        print(f"sysweave demo: {failures} verdict(s) wrong", file=sys.stderr)
-    return 1 if failures else 0
+    stopped, tally = _validate_all(examples, args.store, todo)
+    t_all = time.monotonic() - start
+    times = {"setup_s": round(t_setup, 2), "trace_s": round(t_trace, 2),
+             "validation_s": round(t_all - t_setup - t_trace, 2), "total_s": round(t_all, 2)}
+    print(f"sysweave demo: {tally.right} of {tally.total} verdicts right, {len(tally.wrong)} wrong, "
+          f"{len(tally.undecided)} undecided in {t_all:.0f} s (setup {t_setup:.1f} s, trace {t_trace:.1f} s, "
+          f"validation {times['validation_s']:.0f} s)")
+    print("query the history: sysweave query --name validation-history ; sysweave query --name slowest-syscalls")
+    if args.summary:
+        Path(args.summary).write_text(json.dumps({**tally.as_dict(), **times, "interrupted": bool(stopped)}, indent=2))
+    if stopped:
+        return stopped
+    for line in tally.wrong + tally.undecided:
+        print(f"  {line}", file=sys.stderr)
+    return 1 if tally.wrong else 2 if tally.undecided else 0
