@@ -113,7 +113,7 @@ reqhash=$(cat pyproject.toml */pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqhash" ]; then
   say "installing sysweave and its dependencies into $VENV (pip cache: ~/.cache/pip)"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "./schemas" -e "./agents[gpu]" -e "./agents/sdk" -e "./streams" -e "./validator" -e "./cli" -e ".[dev]" \
+  "$VENV/bin/pip" install -q -e "./schemas" -e "./agents[gpu]" -e "./agents/sdk" -e "./streams[worker]" -e "./validator" -e "./cli" -e ".[dev]" \
     || die "pip install failed (see above); check network access to PyPI and rerun 'make setup'"
   echo "$reqhash" > "$stamp"
 fi
