@@ -27,12 +27,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 __all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants", "start_watchdog"]
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-V1_MEMORY = "/sys/fs/cgroup/memory/sysweave"  # hybrid hosts: the v1 memory hierarchy, for the peak
 _libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -75,24 +73,34 @@ def become_subreaper() -> bool:
     return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0  # type: ignore[no-any-return]
 
 
-def cgroup2_root() -> str | None:
-    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host)."""
+def _mount(fstype: str, option: str | None = None) -> str | None:
     try:
         with open("/proc/self/mounts") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) > 2 and parts[2] == "cgroup2":
+                if len(parts) > 3 and parts[2] == fstype and (option is None or option in parts[3].split(",")):
                     return parts[1]
     except OSError:
         pass
     return None
 
 
+def cgroup2_root() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host)."""
+    return _mount("cgroup2")
+
+
+def v1_memory_root() -> str | None:
+    """Where a cgroup v1 memory hierarchy is mounted (hybrid hosts), or None."""
+    return _mount("cgroup", "memory")
+
+
 def containment() -> tuple[str | None, str]:
     """(the parent directory for run cgroups, or None; a sentence on how runs are contained)."""
     root = cgroup2_root()
     if root is None:
-        return None, ("no cgroup v2 hierarchy is mounted (fix: mount -t cgroup2 none /sys/fs/cgroup/unified); "
+        return None, ("no cgroup v2 hierarchy is mounted (fix, as root: mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 none "
+                      "/sys/fs/cgroup/unified; infra/setup.sh does it); "
                       "processes are found by walking the tree from a subreaper")
     parent = os.path.join(root, "sysweave")
     try:
@@ -210,8 +218,9 @@ class ProcessTree:
         if cgroup is None:  # orphans must stay findable by the descendant walk (a cgroup holds them anyway)
             become_subreaper()
         memory = None
-        if cgroup is not None and not os.path.exists(os.path.join(cgroup, "memory.peak")):
-            memory = _make(V1_MEMORY, name)  # cgroup v1 hybrid: the memory controller is a v1 hierarchy
+        v1 = v1_memory_root()
+        if cgroup is not None and v1 is not None and not os.path.exists(os.path.join(cgroup, "memory.peak")):
+            memory = _make(os.path.join(v1, "sysweave"), name)  # hybrid: the memory controller is a v1 hierarchy
         me = os.getpid()
         join = [os.path.join(d, "cgroup.procs").encode() for d in (cgroup, memory) if d is not None]
 
@@ -324,11 +333,3 @@ class ProcessTree:
                 except OSError:
                     time.sleep(0.01)
             _watch("-" + d)
-
-
-def on_signal_stop(tree: ProcessTree, grace_s: float) -> Callable[[int], None]:
-    """A signal handler body: forward the signal to every process of the tree; SIGKILL after ``grace_s``."""
-    def handle(sig: int) -> None:
-        tree.signal_all(sig)
-        threading.Timer(grace_s, tree.kill_all).start()
-    return handle

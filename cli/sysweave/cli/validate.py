@@ -305,6 +305,7 @@ def check_args(args: argparse.Namespace) -> list[Case]:
 
 def finish(args: argparse.Namespace, report: dict[str, Any]) -> int:
     """Print the report (JSON or text), write --junit, and return the exit status: every exit path ends here."""
+    report.setdefault("explanation", report["reason"])  # the field's name before schema version 1
     if report["verdict"] in ("error", "interrupted") and not args.json:
         print(f"sysweave: validate: {report['reason']}", file=sys.stderr)
     if getattr(args, "junit", None):
