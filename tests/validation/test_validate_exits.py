@@ -125,3 +125,29 @@ def test_cases_stdin_and_cost(tmp_path: Path) -> None:
                                   tmp_path / "j.xml")
     assert code == 1 and report["summary"]["slow"] == 1 and "--max-slowdown 2" in report["cases"][0]["slow"]
     assert [f.get("type") for f in junit.iter("failure")] == ["slowdown"]
+
+
+SUM_PY = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
+SUM_C = """#include <stdio.h>
+int main(void) { int x, total = 0; while (scanf("%d", &x) == 1) total += x; printf("%d\\n", total); return 0; }
+"""
+
+
+def test_stdin_and_a_case_file_find_the_overflow_of_a_c_translation(tmp_path: Path) -> None:
+    """Issue 17's check: the translation agrees on a small input and overflows on a large one (int vs big int)."""
+    (tmp_path / "sum.py").write_text(SUM_PY)
+    (tmp_path / "sum.c").write_text(SUM_C)
+    subprocess.run(["cc", "-O1", "-o", str(tmp_path / "sum"), str(tmp_path / "sum.c")], check=True)
+    (tmp_path / "small.txt").write_text("1 2 3\n")
+    (tmp_path / "large.txt").write_text("2147483647 1\n")
+    py, c = f"{sys.executable} {tmp_path / 'sum.py'}", str(tmp_path / "sum")
+    code, report, _, _ = _run(["--original", py, "--transpiled", c, "--stdin", str(tmp_path / "small.txt")],
+                              tmp_path / "j.xml")
+    assert code == 0 and report["verdict"] == "equivalent"
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"name": "small", "stdin_file": "small.txt"}\n{"name": "large", "stdin_file": "large.txt"}\n')
+    code, report, junit, _ = _run(["--original", py, "--transpiled", c, "--cases", str(cases)], tmp_path / "j.xml")
+    assert code == 1 and [x["verdict"] for x in report["cases"]] == ["equivalent", "divergent"]
+    assert [t.get("name") for t in junit.iter("testcase")] == ["small", "large"]
+    (failure,) = junit.iter("failure")
+    assert failure.get("message") == "byte 0 of stdout differs: '2147483648\\n' vs '-2147483648\\n'"
