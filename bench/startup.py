@@ -1,19 +1,21 @@
 """Start-up of ``sysweave trace -c -- true`` (issue 12's target: <= 0.5 s), side by side in one run:
 
-  strace -c true | sysweave trace -c, program cached in bpffs | the same compiling (SYSWEAVE_BPF_CACHE=0)
+  strace -c true | sysweave trace -c (the default: the CO-RE object through libbpf) | the bcc fallback
+  (SYSWEAVE_BPF_LOADER=bcc) with its program cached in bpffs | the same compiling (SYSWEAVE_BPF_CACHE=0)
   | --backend ptrace
 
-and where a cached start's time goes (Python imports, opening + attaching the pinned program, the run).
+and where a start's time goes (Python imports, loading or opening + attaching the program, the run).
 Rows are interleaved run by run (the machine's load drifts); medians of wall and of CPU (user + sys of
 the command and its children).  Python's bytecode cache matters (~0.1 s of imports): the environment here
-sets PYTHONDONTWRITEBYTECODE=1, so each row runs both as the environment has it and with a bytecode cache
-(PYTHONPYCACHEPREFIX in a temporary directory, warmed once).
+sets PYTHONDONTWRITEBYTECODE=1, so the default row runs both as the environment has it and with a bytecode
+cache (PYTHONPYCACHEPREFIX in a temporary directory, warmed once); the other rows with it.
 
 And start-up as a fresh host sees it (issue 15), in a private mount namespace per sample so the host is
 untouched, with an empty /run/sysweave as after a boot: the first run on a fresh, empty bpffs (the first
 trace after a boot where systemd mounted it), the first run where bpffs is not mounted at all (capture
-mounts it), and the run after either (warm: the program the first one pinned) -- with the store off and
-on (the default; an empty store in a temporary directory).
+mounts it), and the run after either in the same namespace (warm) -- for the default loader with the
+store off and on (the default; an empty store in a temporary directory), and for the bcc fallback, whose
+program cache is what bpffs holds.
 
     python bench/startup.py [RUNS]
 """
@@ -72,19 +74,25 @@ def fresh_host(bpffs: str, argv: list[str], env: dict[str, str]) -> list[tuple[f
     return [(w, c) for w, c in json.loads(res.stdout)]
 
 
-def fresh_host_rows(runs: int, env: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
-    store = tempfile.mkdtemp(prefix="sysweave-store-")
-    variants = {"--no-store": (TRACE, env), "store on (default, empty store)":
-                ([a for a in TRACE if a != "--no-store"], env | {"SYSWEAVE_STORE": store})}
-    samples: dict[str, list[tuple[float, float]]] = {}
-    for _ in range(runs):
-        for label, (argv, e) in variants.items():
-            for bpffs, first in (("fresh", "first run, fresh empty bpffs (after a boot)"),
-                                 ("none", "first run, bpffs not mounted (capture mounts it)")):
-                cold, warm = fresh_host(bpffs, argv, e)
-                samples.setdefault(f"{first}, {label}", []).append(cold)
-                samples.setdefault(f"second run after it (warm), {bpffs} bpffs, {label}", []).append(warm)
-    return samples
+FRESH = (("fresh", "fresh empty bpffs (after a boot)"), ("none", "bpffs not mounted (capture mounts it)"))
+
+
+def fresh_host_sessions(trace_env: dict[str, str], store: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """What runs in a fresh namespace: {label: (argv, env)}."""
+    bcc = trace_env | {"SYSWEAVE_BPF_LOADER": "bcc"}
+    return {"default, --no-store": (TRACE, trace_env),
+            "default, store on (empty store)": ([a for a in TRACE if a != "--no-store"], trace_env | {"SYSWEAVE_STORE": store}),
+            "bcc fallback, --no-store": (TRACE, bcc)}
+
+
+def sample_fresh_host(sessions: dict[str, tuple[list[str], dict[str, str]]],
+                      samples: dict[str, list[tuple[float, float]]]) -> None:
+    """One sample of every fresh-host row: a namespace per (session, bpffs state), first run and second."""
+    for label, (argv, env) in sessions.items():
+        for bpffs, state in FRESH:
+            cold, warm = fresh_host(bpffs, argv, env)
+            samples.setdefault(f"fresh host, {label}: first run, {state}", []).append(cold)
+            samples.setdefault(f"fresh host, {label}: second run after it ({bpffs})", []).append(warm)
 
 
 def phases(env: dict[str, str]) -> str:
@@ -112,25 +120,30 @@ def main(runs: int = 7) -> None:
     base = dict(os.environ)
     pyc = tempfile.mkdtemp(prefix="sysweave-pyc-")
     with_pyc = {k: v for k, v in base.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": pyc}
+    bcc = with_pyc | {"SYSWEAVE_BPF_LOADER": "bcc"}
     envs = {"as is": base, "bytecode cached": with_pyc}
     rows: dict[str, tuple[list[str], dict[str, str]]] = {"strace -c true": (["strace", "-c", "-o", "/dev/null", "true"], base)}
     for label, env in envs.items():
-        rows[f"sysweave trace -c, cached program, {label}"] = (TRACE, env)
-    rows["sysweave trace -c, compiling, bytecode cached"] = (TRACE, with_pyc | {"SYSWEAVE_BPF_CACHE": "0"})
+        rows[f"sysweave trace -c (default: CO-RE object, libbpf), {label}"] = (TRACE, env)
+    rows["sysweave trace -c, bcc fallback, program cached in bpffs"] = (TRACE, bcc)
+    rows["sysweave trace -c, bcc fallback, compiling (SYSWEAVE_BPF_CACHE=0)"] = (TRACE, bcc | {"SYSWEAVE_BPF_CACHE": "0"})
     rows["sysweave trace -c --backend ptrace"] = ([*TRACE[:4], "--backend", "ptrace", *TRACE[4:]], with_pyc)
     for argv, env in rows.values():
         timed(argv, env)  # warm: the program cache, the bytecode cache, the page cache
+    sessions = fresh_host_sessions(with_pyc, tempfile.mkdtemp(prefix="sysweave-store-"))
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
+    loads = []
     for _ in range(runs):
         for name, (argv, env) in rows.items():
             samples[name].append(timed(argv, env))
-    samples |= fresh_host_rows(runs, with_pyc)
-    load = os.getloadavg()[0]
-    print(f"start-up, median of {runs} interleaved runs, {os.cpu_count()} CPUs, load average {load:.1f}")
-    print(f"{'row':84} {'wall s':>8} {'cpu s':>8}")
+        sample_fresh_host(sessions, samples)
+        loads.append(os.getloadavg()[0])
+    print(f"start-up, median of {runs} interleaved runs, {os.cpu_count()} CPUs, load average "
+          f"{min(loads):.1f}-{max(loads):.1f}")
+    print(f"{'row':92} {'wall s':>8} {'cpu s':>8}")
     for name, s in samples.items():
-        print(f"{name:84} {statistics.median(w for w, _ in s):8.3f} {statistics.median(c for _, c in s):8.3f}")
-    for label, env in envs.items():
+        print(f"{name:92} {statistics.median(w for w, _ in s):8.3f} {statistics.median(c for _, c in s):8.3f}")
+    for label, env in (*envs.items(), ("bcc fallback", bcc)):
         print(f"phases ({label}): {phases(env)}")
 
 

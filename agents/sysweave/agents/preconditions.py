@@ -6,8 +6,9 @@ fixes it, whether eBPF capture needs it at all).  ``sysweave doctor`` prints the
 :func:`establish` first, which does what a privileged process can do itself -- mount bpffs and tracefs
 where they are missing (as bpftool and systemd do), create ``/run/sysweave``, lift RLIMIT_MEMLOCK on
 kernels that still charge BPF memory to it -- and reports, one line each, whatever is still missing with
-the command that fixes it.  Nothing falls back silently: without bpffs the loaded-program cache is off
-and every start compiles (~3.5 s instead of ~0.3 s here), and the line says so.
+the command that fixes it.  Nothing falls back silently: where capture compiles with bcc (the fallback
+when the CO-RE object cannot load), without bpffs its loaded-program cache is off and every start compiles
+(~3.5 s instead of ~0.3 s here), and the line says so.
 
 ``infra/setup.sh`` establishes the same state for the host (idempotently); both must agree with the
 checks here.
@@ -172,10 +173,16 @@ def check_tracefs() -> Check:
 
 
 def check_bpffs() -> Check:
+    """bpffs: function probes (--uprobe, --gpu) pin maps there; the bcc fallback keeps its loaded programs
+    there (without it each bcc start compiles: seconds). The default CO-RE object does not need it."""
+    core = _core_unavailable() is None
+    uses = "function probes' maps" + ("" if core else "; the bcc fallback's program cache")
     if BPFFS in mounted("bpf"):
-        return Check("bpffs", True, f"{BPFFS} (the loaded-program cache: start-up ~0.3 s)", capture_needs=False)
-    return Check("bpffs", False, f"bpffs is not mounted at {BPFFS}: the loaded-program cache is off and every "
-                 "start compiles (~10x slower start-up)", f"mount -t bpf bpf {BPFFS}", capture_needs=False)
+        return Check("bpffs", True, f"{BPFFS} ({uses})", capture_needs=False)
+    cost = ("--uprobe/--gpu need it (capture mounts it when root)" if core else
+            "the bcc fallback's program cache is off: every start compiles (seconds, ~10x slower)")
+    return Check("bpffs", False, f"bpffs is not mounted at {BPFFS}: {cost}", f"mount -t bpf bpf {BPFFS}",
+                 capture_needs=False)
 
 
 def check_memlock() -> Check:

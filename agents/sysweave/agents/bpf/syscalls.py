@@ -13,6 +13,7 @@ Errors::
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -43,6 +44,7 @@ __all__ = ["ALWAYS_SHIP", "REQUIRED_CAPABILITIES", "BpfUnavailable", "CaptureErr
            "TargetError", "bpf_dir", "bpf_source", "dump_bpf", "missing_capabilities", "pid_max",
            "unavailable_reason"]
 
+log = logging.getLogger("sysweave.capture")
 # The contract (slots, modes, flags, target states, lost slots) comes from syscalls.h: never copied here.
 _C = contract()
 CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID = _C["CFG_SLOW_NS"], _C["CFG_FLAGS"], _C["CFG_ARM_TGID"]
@@ -190,7 +192,9 @@ class SyscallProbe:
         if cache and PinCache.enabled():
             self._cache = PinCache(cache_key(self.config))
             if not self._cache.acquire():
-                self._cache = None  # another run holds it: compile our own
+                self._cache = None  # other runs hold every instance: compile our own, and say why it is slow
+                log.warning("sysweave: every cached instance of the BPF program is in use by another run: "
+                            "compiling a private one (~2-3 s)")
             else:
                 fds = self._cache.open(list(MAPS), list(RAW_PROGRAMS), [f"link_{n}" for n in SCHED_PROGRAMS])
         if fds:
