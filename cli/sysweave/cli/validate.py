@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import Any, NoReturn
 
+from sysweave.cli.fuzz import add_arguments as fuzz_arguments
 from sysweave.cli.signals import Cancellation
 from sysweave.cli.validate_cases import Interrupted, run_case
 from sysweave.schemas.events import UnifiedTrace
@@ -68,6 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", metavar="PATH|URL", help="store for the report and both traces: a directory (embedded "
                    "store, the default) or clickhouse://HOST:PORT/DB")
     p.add_argument("--no-store", action="store_true", help="do not store the report")
+    fuzz_arguments(p)  # --fuzz N, --seed, --corpus DIR (cli/fuzz.py)
     setattr(p, "error", lambda message: usage_error(p, message))  # noqa: B010 (mypy: no method assignment) --json/--junit: a report even for a usage error
 
 
@@ -256,6 +258,10 @@ def run_commands(args: argparse.Namespace) -> int:
         cases = check_args(args)
     except (CaseError, ValueError) as exc:
         return finish(args, error_report(str(exc), **top))
+    if args.fuzz:
+        from sysweave.cli.fuzz import run as fuzz_run
+
+        return fuzz_run(args, cases, validate)
     entries: list[dict[str, Any]] = []
     warnings: list[str] = []
     try:
