@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sysweave.agents.bpf.syscalls import CaptureError
+from sysweave.agents.proctree import ProcessTree
 from sysweave.agents.records import CLONE_THREAD
-from sysweave.agents.session import CaptureOptions, CaptureResult, SignalForwarder, host_identity
+from sysweave.agents.session import CaptureOptions, CaptureResult, SignalForwarder, host_identity, wait_contained
 from sysweave.agents.syscall_args import ARG_SPECS, NR_BY_NAME
 from sysweave.schemas.events import (
     ArgValue,
@@ -178,23 +179,34 @@ class PtraceCapture:
                     self.shipped += 1
                     self.sink(ev)
 
-    def _run(self, extra: list[str], on_signal: Callable[[subprocess.Popen[bytes], int], None]) -> tuple[int, int]:
+    def _run(self, extra: list[str], on_signal: Callable[[subprocess.Popen[bytes], int], None] | None) -> tuple[int, int]:
+        """strace with ``extra``; ``on_signal`` None: strace and the command it starts are contained
+        (proctree) and a signal stops the whole tree like the eBPF backend's run_command does."""
         with tempfile.TemporaryDirectory(prefix="sysweave-strace-") as tmp:
             fifo = os.path.join(tmp, "trace")
             os.mkfifo(fifo)
             try:
-                proc = subprocess.Popen(self._strace_argv(fifo) + extra)
+                tree = ProcessTree.start(self._strace_argv(fifo) + extra) if on_signal is None else None
+                proc = tree.popen if tree is not None else subprocess.Popen(self._strace_argv(fifo) + extra)
             except OSError as exc:
                 raise CaptureError(f"cannot start strace for the ptrace backend: {exc} (apt-get install strace)") from exc
             reader = threading.Thread(target=self._read, args=(fifo,), daemon=True)
             reader.start()
-            with SignalForwarder(lambda s: on_signal(proc, s)):
-                status = proc.wait()
+            if tree is not None:
+                try:
+                    wait_status = wait_contained(tree, None)[0]
+                finally:
+                    tree.close()
+                status = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
+            else:
+                assert on_signal is not None
+                with SignalForwarder(lambda s: on_signal(proc, s)):
+                    status = proc.wait()
             reader.join(30)
         return (128 - status if status < 0 else status), proc.pid
 
     def run_command(self, argv: list[str]) -> CaptureResult:
-        code, pid = self._run(["--", *argv], lambda p, s: p.send_signal(s))
+        code, pid = self._run(["--", *argv], None)
         return self._result(code, pid)
 
     def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:

@@ -103,8 +103,10 @@ class SignalForwarder:
 STOP_GRACE_S = 1.0  # a forwarded signal's grace before SIGKILL (the tree is gone within 2 s of a signal)
 
 
-def _wait(tree: ProcessTree, timeout_s: float | None) -> tuple[int, Any, bool, int | None]:
-    """Wait for the command: (wait status, its rusage, timed out, the signal that interrupted it)."""
+def wait_contained(tree: ProcessTree, timeout_s: float | None) -> tuple[int, Any, bool, int | None]:
+    """Wait for a contained command: (wait status, its rusage, timed out, the signal that interrupted it).
+    At ``timeout_s`` the tree is killed; a SIGINT/SIGTERM/SIGHUP (...) is forwarded to every process of the
+    tree, killed STOP_GRACE_S later; a second signal kills it and exits at once."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     signals: list[int] = []
     kill_at: list[float] = []
@@ -205,7 +207,7 @@ class EbpfCapture:
         self.probe.track(tree.pid)
         self._live.add(tree.pid)
         try:
-            status, usage, timed_out, interrupted = _wait(tree, timeout_s)
+            status, usage, timed_out, interrupted = wait_contained(tree, timeout_s)
             wall = time.monotonic() - t0
             if timed_out or interrupted or kill_leftovers:
                 tree.kill_all()

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: svc.stop.set())
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a stop request: finish the message in hand, then close
+        signal.signal(sig, lambda *_: svc.stop.set())
     try:
         svc.serve()
     except KeyboardInterrupt:
