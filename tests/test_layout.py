@@ -134,10 +134,52 @@ def test_pipeline_and_validator_import_without_faust_kafka_or_bcc() -> None:
     assert res.stdout.strip() == "ok", res.stderr
 
 
-def test_every_package_declares_its_public_surface() -> None:
-    missing = [m for m, p in _modules().items() if p.name == "__init__.py" and "__all__" not in p.read_text()
-               and m.count(".") >= 1]
-    assert not missing, missing
+def test_every_module_declares_its_public_surface() -> None:
+    missing = []
+    for m, p in _modules().items():
+        body = ast.parse(p.read_text()).body
+        if not any(isinstance(n, (ast.Assign, ast.AnnAssign)) and "__all__" in {
+                t.id for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+                for n in body):
+            missing.append(m)
+    assert not missing, f"modules without __all__: {missing}"
+
+
+# private names of the standard library's public API (namedtuple's methods, os._exit, sys._getframe)
+_PUBLIC_PRIVATES = frozenset({"_replace", "_asdict", "_fields", "_make", "_exit", "_getframe"})
+
+
+def reach_ins(source: str) -> list[str]:
+    """``obj._name`` where ``_name`` is not defined in this module (not a method, attribute, variable,
+    parameter or import of its own): a reach into another module's private state."""
+    tree = ast.parse(source)
+    own: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(n.name)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+            own.add(n.attr)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            own.add(n.id)
+        elif isinstance(n, ast.arg):
+            own.add(n.arg)
+        elif isinstance(n, ast.alias):
+            own.add(n.asname or n.name.split(".")[0])
+    return [f"line {n.lineno}: .{n.attr}" for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
+            and n.attr not in own and n.attr not in _PUBLIC_PRIVATES]
+
+
+def test_reach_in_finder() -> None:
+    assert reach_ins("def f(buf):\n    return buf._open\n") == ["line 2: ._open"]
+    assert reach_ins("class A:\n    def __init__(self):\n        self._n = 1\n    def g(self, o):\n"
+                     "        return o._n\n") == []  # the module's own private attribute
+    assert reach_ins("import os\nos._exit(0)\n") == []
+
+
+def test_no_module_reaches_into_another_modules_private_attributes() -> None:
+    bad = [f"{m} {hit}" for m, p in _modules().items() for hit in reach_ins(p.read_text())]
+    assert not bad, "\n".join(bad)
 
 
 def _import_graph() -> dict[str, set[str]]:

@@ -11,6 +11,8 @@ import re
 from sysweave.agents.syscall_args import CLASSES, NR_BY_NAME
 from sysweave.schemas.errors import AgentError
 
+__all__ = ["ALL_NAMES", "FilterError", "parse_trace_expr"]
+
 
 class FilterError(AgentError, ValueError):
     """A bad -e expression; the message names the offending token."""

@@ -21,6 +21,8 @@ from typing import Any
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import CausalStamp, EventHeader, GpuKernel, GpuMemoryTransfer, MemcpyKind, make_event_id
 
+__all__ = ["CUPTI_MEMCPY_KIND", "ActivityClock", "GpuUnavailable", "kernel_event", "memcpy_event", "nvml_devices"]
+
 # CUPTI_ActivityMemcpyKind -> ours (1 HtoD, 2 DtoH, 8 DtoD, 10 PtoP; HtoH is 7)
 CUPTI_MEMCPY_KIND = {1: MemcpyKind.HTOD, 2: MemcpyKind.DTOH, 7: MemcpyKind.HTOH, 8: MemcpyKind.DTOD, 10: MemcpyKind.PEER}
 

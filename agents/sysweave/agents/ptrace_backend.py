@@ -40,6 +40,8 @@ from sysweave.schemas.events import (
     make_event_id,
 )
 
+__all__ = ["PtraceCapture", "StraceParser", "unescape"]
+
 _LINE = re.compile(r"^(?P<pid>\d+)\s+(?P<ts>\d+\.\d+)\s+(?P<rest>.*)$")
 _CALL = re.compile(r"^(?P<name>\w+)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|0x[0-9a-f]+|\?)(?:\s+(?P<err>E[A-Z0-9]+)\s*\(.*?\))?"
                    r"(?:.*?)?(?:\s+<(?P<dur>\d+\.\d+)>)?$")

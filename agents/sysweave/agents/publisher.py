@@ -29,6 +29,8 @@ from sysweave.schemas import codec, topics
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType
 
+__all__ = ["PublishError", "Publisher"]
+
 log = logging.getLogger("sysweave.agent")
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sysweave.agents.bpf.contract import contract
 from sysweave.agents.syscall_args import ARG_SPECS
+from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import (
     ArgValue,
     CausalStamp,
@@ -31,6 +32,10 @@ from sysweave.schemas.events import (
     make_event_id,
 )
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_ARG_COUNTS, SYSCALL_NAMES_X86_64
+
+__all__ = ["CLONE_THREAD", "EA_ARGV_FAULT", "EA_ARGV_TRUNCATED", "EA_PATH_FAULT", "HDR_SIZE", "REC_EXEC",
+           "REC_EXEC_ARGS", "REC_SYSCALL", "RawRecord", "RecordDecoder", "RecordError", "decode_args",
+           "decode_sockaddr", "exec_identity", "parse_record"]
 
 _C = contract()
 REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = (
@@ -46,7 +51,7 @@ CLONE_THREAD = 0x10000
 _FORKING = frozenset({"clone", "clone3", "fork", "vfork"})
 
 
-class RecordError(ValueError):
+class RecordError(AgentError, ValueError):
     """A ring-buffer record that does not match the expected layout (a kernel/user-space version skew)."""
 
 

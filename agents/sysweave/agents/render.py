@@ -27,6 +27,29 @@ from sysweave.schemas.events import (
     TranspilerDecision,
 )
 
+__all__ = [
+    "LAYER_EVENTS",
+    "NEVER_RETURNS",
+    "LayerEvent",
+    "LineStyle",
+    "SummaryRow",
+    "compute_summary_text",
+    "event_json",
+    "function_rows",
+    "hist_quantile",
+    "layer_line",
+    "quote",
+    "render_call",
+    "render_line",
+    "render_oflags",
+    "render_result",
+    "span_json",
+    "summarize",
+    "summary_csv",
+    "summary_document",
+    "summary_text",
+]
+
 LayerEvent = ComputeBlock | GpuKernel | GpuMemoryTransfer | GpuSample | TranspilerDecision | Mark
 
 _OFLAGS = [(os.O_WRONLY, "O_WRONLY"), (os.O_RDWR, "O_RDWR"), (os.O_CREAT, "O_CREAT"), (os.O_EXCL, "O_EXCL"),

@@ -34,6 +34,20 @@ from sysweave.schemas.events import (
 )
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_NAMES_X86_64
 
+__all__ = [
+    "FORWARDED_SIGNALS",
+    "STOP_GRACE_S",
+    "CaptureOptions",
+    "CaptureResult",
+    "EbpfCapture",
+    "SignalForwarder",
+    "check_pids",
+    "exit_status_code",
+    "host_addresses",
+    "host_identity",
+    "wall_offset_ns",
+]
+
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 

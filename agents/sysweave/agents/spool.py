@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+__all__ = ["Spool"]
+
 
 class Spool:
     def __init__(self, directory: str | Path, max_bytes: int = 256 * 1024 * 1024) -> None:

@@ -20,6 +20,8 @@ from typing import Final
 
 from sysweave.schemas.syscall_table_x86_64 import SYSCALL_NAMES_X86_64
 
+__all__ = ["ARG_SPECS", "CLASSES", "NR_BY_NAME", "OBSERVABLE"]
+
 NR_BY_NAME: Final[dict[str, int]] = {name: nr for nr, name in SYSCALL_NAMES_X86_64.items()}
 
 _F = "fd"

@@ -13,6 +13,8 @@ import sys
 from sysweave.agents.daemon import AgentConfig, run_agent
 from sysweave.schemas.errors import AgentError
 
+__all__ = ["add_arguments", "run"]
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="HOST:PORT[,HOST:PORT...]")

@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["OPTIONAL", "build_parser", "main"]
+
 # (subcommand, module providing add_arguments(parser) and run(args) -> int, help)
 OPTIONAL = [
     ("query", "sysweave.cli.query", "run SQL over the stored trace history"),

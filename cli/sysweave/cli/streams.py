@@ -9,6 +9,8 @@ from typing import Any
 from sysweave.streams.processor import WorkerConfig
 from sysweave.streams.worker import make_app
 
+__all__ = ["add_arguments", "run"]
+
 
 def add_arguments(p: Any) -> None:
     sub = p.add_subparsers(dest="streams_cmd", required=True)

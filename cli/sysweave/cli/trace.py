@@ -37,6 +37,9 @@ from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, 
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event, FunctionAggregate, LostEvents, SyscallSpan
 
+__all__ = ["MAX_STORED_EVENTS", "add_arguments", "capture", "choose_backend", "finish_sdk", "layer_options",
+           "parser_help", "report", "run", "start_sdk", "store_trace"]
+
 MAX_STORED_EVENTS = 2_000_000  # per trace, in memory before the store write; beyond: counted as lost
 
 

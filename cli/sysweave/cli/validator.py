@@ -11,6 +11,8 @@ from sysweave.cli.topics import add_create_arguments as add_topic_arguments
 from sysweave.validator.service import ValidatorService, apply_retention
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
+__all__ = ["add_arguments", "run"]
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="validator_cmd", required=True)

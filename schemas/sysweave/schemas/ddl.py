@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+__all__ = ["CAPABILITIES", "EVENT_TABLES", "MIGRATIONS_TABLE", "Migration", "capabilities", "load_migrations",
+           "logical_type", "migrate", "prune_statements", "supports_ttl", "ttl_statements"]
+
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS sysweave_migrations (version UInt32, name String, applied_wall_ns UInt64) "
     "ENGINE = ReplacingMergeTree ORDER BY version"

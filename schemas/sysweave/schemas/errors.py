@@ -13,22 +13,36 @@ translated into these at the boundary where they occur, with what to do in the m
       │     ├── CaptureError                 capture could not start or continue
       │     │     ├── BpfUnavailable           bcc missing, no privileges, no headers/tracefs
       │     │     └── TargetError              a pid / cgroup / symbol to attach to does not exist
+      │     ├── RecordError                  a ring-buffer record not in the expected layout (version skew)
+      │     ├── ContractError                syscalls.h says what the parser does not understand
+      │     ├── ObjectError                  a pinned BPF object operation failed (names object and errno)
+      │     ├── BuildError                   a CO-RE object could not be built (names the missing tool)
+      │     ├── SpecError                    a bad ``--uprobe`` spec (shows the grammar)
       │     ├── PublishError                 Kafka producer could not be created
       │     ├── FilterError                  a bad ``-e trace=`` expression
+      │     ├── DecisionLogError             a decision log that cannot be read at all
+      │     ├── SdkDatagramError             an SDK datagram that cannot become an event (counted)
       │     └── GpuUnavailable               no NVML / CUPTI here
       ├── StreamError                      sysweave.streams
       │     └── InconsistentClocks           clock constraints with no common solution
-      └── ValidatorError                   sysweave.validator
-            ├── HarnessError                 a validation run could not be decided
-            │     └── Undecided                the capture lost evidence in every rerun (no verdict from a guess)
-            ├── CaseError                    a bad case file or case option (validate --cases, --stdin)
-            ├── StoreError                   trace history (chdb or server)
-            │     ├── StoreUnavailable         cannot open / reach the store (after retries)
-            │     ├── StoreRejected            the server refused the data (schema mismatch)
-            │     ├── QueryError               the user's SQL failed
-            │     └── TraceNotFound            no such trace id or label
-            └── ExportError                  OTLP / Perfetto export
-                  └── ExportUnavailable        the endpoint refused the spans
+      ├── ValidatorError                   sysweave.validator
+      │     ├── HarnessError                 a validation run could not be decided
+      │     │     └── Undecided                the capture lost evidence in every rerun (no verdict from a guess)
+      │     ├── CaseError                    a bad case file or case option (validate --cases, --stdin)
+      │     ├── StoreError                   trace history (chdb or server)
+      │     │     ├── StoreUnavailable         cannot open / reach the store (after retries)
+      │     │     ├── QueryError               the user's SQL failed
+      │     │     ├── TraceNotFound            no such trace id or label
+      │     │     │     └── AmbiguousTrace         a label or id prefix that names several traces
+      │     │     └── SinkError                writing to the ClickHouse server
+      │     │           ├── SinkUnavailable      the server cannot be reached (after retries; also a StoreUnavailable)
+      │     │           └── SinkRejected         the server refused the data (schema mismatch)
+      │     └── ExportError                  OTLP / Perfetto export
+      │           └── ExportUnavailable        the endpoint refused the spans
+      └── TopicsUnavailable                sysweave.cli: the broker cannot be reached or refused a topic
+
+Each class's parent in the drawing is its first base that is a :class:`SysweaveError` (``tests/test_errors_tree.py``
+keeps the drawing and the classes of every package equal).
 
 Component roots live here (the contract every component imports); the leaves live beside their code.
 """

@@ -37,6 +37,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+__all__ = ["ArgValue", "CausalEdge", "CausalStamp", "ClockEstimate", "ComputeBlock", "EVENT_TYPES", "EdgeKind",
+           "Event", "EventHeader", "EventKind", "FileState", "FunctionAggregate", "GpuKernel", "GpuMemoryTransfer",
+           "GpuSample", "HostInfo", "KIND_OF", "LostEvents", "Mark", "MemcpyKind", "ProcessEvent",
+           "ProcessEventType", "ProcessSpan", "SampleReason", "SyscallAggregate", "SyscallSpan",
+           "TranspilerDecision", "UnifiedTrace", "make_event_id"]
+
 ArgValue = int | str | bytes | bool | None | tuple[int, ...] | tuple[str, ...]
 
 

@@ -6,6 +6,8 @@ plus the numbers added in 6.13-6.17. Do not edit by hand; regenerate.
 
 from typing import Final
 
+__all__ = ["SYSCALL_ARG_COUNTS", "SYSCALL_NAMES_X86_64"]
+
 SYSCALL_NAMES_X86_64: Final[dict[int, str]] = {
     0: "read",
     1: "write",

@@ -34,6 +34,8 @@ from sysweave.validator.equivalence.stored import validate_traces
 from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound
 from sysweave.validator.store.server import ClickHouseSink, SinkError
 
+__all__ = ["ValidatorService", "apply_retention"]
+
 log = logging.getLogger("sysweave.validator")
 
 

@@ -24,13 +24,14 @@ import tempfile
 
 from sysweave.agents.bpf.capture_setup import CORE_PARAMS, bpf_dir
 from sysweave.agents.bpf.libbpf_object import VMLINUX_BTF, object_path
+from sysweave.schemas.errors import AgentError
 
 __all__ = ["BuildError", "build_all", "build_object", "core_text", "main"]
 
 PROGRAMS = {"syscalls": CORE_PARAMS}
 
 
-class BuildError(Exception):
+class BuildError(AgentError):
     """A tool is missing or a compile failed (the message names the command to fix it)."""
 
 

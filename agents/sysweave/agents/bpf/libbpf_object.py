@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from sysweave.agents.bpf.objects import ObjectError
+from sysweave.agents.bpf.errors import ObjectError
 
 __all__ = ["LOADER_ENV", "CoreObject", "core_unavailable", "loader_choice", "object_path"]
 

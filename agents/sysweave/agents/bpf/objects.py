@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
+from sysweave.agents.bpf.errors import ObjectError as ObjectError  # re-exported: the loaders raise it
 from sysweave.agents.preconditions import BPFFS, RUN_DIR, mounted
-from sysweave.schemas.errors import AgentError
 
 __all__ = ["Attachments", "BpfMap", "ObjectError", "PinCache", "RingBuffer", "forget", "libbpf", "tracepoint_link"]
 
@@ -41,10 +41,6 @@ SLOTS = 2  # instances per program and configuration: two runs at once both star
 KEEP = 4  # instances kept in all: each holds its maps in kernel memory, ~33 MB for the default program on 2 CPUs
 _PERCPU_TYPES = {5, 6, 10}  # BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 _SAMPLE_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-
-
-class ObjectError(AgentError):
-    """A BPF object operation failed (the message names the object and the errno)."""
 
 
 @cache

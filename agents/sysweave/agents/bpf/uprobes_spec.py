@@ -23,6 +23,7 @@ from functools import cache
 from importlib import resources
 
 from sysweave.agents.bpf.contract import Contract, parse_header
+from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import ArgValue, CausalStamp, ComputeBlock, EventHeader, FunctionAggregate, make_event_id
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 HEADER = "uprobes.h"
 
 
-class SpecError(ValueError):
+class SpecError(AgentError, ValueError):
     """A ``--uprobe`` value that does not follow the grammar (the message shows the grammar)."""
 
 

@@ -30,6 +30,8 @@ from sysweave.schemas.events import (
     UnifiedTrace,
 )
 
+__all__ = ["assemble", "derived_edge", "trace_events"]
+
 _TRACE_LEVEL = (CausalEdge, HostInfo, LostEvents, ClockEstimate)
 # an aggregate's header is its window (the agent's --window-s, or the whole run), which can begin before the
 # process was forked and end after it exited: it neither bounds the process span nor is its first event

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = ["Step", "diff", "edit_distance", "first_divergence"]
+
 Step = tuple[str, int, int]
 
 
