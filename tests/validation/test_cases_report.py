@@ -102,3 +102,16 @@ def test_a_hang_is_divergent_and_an_earlier_difference_comes_first() -> None:
     v = hang_verdict(_obs(b"1\n2\n", 0), _obs(b"7\n", None, 9), Hang(0.02, None, 5.0))
     assert v.divergence is not None and v.divergence.resource == "stdout"
     assert [s.kind for s in v.symptoms] == ["hang"]
+
+
+def test_a_program_still_running_at_the_kill_is_the_hang_not_a_difference() -> None:
+    from sysweave.validator.equivalence.processes import ProgramNode
+
+    a, b = _obs(b"1\n", 0), _obs(b"1\n", None, 9)
+    a.programs = ProgramNode(("h", 1), ("sh",), 0, None)
+    b.programs = ProgramNode(("h", 2), ("sh",), None, 9, [ProgramNode(("h", 3), ("sleep", "100"), None, None)])
+    v = hang_verdict(a, b, Hang(0.05, None, 3.0))
+    assert v.divergence is not None and v.divergence.kind == "hang"
+    b.programs.children.append(ProgramNode(("h", 4), ("rm", "-rf", "x"), 0, None))  # one it ran and finished
+    v = hang_verdict(a, b, Hang(0.05, None, 3.0))
+    assert v.divergence is not None and v.divergence.resource == "processes" and "rm -rf x" in v.explanation

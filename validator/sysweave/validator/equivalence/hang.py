@@ -47,7 +47,10 @@ def _already_made(d: Divergence, hung: str) -> bool:
     mine = d.transpiled if hung == "transpiled" else d.original
     if d.kind in ("missing", "extra"):
         only_finished = d.kind == ("missing" if hung == "transpiled" else "extra")
-        return not only_finished and "killed by SIGKILL" not in d.explanation
+        # a program still running when its tree was killed (no exit status, or SIGKILL) is the hang itself
+        still_running = d.resource == "processes" and ("killed by SIGKILL" in d.explanation
+                                                       or "(exit code None)" in d.explanation)
+        return not only_finished and not still_running
     return not (d.kind == "content" and not mine)  # no bytes of its own: a prefix of the finished side's
 
 
