@@ -73,7 +73,7 @@ class CaptureResult:
     extra_events: list[Event] = field(default_factory=list)  # host info, lost reports
     wall_s: float = 0.0
     cpu_s: float = 0.0  # user + system of the command and the children it waited for
-    max_rss_kb: int = 0  # peak memory in KiB: the tree's (cgroup memory.peak) or its largest process's
+    max_rss_kb: int = 0  # the tree's peak memory in KiB from a memory cgroup; 0: not measured (see accounting)
     timed_out: bool = False  # killed at its timeout
     interrupted: int | None = None  # the signal that cut the run short
     accounting: str = ""  # where cpu_s and max_rss_kb come from
@@ -237,9 +237,10 @@ class EbpfCapture:
         result = self._finish(exit_status_code(status), tree.pid)
         result.wall_s, result.timed_out, result.interrupted = wall, timed_out, interrupted
         result.cpu_s = cpu_tree if cpu_tree is not None else usage.ru_utime + usage.ru_stime
-        result.max_rss_kb = mem_tree if mem_tree is not None else usage.ru_maxrss
-        result.accounting = ("cgroup cpu.stat" if cpu_tree is not None else "wait4 rusage") + \
-            (", cgroup memory.peak" if mem_tree is not None else ", wait4 ru_maxrss (largest process)")
+        # wait4's ru_maxrss is no substitute: it includes the image before the exec (a forked Python: ~67 MB)
+        result.max_rss_kb = mem_tree or 0
+        result.accounting = ("cgroup cpu.stat" if cpu_tree is not None else "wait4 rusage (waited-for processes)") + \
+            (", memory cgroup peak" if mem_tree is not None else ", peak memory not measured (no memory cgroup)")
         return result
 
     def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:

@@ -214,8 +214,9 @@ def cost_line(c: dict[str, Any]) -> str:
     parts = [f"{r['wall']:.2f}x the time"] + ([f"{r['cpu']:.2f}x the CPU"] if r.get("cpu") is not None else []) + \
         ([f"{r['memory']:.2f}x the memory"] if r.get("memory") is not None else [])
     return (f"the translation takes {', '.join(parts)} (wall {a['wall_s']:.3f} s vs {b['wall_s']:.3f} s, CPU "
-            f"{a['cpu_s'] or 0:.3f} s vs {b['cpu_s'] or 0:.3f} s, peak memory {a['max_rss_kb'] or 0:,} KiB vs "
-            f"{b['max_rss_kb'] or 0:,} KiB)")
+            f"{a['cpu_s'] or 0:.3f} s vs {b['cpu_s'] or 0:.3f} s" + (
+                f", peak memory {a['max_rss_kb']:,} KiB vs {b['max_rss_kb']:,} KiB)"
+                if a["max_rss_kb"] and b["max_rss_kb"] else "; peak memory not measured: no memory cgroup)"))
 
 
 def _print(args: argparse.Namespace, report: dict[str, Any]) -> None:

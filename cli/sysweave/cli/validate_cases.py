@@ -64,7 +64,7 @@ def _side(s: SideSummary | None) -> dict[str, Any]:
     perf = s.performance()
     last = s.runs[-1].result
     return side_entry(None if last.timed_out else s.obs.exit_code if s.obs.exit_signal is None
-                      else 128 + s.obs.exit_signal, perf["wall_s"], perf["cpu_s"], perf["max_rss_kb"],
+                      else 128 + s.obs.exit_signal, perf["wall_s"], perf["cpu_s"], perf["max_rss_kb"] or None,
                       last.timed_out, timeout_s=s.limit_s, signal=s.obs.exit_signal, runs=len(s.runs),
                       accounting=last.accounting)
 
@@ -84,7 +84,7 @@ def never_ran(side: SideSummary) -> str | None:
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(b / a, 4) if a and b is not None else None
+    return round(b / a, 4) if a and b else None
 
 
 def _compare(original: SideSummary, transpiled: SideSummary, limit: float) -> tuple[str, Verdict | None, str]:
