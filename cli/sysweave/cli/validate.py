@@ -119,6 +119,10 @@ def validate(args: argparse.Namespace, cases: list[Case], sink: list[dict[str, A
                         warnings.append(f"case {case.name!r}: report not stored: {exc}")
             warnings.extend(out.warnings)
             sink.append(out.entry)
+            if len(cases) > 1:  # a long case file shows progress in the CI log (stderr: stdout stays the report)
+                e = out.entry
+                print(f"[{len(sink)}/{len(cases)}] {e['name']}: {e['verdict'].upper()}"
+                      f"{' (slow)' if e.get('slow') else ''}: {e['reason']}", file=sys.stderr, flush=True)
     finally:
         harness.close()
 
