@@ -27,15 +27,21 @@ def _escaping_tree(marker: str) -> ProcessTree:
     return tree
 
 
-@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "subreaper-walk"])
-def test_kill_all_stops_every_descendant(cgroup: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("how", ["cgroup", "v1-memory", "subreaper-walk"])
+def test_kill_all_stops_every_descendant(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cgroup = how == "cgroup"
     if cgroup and proctree.containment()[0] is None:
         pytest.skip(proctree.containment()[1])
+    if how == "v1-memory" and proctree.v1_memory_root() is None:
+        pytest.skip("no cgroup v1 memory hierarchy here")
     if not cgroup:
         monkeypatch.setattr(proctree, "containment", lambda: (None, "test: no cgroup"))
+    if how == "subreaper-walk":
+        monkeypatch.setattr(proctree, "v1_memory_root", lambda: None)
     marker = f"{3000 + uuid.uuid4().int % 1000}.{os.getpid()}"
     tree = _escaping_tree(marker)
     assert (tree.cgroup is not None) == cgroup
+    assert how == "cgroup" or (tree.memory is not None) == (how == "v1-memory")
     assert len([p for p in tree.members() if p != tree.pid]) >= 3
     t0 = time.monotonic()
     assert tree.kill_all()

@@ -115,3 +115,13 @@ def test_a_program_still_running_at_the_kill_is_the_hang_not_a_difference() -> N
     b.programs.children.append(ProgramNode(("h", 4), ("rm", "-rf", "x"), 0, None))  # one it ran and finished
     v = hang_verdict(a, b, Hang(0.05, None, 3.0))
     assert v.divergence is not None and v.divergence.resource == "processes" and "rm -rf x" in v.explanation
+
+
+def test_the_docstring_examples_hold() -> None:
+    import doctest
+
+    from sysweave.cli import validate_cases
+    from sysweave.validator.equivalence import cases, hang, junit, report
+
+    for module in (cases, hang, junit, report, validate_cases):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -9,7 +9,8 @@ Three layers, each for a way a process escapes:
 * ``PR_SET_CHILD_SUBREAPER`` on this process where no cgroup can be made: an orphaned descendant is
   re-parented to us, not to init, so the descendant walk (the fallback) still finds it.
 * a **watchdog** (a small process in its own session, started once) holding a pipe from us: when we die,
-  even by SIGKILL, it reads EOF and kills every run cgroup still listed, then exits. The command itself
+  even by SIGKILL, it reads EOF and kills every run cgroup still listed, then exits. On a cgroup v1 host
+  without v2, the run's v1 memory cgroup (made for the peak memory) holds the tree the same way. The command itself
   also gets ``PR_SET_PDEATHSIG`` (SIGKILL), which covers the direct child where no cgroup exists.
 
 Where cgroup v2 is not writable (no cgroup2 mount, a read-only container), :func:`containment` names it and
@@ -219,7 +220,7 @@ class ProcessTree:
             become_subreaper()
         memory = None
         v1 = v1_memory_root()
-        if cgroup is not None and v1 is not None and not os.path.exists(os.path.join(cgroup, "memory.peak")):
+        if v1 is not None and (cgroup is None or not os.path.exists(os.path.join(cgroup, "memory.peak"))):
             memory = _make(os.path.join(v1, "sysweave"), name)  # hybrid: the memory controller is a v1 hierarchy
         me = os.getpid()
         join = [os.path.join(d, "cgroup.procs").encode() for d in (cgroup, memory) if d is not None]
@@ -246,10 +247,11 @@ class ProcessTree:
         return [p for p, start in children.get(os.getpid(), []) if p not in skip and start >= self.start_ticks]
 
     def members(self) -> list[int]:
-        """Every live process of the tree."""
-        if self.cgroup is not None:
+        """Every live process of the tree (a v2 cgroup's, else a v1 memory cgroup's, else the /proc walk)."""
+        group = self.cgroup or self.memory
+        if group is not None:
             try:
-                with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
+                with open(os.path.join(group, "cgroup.procs")) as f:
                     return [int(p) for p in f.read().split()]
             except OSError:
                 return []
