@@ -70,15 +70,16 @@ if [ ! -e /sys/kernel/tracing/events ]; then
 fi
 
 # --- the rest of the host state capture relies on (the same checks: sysweave doctor) ------------
-# bpffs: the loaded-program cache (agents/sysweave/agents/bpf/objects.py). Without it every capture start
-# compiles the program (~3.5 s instead of ~0.3 s). Capture also mounts it itself when root; here for the
-# agents that run with capabilities only (no CAP_SYS_ADMIN to mount).
+# bpffs: function probes pin their maps there, and the bcc fallback (where the CO-RE object cannot load)
+# keeps its loaded programs there (agents/sysweave/agents/bpf/objects.py; without it each bcc start compiles,
+# ~3.5 s instead of ~0.3 s). Capture also mounts it itself when root; here for the agents that run with
+# capabilities only (no CAP_SYS_ADMIN to mount).
 if ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" {found = 1} END {exit !found}' /proc/self/mounts; then
   if [ "$(id -u)" = 0 ]; then
-    if mount -t bpf -o mode=0700 bpf /sys/fs/bpf; then say "mounted bpffs at /sys/fs/bpf (the BPF program cache)"
-    else say "could not mount bpffs at /sys/fs/bpf (no CAP_SYS_ADMIN?): capture start-up ~10x slower"; fi
+    if mount -t bpf -o mode=0700 bpf /sys/fs/bpf; then say "mounted bpffs at /sys/fs/bpf (function probes, the bcc program cache)"
+    else say "could not mount bpffs at /sys/fs/bpf (no CAP_SYS_ADMIN?): no --uprobe, and a bcc fallback compiles at every start"; fi
   else
-    say "bpffs is not mounted at /sys/fs/bpf (capture start-up ~10x slower); as root: mount -t bpf bpf /sys/fs/bpf"
+    say "bpffs is not mounted at /sys/fs/bpf (--uprobe, the bcc program cache); as root: mount -t bpf bpf /sys/fs/bpf"
   fi
 fi
 # /run/sysweave: the program cache's locks (capture creates it too; /run is emptied at boot).
