@@ -239,6 +239,15 @@ def _plain_args(v: dict[Any, Any]) -> bool:
 _INTERNED = frozenset({(SyscallSpan, "name"), (SyscallAggregate, "name")})
 
 
+def _slot_setters(scope: dict[str, Any], name: str, cls: type, prefix: str) -> None:
+    """``scope[prefix + str(i)]``: the setter of ``cls``'s i-th slot (fields in declaration order), and ``new``."""
+    names = [f.name for f in fields(cls)]
+    assert names == list(getattr(cls, "__slots__", ())), cls  # a slotted dataclass: one slot per field, in order
+    scope[name], scope["new"] = cls, object.__new__
+    for i, n in enumerate(names):
+        scope[f"{prefix}{i}"] = cls.__dict__[n].__set__
+
+
 def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Callable[[Any, int, int], list[Any]]]:
     """Per event type, a decoder of a validated-length positional array (exact-type checks inline, raising
     DecodeError without a message on anything else: the caller redoes the checks with named paths) and an
@@ -264,10 +273,18 @@ def _compile(kind: int, lay: _Layout) -> tuple[Callable[[list[Any]], Event], Cal
             values.append(f"c{i}({v}, '')")
     cond = " or ".join(["type(r[1]) is not bytes_", "len(r[1]) != 16", "type(r[2]) is not str_",
                         *(f"type(r[{i}]) is not int_" for i in range(3, _HEADER_LEN)), *checks])
+    # objects built by setting their slots directly: a frozen dataclass's __init__ goes through
+    # object.__setattr__ once per field, which costs about twice as much (the events have no __post_init__)
+    _slot_setters(scope, "S", CausalStamp, "s")
+    _slot_setters(scope, "H", EventHeader, "h")
+    _slot_setters(scope, "C", lay.cls, "o")  # (c0, c1, ...: the field checkers)
+    header = ("r[1]", "intern(r[2])", "r[3]", "r[4]", "r[5]", "r[6]", "r[7]", "s")
+    body = ("    s = new(S)\n    s0(s, r[8])\n    s1(s, r[9])\n    h = new(H)\n"
+            + "".join(f"    h{i}(h, {v})\n" for i, v in enumerate(header))
+            + "    o = new(C)\n    o0(o, h)\n"
+            + "".join(f"    o{i + 1}(o, {v})\n" for i, v in enumerate(values)) + "    return o\n")
     src = (f"def encode(e, lamport, hlc):\n    {head}{enc}]\n\n"
-           f"def decode(r):\n    if {cond}:\n        raise DecodeError('')\n"
-           "    return C(H(r[1], intern(r[2]), r[3], r[4], r[5], r[6], r[7], S(r[8], r[9]))"
-           f"{''.join(', ' + v for v in values)})\n")
+           f"def decode(r):\n    if {cond}:\n        raise DecodeError('')\n{body}")
     exec(src, scope)  # source built from the dataclass's own field names
     return scope["decode"], scope["encode"]
 
