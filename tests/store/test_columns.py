@@ -52,9 +52,11 @@ NAMES = st.sampled_from([b"read", b"write", b"openat", b"syscall_999", b"", "caf
 def test_storage_columns_with_and_without_numpy(values: list[tuple[Any, ...]]) -> None:
     keys = ("event_id", "mono_ns", "wall_ns", "hlc", "name", "nr", "ret", "payload", "payload_len")
     cols: dict[str, list[Any]] = {k: [v[i] for v in values] for i, k in enumerate(keys)}
-    with_np = columns._storage_columns("syscall_spans", cols)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(columns, "_np", lambda: None)
+        m.setattr(columns, "NUMPY_MIN_ROWS", 0)  # numpy whatever the size (small columns skip it to save its import)
+        with_np = columns._storage_columns("syscall_spans", cols)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(columns, "_np", lambda _rows: None)
         without = columns._storage_columns("syscall_spans", cols)
     assert with_np == without
     table = {n.encode(): nr for nr, n in SYSCALL_NAMES_X86_64.items()}
@@ -98,12 +100,12 @@ def _listed(cols: dict[str, list[tuple[Any, Any]]]) -> dict[str, dict[str, list[
 @given(tr=traces())
 def test_array_path_equals_row_path(tr: Any) -> None:
     """trace_columns(arrays=True) (numpy syscall_spans columns; the list path where a value does not fit)."""
-    old = columns.COLUMNWISE_MIN
-    columns.COLUMNWISE_MIN = 1
+    old = columns.COLUMNWISE_MIN, columns.NUMPY_MIN_ROWS
+    columns.COLUMNWISE_MIN, columns.NUMPY_MIN_ROWS = 1, 0
     try:
         fast = columns.trace_columns(tr, "l", "b", 3, arrays=True)
     finally:
-        columns.COLUMNWISE_MIN = old
+        columns.COLUMNWISE_MIN, columns.NUMPY_MIN_ROWS = old
     assert _listed(fast) == _listed(_row_path(tr))
 
 

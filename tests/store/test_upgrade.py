@@ -1,23 +1,26 @@
 """A store made by the previous schema (migrations before 0040: syscall_spans version 1, every column stored)
 upgrades in place: its spans survive the swap to version 2 exactly, trace_index is refilled, and the store
-takes new traces."""
+takes new traces. On the server by migration; an embedded store of the earlier layout (a chdb database
+directory) is refused with the command that converts it, and ``store upgrade`` converts it into parts."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 
 from sysweave.schemas import ddl
 from sysweave.schemas.columns import _wire_column
-from sysweave.schemas.events import CausalStamp, EventHeader, SyscallSpan, make_event_id
+from sysweave.schemas.events import CausalStamp, EventHeader, SyscallSpan, UnifiedTrace, make_event_id
 from sysweave.schemas.rows import TABLES, trace_rows
-from sysweave.validator.store import open_store
-from sysweave.validator.store.base import TraceStore, quote
+from sysweave.validator.store import native, open_store
+from sysweave.validator.store.base import StoreUnavailable, TraceStore, quote
 from sysweave.validator.store.server import ServerStore
+from sysweave.validator.store.upgrade import upgrade
 
 from .conftest import STORES, server_url
 from .traces import canonical, every_event_trace
@@ -25,22 +28,9 @@ from .traces import canonical, every_event_trace
 FIRST_NEW = 40
 
 
-def _literal(typ: str, v: Any) -> str:
-    if typ.startswith("FixedString"):
-        return f"unhex('{bytes(v).hex()}')"
-    if typ == "String":  # every byte exact: \xHH escapes (18.16 and current ClickHouse)
-        return "'" + "".join(chr(b) if 32 <= b < 127 and b not in (39, 92) else f"\\x{b:02x}" for b in bytes(v)) + "'"
-    return str(int(v))
-
-
 def _old_store(kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[tuple[TraceStore, Callable[[], TraceStore]]]:
     """A store migrated only up to version 1 of syscall_spans, and how to reopen it (which migrates)."""
-    if kind == "embedded":
-        path = tmp_path_factory.mktemp("old") / "db"
-        store = open_store(path, migrate=False)
-        yield store, lambda: open_store(path)
-        return
     db = f"t_old_{uuid.uuid4().hex[:10]}"
     url = server_url(request.getfixturevalue("clickhouse_hostport"), db)
     from clickhouse_driver import Client
@@ -52,7 +42,7 @@ def _old_store(kind: str, request: pytest.FixtureRequest, tmp_path_factory: pyte
     store.execute(f"DROP DATABASE IF EXISTS {db}")
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=[p for p in STORES if p != "embedded"])
 def old_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[tuple[TraceStore, Callable[[], TraceStore]]]:
     yield from _old_store(request.param, request, tmp_path_factory)
@@ -78,11 +68,8 @@ def test_version_1_store_upgrades(old_store: tuple[TraceStore, Callable[[], Trac
     span_rows = tables.pop("syscall_spans")
     wire = [_wire_column(c.type, [r.get(c.name) for r in span_rows]) for c in cols]
     sql = f"INSERT INTO syscall_spans ({', '.join(c.name for c in cols)}) VALUES"
-    if isinstance(store, ServerStore):  # the driver sends VALUES as a data block
-        store._client.execute(sql, wire, columnar=True, settings={"strings_as_bytes": True})
-    else:
-        store.execute(sql + " " + ", ".join("(" + ", ".join(_literal(c.type, v) for c, v in zip(cols, row)) + ")"
-                                            for row in zip(*wire)))
+    assert isinstance(store, ServerStore)  # the driver sends VALUES as a data block
+    store._client.execute(sql, wire, columnar=True, settings={"strings_as_bytes": True})
     for table, rs in tables.items():
         store.insert(table, rs)
     assert canonical(store.load_trace("old")) == canonical(tr)  # the version-1 layout reads
@@ -103,3 +90,55 @@ def test_version_1_store_upgrades(old_store: tuple[TraceStore, Callable[[], Trac
         assert upgraded.migrate() == []
     finally:
         upgraded.close()
+
+
+def _old_trace() -> UnifiedTrace:
+    tr = every_event_trace()
+    p = next(iter(tr.processes.values()))
+    big = 2**64 - 1
+    p.events.append(SyscallSpan(EventHeader(make_event_id(2**64 - 1, 0), p.host_id, p.pid, 7, big, 5, big,
+                                            CausalStamp(big, 1)), 0, "read", -(2**63), {}, b"\x00\xff", 2, 255))
+    return tr
+
+
+def test_chdb_layout_store_converts_to_parts(tmp_path: Path) -> None:
+    """A chdb database of the earlier layout (version-1 spans): refused with what to do, then converted by
+    ``upgrade``: every trace reads back exactly, the named views answer, new traces store, no chdb file is left."""
+    from chdb import session
+
+    path = tmp_path / "old"
+    s = session.Session(str(path))
+    try:
+        s.query("CREATE DATABASE IF NOT EXISTS sysweave")
+        s.query("USE sysweave")
+        s.query(ddl.MIGRATIONS_TABLE)
+        for mig in ddl.load_migrations():
+            if mig.version < FIRST_NEW:
+                s.query(mig.sql)
+                s.query(f"INSERT INTO sysweave_migrations (version, name, applied_wall_ns) SELECT {mig.version}, "
+                        f"'{mig.name}', {time.time_ns()}")
+        tr = _old_trace()
+        for table, rows in trace_rows(tr, "old").items():  # version 1 stores every column of the map
+            cols = [(c, _wire_column(c.type, [r.get(c.name) for r in rows])) for c in TABLES[table]]
+            block = tmp_path / f"{table}.native"
+            block.write_bytes(native.encode_block(cols))
+            s.query(f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)}) "
+                    f"SELECT * FROM file('{block}', Native)")
+    finally:
+        s.close()
+
+    with pytest.raises(StoreUnavailable, match="sysweave store upgrade"):
+        open_store(path)
+    result = upgrade(path)
+    assert result.traces == 1 and result.rows > 0
+    assert not [p for p in os.listdir(path) if p not in ("parts", "tmp", "FORMAT")]
+    store = open_store(path)
+    try:
+        assert canonical(store.load_trace("old")) == canonical(tr)
+        n = store.execute(f"SELECT countMerge(spans) FROM trace_index WHERE trace_id = {quote(tr.trace_id.hex())}")
+        assert n[0][0] == sum(len([e for e in p.events if isinstance(e, SyscallSpan)]) for p in tr.processes.values())
+        new = every_event_trace()
+        store.store_trace(new, label="new")
+        assert canonical(store.load_trace("new")) == canonical(new)
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import operator
 import re
+import sys
 import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -128,7 +129,13 @@ def _stored_columns(table: str, cols: list[tuple[Column, list[Any]]]) -> list[tu
 _MASK = (1 << 64) - 1
 
 
-def _np() -> Any:
+NUMPY_MIN_ROWS = 4096  # below this, the pure-Python path: importing numpy (~0.1 s) costs more than it saves
+
+
+def _np(rows: int) -> Any:
+    """numpy for a column of ``rows`` values, or None (not installed; or too few rows to pay for importing it)."""
+    if rows < NUMPY_MIN_ROWS and "numpy" not in sys.modules:
+        return None
     try:
         import numpy
     except ImportError:  # numpy is optional: the pure-Python path computes the same values
@@ -149,7 +156,7 @@ def _storage_columns(table: str, cols: dict[str, list[Any]]) -> dict[str, list[i
     nr_fix = [(a - b) & 0xFFFF for a, b in zip(cols["nr"], base)]
     plen_fix = [(p - (r if r > 0 and pay else 0)) & _MASK
                 for p, r, pay in zip(cols["payload_len"], cols["ret"], cols["payload"])]
-    np = _np()
+    np = _np(n)
     if np is not None and n:
         joined = b"".join(ids)
         try:
@@ -226,10 +233,10 @@ def _span_arrays(trace_id: bytes, spans: Sequence[Event]) -> list[tuple[Column, 
     """syscall_spans' stored columns straight from the spans, integers as numpy arrays (``np.fromiter`` over C-level
     attrgetters: no per-value Python code but the dict lookups for names and hosts), Strings as lists of bytes.
     None without numpy, or where a value does not fit its column (the list path then keeps the exact behaviour)."""
-    np = _np()
+    n = len(spans)
+    np = _np(n)
     if np is None:
         return None
-    n = len(spans)
     get = operator.attrgetter
     hs = list(map(_GET_H, spans))
     try:

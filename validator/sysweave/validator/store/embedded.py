@@ -1,9 +1,13 @@
-"""The embedded trace store: chdb (in-process ClickHouse) on a directory, the default of every command.
+"""The embedded trace store, the default of every command: immutable parts on a directory, read with chdb.
 
-Inserts never go through SQL text: rows become Arrow columns (``schemas.columns.columnar``) streamed into
-``INSERT INTO t (cols)`` with chdb's ``send_insert`` in ArrowStream format, in chunks of ``CHUNK_ROWS``
-rows, so a trace of any size stores (the former ``format(JSONEachRow, $$...$$)`` text hit "Max query size
-exceeded" at ~1,200 syscalls). Reads come back as Arrow tables with Strings as bytes.
+Writes (``store_trace``, ``insert``) put one new part (``parts``) of Native files: the trace's stored columns
+(``schemas.columns``, the one trace-to-columns path) in blocks of ``CHUNK_ROWS``, built in STORE/tmp and renamed
+into place. No chdb, pyarrow or numpy is imported to write, nothing existing is read: a write costs the size
+of what it writes, whatever the history, and several processes may write at once.
+
+Reads (``query``, ``execute``, ``load_trace``) start an in-memory chdb session in which each table the SQL names
+is a view over the part files (``views``). Traces are listed and found by id or label from the parts'
+manifests, and a trace is read from its own part only.
 
 Errors: ``sysweave.validator.store.base`` (StoreError and its tree).
 """
@@ -11,34 +15,58 @@ Errors: ``sysweave.validator.store.base`` (StoreError and its tree).
 from __future__ import annotations
 
 import importlib
-import io
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sysweave.schemas import ddl
-from sysweave.schemas.columns import columnar, trace_columns
+from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Column, Row
-from sysweave.validator.store import reader
+from sysweave.schemas.rows import TABLES, Row
+from sysweave.validator.store import compact, reader, views
 from sysweave.validator.store.base import (
     SQL_HINT,
     OutputFormat,
     QueryError,
     StoreError,
     StoreUnavailable,
+    TraceNotFound,
     TraceSummary,
+    quote,
     server_message,
     store_label,
 )
+from sysweave.validator.store.parts import Part, StoreLayout, TraceEntry
 
-__all__ = ["CHUNK_ROWS", "DATABASE", "EmbeddedStore", "arrow_type", "default_store_path"]
+__all__ = ["CHUNK_ROWS", "EmbeddedStore", "default_store_path", "shared_session"]
 
-DATABASE = "sysweave"
-CHUNK_ROWS = 100_000  # rows per Arrow stream: bounds the memory an insert holds at once
+CHUNK_ROWS = 100_000  # rows per Native block: bounds the memory a write (and a reader of the block) holds
 _FORMATS: dict[str, str] = {"table": "PrettyCompactMonoBlock", "json": "JSON", "csv": "CSVWithNames", "tsv": "TSVWithNames"}
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_NOT_FOUND = "sysweave query --name traces lists the stored ones"
+
+
+# chdb runs one engine per process: one in-memory session shared by every store object, and which store each view
+# reads (``close`` ends it)
+_SESSION: list[Any] = []
+_DEFINED: dict[str, str] = {}  # view name -> the parts directory it reads
+_LOCK = threading.Lock()
+
+
+def shared_session() -> Any:
+    """The process's in-memory chdb session (started on first use)."""
+    if not _SESSION:
+        try:
+            session: Any = importlib.import_module("chdb.session")
+        except ImportError as exc:
+            raise StoreUnavailable("reading the store needs chdb: pip install chdb (or run 'make setup')") from exc
+        s = session.Session()
+        s.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
+        _SESSION.append(s)
+    return _SESSION[0]
 
 
 def default_store_path() -> Path:
@@ -49,142 +77,177 @@ def default_store_path() -> Path:
     return Path(base) / "sysweave" / "store"
 
 
-def arrow_type(pa: Any, ch_type: str) -> Any:
-    """The Arrow type ClickHouse reads into ``ch_type`` (String as binary: any bytes, no UTF-8 check)."""
-    if ch_type.startswith("Nullable("):
-        return arrow_type(pa, ch_type[9:-1])
-    if ch_type.startswith("Array("):
-        return pa.list_(arrow_type(pa, ch_type[6:-1]))
-    if ch_type.startswith("FixedString("):
-        return pa.binary(int(ch_type[12:-1]))
-    simple = {"String": pa.binary(), "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(),
-              "UInt64": pa.uint64(), "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
-              "Float32": pa.float32(), "Float64": pa.float64()}
-    if ch_type not in simple:
-        raise TypeError(f"no Arrow mapping for ClickHouse type {ch_type} (add it to arrow_type)")
-    return simple[ch_type]
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    for prefix in ("Streaming insert append failed: ", "Streaming insert finish failed: "):
-        text = text.replace(prefix, "")
     return server_message(text) if text else type(exc).__name__
 
 
-class EmbeddedStore:
-    """chdb session on a directory. One process at a time (chdb's own lock on the path)."""
+def _vanished(error: str) -> bool:
+    """Whether chdb failed because a file it had listed was gone (a part merged or pruned meanwhile)."""
+    return any(s in error for s in ("FILE_DOESNT_EXIST", "doesn't exist", "No such file", "CANNOT_OPEN_FILE"))
 
-    _lock = threading.Lock()  # one statement at a time per process (a streaming insert holds the connection)
+
+def _summary(t: TraceEntry) -> TraceSummary:
+    return TraceSummary(t.trace_id, t.label, t.start_wall_ns, t.processes, t.events, t.backend, t.exit_code)
+
+
+class EmbeddedStore:
+    """Parts on a directory (``parts.StoreLayout``); chdb (in memory) only to read."""
 
     def __init__(self, path: Path | str, migrate: bool = True) -> None:
-        try:
-            session: Any = importlib.import_module("chdb.session")
-            self._pa: Any = importlib.import_module("pyarrow")
-            self._ipc: Any = importlib.import_module("pyarrow.ipc")
-        except ImportError as exc:
-            raise StoreUnavailable("chdb (with pyarrow) is not installed: pip install chdb (or run 'make setup')") from exc
-        self.path = Path(path)
+        self.layout = StoreLayout(path)
+        self.path = self.layout.root
         self.description = f"embedded store at {self.path}"
+        _ = migrate  # nothing to migrate: the views are defined per session from the one column map
+
+    # --- writes --------------------------------------------------------------------------------------------
+
+    def migrate(self) -> list[ddl.Migration]:
+        """Nothing to apply: parts hold the stored columns of the current column map; views are per session."""
+        return []
+
+    def insert(self, table: str, rows: Sequence[Row]) -> int:
+        if table not in TABLES:
+            raise StoreError(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+        if not rows:
+            return 0
+        w = self.layout.writer("rows")
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._s: Any = session.Session(str(self.path))
-            self._s.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-            self._s.query(f"USE {DATABASE}")
-            self._s.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
-        except Exception as exc:
-            raise StoreUnavailable(
-                f"cannot open the trace store at {self.path}: {_first_line(exc)}; chdb lets one process at a time "
-                "open a store directory: wait for the other sysweave command to finish, or use another directory "
-                "(--store PATH, writable)") from exc
-        if migrate:
-            self.migrate()
+            for start in range(0, len(rows), CHUNK_ROWS):
+                w.add(table, columnar(table, rows[start:start + CHUNK_ROWS]))
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+        compact.maybe_compact_in_background(self.layout)
+        return len(rows)
+
+    def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
+        """The trace as one new part; an earlier part holding only this trace (stored again) is replaced."""
+        tid = trace.trace_id.hex()
+        earlier = [p for p in self.layout.list_parts() if not p.manifest.merged
+                   and [t.trace_id for t in p.manifest.traces] == [tid]] if self._stored(tid) else []
+        w = self.layout.writer(tid)
+        try:
+            for table, cols in iter_trace_columns(trace, store_label(trace, label), backend, exit_code,
+                                                  chunk_rows=CHUNK_ROWS):
+                if table not in TABLES:
+                    raise StoreError(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+                w.add(table, cols)
+            w.commit()
+        except OSError as exc:
+            w.abort()
+            raise StoreError(f"cannot write to the trace store at {self.path}: {exc.strerror}") from exc
+        except BaseException:
+            w.abort()
+            raise
+        self.layout.remove(earlier)
+        compact.maybe_compact_in_background(self.layout)
+
+    def _stored(self, trace_id: str) -> bool:
+        """Whether a part names this trace id in its directory name (a cheap check: no manifest read)."""
+        return any(f"-{trace_id}-" in name for name in os.listdir(self.layout.parts))
 
     # --- reads ---------------------------------------------------------------------------------------------
 
-    def _arrow(self, sql: str) -> Any:
-        try:
-            with self._lock:
-                return self._s.query(sql, "ArrowTable")
-        except Exception as exc:
-            raise QueryError(f"{_first_line(exc)}\n({SQL_HINT})") from exc
+    def _run(self, sql: str, fmt: str) -> Any:
+        with _LOCK:
+            s = shared_session()
+            parts_dir = str(self.layout.parts)
+            for name in views.views_for(sql):
+                if _DEFINED.get(name) != parts_dir:  # undefined, or another store's view in this process
+                    s.query(views.view_sql(name, parts_dir).replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+                    _DEFINED[name] = parts_dir
+            try:
+                return s.query(sql, fmt)
+            except Exception as exc:
+                if _vanished(str(exc)):
+                    try:  # a part was removed (compaction, prune) while the statement listed it: once more
+                        return s.query(sql, fmt)
+                    except Exception as again:
+                        exc = again
+                raise QueryError(f"{_first_line(exc)}\n({SQL_HINT})") from exc
 
     def fetch_raw(self, sql: str) -> list[tuple[Any, ...]]:
-        table = self._arrow(sql)
+        table = self._run(sql, "ArrowTable")
         if table.num_columns == 0:
             return []
         return list(zip(*(col.to_pylist() for col in table.columns)))
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        table = self._arrow(sql)
+        table = self._run(sql, "ArrowTable")
         if table.num_columns == 0:
             return []
+        pa: Any = importlib.import_module("pyarrow")
         cols = []
         for field, col in zip(table.schema, table.columns):
             values = col.to_pylist()
-            if self._pa.types.is_binary(field.type) or self._pa.types.is_fixed_size_binary(field.type):
+            if pa.types.is_binary(field.type) or pa.types.is_fixed_size_binary(field.type):
                 values = [v.decode("utf-8", "surrogateescape") if v is not None else None for v in values]
             cols.append(values)
         return list(zip(*cols))
 
     def query(self, sql: str, fmt: OutputFormat = "table") -> bytes:
-        try:
-            with self._lock:
-                res = self._s.query(sql, _FORMATS[fmt])
-            out: bytes = res.bytes() if res is not None else b""
-            return out
-        except Exception as exc:
-            raise QueryError(f"{_first_line(exc)}\n({SQL_HINT})") from exc
+        res = self._run(sql, _FORMATS[fmt])
+        out: bytes = res.bytes() if res is not None else b""
+        return out
 
     def server_version(self) -> str:
-        return str(self.execute("SELECT version()")[0][0])
-
-    # --- writes --------------------------------------------------------------------------------------------
-
-    def migrate(self) -> list[ddl.Migration]:
-        return ddl.migrate(self.execute)
-
-    def insert(self, table: str, rows: Sequence[Row]) -> int:
-        if table not in TABLES:
-            raise StoreError(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
-        for start in range(0, len(rows), CHUNK_ROWS):
-            self._insert_chunk(table, rows[start:start + CHUNK_ROWS])
-        return len(rows)
-
-    def _insert_chunk(self, table: str, rows: Sequence[Row]) -> None:
-        self._insert_columns(table, columnar(table, rows))
-
-    def _insert_columns(self, table: str, cols: Sequence[tuple[Column, Any]]) -> None:
-        """One chunk of insert columns (``rows.stored`` order) as one Arrow stream."""
-        pa = self._pa
-        rows = cols[0][1] if cols else []
-        arrays = [pa.array(values, type=arrow_type(pa, c.type)) for c, values in cols]
-        batch = pa.record_batch(arrays, names=[c.name for c, _ in cols])
-        buf = io.BytesIO()
-        with self._ipc.new_stream(buf, batch.schema) as w:
-            w.write_batch(batch)
-        try:
-            with self._lock, self._s.send_insert(f"INSERT INTO {table} ({', '.join(c.name for c, _ in cols)})",
-                                                 "ArrowStream") as ins:
-                ins.append(buf.getvalue())
-                ins.finish()
-        except Exception as exc:
-            raise StoreError(f"the embedded store refused {len(rows)} rows for {table}: {_first_line(exc)}; "
-                             "if the schema changed, run the migration (any sysweave command opening the store does)") from exc
-
-    def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
-        for table, cols in trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True).items():
-            n = len(cols[0][1]) if cols else 0
-            for start in range(0, n, CHUNK_ROWS):
-                self._insert_columns(table, [(c, v[start:start + CHUNK_ROWS]) for c, v in cols])
+        return str(shared_session().query("SELECT version()", "CSV").bytes().decode().strip().strip('"'))
 
     # --- traces --------------------------------------------------------------------------------------------
 
-    def load_trace(self, ref: str) -> UnifiedTrace:
-        return reader.load_trace(self.fetch_raw, ref)
+    def _entries(self) -> list[tuple[Part, TraceEntry]]:
+        """Every stored trace with the part holding it: for a trace stored twice, the latest part."""
+        latest: dict[str, tuple[Part, TraceEntry]] = {}
+        for part, t in self.layout.traces():
+            latest[t.trace_id] = (part, t)  # parts come oldest first
+        return list(latest.values())
 
     def list_traces(self, limit: int = 20, label: str | None = None) -> list[TraceSummary]:
-        return reader.list_traces(self.fetch_raw, limit, label)
+        found = [t for _p, t in self._entries() if label is None or t.label == label]
+        found.sort(key=lambda t: t.start_wall_ns, reverse=True)
+        return [_summary(t) for t in found[:limit]]
+
+    def load_trace(self, ref: str) -> UnifiedTrace:
+        try:
+            return self._load(ref.strip())
+        except QueryError as exc:
+            if not _vanished(str(exc)):
+                raise
+            return self._load(ref.strip())  # its part was merged or pruned meanwhile: find it again
+
+    def _load(self, ref: str) -> UnifiedTrace:
+        entries = self._entries()
+        by_id = {t.trace_id: p for p, t in entries}
+        if _HEX32.match(ref) and ref.lower() in by_id:
+            return self._read(ref.lower(), by_id[ref.lower()])
+        named = sorted((t for _p, t in entries if t.label == ref), key=lambda t: t.start_wall_ns, reverse=True)
+        if len(named) > 1:
+            raise reader.ambiguous(ref, [_summary(t) for t in named])
+        if named:
+            return self._read(named[0].trace_id, by_id[named[0].trace_id])
+        if _HEX32.match(ref) and self.execute(f"SELECT count() FROM processes WHERE trace_id = {quote(ref.lower())}")[0][0]:
+            return reader.load_trace(self.fetch_raw, ref)  # rows without a traces row (inserted table by table)
+        raise TraceNotFound(f"no trace with id or label {ref!r} in this store ({_NOT_FOUND})")
+
+    def _read(self, trace_id: str, part: Part) -> UnifiedTrace:
+        """A trace from the one part that holds it (no other part's files are opened)."""
+        def select(table: str, where: str) -> list[tuple[Any, ...]]:
+            path = part.file(table)
+            if path is None:
+                return []
+            fmt = "Native" if path.suffix == ".native" else "Parquet"
+            cols = ", ".join(c.name for c in TABLES[table])
+            return self.fetch_raw(f"SELECT {cols} FROM ({views.source(table, [(str(path), fmt)])}) WHERE {where}")
+
+        return reader.read_trace(trace_id, select)
 
     def close(self) -> None:
-        self._s.close()
+        """Close the process's chdb session, if open (chdb allows one engine per process: a chdb session on a
+        directory, e.g. ``store upgrade`` reading an old store, can start only after it). Another store object
+        still in use opens a new one when it next reads."""
+        with _LOCK:
+            if _SESSION:
+                _SESSION.pop().close()
+            _DEFINED.clear()

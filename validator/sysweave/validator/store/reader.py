@@ -15,11 +15,17 @@ from sysweave.schemas.events import ProcessSpan, UnifiedTrace
 from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_events, decode_process, decode_text
 from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound, TraceSummary, quote
 
-__all__ = ["list_traces", "load_trace", "resolve_trace_id"]
+__all__ = ["Fetch", "Select", "ambiguous", "list_traces", "load_trace", "read_trace", "resolve_trace_id", "select_sql"]
 
 Fetch = Callable[[str], Sequence[Sequence[Any]]]
+Select = Callable[[str, str], Sequence[Sequence[Any]]]  # (table, SQL condition) -> rows
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 _SUMMARY = "trace_id, label, start_wall_ns, processes, events, backend, exit_code"
+
+
+def select_sql(table: str, where: str, final: bool = True) -> str:
+    """SELECT of every ``TABLES`` column of ``table`` where ``where`` holds."""
+    return _select(table, where, final)
 
 
 def _select(table: str, where: str, final: bool = True) -> str:
@@ -50,29 +56,42 @@ def resolve_trace_id(fetch: Fetch, ref: str) -> str:
             return ref.lower()
         raise TraceNotFound(f"no trace with id or label {ref!r} in this store "
                             "(sysweave query --name traces lists the stored ones)")
+    raise ambiguous(ref, found)
+
+
+def ambiguous(ref: str, found: Sequence[TraceSummary]) -> AmbiguousTrace:
+    """The error for a label naming several traces: it lists their ids."""
     listing = "\n".join(f"  {t.trace_id}  started {t.start_wall_ns}  {t.processes} processes, {t.events} events"
                         for t in found)
-    raise AmbiguousTrace(f"label {ref!r} names {len(found)} traces; pass one of their ids instead:\n{listing}")
+    return AmbiguousTrace(f"label {ref!r} names {len(found)} traces; pass one of their ids instead:\n{listing}")
 
 
 def load_trace(fetch: Fetch, ref: str) -> UnifiedTrace:
     """The stored trace with this id or label (see :func:`resolve_trace_id`), with every table's events."""
     trace_id = resolve_trace_id(fetch, ref)
+    return read_trace(trace_id, lambda table, where: fetch(_select(table, where)))
+
+
+def read_trace(trace_id: str, select: Select) -> UnifiedTrace:
+    """Assemble a trace from its rows: ``select(table, where)`` returns ``table``'s rows (``TABLES`` columns, Strings
+    as bytes) matching the SQL condition ``where``; the embedded store reads only the trace's own part."""
     where = f"trace_id = {quote(trace_id)}"
     trace = UnifiedTrace(bytes.fromhex(trace_id))
-    meta = fetch(f"SELECT label, late_events, closed FROM traces FINAL WHERE {where} ORDER BY version DESC LIMIT 1")
+    meta = sorted(select("traces", where), key=lambda r: int(r[-1]))  # the latest version wins
     if meta:
-        trace.label = decode_text(meta[0][0])
-        trace.late_events, trace.closed = int(meta[0][1]), bool(meta[0][2])
+        names = [c.name for c in TABLES["traces"]]
+        row = dict(zip(names, meta[-1]))
+        trace.label = decode_text(row["label"])
+        trace.late_events, trace.closed = int(row["late_events"]), bool(row["closed"])
     else:
         trace.closed = True
-    for raw in fetch(_select("processes", where)):
+    for raw in select("processes", where):
         span = decode_process(raw)
         trace.processes[(span.host_id, span.pid)] = span
     lists: dict[str, list[Any]] = {name: getattr(trace, name) for name in TRACE_LEVEL.values()}
     for table in EVENT_TABLES:
         level = TRACE_LEVEL.get(table.cls)
-        for ev in decode_events(table, fetch(_select(table.name, where))):
+        for ev in decode_events(table, select(table.name, where)):
             if level is not None:
                 lists[level].append(ev)
                 continue
