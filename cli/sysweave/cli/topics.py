@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 from dataclasses import dataclass
 
 from sysweave.schemas import topics
@@ -53,7 +54,7 @@ def add_create_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--replication", type=int, default=1, help="replication factor (3 on a production cluster)")
 
 
-def _admin(bootstrap: str, policy: RetryPolicy = CONNECT_RETRY):  # type: ignore[no-untyped-def]
+def _admin(bootstrap: str, policy: RetryPolicy = CONNECT_RETRY) -> Any:  # kafka.admin.KafkaAdminClient (untyped)
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 

@@ -26,8 +26,20 @@ from typing import Final
 
 from sysweave.schemas.errors import SchemaError
 
-__all__ = ["ClockSkewError", "HLC_LOGICAL_BITS", "HLC_LOGICAL_MAX", "HLC_TICKS_PER_S", "HybridLogicalClock",
-           "LamportClock", "Order", "VectorClock", "hlc_pack", "hlc_to_wall_ns", "hlc_unpack", "ns_to_hlc_ticks"]
+__all__ = [
+    "HLC_LOGICAL_BITS",
+    "HLC_LOGICAL_MAX",
+    "HLC_TICKS_PER_S",
+    "ClockSkewError",
+    "HybridLogicalClock",
+    "LamportClock",
+    "Order",
+    "VectorClock",
+    "hlc_pack",
+    "hlc_to_wall_ns",
+    "hlc_unpack",
+    "ns_to_hlc_ticks",
+]
 
 
 class LamportClock:

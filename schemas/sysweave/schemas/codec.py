@@ -46,9 +46,26 @@ from sysweave.schemas.events import (
     SyscallSpan,
 )
 
-__all__ = ["Batch", "Check", "DecodeError", "MAX_ARRAY", "MAX_BATCH_BYTES", "MAX_BYTES", "MAX_EVENTS_PER_BATCH",
-           "MAX_MAP", "MAX_STR", "SCHEMA_VERSION", "decode_batch", "decode_event", "encode_batch", "encode_event",
-           "event_from_wire", "event_to_wire", "event_to_wire_stamped", "events_to_wire"]
+__all__ = [
+    "MAX_ARRAY",
+    "MAX_BATCH_BYTES",
+    "MAX_BYTES",
+    "MAX_EVENTS_PER_BATCH",
+    "MAX_MAP",
+    "MAX_STR",
+    "SCHEMA_VERSION",
+    "Batch",
+    "Check",
+    "DecodeError",
+    "decode_batch",
+    "decode_event",
+    "encode_batch",
+    "encode_event",
+    "event_from_wire",
+    "event_to_wire",
+    "event_to_wire_stamped",
+    "events_to_wire",
+]
 
 SCHEMA_VERSION: Final = 1
 MAX_BATCH_BYTES: Final = 16 * 1024 * 1024

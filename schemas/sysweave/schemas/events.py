@@ -37,11 +37,37 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["ArgValue", "CausalEdge", "CausalStamp", "ClockEstimate", "ComputeBlock", "EVENT_TYPES", "EdgeKind",
-           "Event", "EventHeader", "EventKind", "FileState", "FunctionAggregate", "GpuKernel", "GpuMemoryTransfer",
-           "GpuSample", "HostInfo", "KIND_OF", "LostEvents", "Mark", "MemcpyKind", "ProcessEvent",
-           "ProcessEventType", "ProcessSpan", "SampleReason", "SyscallAggregate", "SyscallSpan",
-           "TranspilerDecision", "UnifiedTrace", "make_event_id"]
+__all__ = [
+    "EVENT_TYPES",
+    "KIND_OF",
+    "ArgValue",
+    "CausalEdge",
+    "CausalStamp",
+    "ClockEstimate",
+    "ComputeBlock",
+    "EdgeKind",
+    "Event",
+    "EventHeader",
+    "EventKind",
+    "FileState",
+    "FunctionAggregate",
+    "GpuKernel",
+    "GpuMemoryTransfer",
+    "GpuSample",
+    "HostInfo",
+    "LostEvents",
+    "Mark",
+    "MemcpyKind",
+    "ProcessEvent",
+    "ProcessEventType",
+    "ProcessSpan",
+    "SampleReason",
+    "SyscallAggregate",
+    "SyscallSpan",
+    "TranspilerDecision",
+    "UnifiedTrace",
+    "make_event_id",
+]
 
 ArgValue = int | str | bytes | bool | None | tuple[int, ...] | tuple[str, ...]
 
@@ -147,6 +173,11 @@ class SyscallSpan:
     @property
     def errno(self) -> int:
         return -self.ret if self.failed else 0
+
+    def int_arg(self, name: str, default: int = -1) -> int:
+        """The integer argument ``name`` (an fd, flags, a pid); ``default`` when absent or not an integer."""
+        v = self.args.get(name)
+        return v if type(v) is int else default
 
 
 @dataclass(frozen=True, slots=True)

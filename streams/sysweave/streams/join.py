@@ -221,7 +221,7 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
         if tr.idle_io(e, _CONN):  # a read/write not through a connection: nothing below looks at it
             continue
         if isinstance(e, SyscallSpan) and e.name in ("bind", "getsockname") and e.ret == 0:
-            res = tr.resource(e.h.host_id, e.h.pid, int(e.args.get("fd", -1)))  # type: ignore[arg-type]
+            res = tr.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
             addr = split_addr(str(e.args.get("addr", "")))
             if res is not None and res.kind is ResourceKind.SOCKET:
                 bound[res.id] = addr
@@ -229,7 +229,7 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
                 local[res.id] = addr
         listening = None
         if isinstance(e, SyscallSpan) and e.name in ("accept", "accept4") and e.ret >= 0:
-            listening = tr.resource(e.h.host_id, e.h.pid, int(e.args.get("fd", -1)))  # type: ignore[arg-type]
+            listening = tr.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
         acc = tr.feed(e)
         if acc is None or acc.resource is None:
             continue

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
 from sysweave.agents.bpf.uprobes import (
@@ -27,6 +28,10 @@ from sysweave.agents.bpf.uprobes import (
 from sysweave.agents.bpf.uprobes_spec import Probe, SpecError, parse_spec
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event
+
+if TYPE_CHECKING:  # imported where a layer starts: pynvml and the CUDA probes only when asked for
+    from sysweave.agents.cuda_probes import CudaTracker
+    from sysweave.agents.gpu_sampler import NvmlSampler
 
 __all__ = ["LayerOptions", "Layers", "start_layers"]
 
@@ -51,8 +56,8 @@ class LayerOptions:
 class Layers:
     options: LayerOptions
     session: UprobeSession | None = None
-    sampler: object | None = None  # gpu_sampler.NvmlSampler
-    cuda: object | None = None  # cuda_probes.CudaTracker
+    sampler: NvmlSampler | None = None
+    cuda: CudaTracker | None = None
     env: dict[str, str] = field(default_factory=dict)  # for the traced command (the CUPTI hook)
     sink: Callable[[Event], None] | None = None
 
@@ -77,13 +82,13 @@ class Layers:
         edges go to the sink, as every other event)."""
         out: list[Event] = []
         if self.sampler is not None:
-            self.sampler.stop()  # type: ignore[attr-defined]
+            self.sampler.stop()
         if self.session:
             self.session.stop()
             out.extend(self.session.snapshot(root_pid))
             self.session.close()
         if self.cuda is not None and self.sink is not None:  # device side (CUPTI): into the trace like the rest
-            for e in self.cuda.finish(pids):  # type: ignore[attr-defined]
+            for e in self.cuda.finish(pids):
                 self.sink(e)
         return out
 
@@ -125,7 +130,7 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
         layers.session.program.set_threshold(CLASS_GPU_KERNEL, options.kernel_ns)
         layers.session.program.set_threshold(CLASS_MEMCPY, options.memcpy_ns)
         if layers.cuda is not None:
-            layers.cuda.producer_id = layers.session.producer_id  # type: ignore[attr-defined]
+            layers.cuda.producer_id = layers.session.producer_id
         layers.session.start()
     if options.gpu:
         from sysweave.agents.gpu import GpuUnavailable
@@ -139,7 +144,7 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
             if traced is not None:
                 sampler.pids = traced  # the live set of traced pids (read at each sample)
             elif layers.cuda is not None:
-                sampler.pids = layers.cuda.pids  # type: ignore[attr-defined]
+                sampler.pids = layers.cuda.pids
             sampler.start(pids[0] if pids else 0)
             layers.sampler = sampler
         if len(gpu_off) == 2:

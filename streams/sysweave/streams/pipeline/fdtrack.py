@@ -286,9 +286,10 @@ class FdTracker:
             self._cwds.setdefault((host, pid), self._cwd0)
         return t
 
-    def _new(self, kind: ResourceKind, host: str, pid: int, **kw: object) -> Resource:
+    def _new(self, kind: ResourceKind, host: str, pid: int, *, path: str = "", remote: str = "", role: str = "",
+             stdio: int = -1) -> Resource:
         self._next += 1
-        return Resource(kind, self._next, host, pid, **kw)  # type: ignore[arg-type]
+        return Resource(kind, self._next, host, pid, path=path, remote=remote, role=role, stdio=stdio)
 
     def _process(self, e: ProcessEvent) -> None:
         host, pid = e.h.host_id, e.h.pid

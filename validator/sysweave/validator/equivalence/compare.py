@@ -170,17 +170,17 @@ class _Differ:
                 live = x if x.exists else y
                 self.add(Divergence(res, "missing" if x.exists else "extra", x.describe(), y.describe(),
                                     explanation=f"{path} exists at the end of the {who} only ({live.describe()})"),
-                         origin, side)  # type: ignore[arg-type]
+                         origin, side)
             elif not x.exists:
                 continue
             elif x.type != y.type or x.target != y.target:
                 self.add(Divergence(res, "type", x.describe(), y.describe(),
                                     explanation=f"{path} is a {x.describe()} in the original but a {y.describe()} "
-                                                f"in the transpiled run"), origin, side)  # type: ignore[arg-type]
+                                                f"in the transpiled run"), origin, side)
             elif x.mode != y.mode:
                 self.add(Divergence(res, "mode", x.mode, y.mode,
                                     explanation=f"{path} has mode {x.mode or 0:04o} in the original but "
-                                                f"{y.mode or 0:04o} in the transpiled run"), origin, side)  # type: ignore[arg-type]
+                                                f"{y.mode or 0:04o} in the transpiled run"), origin, side)
             elif x.type == "file" and (x.digest != y.digest or (x.digest is None and x.content != y.content)):
                 d = compare_bytes(res, x.content or b"", y.content or b"")
                 if d is None:  # the differing bytes lie beyond the kept prefix: the digests tell
@@ -189,7 +189,7 @@ class _Differ:
                                                f"({x.size:,} vs {y.size:,} bytes; content digests differ)")
                 elif x.size != y.size:
                     d.explanation += f" ({x.size:,} vs {y.size:,} bytes)"
-                self.add(d, origin, side)  # type: ignore[arg-type]
+                self.add(d, origin, side)
 
     def conversations(self) -> None:
         for ep in sorted(set(self.a.conversations) | set(self.b.conversations)):

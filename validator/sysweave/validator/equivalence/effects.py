@@ -38,10 +38,6 @@ __all__ = ["BY_CALL", "BY_OP", "Handler", "exec_failed", "process_event", "rw", 
 Handler = Callable[[Extraction, SyscallSpan, Access], None]
 
 
-def _int(v: object, default: int = -1) -> int:
-    return v if type(v) is int else default
-
-
 # --- processes ---
 def process_event(ex: Extraction, e: ProcessEvent) -> None:
     """Fork, exec, exit, wait: the process tree, images, exit records; exec'd files are the runtime's."""
@@ -111,7 +107,7 @@ def touch(ex: Extraction, e: SyscallSpan, path: str, created: bool = False) -> N
 
 
 def _open(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
-    flags = _int(e.args.get("flags", 0), 0) if e.name != "creat" else O_CREAT | 1
+    flags = e.int_arg("flags", 0) if e.name != "creat" else O_CREAT | 1
     path = acc.paths[0] if acc.paths else ""
     if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC):
         touch(ex, e, path, bool(flags & O_CREAT))
@@ -160,7 +156,7 @@ def _connect(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
 def _accept(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
     if acc.resource is None:
         return
-    listener = ex.tracker.resource(e.h.host_id, e.h.pid, _int(e.args.get("fd")))
+    listener = ex.tracker.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
     on = ex.bound.get(listener.id, "unbound") if listener is not None else "unknown"
     ex.conns[acc.resource.id] = _new_conv(ex, e, "accepted on " + on, "stream")
 

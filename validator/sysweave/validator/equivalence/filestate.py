@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sysweave.schemas.events import FileState
 from sysweave.schemas.filestate import CONTENT_CAP, read_file_state
+from sysweave.validator.equivalence.origin import Origin
 
 __all__ = ["CONTENT_CAP", "FileEffect", "from_event", "read_state", "snapshot_tree"]
 
@@ -38,7 +39,7 @@ class FileEffect:
     content: bytes | None = None  # whole, or the first bytes (len(content) < size)
     target: str = ""
     known: bool = True
-    origin: object | None = None  # observe.Origin of the call that last changed it
+    origin: Origin | None = None  # the call that last changed it
 
     def describe(self) -> str:
         if not self.known:

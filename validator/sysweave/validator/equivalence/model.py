@@ -15,6 +15,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from sysweave.validator.equivalence.filestate import FileEffect
+from sysweave.validator.equivalence.origin import Origin
 from sysweave.validator.equivalence.processes import ProgramNode
 
 __all__ = ["EXEC_KILLED_ERRNOS", "IGNORED_PARTS", "IGNORED_PREFIXES", "STDIO_PATHS", "Conversation", "Key", "Obs",
@@ -44,15 +45,6 @@ CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "l
 FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
 
 Key = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where an effect began: host, pid, and its position in happens-before order, normalised to [0, 1]."""
-
-    host: str
-    pid: int
-    order: float
 
 
 @dataclass
