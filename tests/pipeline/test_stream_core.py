@@ -20,16 +20,22 @@ from sysweave.schemas.events import (
 from sysweave.streams.pipeline.assembly import assemble
 from sysweave.streams.pipeline.causality import apply_causality, lamport_stamps
 from sysweave.streams.pipeline.clocksync import choose_reference, correct_trace, estimate_offsets
-from sysweave.streams.sampling import ControllerConfig, next_fraction, threshold_for_fraction
+from sysweave.streams.sampling import ControllerConfig, HostSampling, damped_step, threshold_interpolated
 
 cfg = ControllerConfig(target_spans_per_s=1000)
 
 
-@given(st.floats(1e-6, 1.0), st.floats(0, 1e7))
-def test_controller_bounds(p: float, observed: float) -> None:
-    q = next_fraction(p, observed, cfg)
+def _step(p: float, observed: int, gain: float = 1.0, last_error: float = 0.0) -> tuple[float, float, float]:
+    new, gain, error = damped_step(HostSampling("h", p), observed, 1.0, [], cfg, gain, last_error)
+    return new.fraction, gain, error
+
+
+@given(st.floats(1e-6, 1.0), st.integers(0, 10**7), st.floats(0.125, 1.0), st.floats(-5.0, 5.0))
+def test_controller_bounds(p: float, observed: int, gain: float, last_error: float) -> None:
+    q, g, _ = _step(p, observed, gain, last_error)
     assert cfg.min_fraction <= q <= 1.0
     assert q <= p * 1.5 + 1e-12  # increases capped at +50 %
+    assert 0.125 <= g <= 1.0
     if observed > 1100:
         assert q < p or q == cfg.min_fraction  # decreases immediately when over target
     if 900 <= observed <= 1100:
@@ -37,21 +43,35 @@ def test_controller_bounds(p: float, observed: float) -> None:
 
 
 def test_controller_worked_example() -> None:
-    assert abs(next_fraction(0.2, 4000, cfg) - 0.05) < 1e-12
-    assert abs(next_fraction(0.05, 200, cfg) - 0.075) < 1e-12
+    q, gain, error = _step(0.2, 4000)
+    assert abs(q - 0.05) < 1e-12  # the first step is the plain ratio target/observed
+    q, gain, _ = _step(q, 200, gain, error)
+    assert gain == 0.5 and abs(q - 0.075) < 1e-12  # sign change: gain halves; the increase is capped at +50 %
 
 
-def test_threshold_for_fraction() -> None:
+def test_controller_settles_where_the_plain_step_oscillates() -> None:
+    """A rate that reacts to p more than proportionally (observed = 1000 * (p / 0.1) ** 2): the plain step
+    p * target / observed overshoots on either side; the damped step ends inside the tolerance band."""
+    p, gain, error = 0.5, 1.0, 0.0
+    for _ in range(40):
+        observed = int(1000 * (p / 0.1) ** 2)
+        p, gain, error = _step(p, observed, gain, error)
+    assert 900 <= 1000 * (p / 0.1) ** 2 <= 1100
+
+
+def test_threshold_interpolated() -> None:
     hist = [0] * 10 + [900, 90, 10]
-    assert threshold_for_fraction(hist, 0.1, 0) == 2048
-    assert threshold_for_fraction(hist, 0.1, 10_000) == 10_000
-    assert threshold_for_fraction(hist, 0.01, 0) == 4096
+    assert threshold_interpolated(hist, 0.1, 0) == 2048
+    assert threshold_interpolated(hist, 0.1, 10_000) == 10_000
+    assert threshold_interpolated(hist, 0.055, 0) == 3072
+    assert threshold_interpolated(hist, 0.01, 0) == 4096
+    assert threshold_interpolated(hist, 1.0, 500) == threshold_interpolated([], 0.5, 500) == 500
 
 
 @given(st.lists(st.integers(0, 50), min_size=40, max_size=40), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
 def test_threshold_monotonic_in_fraction(hist: list[int], p: float, q: float) -> None:
     lo, hi = sorted((p, q))
-    assert threshold_for_fraction(hist, hi, 0) <= threshold_for_fraction(hist, lo, 0)
+    assert threshold_interpolated(hist, hi, 0) <= threshold_interpolated(hist, lo, 0)
 
 
 # --- a two-host exchange: A (client) sends requests to B (server), B replies ---------------------------

@@ -4,15 +4,16 @@ rate of each host near a target, the way Jaeger's adaptive sampling calculator d
 The controlled quantity is p, the fraction of *eligible* spans (fast, successful, not first, not observable
 I/O under validation) that a host ships. Each interval::
 
-    p' = p * target / observed         (observed = shipped spans per second in the last interval)
-    increases capped at +50 % per interval, decreases applied at once, no change inside the tolerance band
+    p' = p * (target / observed) ** gain   (observed = shipped spans per second in the last interval)
+    increases capped at +50 % per interval, decreases applied at once, no change inside the tolerance band;
+    gain starts at 1 and halves whenever the error changes sign (:func:`damped_step`)
 
 Worked example: target 1000/s, observed 4000/s at p = 0.2 -> p' = 0.05 (immediate). Next interval observed
-200/s -> the raw p' = 0.25 is capped at 0.05 * 1.5 = 0.075.
+200/s -> the error changed sign, gain 0.5: the raw p' = 0.05 * 5 ** 0.5 = 0.112 is capped at 0.05 * 1.5 = 0.075.
 
 The kernel cannot flip a coin per call cheaply, so p becomes a **duration threshold**: the latency
 histogram of the host's exact aggregates gives the threshold t such that about a fraction p of calls take
-at least t (``threshold_for_fraction``); agents receive t on the control topic and write it into the BPF
+at least t (:func:`threshold_interpolated`); agents receive t on the control topic and write it into the BPF
 map, so sampling cuts cost at the source.
 """
 
@@ -33,8 +34,8 @@ from sysweave.schemas.events import (
 )
 from sysweave.schemas.topics import OperationClass
 
-__all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "control_step", "damped_step", "keep",
-           "merged_histogram", "next_fraction", "operation_class", "threshold_for_fraction", "threshold_interpolated"]
+__all__ = ["CLASS_THRESHOLDS_NS", "ControllerConfig", "HostSampling", "SamplingAuthority", "damped_step", "keep",
+           "merged_histogram", "operation_class", "threshold_interpolated"]
 
 # The spec's per-class defaults (ns).
 CLASS_THRESHOLDS_NS: dict[OperationClass, int] = {
@@ -84,41 +85,13 @@ class HostSampling:
     threshold_ns: int = _SYSCALL_FLOOR_NS
 
 
-def next_fraction(p: float, observed_per_s: float, cfg: ControllerConfig) -> float:
-    target = cfg.target_spans_per_s
-    if observed_per_s <= 0:
-        proposed = p * (1 + cfg.max_increase)
-    elif abs(observed_per_s - target) <= cfg.tolerance * target:
-        return p
-    else:
-        proposed = p * target / observed_per_s
-    if proposed > p:
-        proposed = min(proposed, p * (1 + cfg.max_increase))
-    return min(1.0, max(cfg.min_fraction, proposed))
-
-
-def threshold_for_fraction(hist_log2: Sequence[int], fraction: float, floor_ns: int) -> int:
-    """Smallest 2**i ns (and >= floor_ns) such that at most ``fraction`` of the calls took >= 2**i ns.
-
-    Example: hist [0]*10 + [900, 90, 10] (calls of ~1-4 us), fraction 0.1 -> 2048 ns (100 of 1000 calls are
-    >= 2048 ns). With the class floor of 10 us, the result is max(2048, 10000)."""
-    total = sum(hist_log2)
-    if total == 0 or fraction >= 1.0:
-        return floor_ns
-    at_or_above = total
-    for i, n in enumerate(hist_log2):
-        if at_or_above <= fraction * total:
-            return max(1 << i, floor_ns)
-        at_or_above -= n
-    return max(1 << len(hist_log2), floor_ns)
-
-
 def threshold_interpolated(hist_log2: Sequence[int], fraction: float, floor_ns: int) -> int:
-    """Like :func:`threshold_for_fraction`, but interpolated inside the log2 bucket where the tail reaches
+    """The duration threshold (ns, at least ``floor_ns``) that about ``fraction`` of the calls in ``hist_log2``
+    (bucket i: calls of [2**i, 2**(i+1)) ns) reach, interpolated inside the log2 bucket where the tail reaches
     ``fraction`` (calls taken as spread evenly over the bucket), so every fraction has its own threshold and
     the controller can settle inside its tolerance band instead of jumping between powers of two.
-    Example: hist [0]*10 + [900, 90, 10], fraction 0.1 -> 2048 (as before: the boundary is exact);
-    fraction 0.055 -> 45 of the 90 calls in [2048, 4096) are needed: 3072."""
+    Example: hist [0]*10 + [900, 90, 10], fraction 0.1 -> 2048 (the boundary is exact); fraction 0.055 ->
+    45 of the 90 calls in [2048, 4096) are needed: 3072."""
     total = sum(hist_log2)
     if total == 0 or fraction >= 1.0:
         return floor_ns
@@ -143,21 +116,15 @@ def merged_histogram(aggs: Iterable[SyscallAggregate]) -> list[int]:
     return hist
 
 
-def control_step(state: HostSampling, shipped_spans: int, interval_s: float, hist_log2: Sequence[int],
-                 cfg: ControllerConfig) -> HostSampling:
-    """One controller interval for one host: new fraction, and the kernel threshold that realises it."""
-    p = next_fraction(state.fraction, shipped_spans / interval_s if interval_s > 0 else 0.0, cfg)
-    return replace(state, fraction=p, threshold_ns=threshold_interpolated(hist_log2, p, _SYSCALL_FLOOR_NS))
-
-
 def damped_step(state: HostSampling, shipped_spans: int, interval_s: float, hist_log2: Sequence[int],
                 cfg: ControllerConfig, gain: float = 1.0, last_error: float = 0.0) -> tuple[HostSampling, float, float]:
-    """:func:`control_step` with a step that damps itself: p' = p * (target/observed) ** gain, where gain halves
+    """One controller interval for one host: the new fraction p' = p * (target/observed) ** gain, where gain halves
     (down to 1/8) each time the error changes sign and grows back (x1.5, up to 1) while it keeps its sign. The
     threshold -> rate mapping is only roughly proportional (a histogram bucket's calls are not spread evenly over
     it, the last bucket is partly empty), so the plain step can overshoot by as much as it corrects and oscillate
     around the band forever; halving on a sign change makes it settle. Same caps (+50 % per interval, decreases at
-    once) and tolerance band as :func:`next_fraction`. Returns the new state, gain and error."""
+    once) and tolerance band as the module docstring's step; the threshold realising p' comes from
+    :func:`threshold_interpolated`. Returns the new state, gain and error."""
     observed = shipped_spans / interval_s if interval_s > 0 else 0.0
     target, p = cfg.target_spans_per_s, state.fraction
     if observed <= 0:
