@@ -12,6 +12,7 @@ __all__ = ["OPTIONAL", "build_parser", "main"]
 # (subcommand, module providing add_arguments(parser) and run(args) -> int, help)
 OPTIONAL = [
     ("query", "sysweave.cli.query", "run SQL over the stored trace history"),
+    ("store", "sysweave.cli.store", "see and manage the embedded trace store: info, compact, prune, upgrade"),
     ("validate", "sysweave.cli.validate", "check that two programs behave the same from outside"),
     ("streams", "sysweave.cli.streams", "stream processing workers (Faust): sampling, assembly, clock sync"),
     ("export", "sysweave.cli.export", "write a stored trace as Perfetto JSON or send it over OTLP"),

@@ -10,6 +10,7 @@ import sys
 from sysweave.validator.store import open_store
 from sysweave.validator.store.base import FORMATS, StoreError
 from sysweave.validator.store.named_queries import NAMED_QUERIES
+from sysweave.validator.store.paths import default_store_path
 
 __all__ = ["add_arguments", "add_store_arguments", "run", "store_target"]
 
@@ -18,7 +19,8 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
     """--store PATH | --clickhouse URL (shared by query and export)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--store", metavar="PATH",
-                   help="embedded trace store directory (default: $SYSWEAVE_STORE or ~/.local/share/sysweave/store)")
+                   help=f"embedded trace store directory (default: {default_store_path()}, from $SYSWEAVE_STORE or "
+                        "$XDG_DATA_HOME; sysweave store info shows what it holds)")
     g.add_argument("--clickhouse", metavar="URL", default=os.environ.get("SYSWEAVE_CLICKHOUSE"),
                    help="a ClickHouse server instead: clickhouse://HOST:PORT/DATABASE (native port, e.g. "
                         "clickhouse://127.0.0.1:9000/sysweave; default $SYSWEAVE_CLICKHOUSE)")

@@ -64,8 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slow-us", type=float, default=10.0, help="sampling threshold for syscalls in µs (default 10)")
     p.add_argument("--observable", action="store_true", help="ship every observable I/O call with decoded args (validation)")
     p.add_argument("--capture-bytes", type=int, default=4096, help="payload bytes kept per write/send (power of two)")
-    p.add_argument("--store", metavar="PATH", help="trace store directory (default: $XDG_DATA_HOME/sysweave/store)")
+    p.add_argument("--store", metavar="PATH", help=f"trace store directory (default: {store_default()}; "
+                                                   "sysweave store info shows what it holds)")
     p.add_argument("--no-store", action="store_true", help="keep nothing after the run")
+    p.add_argument("--retention-days", type=float, metavar="DAYS", default=None,
+                   help="remove stored traces older than DAYS (default: $SYSWEAVE_RETENTION_DAYS, unset: keep all; "
+                        "sysweave store prune does it on demand)")
     p.add_argument("--label", default="", help="a label stored with the trace")
     p.add_argument("--dump-bpf", action="store_true", help="print the BPF program (with its cflags) and exit")
     p.add_argument("--uprobe", action="append", default=[], metavar="[LIB:]FUNC[,FUNC..]|[LIB:]/REGEX/",
@@ -358,7 +362,7 @@ def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureRe
     for warning in done.warnings:
         _err(f"trace {trace_id.hex()}: {warning}")
     try:
-        store = EmbeddedStore(args.store or default_store_path())
+        store = EmbeddedStore(args.store or default_store_path(), retention_days=getattr(args, "retention_days", None))
         store.store_trace(trace, label=trace.label, backend=result.backend, exit_code=result.exit_code)
         store.close()
     except StoreError as exc:
@@ -366,6 +370,15 @@ def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureRe
         return
     if sys.stderr.isatty():
         _err(f"trace {trace_id.hex()} stored; query it with: sysweave query \"SELECT ... WHERE trace_id = '{trace_id.hex()}'\"")
+
+
+def store_default() -> str:
+    """The default store directory, for --help (the store itself may not be installed: the agent image)."""
+    try:
+        from sysweave.validator.store.paths import default_store_path
+    except ImportError:
+        return "$SYSWEAVE_STORE or ~/.local/share/sysweave/store"
+    return str(default_store_path())
 
 
 def parser_help() -> dict[str, Any]:

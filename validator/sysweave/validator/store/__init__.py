@@ -1,4 +1,5 @@
-"""Trace history in ClickHouse: the embedded store (chdb) and the server (clickhouse-driver), one interface.
+"""Trace history in ClickHouse: the embedded store (parts on a directory, read with chdb) and the server
+(clickhouse-driver), one interface.
 
     store = open_store(None)                                   # the default embedded store
     store = open_store("/path/to/store")                       # an embedded store on that directory
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from sysweave.validator.store.base import TraceStore
 
-__all__ = ["base", "embedded", "formats", "is_server_url", "named_queries", "open_store", "reader", "server"]
+__all__ = ["base", "compact", "embedded", "formats", "is_server_url", "named_queries", "native", "open_store", "parts",
+           "paths", "reader", "retry", "server", "upgrade", "url", "views"]
 
 
 def is_server_url(target: str | Path | None) -> bool:
@@ -38,6 +40,7 @@ def open_store(target: str | Path | None = None, migrate: bool = True) -> TraceS
             store.close()
             raise
         return store
-    from sysweave.validator.store.embedded import EmbeddedStore, default_store_path
+    from sysweave.validator.store.embedded import EmbeddedStore
+    from sysweave.validator.store.paths import default_store_path
 
     return EmbeddedStore(target if target else default_store_path(), migrate=migrate)

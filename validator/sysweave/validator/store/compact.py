@@ -165,9 +165,10 @@ def _merge_table(s: Any, layout: StoreLayout, parts: Sequence[Part], table: str,
     return int(n.decode().strip() or 0)
 
 
-def compact(layout: StoreLayout, full: bool = False, wait: bool = True) -> CompactResult | None:
-    """Merge the unmerged parts (``full``: every part) into one; None when another compaction holds the lock.
-    Also removes what killed writers left in tmp/ (an hour old or more)."""
+def compact(layout: StoreLayout, full: bool = False, wait: bool = True, days: float | None = None) -> CompactResult | None:
+    """Merge the unmerged parts (``full``: every part) into one, without traces older than ``days`` (None:
+    $SYSWEAVE_RETENTION_DAYS); None when another compaction holds the lock. Also removes what killed writers
+    left in tmp/ (an hour old or more)."""
     t0 = time.monotonic()
     with _exclusive(layout, wait) as held:
         if not held:
@@ -177,7 +178,7 @@ def compact(layout: StoreLayout, full: bool = False, wait: bool = True) -> Compa
         if len(parts) < 2 and not (parts and not parts[0].manifest.merged):
             return CompactResult(0, 0, 0, time.monotonic() - t0)
         bytes_in = sum(p.manifest.bytes for p in parts)
-        days = retention_days()
+        days = retention_days() if days is None else days
         cutoff = time.time_ns() - int(days * 86_400 * 10**9) if days else 0
         merged = merge_parts(layout, parts, lambda t: t.start_wall_ns >= cutoff, cutoff)
     return CompactResult(len(parts), bytes_in, merged.bytes if merged else 0, time.monotonic() - t0)
@@ -242,11 +243,11 @@ def drop_expired_parts(layout: StoreLayout, parts: Iterable[Part], days: float) 
     return len(old)
 
 
-def maybe_compact_in_background(layout: StoreLayout) -> bool:
-    """After a write: start a detached, low-priority ``compact`` once enough unmerged parts wait (and apply the
-    retention of $SYSWEAVE_RETENTION_DAYS to whole parts now). True when one was started."""
+def maybe_compact_in_background(layout: StoreLayout, days: float | None = None) -> bool:
+    """After a write: apply the retention (``days``, else $SYSWEAVE_RETENTION_DAYS) to whole unmerged parts now, and
+    start a detached, low-priority ``compact`` once enough unmerged parts wait. True when one was started."""
     names = os.listdir(layout.parts)
-    days = retention_days()
+    days = retention_days() if days is None else days
     if days:
         drop_expired_parts(layout, layout.list_parts(), days)
     try:
@@ -257,7 +258,7 @@ def maybe_compact_in_background(layout: StoreLayout) -> bool:
     if threshold <= 0 or unmerged < threshold:
         return False
     with open(layout.root / "compact.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "sysweave.validator.store.compact", str(layout.root)],
+        subprocess.Popen([sys.executable, "-m", "sysweave.validator.store.compact", str(layout.root), str(days)],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                          preexec_fn=lambda: os.nice(10))
     return True
@@ -265,7 +266,7 @@ def maybe_compact_in_background(layout: StoreLayout) -> bool:
 
 def _main(argv: list[str]) -> int:
     """``python -m sysweave.validator.store.compact STORE``: the background compaction (skips when one runs)."""
-    result = compact(StoreLayout(argv[0], create=False), wait=False)
+    result = compact(StoreLayout(argv[0], create=False), wait=False, days=float(argv[1]) if len(argv) > 1 else None)
     if result is not None and result.parts_in:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} merged {result.parts_in} parts: {result.bytes_in:,} -> "
               f"{result.bytes_out:,} bytes in {result.seconds:.1f} s", flush=True)

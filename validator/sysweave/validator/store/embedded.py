@@ -40,6 +40,7 @@ from sysweave.validator.store.base import (
     store_label,
 )
 from sysweave.validator.store.parts import Part, StoreLayout, TraceEntry
+from sysweave.validator.store.paths import default_store_path
 
 __all__ = ["CHUNK_ROWS", "EmbeddedStore", "default_store_path", "shared_session"]
 
@@ -69,14 +70,6 @@ def shared_session() -> Any:
     return _SESSION[0]
 
 
-def default_store_path() -> Path:
-    """$SYSWEAVE_STORE, else $XDG_DATA_HOME/sysweave/store, else ~/.local/share/sysweave/store."""
-    if os.environ.get("SYSWEAVE_STORE"):
-        return Path(os.environ["SYSWEAVE_STORE"])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "sysweave" / "store"
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return server_message(text) if text else type(exc).__name__
@@ -94,8 +87,10 @@ def _summary(t: TraceEntry) -> TraceSummary:
 class EmbeddedStore:
     """Parts on a directory (``parts.StoreLayout``); chdb (in memory) only to read."""
 
-    def __init__(self, path: Path | str, migrate: bool = True) -> None:
+    def __init__(self, path: Path | str, migrate: bool = True, retention_days: float | None = None) -> None:
+        """``retention_days``: after each write, remove traces older than that (None: $SYSWEAVE_RETENTION_DAYS)."""
         self.layout = StoreLayout(path)
+        self.retention_days = retention_days
         self.path = self.layout.root
         self.description = f"embedded store at {self.path}"
         _ = migrate  # nothing to migrate: the views are defined per session from the one column map
@@ -119,7 +114,7 @@ class EmbeddedStore:
         except BaseException:
             w.abort()
             raise
-        compact.maybe_compact_in_background(self.layout)
+        compact.maybe_compact_in_background(self.layout, self.retention_days)
         return len(rows)
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
@@ -142,7 +137,7 @@ class EmbeddedStore:
             w.abort()
             raise
         self.layout.remove(earlier)
-        compact.maybe_compact_in_background(self.layout)
+        compact.maybe_compact_in_background(self.layout, self.retention_days)
 
     def _stored(self, trace_id: str) -> bool:
         """Whether a part names this trace id in its directory name (a cheap check: no manifest read)."""
