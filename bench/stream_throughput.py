@@ -7,8 +7,10 @@ with two than with one, capture-to-assembled p99 <= 2 s at 50,000 spans/s; the w
      fresh events topic as fast as the producer goes, once the workers' consumer group is stable (one Faust
      worker process, then two); spans/s in steady state = the spans of T - 1 traces / (time between the first
      and the last trace emitted); end to end = all spans / (last trace emitted - loading began), which counts
-     the producer's loading too; the workers' CPU seconds per 100,000 spans and their CPU share in steady state
-     (/proc: below 1.0 per worker, they waited or another process had the CPU).
+     the producer's loading too; the workers' CPU seconds per 100,000 spans over the whole run (loading began to
+     the last trace out: every span decoded, assembled and emitted) and their CPU share in steady state (/proc:
+     below 1.0 per worker, they waited or another process had the CPU; on a shared machine spans/s follow the
+     CPU the workers got, CPU s per 100k spans what they needed).
   2. latency: spans produced at a fixed rate (10k and 50k spans/s; batches encoded before the clock starts) for
      D seconds; capture-to-assembled latency per trace = emission time - its last span's production time (the
      worker's grace period of G seconds included: a trace cannot close before it), p50/p99.
@@ -134,8 +136,8 @@ def wait_for_group(group: str, members: int, timeout_s: float = 90.0) -> None:
 
 
 def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tuple[float, float, float, float, float]:
-    """(spans/s in steady state, peak RSS of a worker in MiB, the workers' CPU seconds per 100,000 spans in
-    steady state, their CPU share of the wall clock then: below 1.0 per worker they waited or were preempted,
+    """(spans/s in steady state, peak RSS of a worker in MiB, the workers' CPU seconds per 100,000 spans over
+    the whole run, their CPU share in steady state of the wall clock then: below 1.0 per worker they waited or were preempted,
     spans/s end to end: all spans / (last trace out - loading began))."""
     suffix = uuid.uuid4().hex[:6]
     make_topics(suffix)
@@ -146,7 +148,7 @@ def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tup
     procs = start_workers(workers, suffix, tree)
     wait_for_group(f"bench-{suffix}", workers)
     prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, max_request_size=16 << 20)
-    loading = time.monotonic()
+    loading, cpu_loading = time.monotonic(), cpu_s(procs)
     for t, batches in enumerate(pre):
         for b in batches:
             prod.send(topics.TOPIC_EVENTS + suffix, key=f"bench/{t}".encode(), value=b)
@@ -166,9 +168,11 @@ def throughput(n_spans: int, n_traces: int, workers: int, tree: str = "") -> tup
         consumer.close()
     if len(seen) < n_traces:
         raise RuntimeError(f"only {len(seen)} of {n_traces} traces were emitted")
-    # steady state: from the first trace out to the last (excludes Faust's start-up and group join)
+    # steady state: from the first trace out to the last (excludes Faust's start-up and group join); CPU: every
+    # span's whole path (decode, buffer, join, pipeline, encode, Faust and the Kafka clients), from loading
+    # began to the last trace out — what a worker spends per span whatever else had the machine's cores
     steady = n_spans * (n_traces - 1) / n_traces
-    return (steady / (last - first), rss, (cpu1 - cpu0) / steady * 100_000, (cpu1 - cpu0) / (last - first),
+    return (steady / (last - first), rss, (cpu1 - cpu_loading) / n_spans * 100_000, (cpu1 - cpu0) / (last - first),
             n_spans / (last - loading))
 
 
