@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["STOP_SIGNALS", "Cancellation"]
+__all__ = ["STOP_SIGNALS", "Cancellation", "held_signals"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -63,3 +63,14 @@ class Cancellation:
     def note(self, signum: int) -> None:
         """A signal the capture already handled (it stopped the run): a later one is the second."""
         self.received = signum
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP while a store write runs (no half-written trace); one that arrived meanwhile
+    is delivered, with its usual effect, when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

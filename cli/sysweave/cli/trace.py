@@ -361,10 +361,13 @@ def store_trace(args: argparse.Namespace, events: list[Event], result: CaptureRe
     trace = done.trace
     for warning in done.warnings:
         _err(f"trace {trace_id.hex()}: {warning}")
+    from sysweave.cli.signals import held_signals
+
     try:
-        store = EmbeddedStore(args.store or default_store_path(), retention_days=getattr(args, "retention_days", None))
-        store.store_trace(trace, label=trace.label, backend=result.backend, exit_code=result.exit_code)
-        store.close()
+        with held_signals():  # a signal now waits for the write: the store never holds half a trace
+            store = EmbeddedStore(args.store or default_store_path(), retention_days=getattr(args, "retention_days", None))
+            store.store_trace(trace, label=trace.label, backend=result.backend, exit_code=result.exit_code)
+            store.close()
     except StoreError as exc:
         _err(f"the trace was not stored: {exc}")
         return
