@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 GPU_MARK := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo "" || echo "not gpu")
 PYTEST_MARK := $(if $(GPU_MARK),-m "$(GPU_MARK)",)
 
-.PHONY: setup setup-core run demo-stress test check lint typecheck pytest services-up services-down services-status bench fuzz clean
+.PHONY: setup setup-core run demo-stress test check lint typecheck pytest services-up services-down services-status bench fuzz clean bpf images
 
 setup:            ## install everything the suite needs (idempotent): setup-core + ClickHouse, Kafka jars, Jaeger, helm
 	@bash infra/setup.sh full
@@ -48,6 +48,12 @@ BENCH ?= all
 bench: setup      ## the performance benchmarks (see docs/benchmarks.md); one of them: make bench BENCH=trace
 	@bash infra/services.sh up
 	@rc=0; $(PY) -m bench $(BENCH) || rc=$$?; bash infra/services.sh down; exit $$rc
+
+bpf:              ## the CO-RE BPF objects capture loads through libbpf (clang/bpftool at build time only)
+	@bash infra/build-bpf.sh
+
+images: setup-core ## the agent and full OCI images from Debian packages + the wheels (mmdebstrap, buildah; as root)
+	@bash infra/images.sh all
 
 fuzz: setup-core  ## coverage-guided fuzzing of the wire decoder with atheris (Ctrl-C to stop)
 	$(PY) tools/fuzz_codec_atheris.py -atheris_runs=1000000

@@ -1,6 +1,7 @@
 """Capture overhead, side by side in one run (issue 3's targets):
 
-  untraced | empty BPF floor | sysweave trace -c | sysweave trace (default sampling, -o file) | strace -f -c
+  untraced | empty BPF floor | sysweave trace -c | sysweave trace (default sampling, -o file) | bcc syscount -L
+  | strace -f -c
 
 Workload 1: dd if=/dev/zero of=/dev/null bs=1 count=N (2 syscalls per byte). Each row's time is dd's own
 reported copy time, so tracer start-up (BPF compile, ~2 s) is excluded, as it is from the per-syscall cost.
@@ -59,6 +60,7 @@ ROWS = {
     "empty BPF floor": [PY, str(ROOT / "bench" / "floor.py"), "--"],
     "sysweave trace -c": [*SYSWEAVE, "-f", "-c", "--format", "json", "-o", "@OUT@", "--"],
     "sysweave trace (default)": [*SYSWEAVE, "-f", "-o", "@OUT@", "--"],
+    "bcc syscount -L": [PY, str(ROOT / "bench" / "syscount_run.py"), "--"],
     "strace -f -c": ["strace", "-f", "-c", "-o", "@OUT@", "--"],
 }
 # The sampling threshold's cost at each setting (what the adaptive controller moves between).
@@ -86,7 +88,8 @@ def per_call_cpu(n: int = 500_000, runs: int = 7) -> dict[str, float]:
     """Added ns per call from dd's own CPU time (user + sys, where the BPF programs run), rows interleaved.
 
     On a shared 2-vCPU VM dd's wall time swings +-50 % with other load; its CPU time moves far less."""
-    rows = {k: ROWS[k] for k in ("untraced", "empty BPF floor", "sysweave trace -c", "sysweave trace (default)")}
+    rows = {k: ROWS[k] for k in ("untraced", "empty BPF floor", "sysweave trace -c", "sysweave trace (default)",
+                                 "bcc syscount -L")}
     argv = ["/usr/bin/time", "-f", "cpu %U %S", *dd_argv(n)]
     samples: dict[str, list[float]] = {k: [] for k in rows}
     for _ in range(runs):
@@ -102,9 +105,11 @@ def per_call_cpu(n: int = 500_000, runs: int = 7) -> dict[str, float]:
     floor = added["empty BPF floor"]
     print(f"\nper call from dd's CPU time: dd bs=1 count={n:,}, median of {runs} interleaved, "
           f"load average {os.getloadavg()[0]:.1f}")
+    syscount = added["bcc syscount -L"]
     for name, ns in added.items():
         ratio = f"{ns / floor:6.2f}x floor" if floor > 0 and name != "untraced" else ""
-        print(f"{name:28} cpu {statistics.median(samples[name]):6.3f} s  +{ns:5.0f} ns/call  {ratio}")
+        vs = f"{ns / syscount:5.2f}x syscount -L" if syscount > 0 and name.startswith("sysweave") else ""
+        print(f"{name:28} cpu {statistics.median(samples[name]):6.3f} s  +{ns:5.0f} ns/call  {ratio}  {vs}")
     return added
 
 
@@ -153,5 +158,7 @@ def realistic(runs: int) -> None:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    main(*args)
+    if sys.argv[1:2] == ["per-call"]:  # only the per-call rows (CPU time), side by side: [N [RUNS]]
+        per_call_cpu(*(int(a) for a in sys.argv[2:]))
+    else:
+        main(*(int(a) for a in sys.argv[1:]))

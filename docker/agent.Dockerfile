@@ -1,8 +1,10 @@
 # The node agent image: sysweave-schemas + sysweave-agents + the CLI only (no faust, no clickhouse-driver, no
-# chdb), on Debian's python3 with Debian's bcc (python3-bpfcc; never PyPI's unrelated "bcc"). Kernel headers
-# come from the node: the chart mounts /lib/modules and /usr/src read-only.
-#   docker build -f docker/agent.Dockerfile -t sysweave/agent:0.1.0 .        (from the repository root)
-# Not built in CI: the development machines have no Docker engine. tests/cluster/test_docker.py lints it.
+# chdb), on Debian's python3 with Debian's libbpf: capture loads the CO-RE object built ahead of time
+# (agents/sysweave/agents/bpf/syscalls.bpf.o, `make bpf` before building this image), so the image holds no
+# compiler, no LLVM/bcc and no kernel headers; nodes need a kernel with BTF (/sys/kernel/btf/vmlinux, 5.8+).
+#   make bpf && docker build -f docker/agent.Dockerfile -t sysweave/agent:0.1.0 .   (from the repository root)
+# Without a Docker engine, `sudo make images` (infra/images.sh: mmdebstrap + buildah) builds the same contents;
+# tests/cluster/test_agent_image.py runs that image with podman. tests/cluster/test_docker.py lints this file.
 # Both stages use the same pinned base (Debian 12.11, whose python3 is 3.11 and whose bcc the agent uses);
 # pin its digest too when publishing (debian:12.11-slim@sha256:…, from the registry you push to).
 
@@ -14,8 +16,8 @@ WORKDIR /src
 COPY schemas/ schemas/
 COPY agents/ agents/
 COPY cli/ cli/
-# --system-site-packages: the runtime stage's Debian bcc module stays importable from the venv
-RUN python3 -m venv --system-site-packages /opt/sysweave \
+RUN test -f agents/sysweave/agents/bpf/syscalls.bpf.o \
+    && python3 -m venv /opt/sysweave \
     && /opt/sysweave/bin/pip install --no-cache-dir ./schemas "./agents[gpu]" ./cli
 
 FROM debian:12.11-slim
@@ -24,7 +26,7 @@ LABEL org.opencontainers.image.title="sysweave agent" \
       org.opencontainers.image.description="sysweave node agent: eBPF capture to Kafka"
 # iproute2: the agent reports the node's addresses with `ip -j addr`
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-bpfcc iproute2 ca-certificates \
+    && apt-get install -y --no-install-recommends python3 libbpf1 iproute2 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/sysweave /opt/sysweave
 ENV PATH="/opt/sysweave/bin:${PATH}" \

@@ -175,3 +175,16 @@ def test_drop_queue_counts_drops_and_wakes_on_close() -> None:
     assert q.dropped == 2 and q.get_batch(10, 0.01) == [0, 1, 2]
     q.close()
     assert q.get_batch(10, 5) == []  # returns at once once closed
+
+
+def test_the_core_build_spells_bcc_map_calls_as_libbpf_helpers() -> None:
+    from sysweave.agents.bpf.build import core_text
+
+    src = ("u8 *t = targets.lookup(&k); if (agg_slots.insert(&k, &v) != 0) x = f(targets.lookup(&j));\n"
+           "struct s *p = starts.task_storage_get((struct task_struct *)cur(), 0, F);\n"
+           "targets.update(&c, &m); events.ringbuf_output(r, size, BPF_RB_NO_WAKEUP);")
+    assert core_text(src) == (
+        "u8 *t = bpf_map_lookup_elem(&targets, &k); if (bpf_map_update_elem(&agg_slots, &k, &v, BPF_NOEXIST) != 0) "
+        "x = f(bpf_map_lookup_elem(&targets, &j));\n"
+        "struct s *p = bpf_task_storage_get(&starts, (struct task_struct *)cur(), 0, F);\n"
+        "bpf_map_update_elem(&targets, &c, &m, BPF_ANY); bpf_ringbuf_output(&events, r, size, BPF_RB_NO_WAKEUP);")

@@ -29,11 +29,11 @@ from importlib.util import find_spec
 from typing import Any
 
 __all__ = [
-    "BPFFS", "REQUIRED_CAPABILITIES", "RUN_DIR", "TRACEFS", "Check", "capture_ready", "check_all", "check_bcc",
-    "check_bpffs", "check_btf", "check_cgroup2", "check_core_object", "check_kernel_headers", "check_memlock",
-    "check_privileges",
-    "check_run_dir", "check_strace", "check_tracefs", "establish", "missing_capabilities", "mount_bpffs",
-    "mount_tracefs", "mounted", "tracefs_root",
+    "BPFFS", "CORE_OBJECT_DIR", "REQUIRED_CAPABILITIES", "RUN_DIR", "TRACEFS", "VMLINUX_BTF", "Check",
+    "capture_ready", "check_all", "check_bcc", "check_bpffs", "check_btf", "check_cgroup2", "check_core_object",
+    "check_kernel_headers", "check_memlock", "check_privileges", "check_run_dir", "check_strace", "check_tracefs",
+    "core_object_problem", "establish", "missing_capabilities", "mount_bpffs", "mount_tracefs", "mounted",
+    "tracefs_root",
 ]
 
 BPFFS = "/sys/fs/bpf"
@@ -118,10 +118,22 @@ def check_privileges() -> Check:
                  "run as root (sudo sysweave ...) or grant the capabilities (setcap / the Helm chart's securityContext)")
 
 
-def _core_unavailable() -> str | None:
-    from sysweave.agents.bpf.libbpf_object import core_unavailable  # here: bpf/ imports this module
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+CORE_OBJECT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf")  # NAME.bpf.o, beside NAME.bpf.c
 
-    return core_unavailable("syscalls")
+
+def core_object_problem(name: str = "syscalls") -> str | None:
+    """Why the prebuilt CO-RE object NAME.bpf.o cannot be loaded here (None: it can, libbpf permitting)."""
+    if not os.path.exists(VMLINUX_BTF):
+        return f"the kernel has no BTF ({VMLINUX_BTF}): CO-RE objects cannot be relocated"
+    path = os.path.join(CORE_OBJECT_DIR, f"{name}.bpf.o")
+    if not os.path.exists(path):
+        return f"{path} was not built (run 'bash infra/build-bpf.sh' or 'make setup')"
+    return None
+
+
+def _core_unavailable() -> str | None:
+    return core_object_problem("syscalls")
 
 
 def check_core_object() -> Check:

@@ -20,10 +20,10 @@ from functools import cache
 from typing import Any
 
 from sysweave.agents.bpf.errors import ObjectError
+from sysweave.agents.preconditions import CORE_OBJECT_DIR, VMLINUX_BTF, core_object_problem
 
-__all__ = ["LOADER_ENV", "CoreObject", "core_unavailable", "loader_choice", "object_path"]
+__all__ = ["LOADER_ENV", "VMLINUX_BTF", "CoreObject", "core_unavailable", "loader_choice", "object_path"]
 
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 # Which loader capture uses: "auto" (libbpf where it can, else bcc, saying why), "libbpf" (never bcc: an
 # error where it cannot), "bcc" (the run-time compile; what the kernels without BTF get).
 LOADER_ENV = "SYSWEAVE_BPF_LOADER"
@@ -34,16 +34,15 @@ _KEEP: list[Any] = []
 
 
 def object_path(name: str) -> str:
-    """Where NAME.bpf.o lives: beside this module (an installed package is a real directory)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.bpf.o")
+    """Where NAME.bpf.o lives: beside its source (an installed package is a real directory)."""
+    return os.path.join(CORE_OBJECT_DIR, f"{name}.bpf.o")
 
 
 def core_unavailable(name: str) -> str | None:
     """Why the prebuilt object for NAME cannot be used here (None: it can)."""
-    if not os.path.exists(VMLINUX_BTF):
-        return f"the kernel has no BTF ({VMLINUX_BTF}): CO-RE objects cannot be relocated"
-    if not os.path.exists(object_path(name)):
-        return f"{object_path(name)} was not built (run 'bash infra/build-bpf.sh' or 'make setup')"
+    problem = core_object_problem(name)
+    if problem:
+        return problem
     try:
         _libbpf()
     except OSError as exc:
