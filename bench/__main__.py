@@ -1,4 +1,4 @@
-"""python -m bench [all|trace|startup|validate|cancel|clickhouse|storage|streams|sdk|multihost|demo_stress] (figures:
+"""python -m bench [all|trace|startup|validate|cancel|fuzz|clickhouse|storage|streams|sdk|multihost|demo_stress] (figures:
 docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is not part of "all"."""
 
 import sys
@@ -6,6 +6,7 @@ import sys
 from bench import (
     clickhouse_ingest,
     demo_stress,
+    fuzz_speed,
     multihost_repeat,
     sdk_cost,
     startup,
@@ -21,7 +22,8 @@ if __name__ == "__main__":
     benches = {"trace": trace_overhead.main, "validate": validate_speed.main, "clickhouse": clickhouse_ingest.main,
                "storage": storage_size.main,
                "streams": stream_throughput.main, "sdk": sdk_cost.main, "startup": startup.main,
-               "cancel": validate_cancel.main, "multihost": multihost_repeat.main}
+               "cancel": validate_cancel.main, "multihost": multihost_repeat.main,
+               "fuzz": fuzz_speed.main}
     if which == "demo_stress":
         demo_stress.main(*[int(a) for a in sys.argv[2:]])
     elif which == "all":

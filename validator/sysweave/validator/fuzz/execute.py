@@ -9,6 +9,7 @@ run concurrently, then each side's tree is read with the contract's file-state r
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -21,7 +22,7 @@ from sysweave.validator.equivalence.filestate import FileEffect, snapshot_tree
 from sysweave.validator.equivalence.harness import HarnessError, command_argv
 from sysweave.validator.fuzz.model import FuzzInput, Outcome, TreeEntry
 
-__all__ = ["NativeExecutor", "argv_with_args"]
+__all__ = ["NativeExecutor", "argv_with_args", "scratch_base"]
 
 _OUT, _ERR = ".out", ".err"
 
@@ -42,6 +43,31 @@ def _entry(e: FileEffect) -> TreeEntry | None:
     return (e.type, e.mode, e.size if e.type == "file" else None, e.digest, e.target)
 
 
+def scratch_base() -> str | None:
+    """Where executions make their directories: /dev/shm when it is a writable directory (tmpfs: creating and
+    removing the per-execution trees costs no disk metadata writes), else the default temporary directory."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
+
+def _exited_by(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait until ``proc`` exits or ``deadline`` (monotonic) passes, without polling: a pidfd becomes readable
+    when the process exits (Popen.wait(timeout) sleeps in growing steps, up to 50 ms past the exit)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):  # exited and reaped already, or no pidfd (kernel < 5.3)
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        with select.epoll() as ep:
+            ep.register(fd, select.EPOLLIN)
+            return bool(ep.poll(max(0.0, deadline - time.monotonic())))
+    finally:
+        os.close(fd)
+
+
 class NativeExecutor:
     """Runs the original and the transpiled command natively on a :class:`FuzzInput`."""
 
@@ -53,6 +79,7 @@ class NativeExecutor:
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # no __pycache__ appearing in one side's tree
         self.executions = 0
+        self.scratch = scratch_base()
         for cmd in self.commands:
             argv = command_argv(cmd, workdir)
             if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
@@ -83,10 +110,10 @@ class NativeExecutor:
                 raise HarnessError(f"{cmd!r}: cannot start {argv[0]}: {exc.strerror or exc}") from exc
 
     def _finish(self, scratch: str, side: str, proc: subprocess.Popen[bytes], deadline: float, t0: float) -> Outcome:
-        try:
-            code: int | None = proc.wait(max(0.0, deadline - time.monotonic()))
+        if _exited_by(proc, deadline):
+            code: int | None = proc.wait()
             wall = time.monotonic() - t0
-        except subprocess.TimeoutExpired:
+        else:
             wall = time.monotonic() - t0
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -106,7 +133,7 @@ class NativeExecutor:
     def run_pair(self, inp: FuzzInput) -> tuple[Outcome, Outcome]:
         """Both sides on ``inp``, concurrently. Raises HarnessError if a program cannot be started."""
         self.executions += 1
-        scratch = tempfile.mkdtemp(prefix="sysweave-fuzz-")
+        scratch = tempfile.mkdtemp(prefix="sysweave-fuzz-", dir=self.scratch)
         try:
             stdin = os.path.join(scratch, "stdin")
             if inp.stdin is None:

@@ -75,6 +75,9 @@ def shrink_integer(value: int, fails: Callable[[int], bool], budget: Budget) -> 
         return value
     if budget.call(fails, 0):
         return 0
+    sign = 1 if value > 0 else -1
+    if abs(value) == 1 or not budget.call(fails, value - sign):  # already the boundary: one call, not ~log2
+        return value
     sign, lo, hi = (1 if value > 0 else -1), 0, abs(value)  # fails(sign*hi), not fails(sign*lo)
     while hi - lo > 1 and not budget.exhausted:
         mid = (lo + hi) // 2
@@ -85,11 +88,7 @@ def shrink_integer(value: int, fails: Callable[[int], bool], budget: Budget) -> 
     return sign * hi
 
 
-def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool], budget: Budget) -> bytes:
-    lines = ddmin(data.splitlines(keepends=True), lambda ls: fails(b"".join(ls)), budget)
-    data = b"".join(lines)
-    if len(data) <= 4096:
-        data = bytes(ddmin(list(data), lambda bs: fails(bytes(bs)), budget))
+def _shrink_numbers(data: bytes, fails: Callable[[bytes], bool], budget: Budget) -> bytes:
     for _ in range(64):  # each pass shrinks one token; later tokens shift, so search again
         changed = False
         for m in _NUMBER.finditer(data):
@@ -97,6 +96,7 @@ def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool], budget: Budget) -
                 continue
             head, tail = data[:m.start()], data[m.end():]
             value = int(m.group())
+
             def with_value(v: int, h: bytes = head, t: bytes = tail) -> bool:
                 return fails(h + str(v).encode() + t)
             best = shrink_integer(value, with_value, budget)
@@ -106,6 +106,15 @@ def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool], budget: Budget) -
         if not changed or budget.exhausted:
             break
     return data
+
+
+def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool], budget: Budget) -> bytes:
+    """Lines (ddmin), then numbers (bisection: cheap, and it names the boundary), then bytes (ddmin)."""
+    data = b"".join(ddmin(data.splitlines(keepends=True), lambda ls: fails(b"".join(ls)), budget))
+    data = _shrink_numbers(data, fails, budget)
+    if len(data) <= 1 << 16:
+        data = bytes(ddmin(list(data), lambda bs: fails(bytes(bs)), budget))
+    return _shrink_numbers(data, fails, budget)
 
 
 def _shrink_once(inp: FuzzInput, fails: Callable[[FuzzInput], bool], budget: Budget) -> FuzzInput:
