@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sysweave.agents.bpf.contract import contract
-from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.ptrace_backend import StraceParser, unescape
 from sysweave.agents.queues import DropQueue
 from sysweave.agents.records import (
@@ -23,8 +22,9 @@ from sysweave.agents.records import (
     decode_sockaddr,
     exec_identity,
 )
-from sysweave.agents.render import LineStyle, hist_quantile, render_line, summarize
 from sysweave.agents.syscall_args import CLASSES, NR_BY_NAME
+from sysweave.cli.filters import FilterError, parse_trace_expr
+from sysweave.cli.render import LineStyle, hist_quantile, render_line, summarize
 from sysweave.schemas.events import ProcessEvent, SyscallAggregate, SyscallSpan
 
 PATH_CAP = 256

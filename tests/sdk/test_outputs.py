@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sysweave.agents.render import LineStyle, event_json, layer_line
+from sysweave.cli.render import LineStyle, event_json, layer_line
 from sysweave.schemas import rows
 from sysweave.schemas.events import (
     CausalStamp,

@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from sysweave.schemas import topics
-from sysweave.schemas.errors import SysweaveError
+from sysweave.schemas.errors import CliError
 
 __all__ = ["CONNECT_RETRY", "RetryPolicy", "TopicsUnavailable", "add_arguments", "create_topics", "run"]
 
 
-class TopicsUnavailable(SysweaveError):
+class TopicsUnavailable(CliError):
     """The broker could not be reached, or refused to create a topic."""
 
 

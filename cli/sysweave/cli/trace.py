@@ -15,9 +15,12 @@ from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConf
 from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
 from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec
 from sysweave.agents.decisions import DecisionLog, DecisionLogError, log_events, read_decision_log
-from sysweave.agents.filters import FilterError, parse_trace_expr
 from sysweave.agents.preconditions import establish
-from sysweave.agents.render import (
+from sysweave.agents.sdk_server import ENV as SDK_ENV
+from sysweave.agents.sdk_server import SdkServer
+from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, host_identity, wall_offset_ns
+from sysweave.cli.filters import FilterError, parse_trace_expr
+from sysweave.cli.render import (
     LAYER_EVENTS,
     LineStyle,
     compute_summary_text,
@@ -31,9 +34,6 @@ from sysweave.agents.render import (
     summary_document,
     summary_text,
 )
-from sysweave.agents.sdk_server import ENV as SDK_ENV
-from sysweave.agents.sdk_server import SdkServer
-from sysweave.agents.session import CaptureOptions, CaptureResult, EbpfCapture, check_pids, host_identity, wall_offset_ns
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event, FunctionAggregate, LostEvents, SyscallSpan
 

@@ -19,7 +19,6 @@ translated into these at the boundary where they occur, with what to do in the m
       │     ├── BuildError                   a CO-RE object could not be built (names the missing tool)
       │     ├── SpecError                    a bad ``--uprobe`` spec (shows the grammar)
       │     ├── PublishError                 Kafka producer could not be created
-      │     ├── FilterError                  a bad ``-e trace=`` expression
       │     ├── DecisionLogError             a decision log that cannot be read at all
       │     ├── SdkDatagramError             an SDK datagram that cannot become an event (counted)
       │     └── GpuUnavailable               no NVML / CUPTI here
@@ -39,7 +38,9 @@ translated into these at the boundary where they occur, with what to do in the m
       │     │           └── SinkRejected         the server refused the data (schema mismatch)
       │     └── ExportError                  OTLP / Perfetto export
       │           └── ExportUnavailable        the endpoint refused the spans
-      └── TopicsUnavailable                sysweave.cli: the broker cannot be reached or refused a topic
+      └── CliError                         sysweave.cli
+            ├── FilterError                  a bad ``-e trace=`` expression
+            └── TopicsUnavailable            the broker cannot be reached or refused to create a topic
 
 Each class's parent in the drawing is its first base that is a :class:`SysweaveError` (``tests/test_errors_tree.py``
 keeps the drawing and the classes of every package equal).
@@ -49,7 +50,7 @@ Component roots live here (the contract every component imports); the leaves liv
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "SchemaError", "StreamError", "SysweaveError", "ValidatorError"]
+__all__ = ["AgentError", "CliError", "SchemaError", "StreamError", "SysweaveError", "ValidatorError"]
 
 
 class SysweaveError(Exception):
@@ -70,3 +71,7 @@ class StreamError(SysweaveError):
 
 class ValidatorError(SysweaveError):
     """Equivalence, the trace store and exports."""
+
+
+class CliError(SysweaveError):
+    """The command line: what the user asked for cannot be done as asked."""

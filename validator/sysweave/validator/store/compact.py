@@ -25,6 +25,7 @@ from typing import Any
 
 from sysweave.schemas.rows import TABLES, stored
 from sysweave.validator.store.base import StoreError, quote
+from sysweave.validator.store.chdb_session import shared_session
 from sysweave.validator.store.parts import Manifest, Part, StoreLayout, TraceEntry
 
 __all__ = ["AUTO_COMPACT_PARTS", "CompactResult", "StoreInfo", "compact", "info", "maybe_compact_in_background",
@@ -83,12 +84,6 @@ def _exclusive(layout: StoreLayout, wait: bool) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _session() -> Any:
-    from sysweave.validator.store.embedded import shared_session  # embedded imports this module: import late
-
-    return shared_session()
-
-
 def _files(layout: StoreLayout, parts: Sequence[Part], table: str) -> list[tuple[str, str]]:
     """(file() pattern, format) covering ``table``'s files in ``parts`` (one brace list per format)."""
     out = []
@@ -112,7 +107,7 @@ def merge_parts(layout: StoreLayout, parts: Sequence[Part], keep: Callable[[Trac
     entries = [t for _p, t in latest.values() if keep(t)]
     wanted = {(p.name, t.trace_id) for p, t in latest.values() if keep(t)}
     dropped = {(p.name, t.trace_id) for p in parts for t in p.manifest.traces} - wanted
-    s = _session()
+    s = shared_session()
     w = layout.writer("merged")
     try:
         for table in TABLES:

@@ -32,17 +32,17 @@ from sysweave.validator.store.base import (
     OutputFormat,
     QueryError,
     StoreError,
-    StoreUnavailable,
     TraceNotFound,
     TraceSummary,
     quote,
     server_message,
     store_label,
 )
+from sysweave.validator.store.chdb_session import close_session, shared_session
 from sysweave.validator.store.parts import Part, StoreLayout, TraceEntry
 from sysweave.validator.store.paths import default_store_path
 
-__all__ = ["CHUNK_ROWS", "EmbeddedStore", "default_store_path", "shared_session"]
+__all__ = ["CHUNK_ROWS", "EmbeddedStore", "default_store_path"]
 
 CHUNK_ROWS = 100_000  # rows per Native block: bounds the memory a write (and a reader of the block) holds
 _FORMATS: dict[str, str] = {"table": "PrettyCompactMonoBlock", "json": "JSON", "csv": "CSVWithNames", "tsv": "TSVWithNames"}
@@ -52,22 +52,8 @@ _NOT_FOUND = "sysweave query --name traces lists the stored ones"
 
 # chdb runs one engine per process: one in-memory session shared by every store object, and which store each view
 # reads (``close`` ends it)
-_SESSION: list[Any] = []
 _DEFINED: dict[str, str] = {}  # view name -> the parts directory it reads
 _LOCK = threading.Lock()
-
-
-def shared_session() -> Any:
-    """The process's in-memory chdb session (started on first use)."""
-    if not _SESSION:
-        try:
-            session: Any = importlib.import_module("chdb.session")
-        except ImportError as exc:
-            raise StoreUnavailable("reading the store needs chdb: pip install chdb (or run 'make setup')") from exc
-        s = session.Session()
-        s.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
-        _SESSION.append(s)
-    return _SESSION[0]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -243,6 +229,5 @@ class EmbeddedStore:
         directory, e.g. ``store upgrade`` reading an old store, can start only after it). Another store object
         still in use opens a new one when it next reads."""
         with _LOCK:
-            if _SESSION:
-                _SESSION.pop().close()
+            close_session()
             _DEFINED.clear()

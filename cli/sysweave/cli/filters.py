@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 from sysweave.agents.syscall_args import CLASSES, NR_BY_NAME
-from sysweave.schemas.errors import AgentError
+from sysweave.schemas.errors import CliError
 
 __all__ = ["ALL_NAMES", "FilterError", "parse_trace_expr"]
 
 
-class FilterError(AgentError, ValueError):
+class FilterError(CliError, ValueError):
     """A bad -e expression; the message names the offending token."""
 
 
