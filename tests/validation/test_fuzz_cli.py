@@ -7,6 +7,7 @@ import base64
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,19 @@ def test_translation_bugs_found_from_the_seed(name: str, seed_file: str, bins: P
     assert f["shrunk_size"] <= f["found_size"] and f["shrunk_size"] <= 8, f
     _, rep2 = fuzz_report(name, bins, seed_file, 2000, "--seed", "7", "--no-explain")
     assert rep2["finding"]["input"] == f["input"] and rep2["finding"]["found_at"] == f["found_at"]
+
+
+@pytest.mark.bpf
+@pytest.mark.usefixtures("bpf_ready")
+def test_case_file_with_one_large_case(bins: Path, tmp_path: Path) -> None:
+    """examples/pairs/stdin/sum.cases.jsonl (the demo's case file): exit 1, JUnit holds every case, one failure."""
+    junit = tmp_path / "junit.xml"
+    r = validate("--original", original("sum"), "--transpiled", str(bins / "sum"), "--cases",
+                 str(PAIRS / "sum.cases.jsonl"), "--junit", str(junit))
+    assert r.returncode == 1, r.stdout + r.stderr
+    root = ET.parse(junit).getroot()
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {"small", "negative", "many", "large"}
+    failed = [name for name, c in cases.items() if c.find("failure") is not None]
+    assert failed == ["large"]
+    assert "4000000000" in (cases["large"].find("failure").get("message") or "") + (cases["large"].find("failure").text or "")
