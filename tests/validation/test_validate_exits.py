@@ -151,3 +151,27 @@ def test_stdin_and_a_case_file_find_the_overflow_of_a_c_translation(tmp_path: Pa
     assert [t.get("name") for t in junit.iter("testcase")] == ["small", "large"]
     (failure,) = junit.iter("failure")
     assert failure.get("message") == "byte 0 of stdout differs: '2147483648\\n' vs '-2147483648\\n'"
+
+
+def test_a_tree_that_ignores_sigterm_is_killed_after_the_grace_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    marker = f"{4000 + uuid.uuid4().int % 1000}.{os.getpid()}"
+    script = tmp_path / "deaf.sh"  # the root shell and its sleep (which inherits it) ignore the signals
+    script.write_text(f"trap '' TERM INT HUP\nsleep {marker}\nexit 0\n")
+    for second in (False, True):
+        p = subprocess.Popen([*SYSWEAVE, "--original", f"/bin/sh {script}", "--transpiled", "true"],
+                             stdout=subprocess.PIPE, text=True)
+        end = time.monotonic() + 30
+        while not _tree_of(f"sleep {marker}") and time.monotonic() < end:
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        if second:
+            time.sleep(0.2)
+            p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=10)
+        stopped = time.monotonic() - t0
+        assert p.returncode == 143 and _tree_of(f"sleep {marker}") == []
+        if second:  # at once: no grace, no report
+            assert stopped < 0.9 and out == ""
+        else:  # SIGKILL after the 1 s grace, then the report
+            assert 1.0 <= stopped < 2.0 and json.loads(out)["verdict"] == "interrupted"
