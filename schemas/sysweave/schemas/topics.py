@@ -267,13 +267,13 @@ class DeadLetter:
         return cls(h[HEADER_REASON].decode("utf-8", "replace"), topic, int(partition), int(offset))
 
 
-def _load_json(raw: bytes, what: str) -> dict[str, Any]:
+def _load_json(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
         d = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"{what}: not JSON ({exc})") from None
     if not isinstance(d, dict):
-        raise MessageError(f"{what}: expected an object, got {type(d).__name__}")
+        raise MessageError(f"{what}: expected a JSON object, got {type(d).__name__}")
     return d
 
 
@@ -441,12 +441,7 @@ class ValidationRequest:
     @classmethod
     def decode(cls, raw: bytes | str) -> ValidationRequest:
         w = "bad validation request"
-        try:
-            d = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MessageError(f"{w}: not JSON: {exc}") from exc
-        if not isinstance(d, dict):
-            raise MessageError(f"{w}: expected a JSON object")
+        d = _load_json(raw, w)
         for name in ("original_trace_id", "transpiled_trace_id"):
             if not isinstance(d.get(name), str) or not d[name]:
                 raise MessageError(f"{w}: {name} must be a string")

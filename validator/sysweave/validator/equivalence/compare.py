@@ -232,12 +232,15 @@ class _Differ:
                 self.add(d, _at(ios, i) or x.origin)
                 return
 
+    def _one_sided(self, resource: str, a: dict[str, Origin], b: dict[str, Origin], verb: str) -> None:
+        """Keys only one run has (endpoints it listens on, files it reads): one divergence each."""
+        for key in sorted(set(a) ^ set(b)):
+            who = "original" if key in a else "transpiled run"
+            self.add(Divergence(resource, "missing" if key in a else "extra", key, None,
+                                explanation=f"only the {who} {verb} {key}"), a.get(key) or b.get(key))
+
     def listening(self) -> None:
-        for ep in sorted(set(self.a.listening) ^ set(self.b.listening)):
-            who = "original" if ep in self.a.listening else "transpiled run"
-            self.add(Divergence("listening", "missing" if ep in self.a.listening else "extra", ep, None,
-                                explanation=f"only the {who} listens on {ep}"),
-                     self.a.listening.get(ep) or self.b.listening.get(ep))
+        self._one_sided("listening", self.a.listening, self.b.listening, "listens on")
 
     def programs(self, x: ProgramNode | None, y: ProgramNode | None, where: str = "") -> None:
         if x is None or y is None:
@@ -271,11 +274,7 @@ class _Differ:
         return side.process_origins.get(node.key) or Origin(node.key[0], node.key[1], 0.5)
 
     def reads(self) -> None:
-        for path in sorted(set(self.a.reads) ^ set(self.b.reads)):
-            who = "original" if path in self.a.reads else "transpiled run"
-            self.add(Divergence("reads", "missing" if path in self.a.reads else "extra", path, None,
-                                explanation=f"only the {who} reads {path}"),
-                     self.a.reads.get(path) or self.b.reads.get(path))
+        self._one_sided("reads", self.a.reads, self.b.reads, "reads")
 
 
 def _status(code: int | None, sig: int | None) -> str:
