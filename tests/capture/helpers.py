@@ -36,6 +36,18 @@ def strace_counts(argv: list[str], cwd: str | None = None, env: dict[str, str] |
     return counts
 
 
+# Counts that follow thread scheduling, not the program: strace's and sysweave's runs may differ in them.
+SCHEDULING_DEPENDENT = {
+    "futex": "pthread_join (and Python's waiter) blocks in futex only if the other thread has not finished yet; "
+             "strace slows threads down, so it sees more waits",
+}
+
+
+def comparable(counts: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """``counts`` without the SCHEDULING_DEPENDENT calls (the reasons are next to them)."""
+    return {k: v for k, v in counts.items() if k not in SCHEDULING_DEPENDENT}
+
+
 def sysweave_counts(argv: list[str], *extra: str, cwd: str | None = None,
                     env: dict[str, str] | None = None) -> tuple[dict[str, tuple[int, int]], dict]:
     res = sysweave("trace", "-f", "-c", "--format", "json", "--no-store", *extra, "--", *argv, cwd=cwd, env=env)

@@ -16,7 +16,7 @@ import pytest
 
 from sysweave.agents.bpf.libbpf_object import core_unavailable
 
-from .helpers import SYSWEAVE, strace_counts
+from .helpers import SYSWEAVE, comparable, strace_counts
 
 pytestmark = [pytest.mark.bpf]
 
@@ -59,7 +59,7 @@ def test_capture_needs_no_compiler_and_no_headers(workload_bin: str, tmp_path, c
     doc = _bare_node_run(argv, tmp_path)
     got = {r["syscall"]: (r["calls"], r["errors"]) for r in doc["summary"]}
     assert doc["backend"] == "ebpf" and doc["exit_code"] == 0 and doc["lost_events"] == 0
-    assert got == expected
+    assert comparable(got) == comparable(expected)  # futex: see SCHEDULING_DEPENDENT
     assert got["openat"][1] == 40 and got["connect"] == (1, 1)
     # the latency histograms: quantiles read from them bracket each call's time
     assert all(0 < r["p50_ns"] <= r["p99_ns"] for r in doc["summary"]), doc["summary"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FIXTURES, SYSWEAVE, strace_counts, sysweave, sysweave_counts
+from .helpers import FIXTURES, SYSWEAVE, comparable, strace_counts, sysweave, sysweave_counts
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 
@@ -23,7 +23,7 @@ def test_c_workload_counts_equal_strace(workload_bin: str, tmp_path) -> None:
     expected = strace_counts(argv)
     got, doc = sysweave_counts(argv)
     assert doc["backend"] == "ebpf" and doc["exit_code"] == 0 and doc["lost_events"] == 0
-    assert got == expected
+    assert comparable(got) == comparable(expected)  # futex: see SCHEDULING_DEPENDENT
     assert got["write"][0] >= 100 + 30 + 5 + 1 and got["openat"][1] == 40 and got["connect"] == (1, 1)
 
 
@@ -40,8 +40,7 @@ def test_python_workload_counts_equal_strace(tmp_path) -> None:
     assert doc["exit_code"] == 0
     assert got["write"] == expected["write"] and got["newfstatat"] == expected["newfstatat"]
     assert got["write"][0] >= 200 and got["newfstatat"][1] >= 30
-    # futex counts depend on thread scheduling in the interpreter (subprocess's waiter), not on the program
-    assert {k: v for k, v in got.items() if k != "futex"} == {k: v for k, v in expected.items() if k != "futex"}
+    assert comparable(got) == comparable(expected)  # futex: see SCHEDULING_DEPENDENT
 
 
 def test_ptrace_backend_gives_the_same_summary(workload_bin: str, tmp_path) -> None:
@@ -49,7 +48,7 @@ def test_ptrace_backend_gives_the_same_summary(workload_bin: str, tmp_path) -> N
     ebpf, _ = sysweave_counts(argv)
     ptrace, doc = sysweave_counts(argv, "--backend", "ptrace")
     assert doc["backend"] == "ptrace"
-    assert ptrace == ebpf
+    assert comparable(ptrace) == comparable(ebpf)  # futex: see SCHEDULING_DEPENDENT
 
 
 def _events(*args: str, cwd: str | None = None) -> list[dict]:
