@@ -68,7 +68,7 @@ def _tree_of(marker: str) -> list[str]:
     return r.stdout.split()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
 def test_a_signal_stops_every_process_it_started(sig: signal.Signals, tmp_path: Path) -> None:
     """Two hanging sides; one of them forks a grandchild that leaves the process group (setsid)."""
     if sig is signal.SIGKILL and containment()[0] is None and v1_memory_root() is None:  # PDEATHSIG: the child only
