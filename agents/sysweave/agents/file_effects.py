@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 
 from sysweave.schemas.events import Event, EventHeader, FileState, ProcessEvent, ProcessEventType, SyscallSpan
 from sysweave.schemas.filestate import CONTENT_CAP, read_file_state
+from sysweave.schemas.fscalls import FD_WRITES, PATH_WRITES
 
 __all__ = ["CONTENT_CAP", "IGNORED_WRITE_PREFIXES", "MAX_PATHS", "WrittenPaths", "file_state", "file_states",
            "written_paths"]
@@ -37,24 +38,7 @@ IGNORED_WRITE_PREFIXES = ("/dev/", "/proc/", "/sys/", "/run/")  # devices and ke
 AT_FDCWD = -100
 O_ACCMODE, O_CREAT, O_TRUNC = 3, 0o100, 0o1000
 
-# call -> the path arguments it changes (each with the dirfd argument it is relative to)
-_PATH_WRITES: dict[str, tuple[tuple[str, str], ...]] = {
-    "creat": (("path", ""),),
-    "truncate": (("path", ""),),
-    "unlink": (("path", ""),), "unlinkat": (("path", "dirfd"),),
-    "rmdir": (("path", ""),),
-    "mkdir": (("path", ""),), "mkdirat": (("path", "dirfd"),),
-    "mknod": (("path", ""),), "mknodat": (("path", "dirfd"),),
-    "rename": (("oldpath", ""), ("newpath", "")),
-    "renameat": (("oldpath", "olddirfd"), ("newpath", "newdirfd")),
-    "renameat2": (("oldpath", "olddirfd"), ("newpath", "newdirfd")),
-    "link": (("newpath", ""),), "linkat": (("newpath", "newdirfd"),),
-    "symlink": (("linkpath", ""),), "symlinkat": (("linkpath", "newdirfd"),),
-    "chmod": (("path", ""),), "fchmodat": (("path", "dirfd"),), "fchmodat2": (("path", "dirfd"),),
-    "chown": (("path", ""),), "lchown": (("path", ""),), "fchownat": (("path", "dirfd"),),
-}
 _OPENS = frozenset({"open", "openat", "openat2"})
-_FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
 
 
 class WrittenPaths:
@@ -106,14 +90,14 @@ class WrittenPaths:
             flags = a.get("flags", 0)
             if isinstance(flags, int) and (flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC)):
                 self._add(path)
-        elif name in _PATH_WRITES:
-            for arg, dirarg in _PATH_WRITES[name]:
+        elif name in PATH_WRITES:
+            for arg, dirarg in PATH_WRITES[name]:
                 value = a.get(arg)
                 if isinstance(value, str) and value:
                     self._add(self._resolve(pid, value, a.get(dirarg, AT_FDCWD) if dirarg else AT_FDCWD))
             if name == "creat":
                 self._fds.setdefault(pid, {})[e.ret] = self._resolve(pid, str(a.get("path", "")))
-        elif name in _FD_WRITES:
+        elif name in FD_WRITES:
             fd = a.get("fd")
             opened = self._fds.get(pid, {}).get(fd) if isinstance(fd, int) else None
             if opened:

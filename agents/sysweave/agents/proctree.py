@@ -71,7 +71,7 @@ for d in live:
 
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (Linux >= 3.4). True on success."""
-    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0  # type: ignore[no-any-return]
+    return int(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
 
 
 def _mount(fstype: str, option: str | None = None) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -350,20 +350,21 @@ def with_stamp(e: Event, stamp: CausalStamp) -> Event:
     make = _REBUILD.get(type(e))
     if make is None:
         make = _REBUILD[type(e)] = _rebuilder(type(e))
-    return make(e, stamp)  # type: ignore[no-any-return]
+    return make(e, stamp)
 
 
-def _rebuilder(cls: type) -> Any:
+def _rebuilder(cls: type) -> Callable[[Event, CausalStamp], Event]:
     args = ", ".join(f"e.{f.name}" for f in fields(cls)[1:])
     src = ("def rebuild(e, stamp):\n    h = e.h\n"
            "    return C(H(h.event_id, h.host_id, h.pid, h.tid, h.mono_ns, h.wall_ns, h.duration_ns, stamp)"
            f"{', ' + args if args else ''})\n")
     scope: dict[str, Any] = {"C": cls, "H": EventHeader}
     exec(src, scope)  # source built from the dataclass's own field names
-    return scope["rebuild"]
+    rebuild: Callable[[Event, CausalStamp], Event] = scope["rebuild"]
+    return rebuild
 
 
-_REBUILD: dict[type, Any] = {}
+_REBUILD: dict[type, Callable[[Event, CausalStamp], Event]] = {}
 
 
 def vector_stamps(trace: UnifiedTrace) -> dict[bytes, VectorClock]:

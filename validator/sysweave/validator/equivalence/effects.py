@@ -13,18 +13,16 @@ import os
 from collections.abc import Callable
 
 from sysweave.schemas.events import ProcessEvent, ProcessEventType, SyscallSpan
+from sysweave.schemas.fscalls import CREATES, FD_WRITES, PATH_WRITES
 from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind
 from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.model import (
-    CREATES,
     EXEC_KILLED_ERRNOS,
-    FD_WRITES,
     NETWORK_FAMILIES,
     O_ACCMODE,
     O_CREAT,
     O_DIRECTORY,
     O_TRUNC,
-    PATH_WRITES,
     SCRIPT_SUFFIXES,
     SOCK_DGRAM,
     STDIO_PATHS,

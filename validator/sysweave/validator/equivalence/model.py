@@ -37,12 +37,6 @@ NETWORK_FAMILIES = frozenset({1, 2, 10})  # AF_UNIX, AF_INET, AF_INET6: conversa
 STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
                "/proc/self/fd/2": 2}
 SCRIPT_SUFFIXES = (".py", ".pyc", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".lua", ".php", ".tcl", ".r", ".jl")
-# calls that change the file system at the paths they name (fdtrack resolves them, in argument order)
-PATH_WRITES = frozenset({"creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod", "mknodat",
-                         "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
-                         "fchmodat", "fchmodat2", "chown", "lchown", "fchownat"})
-CREATES = frozenset({"creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat"})
-FD_WRITES = frozenset({"ftruncate", "fchmod", "fchown", "fallocate"})
 
 Key = tuple[str, int]
 
