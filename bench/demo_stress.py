@@ -41,9 +41,11 @@ class Run:
 
 def _one(k: int, tmp: Path) -> Run:
     summary = tmp / f"run{k}.json"
+    # the default store unless $SYSWEAVE_STORE names one: a store of the runs' own, which grows over the runs
+    env = {**os.environ, "SYSWEAVE_STORE": os.environ.get("SYSWEAVE_STORE") or str(tmp / "store")}
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-m", "sysweave.cli.main", "demo", "--summary", str(summary)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     wall = time.monotonic() - t0
     try:
         s = json.loads(summary.read_text())

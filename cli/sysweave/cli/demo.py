@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
              "validation_s": round(t_all - t_setup - t_trace, 2), "total_s": round(t_all, 2)}
     print(f"sysweave demo: {tally.right} of {tally.total} verdicts right, {len(tally.wrong)} wrong, "
           f"{len(tally.undecided)} undecided in {t_all:.0f} s (setup {t_setup:.1f} s, trace {t_trace:.1f} s, "
-          f"validation {times['validation_s']:.0f} s)")
+          f"validation {times['validation_s']:.0f} s)"
+          + (f"; {len(tally.not_stored)} report(s) not stored (the first error is above)" if tally.not_stored else ""))
     print("query the history: sysweave query --name validation-history ; sysweave query --name slowest-syscalls")
     if args.summary:
         Path(args.summary).write_text(json.dumps({**tally.as_dict(), **times, "interrupted": bool(stopped)}, indent=2))

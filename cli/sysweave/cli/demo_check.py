@@ -9,6 +9,7 @@ cost ~0.7 s of each ``sysweave validate`` call, more than the two runs).
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sysweave.cli.signals import Cancellation
 from sysweave.cli.validate import add_arguments, data_flow, store_report
 from sysweave.cli.validate_cases import Interrupted, run_case
 from sysweave.validator.equivalence.cases import Case
-from sysweave.validator.equivalence.harness import Harness
+from sysweave.validator.equivalence.harness import Harness, SideSummary
 
 __all__ = ["Checker", "Tally"]
 
@@ -29,13 +30,15 @@ class Tally:
     right: int = 0
     wrong: list[str] = field(default_factory=list)
     undecided: list[str] = field(default_factory=list)
+    not_stored: list[str] = field(default_factory=list)  # reports the store refused (the verdict stands)
 
     @property
     def total(self) -> int:
         return self.right + len(self.wrong) + len(self.undecided)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"right": self.right, "wrong": self.wrong, "undecided": self.undecided, "total": self.total}
+        return {"right": self.right, "wrong": self.wrong, "undecided": self.undecided, "total": self.total,
+                "not_stored": len(self.not_stored)}
 
 
 class Checker:
@@ -62,8 +65,7 @@ class Checker:
         try:
             out = run_case(args, self.harness, Case(), data_flow)
             if out.legacy is not None and out.sides is not None:
-                with self.signals.deferred():  # the store is never left with half a report
-                    store_report(args, out.legacy, *out.sides)
+                self._store(label, args, out.legacy, *out.sides)
             verdict, line = out.entry["verdict"], f"{out.entry['verdict'].upper()}: {out.entry['reason']}"
         except Interrupted:
             raise
@@ -76,3 +78,13 @@ class Checker:
         else:
             self.tally.wrong.append(f"{label}: {line} [expected {expected}]")
         return verdict == expected, line
+
+    def _store(self, label: str, args: argparse.Namespace, report: dict[str, Any], *sides: SideSummary) -> None:
+        """As ``validate`` does: storing is a side effect, a store that refuses the report leaves the verdict."""
+        try:
+            with self.signals.deferred():  # the store is never left with half a report
+                store_report(args, report, *sides)
+        except Exception as exc:
+            if not self.tally.not_stored:
+                print(f"sysweave demo: warning: report not stored: {exc}", file=sys.stderr, flush=True)
+            self.tally.not_stored.append(f"{label}: {exc}")
