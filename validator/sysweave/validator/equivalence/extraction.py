@@ -107,6 +107,7 @@ class Extraction:
     dgram_sockets: set[int] = field(default_factory=set)
     kernel_sockets: set[int] = field(default_factory=set)  # families that are not networks (netlink, ...)
     peer: dict[int, str] = field(default_factory=dict)  # connected datagram socket -> its peer
+    kernel_ports: frozenset[int] = frozenset()  # ports the kernel assigned (ports.kernel_ports): named "ephemeral"
     dgram: dict[tuple[str, str], Conversation] = field(default_factory=dict)  # (host, "to X"/"on Y") -> datagrams
     # --- stdio ---
     stream_pos: dict[str, int] = field(default_factory=dict)  # stream key -> bytes written so far

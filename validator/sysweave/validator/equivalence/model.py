@@ -5,8 +5,8 @@ stderr, the final state of every file in scope (:class:`~.filestate.FileEffect`)
 listening endpoints, input files read, and the visible-program tree; every effect carries the
 :class:`Origin` of the call where it began (for the report's happens-before order).
 
-    >>> normalize_endpoint("127.0.0.1:40000"), normalize_endpoint("10.0.0.2:7000")
-    ('loopback:ephemeral', '10.0.0.2:7000')
+    >>> normalize_endpoint("127.0.0.1:40000", frozenset({40000})), normalize_endpoint("127.0.0.1:40007", frozenset())
+    ('loopback:ephemeral', 'loopback:40007')
 """
 
 from __future__ import annotations
@@ -110,8 +110,10 @@ class Obs:
         return s.data if s else b""
 
 
-def normalize_endpoint(addr: str) -> str:
-    """Loopback hosts -> "loopback", ephemeral ports (>= 32768) -> "ephemeral". '127.0.0.1:40000' -> 'loopback:ephemeral'."""
+def normalize_endpoint(addr: str, kernel_ports: frozenset[int] | None = None) -> str:
+    """Loopback hosts -> "loopback"; a port the kernel assigned in the run (``kernel_ports``, from
+    :func:`.ports.kernel_ports`) -> "ephemeral"; a port the program chose stays as it is. Without
+    ``kernel_ports`` (no events to tell), every port >= 32768 is taken for a kernel's."""
     if not addr or addr.startswith(("unix:", "family=")) or ":" not in addr:
         return addr
     host, _, port = addr.rpartition(":")
@@ -122,4 +124,5 @@ def normalize_endpoint(addr: str) -> str:
     except ValueError:
         pass
     p = int(port) if port.isdigit() else -1
-    return f"{host}:{'ephemeral' if p >= 32768 else port}"
+    kernel = p >= 32768 if kernel_ports is None else p in kernel_ports
+    return f"{host}:{'ephemeral' if kernel else port}"

@@ -50,6 +50,7 @@ from sysweave.validator.equivalence.model import (
     StreamObs,
     normalize_endpoint,
 )
+from sysweave.validator.equivalence.ports import kernel_ports
 from sysweave.validator.equivalence.settle import edge_roles, finish, strip
 
 # the model's names stay importable from here (observe is where extraction's users look first)
@@ -159,6 +160,7 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     if not in_order:
         evs.sort(key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
     ex.order = _order_fn(evs, multi)
+    ex.kernel_ports = kernel_ports(evs)  # only these ports are normalised; chosen ones are compared as they are
     ex.obs.events = len(evs)
     _loop(ex, evs)
     finish(ex, root_pid, exit_code, tree)
