@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from typing import Any, NoReturn
 
@@ -277,9 +278,10 @@ def run_commands(args: argparse.Namespace) -> int:
                                          cases_total=len(cases), **top))
     except (HarnessError, CaseError) as exc:
         return finish(args, build_report(entries, warnings, error=f"could not decide: {exc}", **top))
-    except Exception as exc:
-        finish(args, build_report(entries, warnings, error=f"internal error: {type(exc).__name__}: {exc}", **top))
-        raise
+    except Exception as exc:  # a bug: the traceback for the report to us, and still the one report, exit 2
+        traceback.print_exc()
+        return finish(args, build_report(entries, warnings, error=f"internal error: {type(exc).__name__}: {exc} "
+                                         "(a bug in sysweave: please report it with the traceback above)", **top))
     report = build_report(entries, warnings, **top)
     if len(entries) == 1 and "confidence" in entries[0]:  # one case: its comparison at the top level too
         legacy = {k: v for k, v in entries[0].items() if k not in ("name", "verdict", "reason", "original",
