@@ -21,10 +21,11 @@ def test_cases_load_with_paths_from_the_case_file(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("9\n")
     (tmp_path / "data").mkdir()
     f = tmp_path / "cases.jsonl"
-    f.write_text('{"name": "a", "args": ["1"], "stdin": "x\\n", "env": {"K": "v"}}\n\n'
+    f.write_text('{"name": "a", "args": ["1"], "stdin": "x\\n", "env": {"K": "v"}, "timeout_s": 2}\n\n'
                  '{"name": "b", "stdin_file": "in.txt", "workdir": "data"}\n')
     a, b = load_cases(str(f))
-    assert (a.name, a.args, a.stdin_bytes(), a.env) == ("a", ("1",), b"x\n", {"K": "v"})
+    assert (a.name, a.args, a.stdin_bytes(), a.env, a.timeout_s) == ("a", ("1",), b"x\n", {"K": "v"}, 2.0)
+    assert b.timeout_s is None and a.to_dict()["timeout_s"] == 2.0
     assert b.stdin_file == str(tmp_path / "in.txt") and b.stdin_bytes() == b"9\n"
     assert b.workdir == str(tmp_path / "data") and Case().stdin_bytes() is None
 
@@ -33,13 +34,14 @@ def test_every_mistake_in_a_case_file_is_named_with_its_line(tmp_path: Path) -> 
     f = tmp_path / "cases.jsonl"
     f.write_text('{"name": "a"}\nnot json\n{"name": "a"}\n{"name": "c", "args": "1", "color": 1}\n'
                  '{"name": "d", "stdin": "x", "stdin_file": "y"}\n{"name": "e", "stdin_file": "missing.txt"}\n'
-                 '{"name": "f", "env": {"A": 1}}\n[1]\n')
+                 '{"name": "f", "env": {"A": 1}}\n[1]\n{"name": "g", "timeout_s": 0}\n')
     with pytest.raises(CaseError) as exc:
         load_cases(str(f))
     msg = str(exc.value)
     for line, what in [(2, "not JSON"), (3, "already used on line 1"), (4, "unknown key(s) color"),
                        (4, '"args" must be a list'), (5, "not both"), (6, "missing.txt does not exist"),
-                       (7, '"env" must be an object of strings'), (8, "a case is a JSON object")]:
+                       (7, '"env" must be an object of strings'), (8, "a case is a JSON object"),
+                       (9, '"timeout_s" must be a number of seconds > 0')]:
         assert f"{f}:{line}: " in msg and what in msg, (line, what, msg)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

@@ -122,7 +122,7 @@ def run_case(args: argparse.Namespace, harness: Harness, case: Case,
     try:
         for cmd in (args.original, args.transpiled):
             walls = [r.result.wall_s for s in sides for r in s.runs if not r.result.timed_out]
-            side = harness.run_side(cmd, args.runs, case, bounded_timeout(args.timeout, walls))
+            side = harness.run_side(cmd, args.runs, case, bounded_timeout(case.timeout_s or args.timeout, walls))
             sides.append(side)
             if side.interrupted:
                 raise Interrupted(side.interrupted, _cut_short(case, sides))

@@ -7,8 +7,9 @@ A case file is JSON Lines, one case per line (blank lines are skipped)::
 
 Keys: ``name`` (required, unique), ``args`` (list of strings appended to both commands), ``stdin`` (text,
 UTF-8) or ``stdin_file`` (a path), ``env`` (strings added to the environment), ``workdir`` (each run starts in
-a fresh copy of it). Relative ``stdin_file`` and ``workdir`` are taken from the case file's directory. Every
-line is checked and every mistake is reported at once, with its line number (:class:`CaseError`).
+a fresh copy of it), ``timeout_s`` (this case's ``--timeout``). Relative ``stdin_file`` and ``workdir`` are
+taken from the case file's directory. Every line is checked and every mistake is reported at once, with its
+line number (:class:`CaseError`).
 
     >>> c = case_from_dict({"name": "n", "args": ["1"], "stdin": "x"}, "here")
     >>> c.name, c.args, c.stdin_bytes()
@@ -26,7 +27,7 @@ from sysweave.schemas.errors import ValidatorError
 
 __all__ = ["CASE_KEYS", "Case", "CaseError", "case_from_dict", "load_cases", "parse_env"]
 
-CASE_KEYS = ("name", "args", "stdin", "stdin_file", "env", "workdir")
+CASE_KEYS = ("name", "args", "stdin", "stdin_file", "env", "workdir", "timeout_s")
 MAX_REPORTED = 20  # mistakes listed before "... and N more"
 
 
@@ -44,6 +45,7 @@ class Case:
     stdin_file: str | None = None  # absolute once loaded
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None  # absolute once loaded
+    timeout_s: float | None = None  # this case's --timeout (seconds; None: the command line's)
 
     def stdin_bytes(self) -> bytes | None:
         """What the programs read on stdin (None: /dev/null). Raises CaseError if the file cannot be read."""
@@ -77,6 +79,8 @@ class Case:
             out["env"] = dict(self.env)
         if self.workdir is not None:
             out["workdir"] = self.workdir
+        if self.timeout_s is not None:
+            out["timeout_s"] = self.timeout_s
         return out
 
 
@@ -99,6 +103,9 @@ def _problems(obj: dict[str, Any]) -> list[str]:
     for key in ("stdin", "stdin_file", "workdir"):
         if key in obj and not isinstance(obj[key], str):
             out.append(f'"{key}" must be a string')
+    t = obj.get("timeout_s", 1)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+        out.append('"timeout_s" must be a number of seconds > 0')
     env = obj.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         out.append('"env" must be an object of strings, e.g. {"LC_ALL": "C"}')
@@ -121,7 +128,8 @@ def case_from_dict(obj: Any, base_dir: str, where: str = "case") -> Case:
 
     stdin = obj.get("stdin")
     case = Case(obj["name"], tuple(obj.get("args", [])), None if stdin is None else stdin.encode("utf-8"),
-                path("stdin_file"), dict(obj.get("env", {})), path("workdir"))
+                path("stdin_file"), dict(obj.get("env", {})), path("workdir"),
+                None if obj.get("timeout_s") is None else float(obj["timeout_s"]))
     try:
         case.check()
     except CaseError as exc:
