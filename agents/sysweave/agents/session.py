@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe, TargetError
@@ -101,7 +102,7 @@ class SignalForwarder:
 
     def __init__(self, on_signal: Callable[[int], None]) -> None:
         self._on = on_signal
-        self._old: dict[int, object] = {}
+        self._old: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}  # signal.signal's answers
 
     def __enter__(self) -> SignalForwarder:
         if threading.current_thread() is threading.main_thread():
@@ -111,7 +112,7 @@ class SignalForwarder:
 
     def __exit__(self, *_: object) -> None:
         for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # None: not set from Python
 
 
 STOP_GRACE_S = 1.0  # a forwarded signal's grace before SIGKILL (the tree is gone within 2 s of a signal)

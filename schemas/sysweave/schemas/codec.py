@@ -390,7 +390,7 @@ def _unpack(data: bytes, what: str) -> Any:
 
 
 def encode_batch(batch: Batch) -> bytes:
-    return msgpack.packb(  # type: ignore[no-any-return]
+    return msgpack.packb(
         [batch.version, batch.producer_id, batch.sequence, batch.created_wall_ns,
          [event_to_wire(e) for e in batch.events]],
         use_bin_type=True,
@@ -432,7 +432,7 @@ def _events(raws: list[Any]) -> tuple[Event, ...]:
 
 def encode_event(event: Event) -> bytes:
     """One event on its own (SDK datagrams): ``[schema_version, event]``."""
-    return msgpack.packb([SCHEMA_VERSION, event_to_wire(event)], use_bin_type=True)  # type: ignore[no-any-return]
+    return msgpack.packb([SCHEMA_VERSION, event_to_wire(event)], use_bin_type=True)
 
 
 def decode_event(data: bytes) -> Event:

@@ -29,6 +29,6 @@ def encode_finished(done: FinishedTrace, created_wall_ns: int | None = None) -> 
     trace = done.trace
     wire = codec.events_to_wire(trace_events(trace), done.pending)
     created = time.time_ns() if created_wall_ns is None else created_wall_ns
-    return msgpack.packb(  # type: ignore[no-any-return]
+    return msgpack.packb(
         [codec.SCHEMA_VERSION, int.from_bytes(trace.trace_id[:8], "big"), trace.late_events, created, wire],
         use_bin_type=True)
