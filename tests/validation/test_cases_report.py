@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sysweave.validator.equivalence.cases import Case, CaseError, load_cases, parse_env
 from sysweave.validator.equivalence.hang import Hang, hang_verdict
@@ -127,3 +129,22 @@ def test_the_docstring_examples_hold() -> None:
 
     for module in (cases, hang, junit, report, validate_cases):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+@given(st.binary(max_size=40), st.integers(min_value=0, max_value=40), st.binary(max_size=8),
+       st.sampled_from(["original", "transpiled"]))
+def test_hang_property_a_prefix_is_the_hang_anything_else_comes_first(out: bytes, cut: int, extra: bytes,
+                                                                      hung: str) -> None:
+    """What the hung side wrote is a prefix of the finished side's: the divergence is the hang; otherwise the first
+    differing byte is, and the hang follows as a symptom."""
+    written = out[:cut] + extra
+    finished, stuck = _obs(out, 0), _obs(written, None, 9)
+    a, b = (finished, stuck) if hung == "transpiled" else (stuck, finished)
+    hang = Hang(0.1, None, 2.0) if hung == "transpiled" else Hang(None, 0.1, 2.0)
+    v = hang_verdict(a, b, hang)
+    assert v.verdict == "divergent" and v.divergence is not None
+    if out.startswith(written):
+        assert v.divergence.kind == "hang" and v.symptoms == []
+        assert v.explanation.startswith(f"the {'transpiled run' if hung == 'transpiled' else 'original'} did not finish")
+    else:
+        assert v.divergence.resource == "stdout" and v.symptoms[-1].kind == "hang"
