@@ -46,7 +46,8 @@ rootfs() {
     --customize-hook="chroot \"\$1\" env -i PATH=/usr/bin:/bin /opt/sysweave/bin/pip install -q --no-cache-dir --no-index --find-links /tmp/wheels $spec" \
     --customize-hook="chroot \"\$1\" sh -c '$setup'" \
     --customize-hook="rm -rf \"\$1/tmp/wheels\" \"\$1\"/var/lib/apt/lists/* \"\$1\"/var/cache/apt/* \"\$1\"/usr/share/doc/* \"\$1\"/usr/share/man/*" \
-    --customize-hook="chroot \"\$1\" sh -c 'apt-get -y -qq purge --allow-remove-essential --auto-remove apt perl perl-modules-5.36 libperl5.36 >/dev/null 2>&1 || true'" \
+    --customize-hook="chroot \"\$1\" dpkg --purge --force-depends --force-remove-essential apt perl perl-modules-5.36 libperl5.36 >/dev/null 2>&1" \
+    --customize-hook="rm -rf \"\$1\"/usr/share/locale/* \"\$1\"/usr/share/info/*" \
     "$SUITE" "$OUT/$name-rootfs.tar" "$MIRROR" || die "mmdebstrap for $name failed"
 }
 

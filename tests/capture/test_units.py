@@ -188,3 +188,30 @@ def test_the_core_build_spells_bcc_map_calls_as_libbpf_helpers() -> None:
         "x = f(bpf_map_lookup_elem(&targets, &j));\n"
         "struct s *p = bpf_task_storage_get(&starts, (struct task_struct *)cur(), 0, F);\n"
         "bpf_map_update_elem(&targets, &c, &m, BPF_ANY); bpf_ringbuf_output(&events, r, size, BPF_RB_NO_WAKEUP);")
+
+
+def test_without_the_core_object_capture_falls_back_to_bcc_and_says_so_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from sysweave.agents.bpf import capture_setup, libbpf_object
+
+    monkeypatch.setattr(libbpf_object, "core_object_problem", lambda name: f"{name}.bpf.o was not built")
+    monkeypatch.setenv(libbpf_object.LOADER_ENV, "auto")
+    assert capture_setup.loader(capture_setup.ProbeConfig()) == ("bcc", "syscalls.bpf.o was not built")
+    capture_setup.say_fallback("syscalls.bpf.o was not built")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bcc" in err and "syscalls.bpf.o was not built" in err
+    monkeypatch.setenv(libbpf_object.LOADER_ENV, "libbpf")  # required: an error naming why, never a silent bcc
+    with pytest.raises(libbpf_object.ObjectError, match="was not built"):
+        capture_setup.loader(capture_setup.ProbeConfig())
+    monkeypatch.setenv(libbpf_object.LOADER_ENV, "llvm")
+    with pytest.raises(libbpf_object.ObjectError, match="expected auto, libbpf or bcc"):
+        capture_setup.loader(capture_setup.ProbeConfig())
+
+
+def test_a_payload_cap_above_the_core_objects_bound_uses_bcc() -> None:
+    from sysweave.agents.bpf.capture_setup import CORE_PARAMS, ProbeConfig
+
+    assert ProbeConfig(payload_cap=CORE_PARAMS["PAYLOAD_CAP"]).core_mismatch() is None
+    assert "above" in (ProbeConfig(payload_cap=2 * CORE_PARAMS["PAYLOAD_CAP"]).core_mismatch() or "")
+    with pytest.raises(ValueError, match="multiple of 64"):
+        ProbeConfig(max_agg=100).cflags()
