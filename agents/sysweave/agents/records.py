@@ -35,12 +35,13 @@ from sysweave.schemas.syscall_table_x86_64 import SYSCALL_ARG_COUNTS, SYSCALL_NA
 
 __all__ = ["CLONE_THREAD", "EA_ARGV_FAULT", "EA_ARGV_TRUNCATED", "EA_PATH_FAULT", "HDR_SIZE", "REC_EXEC",
            "REC_EXEC_ARGS", "REC_SYSCALL", "RawRecord", "RecordDecoder", "RecordError", "decode_args",
-           "decode_sockaddr", "exec_identity", "parse_record"]
+           "decode_sockaddr", "exec_identity", "exit_status_fields", "parse_record"]
 
 _C = contract()
 REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = (
     _C["REC_SYSCALL"], _C["REC_EXEC_ARGS"], _C["REC_FORK"], _C["REC_EXEC"], _C["REC_EXIT"])
 EA_PATH_FAULT, EA_ARGV_FAULT, EA_ARGV_TRUNCATED = _C["EA_PATH_FAULT"], _C["EA_ARGV_FAULT"], _C["EA_ARGV_TRUNCATED"]
+EXIT_STATUS_KNOWN = _C["EXIT_STATUS_KNOWN"]
 # struct rec up to d1 (the fixed header); field positions by name, so a reordered header still decodes
 _HDR, _NAMES = _C.fixed_prefix("rec")
 HDR_SIZE = _HDR.size
@@ -49,6 +50,18 @@ _TYPE, _PID, _TID, _NR, _TS, _DUR, _RET = (_I[n] for n in ("type", "pid", "tid",
 _ARGS, _REASON, _LEN1, _LEN2, _AUX = _I["args0"], _I["reason"], _I["len1"], _I["len2"], _I["aux"]
 CLONE_THREAD = 0x10000
 _FORKING = frozenset({"clone", "clone3", "fork", "vfork"})
+
+
+def exit_status_fields(status: int) -> dict[str, int | None]:
+    """A wait status as ProcessEvent fields: ``{"exit_code": 3, "signal": None}`` for an exit with code 3,
+    ``{"exit_code": None, "signal": 9}`` for death by SIGKILL (the core-dump bit 0x80 dropped).
+
+    >>> exit_status_fields(3 << 8), exit_status_fields(0x80 | 6)
+    ({'exit_code': 3, 'signal': None}, {'exit_code': None, 'signal': 6})
+    """
+    if status & 0x7F == 0:
+        return {"exit_code": (status >> 8) & 0xFF, "signal": None}
+    return {"exit_code": None, "signal": status & 0x7F}
 
 
 class RecordError(AgentError, ValueError):
@@ -240,7 +253,13 @@ class RecordDecoder:
             self.last_exec[rec.tid] = (path, argv)
             yield ProcessEvent(self._header(rec), ProcessEventType.EXEC, filename=filename, argv=argv)
         elif rec.type == REC_EXIT:
-            yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=self.exit_codes.pop(rec.pid, None))
+            code = self.exit_codes.pop(rec.pid, None)
+            if rec.reason & EXIT_STATUS_KNOWN:  # the kernel's record: right even for a plain exit() or a signal
+                fields = exit_status_fields(rec.ret)
+                yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=fields["exit_code"],
+                                   signal=fields["signal"])
+            else:
+                yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=code)
         elif rec.type == REC_FORK:
             # no event: the parent's clone/fork exit record carries the same fact with the thread flag, but
             # only after the child may have run; routing (publisher.root) needs the parent now

@@ -488,6 +488,21 @@ SCHED_HOOK(sched_process_exec) {
     return 0;
 }
 
+// The exiting task's wait status (do_exit sets task->exit_code before this tracepoint fires). CO-RE only:
+// bcc reads struct task_struct through the installed kernel headers, whose layout need not be the running
+// kernel's (measured: garbage on this host's 6.18); there the decoder falls back to exit_group's argument.
+#ifdef SYSWEAVE_CORE
+static __always_inline int task_exit_status(struct rec *r) {
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    int code = 0;
+    if (bpf_probe_read_kernel(&code, sizeof(code), &t->exit_code) != 0) return 0;
+    r->ret = code;
+    return EXIT_STATUS_KNOWN;
+}
+#else
+#define task_exit_status(r) 0
+#endif
+
 SCHED_HOOK(sched_process_exit) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
@@ -498,7 +513,10 @@ SCHED_HOOK(sched_process_exit) {
     }
     if (!whole || target_of(tgid) != TGT_ACTIVE) return 0;
     struct rec *r = new_rec(REC_EXIT, id, 0);
-    if (r) submit(r);
+    if (r) {
+        r->reason = task_exit_status(r);
+        submit(r);
+    }
     u8 none = 0;
     targets.update(&tgid, &none);
     return 0;

@@ -54,6 +54,10 @@
 #define R_FIRST 8
 #define R_ALL 16
 
+// REC_EXIT (struct rec.reason): ret holds the task's exit_code as the kernel set it in do_exit (the wait
+// status its parent would get: code << 8, or the signal | 0x80 core dumped), also when no wait reports it
+#define EXIT_STATUS_KNOWN 1
+
 // What a REC_EXEC_ARGS read missed (struct rec.reason): user memory the task had not faulted in yet
 // (a fork/vfork child's untouched pages) cannot be read from BPF; REC_EXEC's copy fills the gap.
 #define EA_PATH_FAULT 1

@@ -52,7 +52,8 @@ def process_event(ex: Extraction, e: ProcessEvent) -> None:
         _exec_files(ex, e)
     elif e.type is ProcessEventType.EXIT:
         p.exited = True
-        p.own_code = e.exit_code  # None: no exit_group, i.e. killed by a signal
+        p.own_code = e.exit_code  # None: killed by a signal (no exit_group, or the kernel's record says which)
+        p.own_signal = e.signal
         cut = ex.exec_failing.pop(p.key, None)
         if cut is not None and e.exit_code is None and (not p.images or p.images[-1][0] < cut[0]):
             p.images.append(cut)  # killed inside its exec: it is the program it was exec'ing (exec_failed)

@@ -54,7 +54,8 @@ class Proc:
     exit_code: int | None = None  # the settled status (settle._settle): a code, or None and a signal
     signal: int | None = None
     exited: bool = False  # an exit record was seen
-    own_code: int | None = None  # from its exit_group (None at exit: killed by a signal)
+    own_code: int | None = None  # from its exit record (None at exit: killed by a signal)
+    own_signal: int | None = None  # the signal it died of, from the kernel's exit record (agents that have it)
     wait_code: int | None = None  # what its parent's wait reported
     wait_signal: int | None = None
     fork_event: bytes = b""  # event id of the fork that made it (for ordering reports)

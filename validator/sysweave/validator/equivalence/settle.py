@@ -129,9 +129,12 @@ def strip(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
 def _settle(p: Proc, sent: int | None) -> tuple[int | None, int | None]:
     """A process's (exit code, signal) from its own exit record and its parent's wait.
 
-    A process that exited without ``exit_group`` died of a signal: the one its parent's wait reported, else
-    the last one a traced process sent it (``kill``; a wait with a NULL status pointer reports nothing)."""
+    A process whose exit record has no code died of a signal: the one the kernel's exit record names (the
+    task's exit_code), else the one its parent's wait reported, else the last one a traced process sent it
+    (``kill``; a wait with a NULL status pointer reports nothing, and older agents' records name no signal)."""
     if p.exited and p.own_code is None:
+        if p.own_signal is not None:
+            return None, p.own_signal
         return None, p.wait_signal if p.wait_signal is not None else sent
     if p.own_code is not None:
         return p.own_code, None
