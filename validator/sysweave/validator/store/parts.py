@@ -30,7 +30,7 @@ from typing import Any
 
 from sysweave.schemas.rows import Column, decode_text
 from sysweave.validator.store import native
-from sysweave.validator.store.base import StoreError, StoreUnavailable
+from sysweave.validator.store.base import StoreError, StoreUnavailable, TraceSummary
 
 __all__ = ["FORMAT", "Manifest", "Part", "PartWriter", "StoreLayout", "TraceEntry", "summarise_traces"]
 
@@ -40,16 +40,10 @@ _GLOB_CHARS = set("*?{}[]'\\")
 
 
 @dataclass(frozen=True, slots=True)
-class TraceEntry:
-    """A trace's ``traces`` row as the manifest keeps it: enough to list and find traces without SQL."""
+class TraceEntry(TraceSummary):
+    """A trace's ``traces`` row as the manifest keeps it (its summary and the version that wrote it): enough to
+    list and find traces without SQL."""
 
-    trace_id: str
-    label: str
-    start_wall_ns: int
-    processes: int
-    events: int
-    backend: str
-    exit_code: int
     version: int
 
 
