@@ -215,9 +215,27 @@ def latency(rate: int, duration_s: float, spans_per_trace: int = 5000, tree: str
     return statistics.median(lat), lat[int(0.99 * (len(lat) - 1))], rss
 
 
+def pure_path(tree: str = "") -> float:
+    """CPU s per 100k spans of the worker's pure path in-process (``bench/stream_pure.py``) with ``tree``'s code."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(os.path.join(tree, c) for c in COMPONENTS)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_pure.py")
+    out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 def main(n_spans: int = 400_000, n_traces: int = 20, runs: int = 3, with_latency: int = 1) -> None:
     base = os.environ.get("SYSWEAVE_BENCH_BASELINE", "")
     trees = {"new": ""} | ({"baseline": base} if base else {})
+    pure: dict[str, list[float]] = {}
+    for _ in range(max(runs, 5)):  # alternating, as everything below
+        for name, tree in trees.items():
+            pure.setdefault(name, []).append(pure_path(tree))
+    for name, xs in pure.items():
+        print(f"{name}: pure worker path (decode .. encode, in-process, 200,000 spans): "
+              f"{statistics.median(xs):.3f} CPU s per 100k spans (median of {len(xs)}; {min(xs):.3f}-{max(xs):.3f})",
+              flush=True)
     thr: dict[tuple[str, int], list[tuple[float, float, float, float, float]]] = {}
     lat: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     for r in range(runs):
