@@ -14,20 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from sysweave.validator.store.base import TraceStore
+from sysweave.validator.store.url import is_server_url
 
-__all__ = ["base", "compact", "embedded", "formats", "is_server_url", "named_queries", "native", "open_store", "parts",
-           "paths", "reader", "retry", "server", "upgrade", "url", "views"]
-
-
-def is_server_url(target: str | Path | None) -> bool:
-    return isinstance(target, str) and target.startswith(("clickhouse://", "tcp://"))
+__all__ = ["base", "chdb_session", "compact", "embedded", "formats", "is_server_url", "named_queries", "native",
+           "open_store", "parts", "paths", "reader", "retry", "server", "upgrade", "url", "views"]
 
 
 def open_store(target: str | Path | None = None, migrate: bool = True) -> TraceStore:
     """``clickhouse://HOST:PORT/DB`` -> the server store; a path -> the embedded store there; None -> the
     default embedded store ($SYSWEAVE_STORE or ~/.local/share/sysweave/store). Migrates unless told not to."""
     if is_server_url(target):
-        from sysweave.validator.store.server import RetryPolicy, ServerStore
+        from sysweave.validator.store.retry import RetryPolicy
+        from sysweave.validator.store.server import ServerStore
 
         # a command line waits seconds, not the service's minute, for a server that is down
         store = ServerStore(str(target), policy=RetryPolicy(deadline_s=8.0))

@@ -1,6 +1,6 @@
 """What every trace store shares: the errors, and the :class:`TraceStore` interface.
 
-Two implementations: ``embedded.EmbeddedStore`` (chdb on a directory, the default) and
+Two implementations: ``embedded.EmbeddedStore`` (parts on a directory, read with chdb; the default) and
 ``server.ServerStore`` (a ClickHouse server over the native protocol); ``open_store`` in this package picks
 one from a path or a ``clickhouse://HOST:PORT/DB`` URL. Both use the one column map
 (``sysweave.schemas.rows``) and the one set of migrations (``sysweave.schemas.ddl``).
@@ -12,7 +12,9 @@ Errors (under ``ValidatorError``, see ``sysweave.schemas.errors``)::
       ├── QueryError         -- the user's SQL failed; the message is ClickHouse's, plus what to do
       ├── TraceNotFound      -- no trace with that id or label
       │     └── AmbiguousTrace  -- a label names several traces (the message lists their ids)
-      └── SinkError (server.py) -- batched writes to the server failed: SinkUnavailable, SinkRejected
+      └── SinkError          -- writes to the server failed
+            ├── SinkUnavailable  -- not reachable before the retry deadline (also a StoreUnavailable)
+            └── SinkRejected     -- the server refused the data itself (schema mismatch): retrying cannot help
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ __all__ = [
     "AmbiguousTrace",
     "OutputFormat",
     "QueryError",
+    "SinkError",
+    "SinkRejected",
+    "SinkUnavailable",
     "StoreError",
     "StoreUnavailable",
     "TraceNotFound",
@@ -60,6 +65,18 @@ class TraceNotFound(StoreError, LookupError):
 
 
 class AmbiguousTrace(TraceNotFound):
+    pass
+
+
+class SinkError(StoreError):
+    pass
+
+
+class SinkUnavailable(SinkError, StoreUnavailable):
+    pass
+
+
+class SinkRejected(SinkError):
     pass
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sysweave.schemas import ddl
 from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import TABLES, Row
+from sysweave.validator.store import chdb_session as session
 from sysweave.validator.store import compact, reader, views
 from sysweave.validator.store.base import (
     SQL_HINT,
@@ -38,7 +38,6 @@ from sysweave.validator.store.base import (
     server_message,
     store_label,
 )
-from sysweave.validator.store.chdb_session import close_session, shared_session
 from sysweave.validator.store.parts import Part, StoreLayout, TraceEntry
 from sysweave.validator.store.paths import default_store_path
 
@@ -48,12 +47,6 @@ CHUNK_ROWS = 100_000  # rows per Native block: bounds the memory a write (and a 
 _FORMATS: dict[str, str] = {"table": "PrettyCompactMonoBlock", "json": "JSON", "csv": "CSVWithNames", "tsv": "TSVWithNames"}
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 _NOT_FOUND = "sysweave query --name traces lists the stored ones"
-
-
-# chdb runs one engine per process: one in-memory session shared by every store object, and which store each view
-# reads (``close`` ends it)
-_DEFINED: dict[str, str] = {}  # view name -> the parts directory it reads
-_LOCK = threading.Lock()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -132,13 +125,13 @@ class EmbeddedStore:
     # --- reads ---------------------------------------------------------------------------------------------
 
     def _run(self, sql: str, fmt: str) -> Any:
-        with _LOCK:
-            s = shared_session()
+        with session.LOCK:
+            s = session.shared_session()
             parts_dir = str(self.layout.parts)
             for name in views.views_for(sql):
-                if _DEFINED.get(name) != parts_dir:  # undefined, or another store's view in this process
+                if session.DEFINED.get(name) != parts_dir:  # undefined, or another store's view in this process
                     s.query(views.view_sql(name, parts_dir).replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
-                    _DEFINED[name] = parts_dir
+                    session.DEFINED[name] = parts_dir
             try:
                 return s.query(sql, fmt)
             except Exception as exc:
@@ -174,7 +167,7 @@ class EmbeddedStore:
         return out
 
     def server_version(self) -> str:
-        return str(shared_session().query("SELECT version()", "CSV").bytes().decode().strip().strip('"'))
+        return str(session.shared_session().query("SELECT version()", "CSV").bytes().decode().strip().strip('"'))
 
     # --- traces --------------------------------------------------------------------------------------------
 
@@ -228,6 +221,4 @@ class EmbeddedStore:
         """Close the process's chdb session, if open (chdb allows one engine per process: a chdb session on a
         directory, e.g. ``store upgrade`` reading an old store, can start only after it). Another store object
         still in use opens a new one when it next reads."""
-        with _LOCK:
-            close_session()
-            _DEFINED.clear()
+        session.close_session()

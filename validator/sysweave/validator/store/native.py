@@ -15,7 +15,6 @@ as bytes, integers as int, numpy arrays accepted where they come).
 
 from __future__ import annotations
 
-import struct
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
@@ -104,5 +103,3 @@ def write_blocks(f: IO[bytes], blocks: Iterable[Sequence[tuple[Column, Sequence[
         rows += len(cols[0][1]) if cols else 0
     return rows
 
-
-_ = struct  # struct stays importable for callers that pack headers; encode uses array

@@ -1,118 +1,52 @@
 """Trace history in a ClickHouse server over the native protocol (clickhouse-driver), batched and retried.
 
-Inserts are columnar native blocks (``schemas.columns.columnar``, Strings as bytes): no SQL text, any size.
+Inserts are columnar native blocks of the stored columns (``schemas.columns``: the one trace-to-columns path every
+store uses, Strings as bytes): no SQL text, any size. Retries: ``retry.py``; the URL: ``url.py``.
 
 Idempotent under redelivery: every table is a ReplacingMergeTree keyed by event id (or trace id + version),
 so a batch written twice collapses to one row for queries that use FINAL (the named queries do) and after
-merges. Between the caller and the server sits a bounded buffer: rows beyond it are dropped and counted,
-never silently.
+merges. Between the caller and the server sits a bounded buffer of columns: rows beyond it are dropped and
+counted, never silently.
 
-Errors::
-
-    SinkError (a StoreError)
-      ├── SinkUnavailable   -- the server was not reachable before the retry deadline (also a StoreUnavailable)
-      └── SinkRejected      -- the server refused the data itself (schema mismatch): retrying cannot help
-    user SQL the server refuses raises QueryError (base.py)
+Errors: ``SinkUnavailable`` (not reachable before the retry deadline), ``SinkRejected`` (the server refused the
+data: retrying cannot help), ``QueryError`` (user SQL), all in ``base.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import random
-import re
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from sysweave.schemas import ddl
 from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
-from sysweave.schemas.rows import TABLES, Column, Row, trace_rows
+from sysweave.schemas.rows import TABLES, Column, Row
 from sysweave.validator.store import reader
 from sysweave.validator.store.base import (
     SQL_HINT,
     OutputFormat,
     QueryError,
+    SinkError,
+    SinkRejected,
+    SinkUnavailable,
     StoreError,
-    StoreUnavailable,
     TraceSummary,
     server_message,
     store_label,
 )
 from sysweave.validator.store.formats import format_rows
+from sysweave.validator.store.retry import RetryPolicy, retry
+from sysweave.validator.store.url import parse_url
 
 __all__ = ["INSERT_CHUNK_ROWS", "ClickHouseSink", "RetryPolicy", "ServerStore", "SinkError", "SinkRejected",
            "SinkUnavailable", "parse_url", "retry"]
 
 
 INSERT_CHUNK_ROWS = 100_000  # rows per INSERT when storing a trace (one server part each; merged later)
-
-
-class SinkError(StoreError):
-    pass
-
-
-class SinkUnavailable(SinkError, StoreUnavailable):
-    pass
-
-
-class SinkRejected(SinkError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter and an overall deadline. Delays: 0.2, 0.4, 0.8 ... capped at 5 s,
-    each scaled by a random factor in [1 - jitter, 1 + jitter]."""
-
-    initial_s: float = 0.2
-    max_s: float = 5.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    deadline_s: float = 60.0
-
-    def delays(self) -> Any:
-        delay = self.initial_s
-        while True:
-            yield delay * random.uniform(1 - self.jitter, 1 + self.jitter)
-            delay = min(delay * self.multiplier, self.max_s)
-
-
-def retry(policy: RetryPolicy, op: Callable[[], Any], retryable: tuple[type[BaseException], ...],
-          stop: threading.Event | None = None, on_retry: Callable[[BaseException], None] | None = None) -> Any:
-    """Run ``op`` until it succeeds, a non-retryable error occurs, or the deadline passes.
-    ``stop`` interrupts the waits (shutdown)."""
-    deadline = time.monotonic() + policy.deadline_s
-    for delay in policy.delays():
-        try:
-            return op()
-        except retryable as exc:
-            if on_retry:
-                on_retry(exc)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (stop is not None and stop.is_set()):
-                raise SinkUnavailable(f"gave up after {policy.deadline_s:.0f} s: {exc}") from exc
-            wait = min(delay, remaining)
-            if stop is not None:
-                stop.wait(wait)
-            else:
-                time.sleep(wait)
-    raise AssertionError("unreachable")
-
-
-def parse_url(url: str) -> tuple[str, int, str]:
-    """clickhouse://host:9000/db -> (host, port, database). Example: 'clickhouse://127.0.0.1:9000/sysweave'."""
-    u = urlparse(url if "://" in url else f"clickhouse://{url}")
-    if u.scheme not in ("clickhouse", "tcp"):
-        raise ValueError(f"ClickHouse URL {url!r}: use clickhouse://HOST:PORT/DATABASE (native protocol)")
-    db = (u.path or "/").strip("/") or "sysweave"
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", db):
-        raise ValueError(f"ClickHouse URL {url!r}: the database name must be letters, digits and '_'")
-    return u.hostname or "127.0.0.1", u.port or 9000, db
+Columns = list[tuple[Column, Any]]
 
 
 class ServerStore:
@@ -136,7 +70,7 @@ class ServerStore:
         self._client = Client(self.host, port=self.port, database=self.database, connect_timeout=3,
                               send_receive_timeout=60)
         self._admin = Client(self.host, port=self.port, connect_timeout=3)
-        self._buffer: dict[str, list[Row]] = {}
+        self._buffer: dict[str, Columns] = {}  # table -> its stored columns, appended piece by piece
         self.buffered = 0
         self.max_buffered_rows = max_buffered_rows
         self.dropped = 0
@@ -182,12 +116,7 @@ class ServerStore:
         self._call(lambda: self._admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}"))
         return self._call(lambda: ddl.migrate(self._client.execute))  # type: ignore[no-any-return]
 
-    def _write(self, table: str, rows: Sequence[Row]) -> int:
-        if table not in TABLES:
-            raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
-        return self._write_columns(table, columnar(table, rows))
-
-    def _write_columns(self, table: str, cols: Sequence[tuple[Column, Any]]) -> int:
+    def _write_columns(self, table: str, cols: Columns) -> int:
         """One columnar native INSERT of ``rows.stored`` columns; returns the rows written."""
         n = len(cols[0][1]) if cols else 0
         if not n:
@@ -207,7 +136,9 @@ class ServerStore:
 
     def insert(self, table: str, rows: Sequence[Row]) -> int:
         """Write now (not through the buffer)."""
-        return self._write(table, rows) if rows else 0
+        if table not in TABLES:
+            raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+        return self._write_columns(table, columnar(table, rows)) if rows else 0
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
         """Columns straight from the trace (``columns.iter_trace_columns``) in pieces of ``INSERT_CHUNK_ROWS``; each
@@ -215,7 +146,7 @@ class ServerStore:
         building of the next (at most one built piece waits: memory stays bounded by the chunk size)."""
         pieces = iter_trace_columns(trace, store_label(trace, label), backend, exit_code, arrays=True,
                                     chunk_rows=INSERT_CHUNK_ROWS)
-        waiting: queue.Queue[tuple[str, Sequence[tuple[Column, Any]]] | None] = queue.Queue(maxsize=1)
+        waiting: queue.Queue[tuple[str, Columns] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
 
         def send() -> None:
@@ -241,30 +172,46 @@ class ServerStore:
         if failed:
             raise failed[0]
 
+    def _buffer_columns(self, table: str, cols: Columns) -> int:
+        """Append one piece of ``table``'s stored columns to the buffer; returns the rows dropped (buffer full)."""
+        if table not in TABLES:
+            raise SinkRejected(f"no column map for table {table!r} (sysweave.schemas.rows.TABLES)")
+        n = len(cols[0][1]) if cols else 0
+        keep = min(n, max(self.max_buffered_rows - self.buffered, 0))
+        self.dropped += n - keep
+        if keep:
+            have = self._buffer.get(table)
+            if have is None:
+                self._buffer[table] = [(c, list(v[:keep])) for c, v in cols]
+            else:
+                by_name = {c.name: v for c, v in cols}
+                for c, values in have:
+                    values.extend(by_name[c.name][:keep])
+            self.buffered += keep
+        return n - keep
+
     def add_rows(self, table: str, rows: list[Row]) -> int:
         """Buffer rows; returns how many were dropped because the buffer is full (counted in ``dropped``)."""
-        room = max(self.max_buffered_rows - self.buffered, 0)
-        keep = rows[:room]
-        lost = len(rows) - len(keep)
-        self.dropped += lost
-        self._buffer.setdefault(table, []).extend(keep)
-        self.buffered += len(keep)
-        return lost
+        return self._buffer_columns(table, columnar(table, rows)) if rows else 0
 
     def add_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> int:
-        rows = trace_rows(trace, store_label(trace, label), backend, exit_code)
-        return sum(self.add_rows(t, r) for t, r in rows.items())
+        """Buffer a trace's columns (``columns.iter_trace_columns``, as ``store_trace`` writes them); returns the
+        rows dropped."""
+        pieces = iter_trace_columns(trace, store_label(trace, label), backend, exit_code)
+        return sum(self._buffer_columns(table, cols) for table, cols in pieces)
 
     def flush(self) -> int:
         """Insert everything buffered, one columnar INSERT per table; returns rows written."""
         written = 0
         for table in list(self._buffer):
-            rows = self._buffer[table]
-            if not rows:
-                continue
-            written += self._write(table, rows)
-            self.buffered -= len(rows)
-            self._buffer[table] = []
+            cols = self._buffer.pop(table)
+            n = len(cols[0][1]) if cols else 0
+            try:
+                written += self._write_columns(table, cols)
+            except BaseException:
+                self._buffer[table] = cols  # kept for the next flush (the caller commits no offsets)
+                raise
+            self.buffered -= n
         return written
 
     def discard_buffered(self) -> int:
