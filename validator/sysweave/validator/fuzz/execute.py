@@ -142,7 +142,15 @@ class NativeExecutor:
                 with open(stdin, "wb") as f:
                     f.write(inp.stdin)
             t0 = time.monotonic()
-            procs = [self._start(scratch, side, cmd, inp, stdin) for side, cmd in zip("ab", self.commands)]
+            procs: list[subprocess.Popen[bytes]] = []
+            try:
+                for side, cmd in zip("ab", self.commands):
+                    procs.append(self._start(scratch, side, cmd, inp, stdin))
+            except HarnessError:
+                for p in procs:  # the side already started must not outlive the failed start
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                raise
             deadline = time.monotonic() + self.timeout_s
             a, b = (self._finish(scratch, side, p, deadline, t0) for side, p in zip("ab", procs))
             return a, b
