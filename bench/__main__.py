@@ -1,4 +1,4 @@
-"""python -m bench [all|trace|startup|validate|cancel|fuzz|clickhouse|storage|streams|sdk|multihost|demo_stress] (figures:
+"""python -m bench [all|trace|startup|validate|cancel|fuzz|clickhouse|storage|store|streams|sdk|multihost|demo_stress] (figures:
 docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is not part of "all"."""
 
 import sys
@@ -11,6 +11,7 @@ from bench import (
     sdk_cost,
     startup,
     storage_size,
+    store_scale,
     stream_throughput,
     trace_overhead,
     validate_cancel,
@@ -20,7 +21,7 @@ from bench import (
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     benches = {"trace": trace_overhead.main, "validate": validate_speed.main, "clickhouse": clickhouse_ingest.main,
-               "storage": storage_size.main,
+               "storage": storage_size.main, "store": store_scale.main,
                "streams": stream_throughput.main, "sdk": sdk_cost.main, "startup": startup.main,
                "cancel": validate_cancel.main, "multihost": multihost_repeat.main,
                "fuzz": fuzz_speed.main}

@@ -160,20 +160,58 @@ def _sizes(execute: Callable[[str], Any], db: str) -> tuple[int, int, int, dict[
     return int(rows), int(comp), int(uncomp), {str(n): int(b) for n, b in cols}
 
 
+def _chdb_execute(session: Any) -> Callable[[str], list[tuple[Any, ...]]]:
+    import json
+
+    def execute(sql: str) -> list[tuple[Any, ...]]:
+        res = session.query(sql, "JSONCompact")
+        text = res.bytes().decode() if res is not None else ""
+        return [tuple(r) for r in json.loads(text)["data"]] if text.strip() else []
+
+    return execute
+
+
 def measure_embedded(trace: UnifiedTrace, layout: str) -> tuple[int, int, int, dict[str, int]]:
-    from sysweave.validator.store.embedded import DATABASE, EmbeddedStore
+    """chdb as a MergeTree server >= 20 (a database on a directory, the DDL's codecs22 variant); the embedded
+    store itself keeps parts, measured by :func:`measure_parts`."""
+    from chdb import session as chdb_session
+
+    from sysweave.schemas.columns import trace_columns
+    from sysweave.validator.store import native
 
     with tempfile.TemporaryDirectory() as d:
-        store = EmbeddedStore(os.path.join(d, "db"), migrate=(layout == "v2"))
+        s = chdb_session.Session(os.path.join(d, "db"))
         try:
+            execute = _chdb_execute(s)
+            execute("CREATE DATABASE IF NOT EXISTS bench")
+            execute("USE bench")
+            cols = _v1_columns(trace) if layout == "v1" else trace_columns(trace)["syscall_spans"]
             if layout == "v1":
-                _old_migrations(store.execute)
-                store._insert_columns("syscall_spans", _v1_columns(trace))
+                _old_migrations(execute)
             else:
-                store.store_trace(trace)
-            return _sizes(store.execute, DATABASE)
+                ddl.migrate(execute)
+            block = os.path.join(d, "spans.native")
+            with open(block, "wb") as f:
+                f.write(native.encode_block(cols))
+            execute(f"INSERT INTO syscall_spans ({', '.join(c.name for c, _ in cols)}) SELECT * FROM file('{block}', Native)")
+            return _sizes(execute, "bench")
         finally:
-            store.close()
+            s.close()
+
+
+def measure_parts(trace: UnifiedTrace) -> tuple[int, int]:
+    """The embedded store's syscall_spans bytes per span: as a command writes it (Native) and merged (Parquet)."""
+    from sysweave.validator.store.compact import compact
+    from sysweave.validator.store.embedded import EmbeddedStore
+
+    with tempfile.TemporaryDirectory() as d:
+        store = EmbeddedStore(os.path.join(d, "s"))
+        store.store_trace(trace)
+        written = sum(os.path.getsize(f) for f in glob.glob(os.path.join(d, "s", "parts", "*", "syscall_spans.*")))
+        compact(store.layout, full=True)
+        merged = sum(os.path.getsize(f) for f in glob.glob(os.path.join(d, "s", "parts", "*", "syscall_spans.*")))
+        store.close()
+    return written, merged
 
 
 def measure_server(trace: UnifiedTrace, layout: str,
@@ -204,6 +242,9 @@ def main(n: int = 1_000_000) -> dict[str, float]:
             fn = measure_embedded if store == "chdb" else measure_server
             results[f"{store} {layout}"] = fn(trace, layout)
     keys = list(results)
+    written, merged = measure_parts(trace)
+    print(f"embedded store (parts): {written / n:.1f} bytes per span as written (Native), {merged / n:.2f} merged "
+          "(Parquet, ZSTD)")
     print(f"stored bytes per syscall span after OPTIMIZE FINAL ({n:,} realistic spans; v1 = every column, no codecs; "
           "v2 = migration 0040)")
     print("| | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys))
