@@ -97,3 +97,11 @@ def sysweave_cmd() -> list[str]:
     from .test_cli import SYSWEAVE
 
     return SYSWEAVE
+
+
+def test_sql_writes_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s")
+    with pytest.raises(StoreError, match=r"answers SQL reads only.*sysweave store prune"):
+        store.execute("DROP TABLE traces")
+    assert store.execute("SELECT count() FROM traces") == [(0,)]
+    store.close()

@@ -46,6 +46,7 @@ __all__ = ["CHUNK_ROWS", "EmbeddedStore", "default_store_path"]
 CHUNK_ROWS = 100_000  # rows per Native block: bounds the memory a write (and a reader of the block) holds
 _FORMATS: dict[str, str] = {"table": "PrettyCompactMonoBlock", "json": "JSON", "csv": "CSVWithNames", "tsv": "TSVWithNames"}
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_WRITES = re.compile(r"^\s*(INSERT|ALTER|CREATE|DROP|TRUNCATE|OPTIMIZE|RENAME|DELETE|UPDATE|ATTACH|DETACH)\b", re.I)
 _NOT_FOUND = "sysweave query --name traces lists the stored ones"
 
 
@@ -125,6 +126,9 @@ class EmbeddedStore:
     # --- reads ---------------------------------------------------------------------------------------------
 
     def _run(self, sql: str, fmt: str) -> Any:
+        if _WRITES.match(sql):
+            raise QueryError(f"the embedded store at {self.path} answers SQL reads only (SELECT, SHOW, DESCRIBE, "
+                             "EXISTS): traces are written by sysweave trace/validate, removed by sysweave store prune")
         with session.LOCK:
             s = session.shared_session()
             parts_dir = str(self.layout.parts)
