@@ -41,7 +41,7 @@ _C = contract()
 REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = (
     _C["REC_SYSCALL"], _C["REC_EXEC_ARGS"], _C["REC_FORK"], _C["REC_EXEC"], _C["REC_EXIT"])
 EA_PATH_FAULT, EA_ARGV_FAULT, EA_ARGV_TRUNCATED = _C["EA_PATH_FAULT"], _C["EA_ARGV_FAULT"], _C["EA_ARGV_TRUNCATED"]
-EXIT_STATUS_KNOWN = _C["EXIT_STATUS_KNOWN"]
+EXIT_STATUS_KNOWN, OFFSET_UNKNOWN = _C["EXIT_STATUS_KNOWN"], _C["OFFSET_UNKNOWN"]
 # struct rec up to d1 (the fixed header); field positions by name, so a reordered header still decodes
 _HDR, _NAMES = _C.fixed_prefix("rec")
 HDR_SIZE = _HDR.size
@@ -131,7 +131,10 @@ def decode_args(name: str, rec: RawRecord) -> tuple[dict[str, ArgValue], bytes |
     payload: bytes | None = None
     payload_len = 0
     if spec is None:
-        return {f"arg{i}": rec.args[i] for i in range(SYSCALL_ARG_COUNTS.get(name, 6))}, None, 0
+        raw: dict[str, ArgValue] = {f"arg{i}": rec.args[i] for i in range(SYSCALL_ARG_COUNTS.get(name, 6))}
+        if name == "sendfile" and rec.ret > 0 and rec.aux != OFFSET_UNKNOWN:
+            raw["offset_after"] = rec.aux  # the in file's offset after the call: it sent [that - ret, that)
+        return raw, None, 0
     out: dict[str, ArgValue] = {}
     for i, (arg, kind) in enumerate(spec):
         v = rec.args[i]

@@ -321,6 +321,22 @@ static __always_inline void read_image_env(struct rec *r) {
     r->len2 = o;
 }
 
+// The file position of one of the current task's fds (sendfile with a NULL offset pointer moves the in
+// file's own position). CO-RE only: bcc cannot trust the installed headers' struct layouts.
+#ifdef SYSWEAVE_CORE
+static __always_inline u64 fd_pos(u64 fd) {
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *f = 0;
+    if (fd >= BPF_CORE_READ(fdt, max_fds) || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+        return OFFSET_UNKNOWN;
+    return BPF_CORE_READ(f, f_pos);
+}
+#else
+#define fd_pos(fd) OFFSET_UNKNOWN
+#endif
+
 // The first iovec of a readv/writev/sendmsg/recvmsg: payload (capped) in d2; aux = number of iovecs.
 static __always_inline void read_iov0(struct rec *r, u64 iov, s64 ret) {
     u64 base = read_u64(iov), len = read_u64(iov + 8);
@@ -365,6 +381,11 @@ static __always_inline void decode(struct rec *r) {
         if (a[2]) read_sockaddr(r, a[1], read_u32(a[2])); break;
     case __NR_wait4:
         if (ret > 0) r->aux = read_u32(a[1]); break;
+    case __NR_sendfile: {
+        u64 end = ret <= 0 ? OFFSET_UNKNOWN : a[2] ? read_u64(a[2]) : fd_pos(a[1]);
+        r->aux = end < OFFSET_UNKNOWN ? (u32)end : OFFSET_UNKNOWN;
+        break;
+    }
     case __NR_pipe: case __NR_pipe2:
         if (ret == 0) read_sockaddr(r, a[0], 8); break;
     case __NR_socketpair:

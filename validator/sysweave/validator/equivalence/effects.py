@@ -192,11 +192,27 @@ def _new_conv(ex: Extraction, e: SyscallSpan, remote: str, kind: str) -> Convers
 def _transfer(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
     """Reads and writes fdtrack knows beyond plain read/write (sendfile, splice, ...)."""
     if acc.resource is not None and acc.nbytes > 0:
-        rw(ex, e, acc.resource, acc.op is Op.WRITE, acc.nbytes)
+        rw(ex, e, acc.resource, acc.op is Op.WRITE, acc.nbytes, _moved(ex, e, acc))
 
 
-def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int) -> None:
-    """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing)."""
+def _moved(ex: Extraction, e: SyscallSpan, acc: Access) -> bytes | None:
+    """The bytes a sendfile moved, from its source file: [offset_after - n, offset_after) of the file's
+    content (the final-state reader's first bytes), when the capture has the offset, the run never wrote
+    that file and the range lies within the content kept; None otherwise (compared by length)."""
+    end, src = e.args.get("offset_after"), acc.source
+    if (e.name != "sendfile" or not isinstance(end, int) or src is None or src.kind is not ResourceKind.FILE
+            or not src.path or ex.final_state is None or (e.h.host_id, src.path) in ex.scope):
+        return None
+    content = ex.final_state(src.path).content
+    start = end - acc.nbytes
+    if content is None or start < 0 or end > len(content):
+        return None
+    return content[start:end]
+
+
+def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int, moved: bytes | None = None) -> None:
+    """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing).
+    ``moved``: the bytes, where the call's payload cannot show them (a sendfile's, from its source file)."""
     ex.obs.io_bytes += nbytes
     if res.id in ex.kernel_sockets:
         return
@@ -212,9 +228,9 @@ def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int) 
         c = ex.conns.get(res.id)
         if c is None:
             c = ex.conns[res.id] = _new_conv(ex, e, res.remote, "stream")
-        _io(ex, e, c, write, nbytes)
+        _io(ex, e, c, write, nbytes, moved)
     elif res.kind in (ResourceKind.SOCKET, ResourceKind.CONN):  # datagrams: one conversation per peer
-        _io(ex, e, _datagrams(ex, e, res, write), write, nbytes)
+        _io(ex, e, _datagrams(ex, e, res, write), write, nbytes, moved)
 
 
 def _datagrams(ex: Extraction, e: SyscallSpan, res: Resource, write: bool) -> Conversation:
@@ -228,8 +244,8 @@ def _datagrams(ex: Extraction, e: SyscallSpan, res: Resource, write: bool) -> Co
     return c
 
 
-def _io(ex: Extraction, e: SyscallSpan, c: Conversation, write: bool, n: int) -> None:
-    payload = e.payload or b""
+def _io(ex: Extraction, e: SyscallSpan, c: Conversation, write: bool, n: int, moved: bytes | None = None) -> None:
+    payload = moved if moved is not None else e.payload or b""
     direction = "sent" if write else "received"
     c.total += n
     c.captured += min(len(payload), n)
