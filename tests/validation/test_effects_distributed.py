@@ -109,7 +109,7 @@ def test_distributed_job_verdicts_name_the_host_and_file(testbed, kafka_bootstra
     from kafka import KafkaProducer
 
     from distributed.helpers import create_topics, stop  # tests/distributed (pytest puts tests/ on the path)
-    from sysweave.validator.equivalence.stored import ValidationRequest
+    from sysweave.schemas.topics import ValidationRequest
     from sysweave.validator.service import ValidatorService
 
     tag = uuid.uuid4().hex[:8]
