@@ -86,6 +86,8 @@ def _libbpf() -> Any:
         "bpf_program__name": (cp, [vp]),
         "bpf_program__fd": (i, [vp]),
         "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
+        "bpf_program__attach": (vp, [vp]),
+        "bpf_link__destroy": (i, [vp]),
         "libbpf_set_print": (vp, [_PRINT_CB]),
     }
     for fname, (res, args) in sigs.items():
@@ -124,6 +126,7 @@ class CoreObject:
         if not self._obj:
             raise _fail(f"open {object_path(name)}")
         self.loaded = False
+        self._links: list[Any] = []
 
     def _map(self, name: str) -> Any:
         m = _libbpf().bpf_object__find_map_by_name(self._obj, name.encode())
@@ -183,8 +186,19 @@ class CoreObject:
     def program_fd(self, name: str) -> int:
         return int(_libbpf().bpf_program__fd(self._prog(name)))
 
+    def attach(self, prog_name: str) -> None:
+        """Attach a loaded program where its section says (raw_tp/NAME, tp_btf/NAME); detached at close()."""
+        ctypes.set_errno(0)
+        link = _libbpf().bpf_program__attach(self._prog(prog_name))
+        if not link:
+            raise _fail(f"{self.name}: attach {prog_name}")
+        self._links.append(link)
+
     def close(self) -> None:
-        """Frees the object: its maps and programs close (attachments hold their programs by their own fds)."""
+        """Detaches what attach() attached and frees the object: its maps and programs close."""
+        for link in reversed(self._links):
+            _libbpf().bpf_link__destroy(link)
+        self._links = []
         if self._obj:
             _libbpf().bpf_object__close(self._obj)
             self._obj = None

@@ -75,6 +75,16 @@ MAP_HASH_NO_PREALLOC(agg_slots, struct agg_key, u32, MAX_AGG);  // filled once p
 MAP_TASK_STORAGE(starts, struct start_t);
 MAP_PERCPU_ARRAY(scratch, struct rec, 1);
 MAP_RINGBUF(events, RINGBUF_PAGES);
+#ifdef SYSWEAVE_CORE
+// The call in flight on this CPU: sys_enter writes it, sys_exit reads it (array accesses the verifier inlines,
+// where task storage costs a helper call at each end).  A task switched out mid-call takes its start along
+// into task storage (sched_switch below), where sys_exit finds it when the per-CPU one is not its own.
+// (by task, not tid: a thread that execs takes its group leader's pid between its sys_enter and sys_exit)
+struct inflight { u64 ts; u64 task; u32 nr; u32 valid; };
+MAP_PERCPU_ARRAY(inflight, struct inflight, 1);
+struct slot_cache_e { u32 tgid; u32 gen_slot; };
+MAP_PERCPU_ARRAY(slot_cache, struct slot_cache_e, OBS_NR_MAX);
+#endif
 
 static __always_inline u64 cfg(u32 slot) {
     u64 *v = settings.lookup(&slot);
@@ -124,17 +134,33 @@ static __always_inline u32 resolve_slot(u32 tgid, u32 nr) {
 }
 
 // Update the exact aggregate; return 1 if this is the first call of (tgid, nr) on this CPU.
-static __always_inline int aggregate(struct start_t *s, u32 tgid, u32 nr, u64 dur, s64 ret) {
-    u32 gen = (u32)cfg(CFG_GEN) & AGG_GEN_MASK, slot = 0;
+// Where (tgid, nr)'s aggregate slot is cached (generation << AGG_GEN_SHIFT | slot), or 0: none.  The CO-RE
+// build keeps it per CPU and syscall number, for the last process that used it there (an inlined array
+// access; a miss only costs a hash lookup), bcc's in the task's storage.
+static __always_inline u32 *slot_cache_for(struct start_t *s, u32 tgid, u32 nr) {
+#ifdef SYSWEAVE_CORE
+    if (nr >= OBS_NR_MAX) return 0;
+    struct slot_cache_e *e = slot_cache.lookup(&nr);
+    if (!e) return 0;
+    if (e->tgid != tgid) { e->tgid = tgid; e->gen_slot = 0; }
+    return &e->gen_slot;
+#else
     u32 i = nr;
-    if (i < OBS_NR_MAX) {
-        u32 e = s->slot_of[i];
+    if (!s || i >= OBS_NR_MAX) return 0;
+    return &s->slot_of[i];
+#endif
+}
+
+static __always_inline int aggregate(u32 *cached, u32 tgid, u32 nr, u64 dur, s64 ret) {
+    u32 gen = (u32)cfg(CFG_GEN) & AGG_GEN_MASK, slot = 0;
+    if (cached) {
+        u32 e = *cached;
         if ((e >> AGG_GEN_SHIFT) == gen) slot = e & ((1 << AGG_GEN_SHIFT) - 1);
     }
     if (!slot) {
         slot = resolve_slot(tgid, nr);
         if (!slot) { count_lost(LOST_AGG_FULL); return 0; }
-        if (i < OBS_NR_MAX) s->slot_of[i] = (gen << AGG_GEN_SHIFT) | slot;
+        if (cached) *cached = (gen << AGG_GEN_SHIFT) | slot;
     }
     u32 group = slot / AGG_GROUP;
     struct agg_group *g = aggs.lookup(&group);
@@ -419,9 +445,14 @@ RAW_TP(sys_enter) {
         return 0;
     } else if (nr == __NR_exit_group || nr == __NR_exit) {
         // never returns: count and ship it here
+#ifdef SYSWEAVE_CORE
+        struct start_t *s = 0;
+#else
         struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
                                                     BPF_LOCAL_STORAGE_GET_F_CREATE);
-        int first = s ? aggregate(s, id >> 32, nr, 0, 0) : 0;
+        if (!s) return 0;
+#endif
+        int first = aggregate(slot_cache_for(s, id >> 32, nr), id >> 32, nr, 0, 0);
         struct rec *r = new_rec(REC_SYSCALL, id, nr);
         if (r) {
             read_args(r, (struct pt_regs *)ctx->args[0]);
@@ -430,12 +461,22 @@ RAW_TP(sys_enter) {
         }
         return 0;
     }
+#ifdef SYSWEAVE_CORE
+    u32 zero = 0;
+    struct inflight *f = inflight.lookup(&zero);
+    if (!f) return 0;
+    f->ts = bpf_ktime_get_ns();
+    f->task = bpf_get_current_task();
+    f->nr = nr;
+    f->valid = 1;
+#else
     struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
                                                 BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!s) return 0;
     s->ts = bpf_ktime_get_ns();
     s->nr = nr;
     s->valid = 1;
+#endif
     return 0;
 }
 
@@ -443,14 +484,34 @@ RAW_TP(sys_exit) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32;
     if (target_of(tgid) != TGT_ACTIVE) return 0;
-    struct start_t *s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+    u64 start = 0;
+    u32 nr = 0;
+    struct start_t *s = 0;
+#ifdef SYSWEAVE_CORE
+    u32 zero = 0;
+    struct inflight *f = inflight.lookup(&zero);
+    if (f && f->valid && f->task == bpf_get_current_task()) {
+        f->valid = 0;
+        start = f->ts;
+        nr = f->nr;
+    } else {  // switched out mid-call: its start moved to task storage
+        s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+        if (!s || !s->valid) return 0;
+        s->valid = 0;
+        start = s->ts;
+        nr = s->nr;
+    }
+#else
+    s = starts.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
     if (!s || !s->valid) return 0;
     s->valid = 0;
+    start = s->ts;
+    nr = s->nr;
+#endif
     u64 now = bpf_ktime_get_ns();
-    u64 dur = now - s->ts;
-    u32 nr = s->nr;
+    u64 dur = now - start;
     s64 ret = ctx->args[1];
-    int first = aggregate(s, tgid, nr, dur, ret);
+    int first = aggregate(slot_cache_for(s, tgid, nr), tgid, nr, dur, ret);
 
     u64 flags = cfg(CFG_FLAGS);
     u32 reason = first ? R_FIRST : 0;
@@ -464,12 +525,31 @@ RAW_TP(sys_exit) {
 
     struct rec *r = new_rec(REC_SYSCALL, id, nr);
     if (!r) return 0;
-    r->ts = s->ts; r->dur = dur; r->ret = ret; r->reason = reason;
+    r->ts = start; r->dur = dur; r->ret = ret; r->reason = reason;
     read_args(r, (struct pt_regs *)ctx->args[0]);
     decode(r);
     submit(r);
     return 0;
 }
+
+#ifdef SYSWEAVE_CORE
+// A traced task leaves the CPU in the middle of a call (it blocks, or is preempted): its start goes with it
+// into its task storage, so sys_exit finds it on whichever CPU the call returns.  Runs at every context
+// switch on the host; for a CPU with no traced call in flight it is one array access.
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch_hook, bool preempt, struct task_struct *prev, struct task_struct *next) {
+    u32 zero = 0;
+    struct inflight *f = inflight.lookup(&zero);
+    if (!f || !f->valid || f->task != (u64)prev) return 0;
+    f->valid = 0;
+    struct start_t *s = starts.task_storage_get(prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!s) { count_lost(LOST_START); return 0; }  // that call goes uncounted: said, not hidden
+    s->ts = f->ts;
+    s->nr = f->nr;
+    s->valid = 1;
+    return 0;
+}
+#endif
 
 SCHED_HOOK(sched_process_fork) {
     u64 id = bpf_get_current_pid_tgid();

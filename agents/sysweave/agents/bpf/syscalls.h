@@ -72,7 +72,8 @@
 // Slots of the per-CPU `lost` array
 #define LOST_RINGBUF 0
 #define LOST_AGG_FULL 1
-#define LOST_N 2
+#define LOST_START 2  // a call's start could not be kept when its task was switched out (CO-RE build)
+#define LOST_N 3
 
 #define HIST_BUCKETS 40
 // Aggregates are stored AGG_GROUP slots to a map value (slot s: value s / AGG_GROUP, entry s % AGG_GROUP):

@@ -54,6 +54,7 @@ FLAG_OBSERVABLE, FLAG_ALL, FLAG_FOLLOW = _C["FLAG_OBSERVABLE"], _C["FLAG_ALL"], 
 TGT_NONE, TGT_ACTIVE = _C["TGT_NONE"], _C["TGT_ACTIVE"]
 OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"]
 LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
+LOST_START = _C["LOST_START"]
 HIST_BUCKETS = _C["HIST_BUCKETS"]
 CFG_GEN, CFG_AGG_NEXT, AGG_GEN_MASK = _C["CFG_GEN"], _C["CFG_AGG_NEXT"], _C["AGG_GEN_MASK"]
 AGG_GROUP = _C["AGG_GROUP"]  # aggregate slots per `aggs` value
@@ -83,8 +84,11 @@ class TargetError(CaptureError):
 RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
 SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
 PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
-# The CO-RE object's programs are all raw tracepoints, named after their event (attached and detached at once)
-CORE_PROGRAMS = ("sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec", "sched_process_exit")
+# The CO-RE object's programs: raw tracepoints named after their event and a BTF tracepoint on sched_switch
+# (attached and detached at once)
+# (the switch hook first: a call must never be in flight on a CPU before its task can be switched out with it)
+CORE_PROGRAMS = ("sched_switch_hook", "sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec",
+                 "sched_process_exit")
 MAPS = ("targets", "settings", "observable", "lost", "aggs", "agg_slots", "events")  # the ones user space touches
 _U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
 _AGG_KEY = _C.fixed_prefix("agg_key")[0]
@@ -177,7 +181,7 @@ class SyscallProbe:
             obj.set_max_entries("events", self.config.ringbuf_pages * 4096)
             obj.load()
             for name in CORE_PROGRAMS:
-                self._attached.raw_tracepoint(obj.program_fd(name), name)
+                obj.attach(name)
         except ObjectError as exc:
             self._attached.close()
             obj.close()
@@ -424,6 +428,8 @@ class SyscallProbe:
         (and "ringbuf_injected" while the test hook TEST_DROP_ENV is set)."""
         out = {"ringbuf": self._lost_slot(LOST_RINGBUF), "aggregate_table_full": self._lost_slot(LOST_AGG_FULL),
                "queue": self.queue.dropped}
+        if self._core is not None:  # the CO-RE build's per-CPU call starts (sched_switch carries them)
+            out["call_start"] = self._lost_slot(LOST_START)
         if self._drop_every:
             out["ringbuf_injected"] = self._injected
         return out
