@@ -21,6 +21,7 @@ translated into these at the boundary where they occur, with what to do in the m
       │     ├── PublishError                 Kafka producer could not be created
       │     ├── DecisionLogError             a decision log that cannot be read at all
       │     ├── SdkDatagramError             an SDK datagram that cannot become an event (counted)
+      │     ├── ScratchError                 a run's private /tmp could not be set up
       │     └── GpuUnavailable               no NVML / CUPTI here
       ├── StreamError                      sysweave.streams
       │     └── InconsistentClocks           clock constraints with no common solution
