@@ -24,10 +24,11 @@ def test_private_tmp_isolates_writes_and_keeps_reads() -> None:
         f.write("input\n")
     workdir = tempfile.mkdtemp(prefix="sysweave-run-", dir="/tmp")
     script = (f"echo run >> {shared_log}; cat {existing} > copied.txt; "
-              f'echo abs > "$(pwd)/abs.txt"; wc -l < {shared_log} > count.txt; rm {existing}')
+              f'echo abs > "$(pwd)/abs.txt"; mv "$(pwd)/abs.txt" moved.txt; mv moved.txt "$(pwd)/abs.txt"; '
+              f'wc -l < {shared_log} > count.txt; rm {existing}')
     try:
         for _ in range(2):  # the second run must not see the first one's append, nor its deletion
-            scratch = PrivateTmp(shared=[workdir])
+            scratch = PrivateTmp(shared=[workdir], cwd=workdir)
             try:
                 subprocess.run(["/bin/sh", "-c", script], cwd=workdir, preexec_fn=scratch.enter, check=True)
                 final = scratch.final_path(shared_log)

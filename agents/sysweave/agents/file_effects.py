@@ -128,6 +128,12 @@ def file_state(path: str, cap: int = CONTENT_CAP) -> dict[str, object]:
 
 
 def file_states(paths: Iterable[str], cwd: str, header: Callable[[int], EventHeader],
-                cap: int = CONTENT_CAP) -> list[FileState]:
-    """One FileState per path, read from disk now; ``header(i)`` makes the i-th event's header."""
-    return [FileState(header(i), cwd=cwd, **file_state(p, cap)) for i, p in enumerate(paths)]  # type: ignore[arg-type]
+                cap: int = CONTENT_CAP, where: Callable[[str], str | None] | None = None) -> list[FileState]:
+    """One FileState per path, read from disk now; ``header(i)`` makes the i-th event's header. ``where``: where
+    a path's final state lies now (a run's private /tmp: :meth:`~.scratch.PrivateTmp.final_path`; None: deleted)."""
+    out = []
+    for i, p in enumerate(paths):
+        at = where(p) if where is not None else p
+        fields = {**file_state(at, cap), "path": p} if at is not None else {"path": p, "exists": False}
+        out.append(FileState(header(i), cwd=cwd, **fields))  # type: ignore[arg-type]
+    return out

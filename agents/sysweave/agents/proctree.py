@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants", "start_watchdog"]
 
@@ -211,8 +212,9 @@ class ProcessTree:
         self.start_ticks = st[1] if st else 0
 
     @classmethod
-    def start(cls, argv: list[str], **popen_kwargs: object) -> ProcessTree:
-        """Popen ``argv`` in a new cgroup (where possible), with PR_SET_PDEATHSIG. Raises OSError like Popen."""
+    def start(cls, argv: list[str], pre_exec: Callable[[], None] | None = None, **popen_kwargs: object) -> ProcessTree:
+        """Popen ``argv`` in a new cgroup (where possible), with PR_SET_PDEATHSIG; ``pre_exec`` runs in the child
+        last before exec (a private /tmp: :meth:`sysweave.agents.scratch.PrivateTmp.enter`). Raises OSError like Popen."""
         parent, _ = containment()
         name = f"{os.getpid()}-{next(_counter)}"
         cgroup = _make(parent, name) if parent is not None else None
@@ -233,6 +235,8 @@ class ProcessTree:
                 fd = os.open(procs, os.O_WRONLY)
                 os.write(fd, b"0")
                 os.close(fd)
+            if pre_exec is not None:
+                pre_exec()
 
         popen = subprocess.Popen(argv, preexec_fn=enter, **popen_kwargs)  # type: ignore[call-overload]
         return cls(popen, cgroup, memory)

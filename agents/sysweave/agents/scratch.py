@@ -70,7 +70,7 @@ class PrivateTmp:
     """One run's private /tmp (see the module docstring). ``shared``: directories under /tmp the run must see
     as they are (bind-mounted back). ``base``: where the upper layer lives (tmpfs; not under /tmp)."""
 
-    def __init__(self, shared: Sequence[str] = (), base: str = "/dev/shm") -> None:
+    def __init__(self, shared: Sequence[str] = (), base: str = "/dev/shm", cwd: str | None = None) -> None:
         why = unavailable()
         if why:
             raise ScratchError(why)
@@ -87,6 +87,9 @@ class PrivateTmp:
         self._opts = f"lowerdir={self.tmp},upperdir={self.upper},workdir={work}".encode()
         self._tmp_b = self.tmp.encode()
         self._shared_b = [p.encode() for p in self.shared]
+        # the child re-enters its working directory through the new mounts: a cwd left on the covered /tmp
+        # would be another mount than the bound path, and a rename between the two fails (EXDEV)
+        self._cwd_b = os.path.realpath(cwd).encode() if cwd else None
 
     def enter(self) -> None:
         """In the child, before exec: a private mount namespace with the overlay on /tmp. Exits the child
@@ -100,6 +103,8 @@ class PrivateTmp:
         for fd, p in zip(fds, self._shared_b):
             _check(_libc.mount(b"/proc/self/fd/%d" % fd, p, None, _MS_BIND | _MS_REC, None), "bind the workdir")
             os.close(fd)
+        if self._cwd_b is not None:
+            os.chdir(self._cwd_b)
 
     def final_path(self, path: str) -> str | None:
         """Where the final state of ``path`` (as the run saw it) is now: its upper-layer copy when the run

@@ -23,6 +23,7 @@ from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe, TargetError
 from sysweave.agents.file_effects import WrittenPaths, file_states
 from sysweave.agents.proctree import ProcessTree, start_watchdog
 from sysweave.agents.records import RecordDecoder
+from sysweave.agents.scratch import PrivateTmp, ScratchError
 from sysweave.schemas.events import (
     Event,
     EventHeader,
@@ -178,6 +179,7 @@ class EbpfCapture:
         self._prev_aggs: dict[tuple[int, int], tuple[int, int, int, list[int]]] = {}
         self._prev_lost: dict[str, int] = {}
         self.written: WrittenPaths | None = None  # observable capture: paths the tree wrote (file effects)
+        self.scratch: PrivateTmp | None = None  # the run's private /tmp (run_command(private_tmp=True))
 
     def calls_counted(self) -> int:
         """Syscalls counted exactly in the kernel up to the last snapshot (the metrics endpoint reads it)."""
@@ -199,12 +201,14 @@ class EbpfCapture:
     def run_command(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
                     timeout_s: float | None = None, stdout: IO[bytes] | None = None,
                     stderr: IO[bytes] | None = None, stdin: IO[bytes] | int | None = None,
-                    kill_leftovers: bool = False) -> CaptureResult:
+                    kill_leftovers: bool = False, private_tmp: bool = False) -> CaptureResult:
         """Start ``argv`` traced from its exec, contained (:class:`~.proctree.ProcessTree`); wait for it (and,
         with -f, its descendants). At ``timeout_s`` the whole tree is killed and the result says
         ``timed_out``; a SIGINT/SIGTERM/SIGHUP is forwarded to every process of the tree, which is killed
         ``STOP_GRACE_S`` later, and the result says ``interrupted``; a second signal kills it at once.
-        ``kill_leftovers``: kill what is still running of the tree when the command exits (validation)."""
+        ``kill_leftovers``: kill what is still running of the tree when the command exits (validation).
+        ``private_tmp``: the tree gets its own /tmp (:class:`~.scratch.PrivateTmp`; ``cwd`` stays shared), and
+        the final states of /tmp paths are read from it. Raises ScratchError where it cannot be made."""
         if self.options.observable:
             self.written = WrittenPaths(os.path.abspath(cwd or os.getcwd()))
         self.probe.start()
@@ -213,10 +217,14 @@ class EbpfCapture:
         self.probe.arm(os.getpid())
         t0 = time.monotonic()
         try:
-            tree = ProcessTree.start(argv, env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
-        except OSError:
+            here = cwd or os.getcwd()
+            self.scratch = PrivateTmp(shared=[here], cwd=here) if private_tmp else None
+            tree = ProcessTree.start(argv, pre_exec=self.scratch.enter if self.scratch else None, env=env, cwd=cwd,
+                                     stdin=stdin, stdout=stdout, stderr=stderr)
+        except (OSError, ScratchError):
             self.probe.disarm()
             self._shutdown()
+            self._close_scratch()
             raise
         self.probe.disarm()
         self.probe.track(tree.pid)
@@ -256,6 +264,11 @@ class EbpfCapture:
         self.probe.remove_targets(pids)
         return self._finish(0, pids[0] if pids else os.getpid())
 
+    def _close_scratch(self) -> None:
+        if self.scratch is not None:
+            self.scratch.close()
+            self.scratch = None
+
     def _shutdown(self) -> None:
         # No settling sleep: a process's exit record is in the ring buffer before its parent can reap it
         # (sched_process_exit fires before exit_notify), and stop() drains the ring buffer once more.
@@ -270,7 +283,9 @@ class EbpfCapture:
             now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             offset = wall_offset_ns() + self.options.clock_skew_ns
             extra += file_states(self.written.paths(), self.written.cwd, lambda i: EventHeader(
-                make_event_id(self.producer_id, (1 << 61) | i), self.host_id, root_pid, root_pid, now, now + offset))
+                make_event_id(self.producer_id, (1 << 61) | i), self.host_id, root_pid, root_pid, now, now + offset),
+                where=self.scratch.final_path if self.scratch is not None else None)
+        self._close_scratch()
         if self._own_probe:
             self.probe.close()
         return CaptureResult("ebpf", exit_code, aggs, lost, self.shipped, root_pid, extra, program=self.probe.origin)

@@ -31,7 +31,8 @@ class EbpfRunner:
         events: list[Event] = []
         cap = EbpfCapture(self.options, events.append, probe=self.probe)
         res = cap.run_command(argv, env=env, cwd=cwd, timeout_s=timeout_s, stdout=stdout, stderr=stderr,
-                              stdin=stdin if stdin is not None else subprocess.DEVNULL, kill_leftovers=True)
+                              stdin=stdin if stdin is not None else subprocess.DEVNULL, kill_leftovers=True,
+                              private_tmp=True)  # each run its own /tmp: two runs never share a file outside the workdir
         return CapturedRun(res.exit_code, res.root_pid, events + res.aggregates + res.extra_events, res.aggregates,
                            res.lost, res.backend, res.wall_s, res.cpu_s, res.max_rss_kb, res.timed_out,
                            res.interrupted, res.accounting)
