@@ -92,3 +92,32 @@ def test_case_file_with_one_large_case(bins: Path, tmp_path: Path) -> None:
     failed = [name for name, c in cases.items() if c.find("failure") is not None]
     assert failed == ["large"]
     assert "4000000000" in (cases["large"].find("failure").get("message") or "") + (cases["large"].find("failure").text or "")
+
+
+DOUBLE_PY = 'import sys\nprint(int(sys.argv[1]) * 2 if sys.argv[1].lstrip("-").isdigit() else "bad")\n'
+DOUBLE_C = r"""
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    const char *p = argv[1][0] == '-' ? argv[1] + 1 : argv[1];
+    int ok = *p != 0;
+    for (; *p; p++)
+        ok = ok && isdigit((unsigned char)*p);
+    if (!ok) { puts("bad"); return 0; }
+    printf("%d\n", atoi(argv[1]) * 2);
+    return 0;
+}
+"""
+
+
+def test_arguments_are_mutated_and_shrunk(tmp_path: Path) -> None:
+    """`-- 5`: the argument is a mutation target; the overflow shrinks to the boundary 2^30."""
+    (tmp_path / "double.py").write_text(DOUBLE_PY)
+    (tmp_path / "double.c").write_text(DOUBLE_C)
+    subprocess.run(["cc", "-O2", "-w", "-o", str(tmp_path / "double"), str(tmp_path / "double.c")], check=True)
+    r = validate("--original", f"{sys.executable} {tmp_path / 'double.py'}", "--transpiled", str(tmp_path / "double"),
+                 "--fuzz", "1000", "--seed", "3", "--no-explain", "--json", "--", "5")
+    assert r.returncode == 1, r.stdout + r.stderr
+    f = json.loads(r.stdout)["finding"]
+    assert abs(int(f["input"]["args"][0])) in (2**30, 2**30 + 1), f
