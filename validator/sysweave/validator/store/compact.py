@@ -4,8 +4,8 @@
 sorted by trace), written by chdb from the parts' own files; the inputs are removed once it is in place. A trace
 stored twice keeps its latest part's rows. ``prune``: traces older than a number of days, or all but the newest
 N, are removed: whole parts where every trace goes, a merged part rewritten without them otherwise.
-``maybe_compact_in_background`` starts ``compact`` as a detached low-priority process once
-``AUTO_COMPACT_PARTS`` unmerged parts have accumulated, so no command waits for a merge. One compaction or prune
+``autocompact.maybe_compact_in_background`` starts ``compact`` (``python -m``, this module) as a detached
+low-priority process once enough unmerged parts have accumulated, so no command waits for a merge. One compaction or prune
 at a time (a lock file); writers never wait for either.
 
 Example: ``compact(StoreLayout(path))`` -> ``CompactResult(parts_in=412, bytes_in=..., bytes_out=...)``.
@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sysweave.schemas.rows import TABLES, stored
+from sysweave.validator.store.autocompact import retention_days
 from sysweave.validator.store.base import StoreError, quote
 from sysweave.validator.store.chdb_session import shared_session
 from sysweave.validator.store.parts import Manifest, Part, StoreLayout, TraceEntry
 
-__all__ = ["AUTO_COMPACT_PARTS", "CompactResult", "StoreInfo", "compact", "info", "maybe_compact_in_background",
-           "merge_parts", "prune", "retention_days"]
-
-AUTO_COMPACT_PARTS = 64  # unmerged parts from which a write starts a background compaction ($SYSWEAVE_COMPACT_AT)
+__all__ = ["CompactResult", "StoreInfo", "compact", "info", "merge_parts", "prune"]
 ROW_GROUP_ROWS = 65_536  # Parquet row group: a trace's rows are found by the groups' trace_id ranges
 _SETTINGS = (f"SETTINGS output_format_parquet_compression_method = 'zstd', "
              f"output_format_parquet_row_group_size = {ROW_GROUP_ROWS}")
@@ -218,45 +215,6 @@ def prune(layout: StoreLayout, older_than_days: float | None = None, keep: int |
 
 
 _TRACE_TABLES = set(TABLES) - {"validation_results"}
-
-
-def retention_days() -> float:
-    """$SYSWEAVE_RETENTION_DAYS (0 or unset: keep everything)."""
-    try:
-        return max(float(os.environ.get("SYSWEAVE_RETENTION_DAYS", "0") or 0), 0.0)
-    except ValueError:
-        raise StoreError(f"SYSWEAVE_RETENTION_DAYS={os.environ['SYSWEAVE_RETENTION_DAYS']!r}: give a number of days") from None
-
-
-def drop_expired_parts(layout: StoreLayout, parts: Iterable[Part], days: float) -> int:
-    """Retention on the write path without chdb: remove unmerged parts whose every trace is older than ``days``
-    (merged parts are pruned by the next compaction). Returns the parts removed."""
-    cutoff = time.time_ns() - int(days * 86_400 * 10**9)
-    old = [p for p in parts if not p.manifest.merged and p.manifest.traces
-           and all(t.start_wall_ns < cutoff for t in p.manifest.traces)]
-    layout.remove(old)
-    return len(old)
-
-
-def maybe_compact_in_background(layout: StoreLayout, days: float | None = None) -> bool:
-    """After a write: apply the retention (``days``, else $SYSWEAVE_RETENTION_DAYS) to whole unmerged parts now, and
-    start a detached, low-priority ``compact`` once enough unmerged parts wait. True when one was started."""
-    names = os.listdir(layout.parts)
-    days = retention_days() if days is None else days
-    if days:
-        drop_expired_parts(layout, layout.list_parts(), days)
-    try:
-        threshold = int(os.environ.get("SYSWEAVE_COMPACT_AT", AUTO_COMPACT_PARTS))
-    except ValueError:
-        threshold = AUTO_COMPACT_PARTS
-    unmerged = sum(1 for n in names if "-merged-" not in n)
-    if threshold <= 0 or unmerged < threshold:
-        return False
-    with open(layout.root / "compact.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "sysweave.validator.store.compact", str(layout.root), str(days)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                         preexec_fn=lambda: os.nice(10))
-    return True
 
 
 def _main(argv: list[str]) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,7 @@ from sysweave.schemas import ddl
 from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import TABLES, Row
-from sysweave.validator.store import chdb_session as session
-from sysweave.validator.store import compact, reader, views
+from sysweave.validator.store import autocompact
 from sysweave.validator.store.base import (
     SQL_HINT,
     OutputFormat,
@@ -94,7 +94,7 @@ class EmbeddedStore:
         except BaseException:
             w.abort()
             raise
-        compact.maybe_compact_in_background(self.layout, self.retention_days)
+        autocompact.maybe_compact_in_background(self.layout, self.retention_days)
         return len(rows)
 
     def store_trace(self, trace: UnifiedTrace, label: str | None = None, backend: str = "", exit_code: int = 0) -> None:
@@ -117,7 +117,7 @@ class EmbeddedStore:
             w.abort()
             raise
         self.layout.remove(earlier)
-        compact.maybe_compact_in_background(self.layout, self.retention_days)
+        autocompact.maybe_compact_in_background(self.layout, self.retention_days)
 
     def _stored(self, trace_id: str) -> bool:
         """Whether a part names this trace id in its directory name (a cheap check: no manifest read)."""
@@ -126,6 +126,9 @@ class EmbeddedStore:
     # --- reads ---------------------------------------------------------------------------------------------
 
     def _run(self, sql: str, fmt: str) -> Any:
+        from sysweave.validator.store import chdb_session as session  # reads only: a write imports none of these
+        from sysweave.validator.store import views
+
         if _WRITES.match(sql):
             raise QueryError(f"the embedded store at {self.path} answers SQL reads only (SELECT, SHOW, DESCRIBE, "
                              "EXISTS): traces are written by sysweave trace/validate, removed by sysweave store prune")
@@ -171,6 +174,8 @@ class EmbeddedStore:
         return out
 
     def server_version(self) -> str:
+        from sysweave.validator.store import chdb_session as session
+
         return str(session.shared_session().query("SELECT version()", "CSV").bytes().decode().strip().strip('"'))
 
     # --- traces --------------------------------------------------------------------------------------------
@@ -196,6 +201,8 @@ class EmbeddedStore:
             return self._load(ref.strip())  # its part was merged or pruned meanwhile: find it again
 
     def _load(self, ref: str) -> UnifiedTrace:
+        from sysweave.validator.store import reader
+
         entries = self._entries()
         by_id = {t.trace_id: p for p, t in entries}
         if _HEX32.match(ref) and ref.lower() in by_id:
@@ -211,6 +218,8 @@ class EmbeddedStore:
 
     def _read(self, trace_id: str, part: Part) -> UnifiedTrace:
         """A trace from the one part that holds it (no other part's files are opened)."""
+        from sysweave.validator.store import reader, views
+
         def select(table: str, where: str) -> list[tuple[Any, ...]]:
             path = part.file(table)
             if path is None:
@@ -225,4 +234,6 @@ class EmbeddedStore:
         """Close the process's chdb session, if open (chdb allows one engine per process: a chdb session on a
         directory, e.g. ``store upgrade`` reading an old store, can start only after it). Another store object
         still in use opens a new one when it next reads."""
-        session.close_session()
+        chdb_session = sys.modules.get("sysweave.validator.store.chdb_session")
+        if chdb_session is not None:  # (a store that only wrote never started one)
+            chdb_session.close_session()
