@@ -126,7 +126,7 @@ def _start(suffix: str, env: dict[str, str], ns: dict[str, str], cgroups: dict[s
            tmp: Path) -> tuple[list[subprocess.Popen[bytes]], subprocess.Popen[bytes]]:
     offsets = {"A": 0, "B": 5_000_000, "C": -3_000_000}
     worker = subprocess.Popen([*SYSWEAVE, "streams", "worker", "--kafka", KAFKA, "--grace-s", "3", "--join-wait-s",
-                               "20", "--app-id", f"streams{suffix}"], stdout=subprocess.DEVNULL,
+                               "20", "--app-id", f"streams{suffix}", "--loglevel", "info"], stdout=subprocess.DEVNULL,
                               stderr=open(tmp / "worker.log", "wb"), env=env)  # noqa: SIM115 -- the worker's lifetime
     agents, ports = [], {}
     for h in "ABC":
@@ -173,6 +173,9 @@ def main(runs: int = 10) -> None:
                 print(f"  run {k}/{runs}: " + (f"3-host trace in ClickHouse {a:.1f} s after the job ended"
                                                if a is not None else f"NO 3-host trace after {ARRIVAL_LIMIT_S:.0f} s")
                       + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+                if a is None:  # what the worker said: the only witness of a lost join
+                    log = (tmp / "worker.log").read_text(errors="replace").splitlines()[-40:]
+                    print("\n".join(f"    worker: {line}" for line in log), flush=True)
         finally:
             for p in agents:
                 stop(p)
