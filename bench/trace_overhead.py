@@ -60,6 +60,10 @@ ROWS = {
     "empty BPF floor": [PY, str(ROOT / "bench" / "floor.py"), "--"],
     "sysweave trace -c": [*SYSWEAVE, "-f", "-c", "--format", "json", "-o", "@OUT@", "--"],
     "sysweave trace (default)": [*SYSWEAVE, "-f", "-o", "@OUT@", "--"],
+    # the same program through the bcc fallback: its call start in task storage at both ends (the CO-RE build
+    # keeps it per CPU and moves it to task storage only when the task is switched out mid-call)
+    "sysweave trace -c (bcc fallback)": ["env", "SYSWEAVE_BPF_LOADER=bcc", *SYSWEAVE, "-f", "-c", "--format", "json",
+                                         "-o", "@OUT@", "--"],
     "bcc syscount -L": [PY, str(ROOT / "bench" / "syscount_run.py"), "--"],
     "strace -f -c": ["strace", "-f", "-c", "-o", "@OUT@", "--"],
 }
@@ -89,7 +93,7 @@ def per_call_cpu(n: int = 500_000, runs: int = 7) -> dict[str, float]:
 
     On a shared 2-vCPU VM dd's wall time swings +-50 % with other load; its CPU time moves far less."""
     rows = {k: ROWS[k] for k in ("untraced", "empty BPF floor", "sysweave trace -c", "sysweave trace (default)",
-                                 "bcc syscount -L")}
+                                 "sysweave trace -c (bcc fallback)", "bcc syscount -L")}
     argv = ["/usr/bin/time", "-f", "cpu %U %S", *dd_argv(n)]
     samples: dict[str, list[float]] = {k: [] for k in rows}
     for _ in range(runs):
