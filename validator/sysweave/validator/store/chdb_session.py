@@ -13,23 +13,45 @@ from typing import Any
 
 from sysweave.validator.store.base import StoreUnavailable
 
-__all__ = ["DEFINED", "LOCK", "close_session", "shared_session"]
+__all__ = ["DEFINED", "LOCK", "Session", "close_session", "shared_session"]
 
-_SESSION: list[Any] = []
 DEFINED: dict[str, str] = {}  # view name -> the parts directory it reads
 LOCK = threading.Lock()  # one statement at a time: views are redefined between statements
 
 
-def shared_session() -> Any:
+class Session:
+    """An in-memory chdb connection: ``query(sql, fmt)`` returns chdb's result (``.bytes()``), or for ``fmt``
+    "ArrowTable" a pyarrow Table. Built on ``chdb._chdb.connect`` (in chdb's ``__all__``), not ``chdb.session``,
+    which imports pyarrow and numpy (0.2 s) even where the result is text: ``sysweave query`` imports neither."""
+
+    def __init__(self) -> None:
+        chdb: Any = importlib.import_module("chdb")
+        self._conn = chdb._chdb.connect(":memory:")
+        self.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
+
+    def query(self, sql: str, fmt: str = "CSV") -> Any:
+        if fmt != "ArrowTable":
+            return self._conn.query(sql, fmt)
+        pa: Any = importlib.import_module("pyarrow")
+        data = self._conn.query(sql, "Arrow").bytes()
+        if not data:
+            return pa.table({})
+        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+_SESSION: list[Session] = []
+
+
+def shared_session() -> Session:
     """The in-memory chdb session (started on first use)."""
     if not _SESSION:
         try:
-            session: Any = importlib.import_module("chdb.session")
+            _SESSION.append(Session())
         except ImportError as exc:
             raise StoreUnavailable("reading the store needs chdb: pip install chdb (or run 'make setup')") from exc
-        s = session.Session()
-        s.query("SET output_format_arrow_string_as_string = 0")  # Strings as binary: exact bytes
-        _SESSION.append(s)
     return _SESSION[0]
 
 
