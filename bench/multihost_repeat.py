@@ -72,11 +72,11 @@ def _on_host(netns: str, cgroup: Path, *cmd: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sh", "-c", script, "sh", *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _wait_metrics(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 240) -> None:
+def _wait_metrics(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 240) -> None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise SystemExit(f"an agent exited: {proc.communicate()[0].decode()[-2000:]}")
+            raise SystemExit(f"an agent exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
             return
@@ -134,9 +134,16 @@ def _start(suffix: str, env: dict[str, str], ns: dict[str, str], cgroups: dict[s
         agents.append(subprocess.Popen(
             [*SYSWEAVE, "agent", "--kafka", KAFKA, "--host-id", h, "--cgroup", str(cgroups[h]), "--netns", ns[h],
              "--clock-offset-ns", str(offsets[h]), "--observable", "--window-s", "1", "--metrics-port", str(ports[h]),
-             "--spool", str(tmp / f"spool-{h}")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env))
-    for h, a in zip("ABC", agents):
-        _wait_metrics(ports[h], a)
+             "--spool", str(tmp / f"spool-{h}")], stdout=open(tmp / f"agent-{h}.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT, env=env))
+    try:
+        for h, a in zip("ABC", agents):
+            _wait_metrics(ports[h], a, tmp / f"agent-{h}.log")
+    except BaseException:
+        for p in (*agents, worker):
+            p.kill()
+            p.wait()
+        raise
     time.sleep(2)
     return agents, worker
 
