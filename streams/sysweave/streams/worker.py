@@ -50,20 +50,24 @@ def trace_headers(trace: UnifiedTrace) -> list[tuple[str, bytes]]:
     return TraceMessage.headers_for(trace.label)
 
 
-def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sysweave-streams",
-             processor: StreamProcessor | None = None) -> Any:
-    """A Faust app that wires the worker's topics and timers to one :class:`StreamProcessor`."""
+def _faust_app(bootstrap: str, app_id: str) -> Any:
     import faust
 
     # every event the worker holds is a few GC-tracked objects that live until its trace is emitted: move what
     # start-up made out of the collector's way and collect less often (CPU per 100k spans: docs/benchmarks.md)
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    return faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
+                     broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
+                     consumer_auto_offset_reset="earliest")
+
+
+def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sysweave-streams",
+             processor: StreamProcessor | None = None) -> Any:
+    """A Faust app that wires the worker's topics and timers to one :class:`StreamProcessor`."""
     cfg = cfg or WorkerConfig(worker_id=f"{app_id}/{os.getpid()}")
     proc = processor or StreamProcessor(cfg)
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
-                    broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
-                    consumer_auto_offset_reset="earliest")
+    app = _faust_app(bootstrap, app_id)
     out = {name: app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
            for name in topics.ALL_TOPICS}
     inbox = EndpointReader(bootstrap)
