@@ -109,7 +109,7 @@ def _store_and_validate(store_arg: list[str], tmp_path: Path) -> None:
     assert report["divergence"]["resource"] == "file:B: ./out/1.txt" and report["divergence"]["host"] == "B"
     assert report["backend"]["original"] == "ebpf"
     missing = validate(f"good-{tag}", "no-such-label")
-    assert missing.returncode == 2 and "no-such-label" in missing.stderr
+    assert missing.returncode == 2 and "no-such-label" in json.loads(missing.stdout)["reason"]  # --json: the report says why
 
 
 def test_stored_traces_validate_from_the_embedded_store(tmp_path: Path) -> None:
