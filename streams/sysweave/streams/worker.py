@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from typing import Any
@@ -59,7 +60,9 @@ def _faust_app(bootstrap: str, app_id: str) -> Any:
     gc.set_threshold(50_000, 50, 100)
     return faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=4,
                      broker_max_poll_records=500, producer_max_request_size=16 << 20, web_enabled=False,
-                     consumer_auto_offset_reset="earliest")
+                     consumer_auto_offset_reset="earliest",
+                     # Faust writes a data directory even for memory tables: not in whatever the cwd is (a checkout)
+                     datadir=tempfile.mkdtemp(prefix=f"sysweave-faust-{app_id}-"))
 
 
 def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sysweave-streams",
