@@ -144,8 +144,7 @@ def _start(suffix: str, env: dict[str, str], ns: dict[str, str], cgroups: dict[s
             p.kill()
             p.wait()
         raise
-    time.sleep(2)
-    return agents, worker
+    return agents, worker  # ready: an agent sets its cgroup target before its metrics endpoint answers
 
 
 def main(runs: int = 10) -> None:

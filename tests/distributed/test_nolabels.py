@@ -127,7 +127,7 @@ def test_no_labels_one_job_one_trace_and_unrelated_clients_apart(testbed, cgroup
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env))
         for h, a in zip("ABC", agents):
             wait_metrics(ports[h], a)
-        time.sleep(2)  # targets are set right after the metrics endpoint starts
+        # no settling sleep: an agent sets its cgroup target before its metrics endpoint answers (daemon.py)
 
         py = sys.executable
         # 1. one job over three hosts

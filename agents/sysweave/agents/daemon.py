@@ -180,6 +180,14 @@ def run_agent(cfg: AgentConfig) -> int:
     sdk = start_sdk(pub, host_id, cfg) if cfg.sdk else None
     sdk_start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     stop = threading.Event()
+    # Whole-host and cgroup targets are set before the metrics endpoint answers: tests and orchestrators
+    # take an answering endpoint as "ready", and a process started after that must be traced (records made
+    # before attach() starts draining wait in the ring buffer). Set after it, a loaded machine could start a
+    # job's process in the gap, untraced (a multi-host job missing a host, issue 15).
+    if not command and cfg.all_processes:
+        cap.probe.trace_all(os.getpid())
+    elif not command and cfg.cgroup:
+        cap.probe.trace_cgroup(cfg.cgroup)
     if cfg.metrics_port:
         from prometheus_client import start_http_server
         from prometheus_client.core import CollectorRegistry
@@ -205,11 +213,7 @@ def run_agent(cfg: AgentConfig) -> int:
         if command:
             result = cap.run_command(command, env=layers.child_env())
         else:
-            if cfg.all_processes:
-                cap.probe.trace_all(os.getpid())
-            elif cfg.cgroup:
-                cap.probe.trace_cgroup(cfg.cgroup)
-            result = cap.attach(cfg.pids, stop)
+            result = cap.attach(cfg.pids, stop)  # whole-host / cgroup targets: set above, before "ready"
     finally:
         stop.set()
     for e in (*result.aggregates, *result.extra_events, *layers.finish(result.root_pid)):
