@@ -7,17 +7,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from sysweave.schemas.events import UnifiedTrace
 from sysweave.validator.store import open_store
 from sysweave.validator.store.base import StoreError
+from sysweave.validator.store.compact import prune
 from sysweave.validator.store.embedded import EmbeddedStore
 from sysweave.validator.store.named_queries import NAMED_QUERIES
 
 from .test_cli import sysweave
-from .traces import canonical, every_event_trace
+from .traces import T0, canonical, every_event_trace
 
 
 def test_a_write_starts_no_reader_and_reads_nothing(tmp_path: Path) -> None:
@@ -104,4 +107,42 @@ def test_sql_writes_are_refused_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"answers SQL reads only.*sysweave store prune"):
         store.execute("DROP TABLE traces")
     assert store.execute("SELECT count() FROM traces") == [(0,)]
+    store.close()
+
+
+def _recent_trace() -> UnifiedTrace:
+    tr = every_event_trace()
+    for p in tr.processes.values():
+        p.start_wall_ns = time.time_ns()
+    return tr
+
+
+def test_retention_removes_old_traces_on_write_and_on_prune(tmp_path: Path) -> None:
+    old = every_event_trace()  # started 2026-11-28
+    store = EmbeddedStore(tmp_path / "s")
+    store.store_trace(old, label="old")
+    kept = EmbeddedStore(tmp_path / "s", retention_days=36_500)
+    kept.store_trace(_recent_trace(), label="recent")
+    assert {t.label for t in kept.list_traces()} == {"old", "recent"}
+    short = EmbeddedStore(tmp_path / "s", retention_days=(time.time_ns() - T0) / 86_400e9 - 0.5)  # T0 + half a day
+    short.store_trace(_recent_trace(), label="newer")
+    labels = {t.label for t in short.list_traces()}
+    assert "old" not in labels and {"recent", "newer"} <= labels
+    removed, _freed = prune(short.layout, older_than_days=36_500, keep=1)
+    assert removed == 1 and [t.label for t in short.list_traces()] == ["newer"]
+
+
+def test_many_writes_start_a_background_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYSWEAVE_COMPACT_AT", "3")
+    store = EmbeddedStore(tmp_path / "s")
+    traces = [every_event_trace() for _ in range(3)]
+    for tr in traces:
+        store.store_trace(tr)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("-merged-" in n for n in os.listdir(tmp_path / "s" / "parts")):
+        time.sleep(0.5)
+    assert [n for n in os.listdir(tmp_path / "s" / "parts") if "-merged-" in n], (tmp_path / "s" / "compact.log").read_text()
+    while time.monotonic() < deadline and len(os.listdir(tmp_path / "s" / "parts")) > 1:
+        time.sleep(0.2)  # the inputs go once the merged part is in place
+    assert canonical(store.load_trace(traces[1].trace_id.hex())) == canonical(traces[1])
     store.close()
