@@ -299,7 +299,11 @@ def process_row(trace_id: str, span: ProcessSpan, version: int) -> Row:
 
 def trace_rows(trace: UnifiedTrace, label: str = "", backend: str = "", exit_code: int = 0,
                events: bool = True) -> dict[str, list[Row]]:
-    """Every row a trace produces, by table (``events=False``: all but the process events' own rows)."""
+    """Every row a trace produces, by table (``events=False``: all but the process events' own rows).
+
+    Stores do not write these: every store writes ``columns.iter_trace_columns`` (which takes the summary rows,
+    ``events=False``, from here). With ``events=True`` this is the per-row reference the column path is tested
+    against (``tests/store/test_columns.py``)."""
     tid = trace.trace_id.hex()
     version = time.time_ns()
     tables: dict[str, list[Row]] = {"processes": []}
