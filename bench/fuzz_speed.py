@@ -7,10 +7,13 @@ translation. The same N mutants of the small seed are run three ways, interleave
 * ``native``: the two programs one after the other, ``subprocess.run(input=..., capture_output=True)``
   in one directory (what a shell loop does);
 * ``native, both at once``: the two started together (Popen, outputs through pipes), then both waited for;
-* ``fuzz loop``: what ``--fuzz`` does per execution: mutate, a fresh directory per side, both sides started
-  at once, outputs compared, both trees read and compared, scratch removed.
+* ``fuzz loop`` (``--fuzz``'s exploring executions): mutate, a fresh directory per side, both sides started at
+  once, outputs compared, both trees read and compared, scratch removed;
+* ``fuzz loop, private /tmp`` (``--fuzz-private-tmp``; by default only confirming and shrinking runs): the
+  same with each side in its own /tmp.
 
-Then ``fuzz()`` from the seed alone with seeds 1..S: executions until the divergence, shrink executions and time.
+Then ``fuzz()`` from the seed alone with seeds 1..S, as the CLI runs it (confirming and shrinking with each side
+in its own /tmp): executions until the divergence, shrink executions and time.
 
     python -m bench fuzz [N] [R] [S]
 """
@@ -26,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sysweave.agents.scratch import PrivateTmp
 from sysweave.validator.fuzz.execute import NativeExecutor
 from sysweave.validator.fuzz.loop import FuzzConfig, fuzz
 from sysweave.validator.fuzz.model import FuzzInput, first_divergence
@@ -76,11 +80,14 @@ def main(n: int = 200, rounds: int = 3, seeds: int = 3) -> None:
         mutants = [mutate(seed, rng, Targets.of(seed)) for _ in range(n)]
         argvs = [[sys.executable, str(PAIRS / "sum.py")], [binary]]
         ex = NativeExecutor(original, binary, None, 30.0)
-        rows: dict[str, list[float]] = {"native": [], "native, both at once": [], "fuzz loop": []}
+        iso = NativeExecutor(original, binary, None, 30.0, isolate=lambda d: PrivateTmp(shared=[d], cwd=d))
+        rows: dict[str, list[float]] = {"native": [], "native, both at once": [], "fuzz loop": [],
+                                        "fuzz loop, private /tmp": []}
         for _ in range(rounds):
             rows["native"].append(n / _native(argvs, mutants, tmp))
             rows["native, both at once"].append(n / _native_together(argvs, mutants, tmp))
             rows["fuzz loop"].append(n / _loop(ex, mutants))
+            rows["fuzz loop, private /tmp"].append(n / _loop(iso, mutants))
         base, together = statistics.median(rows["native"]), statistics.median(rows["native, both at once"])
         print(f"fuzz speed, {n} mutants of small.txt, sum.py vs sum.c, median of {rounds} (load {os.getloadavg()[0]:.1f}):")
         for name, rates in rows.items():
@@ -89,7 +96,8 @@ def main(n: int = 200, rounds: int = 3, seeds: int = 3) -> None:
                   f"{together / med:5.2f}x both-at-once's")
         found, shrink_runs, shrink_s = [], [], []
         for s in range(1, seeds + 1):
-            rep = fuzz(NativeExecutor(original, binary, None, 30.0), [seed], FuzzConfig(2000, s))
+            rep = fuzz(NativeExecutor(original, binary, None, 30.0), [seed], FuzzConfig(2000, s),  # as the CLI:
+                       NativeExecutor(original, binary, None, 30.0, isolate=lambda d: PrivateTmp(shared=[d], cwd=d)))
             assert rep.finding is not None, f"seed {s}: no divergence in 2000 executions"
             found.append(rep.finding.found_at)
             shrink_runs.append(rep.finding.shrink_executions)
@@ -98,6 +106,8 @@ def main(n: int = 200, rounds: int = 3, seeds: int = 3) -> None:
                   f"{rep.finding.found.size()} -> {rep.finding.shrunk.size()} bytes "
                   f"({rep.finding.shrunk.describe()}) in {rep.finding.shrink_executions} executions, "
                   f"{rep.finding.shrink_s:.2f} s")
+        if not found:
+            return
         print(f"  median: found after {statistics.median(found):.0f} executions; shrink {statistics.median(shrink_runs):.0f} "
               f"executions, {statistics.median(shrink_s):.2f} s")
 

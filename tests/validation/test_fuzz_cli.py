@@ -121,3 +121,23 @@ def test_arguments_are_mutated_and_shrunk(tmp_path: Path) -> None:
     assert r.returncode == 1, r.stdout + r.stderr
     f = json.loads(r.stdout)["finding"]
     assert abs(int(f["input"]["args"][0])) in (2**30, 2**30 + 1), f
+
+
+TMP_WRITER = ('import os, sys, time\np = "/tmp/sysweave-fuzz-fixed.txt"\nopen(p, "w").write(sys.stdin.read())\n'
+              'time.sleep(0.01)\nprint(open(p).read()); os.unlink(p)\n')
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="needs root (mount namespaces)")
+def test_fuzz_private_tmp_keeps_the_sides_apart(tmp_path: Path) -> None:
+    """Both sides write one fixed /tmp path at the same time. Exploring runs share /tmp and may race, but a
+    divergence counts only if it repeats with each side in its own /tmp: no false finding (before: 'exit 1 vs
+    exit 0' on the empty input)."""
+    (tmp_path / "w.py").write_text(TMP_WRITER)
+    (tmp_path / "seed.txt").write_text("abc\n")
+    prog = f"{sys.executable} {tmp_path / 'w.py'}"
+    r = validate("--original", prog, "--transpiled", prog, "--stdin", str(tmp_path / "seed.txt"), "--fuzz", "40",
+                 "--seed", "1", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    Path("/tmp/sysweave-fuzz-fixed.txt").unlink(missing_ok=True)  # exploring runs used the host's /tmp
+    assert rep["finding"] is None and rep["ignored"] == []

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from sysweave.agents.scratch import PrivateTmp, unavailable
 from sysweave.validator.equivalence.cases import Case, CaseError
 from sysweave.validator.equivalence.harness import HarnessError, command_argv
 from sysweave.validator.fuzz.dictionary import program_words
@@ -44,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(created if missing; its inputs are tried first)")
     p.add_argument("--shrink-limit", type=int, default=2000, metavar="K",
                    help="at most K executions to shrink a diverging input (default 2000)")
+    p.add_argument("--fuzz-private-tmp", action="store_true", help="with --fuzz: every execution gives each side its "
+                   "own /tmp (root), not only the confirming and shrinking ones (~35 %% slower, docs/benchmarks.md)")
     p.add_argument("--no-explain", action="store_true", help="with --fuzz: do not rerun the diverging input under "
                    "tracing (the untraced difference is the verdict; no eBPF needed)")
 
@@ -132,6 +135,14 @@ def _print(rep: FuzzReport, out: dict[str, Any]) -> None:
         print(f"  not explained under tracing: {out['traced_error']}")
 
 
+def _isolation() -> tuple[Callable[[str], PrivateTmp] | None, str]:
+    """Each side of each execution its own /tmp (agents.scratch), or None and why it cannot be had here."""
+    why = unavailable()
+    if why:
+        return None, why
+    return (lambda run_dir: PrivateTmp(shared=[run_dir], cwd=run_dir)), ""
+
+
 def seeds_from(cases: list[Case], workdir: str | None) -> list[FuzzInput]:
     """One seed per case: its stdin, arguments and the small files of its workdir (or the common one)."""
     return [seed_input(c.stdin_bytes(), c.workdir or workdir, c.args) for c in cases]
@@ -149,10 +160,15 @@ def run(args: argparse.Namespace, cases: list[Case], validate: Validate) -> int:
     workdir = cases[0].workdir or args.workdir
     env = {**os.environ, **cases[0].env}
     words = program_words(_program_files(args.original, workdir) + _program_files(args.transpiled, workdir))
+    isolate, why = _isolation()
     try:
-        runner = NativeExecutor(args.original, args.transpiled, workdir, args.timeout, env)
+        # both sides run at once: what decides (confirmation, shrinking) runs each in its own /tmp, so a program
+        # writing a fixed /tmp path cannot race the other side into a false divergence; exploring runs share it
+        checker = NativeExecutor(args.original, args.transpiled, workdir, args.timeout, env, isolate)
+        runner = checker if args.fuzz_private_tmp else \
+            NativeExecutor(args.original, args.transpiled, workdir, args.timeout, env)
         rep = fuzz(runner, seeds_from(cases, args.workdir),
-                   FuzzConfig(args.fuzz, seed, args.shrink_limit, args.corpus, tuple(words)))
+                   FuzzConfig(args.fuzz, seed, args.shrink_limit, args.corpus, tuple(words)), checker)
     except (HarnessError, CaseError) as exc:
         print(f"sysweave: validate: could not decide: {exc}", file=sys.stderr)
         return 2
@@ -164,6 +180,8 @@ def run(args: argparse.Namespace, cases: list[Case], validate: Validate) -> int:
             explained = traced_on(validate, args, rep.finding.shrunk, cases[0].env, workdir)
         except (HarnessError, CaseError) as exc:
             why_not = str(exc)
+    if why:  # said, not silent: the two sides share /tmp here
+        rep.notes.append(f"both sides share the host's /tmp, also when confirming (no private /tmp: {why})")
     out = _report_dict(rep, explained, why_not)
     if args.json:
         print(json.dumps(out, indent=2))

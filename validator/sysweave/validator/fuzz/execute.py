@@ -16,13 +16,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from sysweave.validator.equivalence.filestate import FileEffect, snapshot_tree
 from sysweave.validator.equivalence.harness import HarnessError, command_argv
 from sysweave.validator.fuzz.model import FuzzInput, Outcome, TreeEntry
 
-__all__ = ["NativeExecutor", "argv_with_args", "scratch_base"]
+__all__ = ["Isolation", "NativeExecutor", "argv_with_args", "scratch_base"]
 
 _OUT, _ERR = ".out", ".err"
 
@@ -68,11 +69,20 @@ def _exited_by(proc: subprocess.Popen[bytes], deadline: float) -> bool:
         os.close(fd)
 
 
+class Isolation(Protocol):
+    """Private scratch for one side of one execution (the CLI passes the agents' PrivateTmp): ``enter`` runs
+    in the child before exec, ``close`` after the side ended."""
+
+    def enter(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class NativeExecutor:
     """Runs the original and the transpiled command natively on a :class:`FuzzInput`."""
 
     def __init__(self, original: str, transpiled: str, workdir: str | None, timeout_s: float,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, isolate: Callable[[str], Isolation] | None = None) -> None:
         self.commands = (original, transpiled)
         self.workdir = workdir
         self.timeout_s = timeout_s
@@ -80,6 +90,8 @@ class NativeExecutor:
         self.env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # no __pycache__ appearing in one side's tree
         self.executions = 0
         self.scratch = scratch_base()
+        self.isolate = isolate  # run dir -> its side's private /tmp (both sides run at once: never one /tmp)
+        self._open: list[Isolation] = []
         for cmd in self.commands:
             argv = command_argv(cmd, workdir)
             if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
@@ -103,9 +115,12 @@ class NativeExecutor:
         argv = argv_with_args(cmd, inp.args, self.workdir)
         with open(stdin, "rb") as i, open(os.path.join(scratch, side + _OUT), "wb") as o, \
                 open(os.path.join(scratch, side + _ERR), "wb") as e:
+            iso = self.isolate(run_dir) if self.isolate is not None else None
+            if iso is not None:
+                self._open.append(iso)
             try:
                 return subprocess.Popen(argv, cwd=run_dir, stdin=i, stdout=o, stderr=e, env=self.env,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=iso.enter if iso else None)
             except OSError as exc:
                 raise HarnessError(f"{cmd!r}: cannot start {argv[0]}: {exc.strerror or exc}") from exc
 
@@ -155,4 +170,7 @@ class NativeExecutor:
             a, b = (self._finish(scratch, side, p, deadline, t0) for side, p in zip("ab", procs))
             return a, b
         finally:
+            for iso in self._open:
+                iso.close()
+            self._open.clear()
             shutil.rmtree(scratch, ignore_errors=True)

@@ -12,6 +12,8 @@ Steps:
     (:func:`.model.first_divergence`); a new pair of behaviour signatures is kept (and saved to the corpus);
  3. a divergence is confirmed by running the input again (a divergence that does not repeat is counted as
     flaky and fuzzing goes on), then shrunk (:mod:`.shrink`) keeping the same first diverging channel.
+    Calibration, seeds, confirmation and shrinking use ``checker`` when one is given (stricter, slower: the
+    CLI's runs each side in its own /tmp), the exploring executions ``runner``.
 """
 
 from __future__ import annotations
@@ -98,15 +100,16 @@ def _save(corpus_dir: str | None, inp: FuzzInput, prefix: str = "") -> None:
         f.write(text)
 
 class _Run:
-    """Runs pairs, counting them and comparing with the calibrated ignore set."""
+    """Runs pairs, counting them and comparing with the calibrated ignore set. ``checker`` runs what decides
+    (calibration, seeds, confirmation, shrinking); ``runner`` the exploring executions."""
 
-    def __init__(self, runner: PairRunner, report: FuzzReport) -> None:
-        self.runner, self.report = runner, report
+    def __init__(self, runner: PairRunner, report: FuzzReport, checker: PairRunner | None = None) -> None:
+        self.runner, self.report, self.checker = runner, report, checker or runner
         self.ignore: frozenset[str] = frozenset()
 
-    def pair(self, inp: FuzzInput) -> tuple[Outcome, Outcome, Divergence | None]:
+    def pair(self, inp: FuzzInput, exploring: bool = False) -> tuple[Outcome, Outcome, Divergence | None]:
         self.report.total_runs += 1
-        a, b = self.runner.run_pair(inp)
+        a, b = (self.runner if exploring else self.checker).run_pair(inp)
         return a, b, first_divergence(a, b, self.ignore)
 
     def confirmed(self, inp: FuzzInput, d: Divergence) -> bool:
@@ -114,8 +117,8 @@ class _Run:
         return again is not None and again.channel == d.channel
 
 def _calibrate(run: _Run, seeds: Sequence[FuzzInput], sched: Scheduler) -> tuple[FuzzInput, Divergence] | None:
-    a1, b1 = run.runner.run_pair(seeds[0])
-    a2, b2 = run.runner.run_pair(seeds[0])
+    a1, b1 = run.checker.run_pair(seeds[0])
+    a2, b2 = run.checker.run_pair(seeds[0])
     run.report.total_runs += 2
     unstable = unstable_channels(a1, a2) | unstable_channels(b1, b2)
     if any(u.startswith("file:") for u in unstable) and len(unstable) > 8:
@@ -123,7 +126,8 @@ def _calibrate(run: _Run, seeds: Sequence[FuzzInput], sched: Scheduler) -> tuple
     run.ignore = frozenset(unstable)
     run.report.ignored = sorted(unstable)
     slowest = max(a1.wall_s, a2.wall_s, b1.wall_s, b2.wall_s)
-    run.runner.timeout_s = min(run.runner.timeout_s, max(2.0, 20 * slowest))  # a hang shows fast
+    for r in {id(run.runner): run.runner, id(run.checker): run.checker}.values():
+        r.timeout_s = min(r.timeout_s, max(2.0, 20 * slowest))  # a hang shows fast
     for inp in seeds:
         a, b, d = run.pair(inp) if inp is not seeds[0] else (a1, b1, first_divergence(a1, b1, run.ignore))
         if d is not None and run.confirmed(inp, d):
@@ -141,15 +145,18 @@ def _shrink(run: _Run, inp: FuzzInput, d: Divergence, found_at: int, limit: int)
     final = run.pair(small)[2] or d
     return Finding(inp, small, final, found_at, used, time.monotonic() - t0)
 
-def fuzz(runner: PairRunner, seeds: Sequence[FuzzInput], config: FuzzConfig) -> FuzzReport:
-    """Fuzz until ``config.executions`` mutated executions ran or a confirmed divergence was shrunk."""
+def fuzz(runner: PairRunner, seeds: Sequence[FuzzInput], config: FuzzConfig,
+         checker: PairRunner | None = None) -> FuzzReport:
+    """Fuzz until ``config.executions`` mutated executions ran or a confirmed divergence was shrunk.
+    ``checker`` (default ``runner``): the stricter runner for calibration, seeds, confirmation and shrinking
+    (the CLI's gives each side its own /tmp; exploring runs share it, which is faster)."""
     if not seeds:
         raise ValueError("fuzzing needs at least one seed input")
     report = FuzzReport(config.seed)
     rng = random.Random(config.seed)
     kept = load_corpus(config.corpus_dir, report.notes) if config.corpus_dir else []
     sched = Scheduler(list(seeds) + kept, rng)
-    run = _Run(runner, report)
+    run = _Run(runner, report, checker)
     start = _calibrate(run, list(seeds) + kept, sched)
     if start is not None:
         report.finding = _shrink(run, *start, 0, config.shrink_limit)
@@ -158,7 +165,7 @@ def fuzz(runner: PairRunner, seeds: Sequence[FuzzInput], config: FuzzConfig) -> 
     t0 = time.monotonic()
     for i in range(1, config.executions + 1):
         child = mutate(sched.next(), rng, targets, config.words, sched.splice_pool())
-        a, b, d = run.pair(child)
+        a, b, d = run.pair(child, exploring=True)
         report.executions = i
         if d is not None:
             if run.confirmed(child, d):
