@@ -8,6 +8,17 @@ import socket
 
 import pytest
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every command a test starts without --store writes to a store of this session's own, never the user's
+    default store (~/.local/share/sysweave/store): a test passes the same on a fresh host and leaves no
+    history behind that a later test or run could depend on."""
+    if "SYSWEAVE_STORE" not in os.environ:
+        import tempfile
+
+        os.environ["SYSWEAVE_STORE"] = tempfile.mkdtemp(prefix="sysweave-test-store-")
+
+
 KAFKA = os.environ.get("SYSWEAVE_TEST_KAFKA", "127.0.0.1:9092")
 CLICKHOUSE = os.environ.get("SYSWEAVE_TEST_CLICKHOUSE", "127.0.0.1:9000")
 
