@@ -31,6 +31,7 @@ from sysweave.validator.equivalence.cases import Case, CaseError, load_cases, pa
 from sysweave.validator.equivalence.harness import Harness, HarnessError, SideSummary
 from sysweave.validator.equivalence.junit import write_junit
 from sysweave.validator.equivalence.report import build_report, error_report, exit_status, summary_table
+from sysweave.validator.store.paths import default_store_path
 
 __all__ = ["DEFAULT_TIMEOUT_S", "add_arguments", "cost_line", "run", "validate"]
 
@@ -68,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "says (both sides failed the same way before running the program)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout, on every exit")
     p.add_argument("--store", metavar="PATH|URL", help="store for the report and both traces: a directory (embedded "
-                   "store, the default) or clickhouse://HOST:PORT/DB")
+                   f"store; default: {default_store_path()}) or clickhouse://HOST:PORT/DB")
     p.add_argument("--no-store", action="store_true", help="do not store the report")
     fuzz_arguments(p)  # --fuzz N, --seed, --corpus DIR (cli/fuzz.py)
     setattr(p, "error", lambda message: usage_error(p, message))  # noqa: B010 (mypy: no method assignment) --json/--junit: a report even for a usage error
