@@ -6,6 +6,8 @@ directory) is refused with the command that converts it, and ``store upgrade`` c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,7 +105,18 @@ def _old_trace() -> UnifiedTrace:
 
 def test_chdb_layout_store_converts_to_parts(tmp_path: Path) -> None:
     """A chdb database of the earlier layout (version-1 spans): refused with what to do, then converted by
-    ``upgrade``: every trace reads back exactly, the named views answer, new traces store, no chdb file is left."""
+    ``upgrade``: every trace reads back exactly, the named views answer, new traces store, no chdb file is left.
+
+    chdb runs one embedded server per process: once an earlier test in this process has started the reader's
+    in-memory one, a store directory cannot be opened beside it (as ``sysweave store upgrade`` always runs in
+    a process of its own). So the check runs in a fresh interpreter, whatever ran before it."""
+    if os.environ.get("SYSWEAVE_UPGRADE_CHILD") != "1":
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+                               f"{__file__}::test_chdb_layout_store_converts_to_parts"],
+                              env={**os.environ, "SYSWEAVE_UPGRADE_CHILD": "1"}, capture_output=True, text=True,
+                              timeout=240)
+        assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return
     from chdb import session
 
     path = tmp_path / "old"
