@@ -312,6 +312,8 @@ static __always_inline void read_image_argv(struct rec *r) {
 #define ENV_SCAN 128
 #define ENV_SYSWEAVE 0x4556414557535953ULL  // "SYSWEAVE", little-endian
 #define ENV_TRACEPAR 0x5241504543415254ULL  // "TRACEPAR"
+#define ENV_TRACE_L 0x4c5f45434152545fULL   // "_TRACE_L": only SYSWEAVE_TRACE_LABEL is a job's name; the other
+                                            // SYSWEAVE_* settings (STORE, BPF_LOADER, ...) must not use the 3 slots
 static __always_inline void read_image_env(struct rec *r) {
     r->args[1] = 0;
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
@@ -325,6 +327,7 @@ static __always_inline void read_image_env(struct rec *r) {
         if (!p) break;
         u64 head = read_u64(p);
         if (head != ENV_SYSWEAVE && head != ENV_TRACEPAR) continue;
+        if (head == ENV_SYSWEAVE && read_u64(p + 8) != ENV_TRACE_L) continue;
         u64 n = r->args[5];
         if (n >= 3) break;
         r->args[2 + n] = p;
