@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -167,12 +167,16 @@ def test_dump_bpf_prints_the_program() -> None:
 
 
 def _run_measured(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
-    """Run sysweave; return the result and its peak RSS in KiB (the tracer itself, not the command)."""
-    proc = subprocess.Popen([*SYSWEAVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=300)
-    # RUSAGE_CHILDREN's maximum covers every child reaped so far (this tracer included): an upper bound
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), peak
+    """Run sysweave; return the result and its peak RSS in KiB (the tracer and what it reaped, from this one
+    child's wait4 rusage: RUSAGE_CHILDREN would be the largest child this test process ever reaped, which
+    depends on what ran before it)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([*SYSWEAVE, *args], stdout=out, stderr=err, text=True)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read()), usage.ru_maxrss
 
 
 def test_a_thousand_children_counted_exactly_in_bounded_memory() -> None:
