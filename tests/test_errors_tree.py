@@ -6,11 +6,10 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
+from source_tree import module_files
 from sysweave.schemas import errors
 
-ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("schemas", "agents", "agents/sdk", "streams", "validator", "cli")
 NOT_IMPORTED = {"sysweave.agents.cupti_site.sitecustomize"}  # injected into traced CUDA programs
 
@@ -50,15 +49,7 @@ print(json.dumps(out))
 
 
 def _modules() -> list[str]:
-    out = []
-    for folder in FOLDERS:
-        base = ROOT / folder
-        for py in sorted((base / "sysweave").rglob("*.py")):
-            parts = list(py.relative_to(base).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            out.append(".".join(parts))
-    return [m for m in out if m not in NOT_IMPORTED]
+    return [m for m in module_files(FOLDERS) if m not in NOT_IMPORTED]
 
 
 def test_the_drawing_parser_reads_nesting() -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from source_tree import ROOT, module_files
+
 # component folder -> (distribution with extras, modules that must NOT be importable there)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "schemas": ("sysweave-schemas", ("faust", "chdb", "kafka")),
@@ -41,14 +42,7 @@ FOLDERS = ("schemas", "agents", "agents/sdk", "streams", "validator", "cli")
 
 
 def _modules(folder: str) -> list[str]:
-    base = ROOT / folder
-    out = []
-    for py in sorted((base / "sysweave").rglob("*.py")):
-        parts = list(py.relative_to(base).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        out.append(".".join(parts))
-    return [m for m in out if m not in NOT_IMPORTED]
+    return [m for m in module_files([folder]) if m not in NOT_IMPORTED]
 
 
 def _third_party() -> list[str]:

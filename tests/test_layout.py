@@ -14,22 +14,14 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from source_tree import ROOT, module_files
+
 COMPONENTS = ("schemas", "agents", "streams", "validator", "cli")
 MAX_MODULE_LINES = 520
 
 
 def _modules() -> dict[str, Path]:
-    out = {}
-    for comp in COMPONENTS:
-        base = ROOT / comp
-        for py in (base / "sysweave").rglob("*.py"):
-            rel = py.relative_to(base).with_suffix("")
-            parts = list(rel.parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            out[".".join(parts)] = py
-    return out
+    return module_files(COMPONENTS)
 
 
 def _imports(path: Path) -> set[str]:
