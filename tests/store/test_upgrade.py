@@ -52,17 +52,10 @@ def old_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 def test_version_1_store_upgrades(old_store: tuple[TraceStore, Callable[[], TraceStore]]) -> None:
     store, reopen = old_store
-    store.execute(ddl.MIGRATIONS_TABLE)
-    for mig in ddl.load_migrations():
-        if mig.version < FIRST_NEW:
-            store.execute(mig.sql)
-            store.execute(f"INSERT INTO sysweave_migrations (version, name, applied_wall_ns) "
-                          f"SELECT {mig.version}, '{mig.name}', {time.time_ns()}")
-    tr = every_event_trace()
+    _apply_version_1(store.execute)
+    tr = _old_trace()
     p = next(iter(tr.processes.values()))
     big = 2**64 - 1
-    p.events.append(SyscallSpan(EventHeader(make_event_id(2**64 - 1, 0), p.host_id, p.pid, 7, big, 5, big,
-                                            CausalStamp(big, 1)), 0, "read", -(2**63), {}, b"\x00\xff", 2, 255))
     p.events.append(SyscallSpan(EventHeader(make_event_id(0, 2**64 - 1), p.host_id, p.pid, p.pid, 10, big, 0,
                                             CausalStamp(0, 0)), 1, "write", 2**63 - 1, {"b": b"\xfe"}, None, 0, 0))
     tables = trace_rows(tr, "old")
@@ -92,6 +85,16 @@ def test_version_1_store_upgrades(old_store: tuple[TraceStore, Callable[[], Trac
         assert upgraded.migrate() == []
     finally:
         upgraded.close()
+
+
+def _apply_version_1(execute: Callable[[str], object]) -> None:
+    """Create the layout of the store before FIRST_NEW, with its migrations recorded as applied."""
+    execute(ddl.MIGRATIONS_TABLE)
+    for mig in ddl.load_migrations():
+        if mig.version < FIRST_NEW:
+            execute(mig.sql)
+            execute(f"INSERT INTO sysweave_migrations (version, name, applied_wall_ns) "
+                    f"SELECT {mig.version}, '{mig.name}', {time.time_ns()}")
 
 
 def _old_trace() -> UnifiedTrace:
@@ -124,12 +127,7 @@ def test_chdb_layout_store_converts_to_parts(tmp_path: Path) -> None:
     try:
         s.query("CREATE DATABASE IF NOT EXISTS sysweave")
         s.query("USE sysweave")
-        s.query(ddl.MIGRATIONS_TABLE)
-        for mig in ddl.load_migrations():
-            if mig.version < FIRST_NEW:
-                s.query(mig.sql)
-                s.query(f"INSERT INTO sysweave_migrations (version, name, applied_wall_ns) SELECT {mig.version}, "
-                        f"'{mig.name}', {time.time_ns()}")
+        _apply_version_1(s.query)
         tr = _old_trace()
         for table, rows in trace_rows(tr, "old").items():  # version 1 stores every column of the map
             cols = [(c, _wire_column(c.type, [r.get(c.name) for r in rows])) for c in TABLES[table]]
