@@ -25,9 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed (see above)"
 fi
 stale=0
-for src in "$bpf"/syscalls.bpf.c; do
+for src in "$bpf"/syscalls.bpf.c "$bpf"/uprobes.bpf.c; do
   obj=${src%.c}.o
-  for dep in "$src" "$bpf"/*.h "$bpf"/build.py "$bpf"/capture_setup.py; do
+  for dep in "$src" "$bpf"/*.h "$bpf"/build.py "$bpf"/capture_setup.py "$bpf"/uprobes_load.py; do
     [ -f "$obj" ] && [ ! "$dep" -nt "$obj" ] || stale=1
   done
 done

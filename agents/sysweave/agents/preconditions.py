@@ -138,9 +138,9 @@ def _core_unavailable() -> str | None:
 
 def check_core_object() -> Check:
     """The CO-RE object libbpf loads (built at setup; no compiler or headers on the node)."""
-    why = _core_unavailable()
+    why = _core_unavailable() or core_object_problem("uprobes")
     if why is None:
-        return Check("core-object", True, "syscalls.bpf.o + kernel BTF: libbpf loads it (no compile)")
+        return Check("core-object", True, "syscalls.bpf.o, uprobes.bpf.o + kernel BTF: libbpf loads them (no compile)")
     return Check("core-object", False, f"{why}; capture compiles with bcc at run time (seconds)",
                  "bash infra/build-bpf.sh" if "not built" in why else "", capture_needs=False)
 
@@ -185,14 +185,16 @@ def check_tracefs() -> Check:
 
 
 def check_bpffs() -> Check:
-    """bpffs: function probes (--uprobe, --gpu) pin maps there; the bcc fallback keeps its loaded programs
-    there (without it each bcc start compiles: seconds). The default CO-RE object does not need it."""
+    """bpffs: the bcc fallback keeps its loaded programs there (without it each bcc start compiles: seconds)
+    and shares the syscall maps with its function probes (--uprobe, --gpu) through pins. The default CO-RE
+    objects do not need it (libbpf reuses the maps by fd)."""
     core = _core_unavailable() is None
-    uses = "function probes' maps" + ("" if core else "; the bcc fallback's program cache")
+    uses = "not needed by the CO-RE objects" if core else "the bcc fallback's program cache and function probes"
     if BPFFS in mounted("bpf"):
         return Check("bpffs", True, f"{BPFFS} ({uses})", capture_needs=False)
-    cost = ("--uprobe/--gpu need it (capture mounts it when root)" if core else
-            "the bcc fallback's program cache is off: every start compiles (seconds, ~10x slower)")
+    cost = ("only the bcc fallback would need it" if core else
+            "the bcc fallback's program cache is off: every start compiles (seconds, ~10x slower); "
+            "--uprobe/--gpu need it (capture mounts it when root)")
     return Check("bpffs", False, f"bpffs is not mounted at {BPFFS}: {cost}", f"mount -t bpf bpf {BPFFS}",
                  capture_needs=False)
 

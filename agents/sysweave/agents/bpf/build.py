@@ -24,11 +24,12 @@ import tempfile
 
 from sysweave.agents.bpf.capture_setup import CORE_PARAMS, bpf_dir
 from sysweave.agents.bpf.libbpf_object import VMLINUX_BTF, object_path
+from sysweave.agents.bpf.uprobes_load import CORE_PARAMS as UPROBE_PARAMS
 from sysweave.schemas.errors import AgentError
 
 __all__ = ["BuildError", "build_all", "build_object", "core_text", "main"]
 
-PROGRAMS = {"syscalls": CORE_PARAMS}
+PROGRAMS = {"syscalls": CORE_PARAMS, "uprobes": UPROBE_PARAMS}
 
 
 class BuildError(AgentError):
@@ -91,6 +92,7 @@ def build_object(name: str, params: dict[str, int], include_dir: str) -> str:
     with open(src, "w") as f:
         f.write(text)
     cmd = [_tool("clang-14", "clang"), "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-DSYSWEAVE_CORE",
+           "-Werror=implicit-function-declaration",  # an undefined macro would become an extern call
            *(f"-D{k}={v}" for k, v in params.items()), f"-I{include_dir}", f"-I{bpf_dir()}",
            "-idirafter", "/usr/include/x86_64-linux-gnu", "-c", src, "-o", tmp]
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -87,6 +87,7 @@ def _libbpf() -> Any:
         "bpf_program__fd": (i, [vp]),
         "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
         "bpf_program__attach": (vp, [vp]),
+        "bpf_program__attach_uprobe_opts": (vp, [vp, i, cp, sz, vp]),
         "bpf_link__destroy": (i, [vp]),
         "libbpf_set_print": (vp, [_PRINT_CB]),
     }
@@ -107,6 +108,13 @@ def _libbpf() -> Any:
     _KEEP.append(_PRINT_CB(log))  # libbpf holds the pointer for the life of the process
     lib.libbpf_set_print(_KEEP[-1])
     return lib
+
+
+class _UprobeOpts(ctypes.Structure):
+    """libbpf 1.1's struct bpf_uprobe_opts (sz first: newer libbpfs accept the smaller struct)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("ref_ctr_offset", ctypes.c_size_t), ("bpf_cookie", ctypes.c_uint64),
+                ("retprobe", ctypes.c_bool), ("func_name", ctypes.c_char_p)]
 
 
 def _fail(what: str) -> ObjectError:
@@ -192,6 +200,19 @@ class CoreObject:
         link = _libbpf().bpf_program__attach(self._prog(prog_name))
         if not link:
             raise _fail(f"{self.name}: attach {prog_name}")
+        self._links.append(link)
+
+    def attach_uprobe(self, prog_name: str, path: str, offset: int, cookie: int, retprobe: bool = False,
+                      pid: int = -1) -> None:
+        """Attach a loaded uprobe program at file offset ``offset`` of ``path`` (every process, or ``pid``);
+        the program reads ``cookie`` with bpf_get_attach_cookie().  Detached at close()."""
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), bpf_cookie=cookie, retprobe=retprobe)
+        ctypes.set_errno(0)
+        _LOG.clear()
+        link = _libbpf().bpf_program__attach_uprobe_opts(self._prog(prog_name), pid, path.encode(), offset,
+                                                         ctypes.byref(opts))
+        if not link:
+            raise _fail(f"{self.name}: attach {prog_name} at {path}+{offset:#x}")
         self._links.append(link)
 
     def close(self) -> None:

@@ -1,34 +1,64 @@
 // sysweave function probes: entry/return uprobe pairs, measured in the kernel.
 //
-// Every probed function (a symbol of a binary or shared library) gets a probe id and a pair of programs
-// up_entry_XX / up_return_XX (XX = the id in hex). Entry pushes (time, arguments) on a per-thread stack
-// in task storage; return pops it, updates the exact per-(process, probe) aggregate (calls, total ns,
-// log2 histogram) and ships a record only when the call took at least its class threshold (the
-// `thresholds` map, moved by the sampling controller) -- or always for bookkeeping probes.
+// One program text for two toolchains (compat.h): libbpf CO-RE, the default (uprobes.bpf.o, built ahead of
+// time by infra/build-bpf.sh), and bcc, the fallback where the kernel has no BTF (compiled at run time).
 //
-// Which processes count is decided by the syscall program's own `targets` array and `config` map (pinned
-// by the loader for the time of the load and opened here by path), so function probes follow exactly the
-// processes the syscall capture follows (-f children included) and fire for nobody else.
+// Every probed function (a symbol of a binary or shared library) gets a probe id. Entry pushes (time,
+// arguments) on a per-thread stack in task storage; return pops it, updates the exact per-(process, probe)
+// aggregate (calls, total ns, log2 histogram) and ships a record only when the call took at least its class
+// threshold (the `thresholds` map, moved by the sampling controller) -- or always for bookkeeping probes.
+// Probe identity: the CO-RE build has one entry and one return program, attached once per function with the
+// probe id as the attachment's BPF cookie (bpf_get_attach_cookie); bcc (0.26 sets no cookies) gets a pair of
+// programs per id, up_entry_XX / up_return_XX (XX = the id in hex), MAX_PROBES of them.
 //
-// Parameters (cflags, set by uprobes.py): MAX_PROBES (a multiple of 16, <= 256), MAX_AGG, RINGBUF_PAGES,
-// MAX_PID, TARGETS_PIN, CONFIG_PIN (paths), SYS_CFG_N, SYS_CFG_MODE, SYS_CFG_SELF, SYS_CFG_CGROUP,
-// SYS_MODE_ALL, SYS_MODE_CGROUP (the syscall program's contract, read from syscalls.h).
-#include <uapi/linux/ptrace.h>
-#include <asm/ptrace.h>
+// Which processes count is decided by the syscall program's own `targets` array and `settings` map, so
+// function probes follow exactly the processes the syscall capture follows (-f children included) and fire
+// for nobody else. libbpf reuses those maps by fd (bpf_map__reuse_fd, no bpffs); bcc opens them by a pin
+// path the loader makes in bpffs for the time of the load.
+//
+// Parameters. CO-RE: the read-only globals `up_limits` (pid_max and the syscall program's contract, read
+// from syscalls.h) and the maps' sizes are set at load. bcc: cflags (uprobes.py) MAX_PROBES (a multiple of 16,
+// <= 256), MAX_AGG, RINGBUF_PAGES, MAX_PID, TARGETS_PIN, CONFIG_PIN (paths), SYS_CFG_N, SYS_CFG_MODE,
+// SYS_CFG_SELF, SYS_CFG_CGROUP, SYS_MODE_ALL, SYS_MODE_CGROUP.
+#include "compat.h"
 #include "uprobes.h"
-
-struct task_struct;  // only passed by pointer (task storage): no <linux/sched.h>, about 1 s less compile time
 
 struct up_stack { u32 depth; u32 pad; struct up_frame f[UP_MAX_DEPTH]; };
 
+#ifdef SYSWEAVE_CORE
+// Set at load (uprobes_load.py: _LIMITS); the verifier sees them as constants.
+const volatile struct {
+    u32 max_pid; u32 cfg_mode; u32 cfg_self; u32 cfg_cgroup; u32 mode_all; u32 mode_cgroup; u32 pad[2];
+} up_limits = {4194304, 0, 0, 0, 0, 0, {0, 0}};
+#define UP_PID_LIMIT up_limits.max_pid
+#define UP_CFG_MODE up_limits.cfg_mode
+#define UP_CFG_SELF up_limits.cfg_self
+#define UP_CFG_CGROUP up_limits.cfg_cgroup
+#define UP_MODE_ALL up_limits.mode_all
+#define UP_MODE_CGROUP up_limits.mode_cgroup
+#ifndef PT_REGS_PARM6  // libbpf 1.1's bpf_tracing.h stops at 5 (x86-64: the 6th integer argument is in r9)
+#define PT_REGS_PARM6(x) (((const struct pt_regs *)(x))->r9)
+#endif
+// Map sizes are build defaults (uprobes_load.CORE_PARAMS); the loader sizes `probes`, `aggs` and `events`
+// per run. `targets` and `sys_config` are the syscall program's own maps (bpf_map__reuse_fd).
+MAP_ARRAY(targets, u8, 1);
+MAP_ARRAY(sys_config, u64, 1);
+#else
+#define UP_PID_LIMIT MAX_PID
+#define UP_CFG_MODE SYS_CFG_MODE
+#define UP_CFG_SELF SYS_CFG_SELF
+#define UP_CFG_CGROUP SYS_CFG_CGROUP
+#define UP_MODE_ALL SYS_MODE_ALL
+#define UP_MODE_CGROUP SYS_MODE_CGROUP
 BPF_TABLE_PINNED("array", u32, u8, targets, MAX_PID, TARGETS_PIN);
 BPF_TABLE_PINNED("array", u32, u64, sys_config, SYS_CFG_N, CONFIG_PIN);
-BPF_ARRAY(thresholds, u64, UP_CLASS_N);
-BPF_ARRAY(probes, struct up_probe, MAX_PROBES);
-BPF_PERCPU_ARRAY(lost, u64, UP_LOST_N);
-BPF_PERCPU_HASH(aggs, struct up_agg_key, struct up_agg_val, MAX_AGG);
-BPF_TASK_STORAGE(stacks, struct up_stack);
-BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#endif
+MAP_ARRAY(thresholds, u64, UP_CLASS_N);
+MAP_ARRAY(probes, struct up_probe, MAX_PROBES);
+MAP_PERCPU_ARRAY(lost, u64, UP_LOST_N);
+MAP_PERCPU_HASH(aggs, struct up_agg_key, struct up_agg_val, MAX_AGG);
+MAP_TASK_STORAGE(stacks, struct up_stack);
+MAP_RINGBUF(events, RINGBUF_PAGES);
 
 static __always_inline u64 sys_cfg(u32 slot) {
     u64 *v = sys_config.lookup(&slot);
@@ -36,12 +66,12 @@ static __always_inline u64 sys_cfg(u32 slot) {
 }
 
 static __always_inline int traced(u32 tgid) {
-    if (tgid >= MAX_PID) return 0;
+    if (tgid >= UP_PID_LIMIT) return 0;
     u8 *t = targets.lookup(&tgid);
     if (t && *t == UP_TGT_ACTIVE) return 1;
-    u64 mode = sys_cfg(SYS_CFG_MODE);
-    if (mode == SYS_MODE_ALL) return tgid != sys_cfg(SYS_CFG_SELF);
-    if (mode == SYS_MODE_CGROUP) return bpf_get_current_cgroup_id() == sys_cfg(SYS_CFG_CGROUP);
+    u64 mode = sys_cfg(UP_CFG_MODE);
+    if (mode == UP_MODE_ALL) return tgid != sys_cfg(UP_CFG_SELF);
+    if (mode == UP_MODE_CGROUP) return bpf_get_current_cgroup_id() == sys_cfg(UP_CFG_CGROUP);
     return 0;
 }
 
@@ -128,7 +158,11 @@ static __always_inline int on_return(struct pt_regs *ctx, u32 probe) {
         u64 *thr = thresholds.lookup(&cls);
         if (!thr || dur < *thr) return 0;
     }
+#ifdef SYSWEAVE_CORE
+    struct up_rec *r = bpf_ringbuf_reserve(&events, sizeof(struct up_rec), 0);
+#else
     struct up_rec *r = events.ringbuf_reserve(sizeof(struct up_rec));
+#endif
     if (!r) { count_lost(UP_LOST_RINGBUF, 1); return 0; }
     r->pid = tgid; r->tid = (u32)id; r->probe = probe; r->str_len = 0;
     r->ts = f->ts; r->dur = dur; r->ret = PT_REGS_RC(ctx); r->deref = 0;
@@ -145,10 +179,19 @@ static __always_inline int on_return(struct pt_regs *ctx, u32 probe) {
         u32 a = p->deref_arg & 15;
         if (a < UP_ARGS) bpf_probe_read_user(&r->deref, sizeof(r->deref), (void *)f->args[a]);
     }
+#ifdef SYSWEAVE_CORE
+    bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+#else
     events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+#endif
     return 0;
 }
 
+#ifdef SYSWEAVE_CORE
+// The probe id is the attachment's cookie (one attachment per function and direction).
+SEC("uprobe") int up_entry(struct pt_regs *ctx) { return on_entry(ctx, (u32)bpf_get_attach_cookie(ctx)); }
+SEC("uretprobe") int up_return(struct pt_regs *ctx) { return on_return(ctx, (u32)bpf_get_attach_cookie(ctx)); }
+#else
 #define UP_PAIR(n) \
     int up_entry_##n(struct pt_regs *ctx) { return on_entry(ctx, 0x##n); } \
     int up_return_##n(struct pt_regs *ctx) { return on_return(ctx, 0x##n); }
@@ -201,4 +244,5 @@ UP_16(e)
 #endif
 #if MAX_PROBES > 0xf0
 UP_16(f)
+#endif
 #endif

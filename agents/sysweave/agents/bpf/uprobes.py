@@ -1,9 +1,10 @@
-"""Loader for uprobes.bpf.c: resolve ``--uprobe`` specs to function addresses, compile with cflags, attach
-entry/return pairs, move the class thresholds, drain the ring buffer, read the exact aggregates.
+"""Function probes (uprobes.bpf.c): resolve ``--uprobe`` specs to function addresses, load the program and
+attach entry/return pairs (uprobes_load.py: libbpf's prebuilt object, or bcc's run-time compile as the
+fallback), move the class thresholds, drain the ring buffer, read the exact aggregates.
 
-The program decides which processes count from the syscall program's own ``targets``/``settings`` maps:
-:class:`UprobeProgram` pins them (bpffs, for the time of the load), the program opens them by path, and
-the pins are removed at once (the maps live on while either program holds them).
+Symbols and library names are resolved here from the ELF files and the linker cache (elf_symbols.py), so
+the default path imports no bcc.  The program decides which processes count from the syscall program's own
+``targets``/``settings`` maps (shared by fd).
 
 Errors (under CaptureError, see syscalls.py)::
 
@@ -13,19 +14,21 @@ Errors (under CaptureError, see syscalls.py)::
 
 from __future__ import annotations
 
-import ctypes
 import os
 import random
 import re
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from importlib import resources
-from typing import Any
 
 from sysweave.agents.bpf.contract import contract as syscall_contract
-from sysweave.agents.bpf.syscalls import BpfUnavailable, SyscallProbe, TargetError
+from sysweave.agents.bpf.elf_symbols import ElfError, find_library, function_symbols
+from sysweave.agents.bpf.libbpf_object import object_path
+from sysweave.agents.bpf.objects import RingBuffer
+from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
+from sysweave.agents.bpf.uprobes_load import CORE_PARAMS, UprobeConfig, bpf_source, load, loader
 from sysweave.agents.bpf.uprobes_spec import (
     HEADER,
     Probe,
@@ -37,7 +40,7 @@ from sysweave.agents.bpf.uprobes_spec import (
     parse_record,
     up_contract,
 )
-from sysweave.agents.preconditions import BPFFS, mount_bpffs
+from sysweave.agents.preconditions import BPFFS
 from sysweave.agents.queues import DropQueue
 from sysweave.schemas.events import Event, EventHeader, LostEvents, make_event_id
 
@@ -55,39 +58,30 @@ LOST_NAMES = {_C["UP_LOST_RINGBUF"]: "uprobe_ringbuf", _C["UP_LOST_AGG_FULL"]: "
 # The seed's class thresholds (ns): compute blocks 50 us, kernels 100 us, transfers 1 ms.
 DEFAULT_THRESHOLDS_NS = {CLASS_COMPUTE: 50_000, CLASS_GPU_KERNEL: 100_000, CLASS_MEMCPY: 1_000_000}
 MAX_PROBES = 256
-
-
-class UprobeConfig:
-    def __init__(self, max_agg: int = 16384, ringbuf_pages: int = 256, queue_capacity: int = 100_000) -> None:
-        self.max_agg, self.ringbuf_pages, self.queue_capacity = max_agg, ringbuf_pages, queue_capacity
-
-    def cflags(self, n_probes: int, max_pid: int, targets_pin: str, config_pin: str, sys_cfg_n: int) -> list[str]:
-        sc = syscall_contract()
-        slots = max(16, (n_probes + 15) // 16 * 16)
-        return [f"-DMAX_PROBES={slots}", f"-DMAX_AGG={self.max_agg}", f"-DRINGBUF_PAGES={self.ringbuf_pages}",
-                f"-DMAX_PID={max_pid}", f'-DTARGETS_PIN="{targets_pin}"', f'-DCONFIG_PIN="{config_pin}"',
-                f"-DSYS_CFG_N={sys_cfg_n}", f"-DSYS_CFG_MODE={sc['CFG_MODE']}", f"-DSYS_CFG_SELF={sc['CFG_SELF']}",
-                f"-DSYS_CFG_CGROUP={sc['CFG_CGROUP']}", f"-DSYS_MODE_ALL={sc['MODE_ALL']}",
-                f"-DSYS_MODE_CGROUP={sc['MODE_CGROUP']}", f"-I{os.path.dirname(os.path.abspath(__file__))}", "-w"]
-
-
-def bpf_source() -> str:
-    return resources.files("sysweave.agents.bpf").joinpath("uprobes.bpf.c").read_text()
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_AGG_KEY = struct.Struct("<II")
+_AGG_VAL, _AGG_NAMES = _C.fixed_prefix("up_agg_val")
 
 
 def dump_bpf(n_probes: int = 16) -> str:
-    """What --dump-bpf prints for function probes: the cflags (pin paths shown as placeholders), the program
-    exactly as compiled and the header it includes."""
+    """What --dump-bpf prints for function probes: the loader this host uses, how each loader builds the
+    program (the bcc cflags with pin paths as placeholders), the program and the header it includes."""
+    kind, why = loader()
+    used = "// function probes, loader on this host: " + (kind if kind == "libbpf" else f"bcc ({why or 'requested'})")
+    core = (f"// libbpf: {object_path('uprobes')}, built ahead of time with -DSYSWEAVE_CORE "
+            + " ".join(f"-D{k}={v}" for k, v in CORE_PARAMS.items())
+            + "; set at load: up_limits (pid_max, the syscall contract), map sizes; probe id = attach cookie")
     flags = UprobeConfig().cflags(n_probes, 4194304, f"{BPFFS}/<targets pin>", f"{BPFFS}/<config pin>",
                                   syscall_contract()["CFG_N"])
-    return ("// cflags: " + " ".join(flags) + "\n" + bpf_source()
-            + f"\n// ---- {HEADER} (#include \"{HEADER}\") ----\n" + header_text())
+    return ("\n".join((used, core, "// bcc (the fallback, compiled at run time) cflags: " + " ".join(flags)))
+            + "\n" + bpf_source() + f"\n// ---- {HEADER} (#include \"{HEADER}\") ----\n" + header_text())
 
 
 # --- resolution: specs -> probes ------------------------------------------------------------------------
 
 def resolve_library(lib: str | None, default_exe: str | None) -> str:
-    """A path, a library name as bcc resolves it (``m``, ``libm``), or None for the traced executable."""
+    """A path, a library name as the linker cache resolves it (``m``, ``libm``), or None for the traced
+    executable."""
     if lib is None:
         if not default_exe:
             raise TargetError("--uprobe without LIB: probes the traced program, but there is none (give LIB:SYMBOL)")
@@ -96,24 +90,22 @@ def resolve_library(lib: str | None, default_exe: str | None) -> str:
         if not os.path.exists(lib):
             raise TargetError(f"--uprobe library {lib}: No such file or directory")
         return os.path.realpath(lib)
-    from bcc import BPF
-
     for name in (lib, lib[3:] if lib.startswith("lib") else lib):
-        found = BPF.find_library(name)
+        found = find_library(name)
         if found:
-            return os.path.realpath(found.decode() if isinstance(found, bytes) else found)
+            return os.path.realpath(found)
     raise TargetError(f"--uprobe library {lib!r} not found (not a path, and the linker cache has no "
                       f"lib{lib.removeprefix('lib')})")
 
 
 def functions_matching(path: str, regex: str) -> list[tuple[str, int]]:
-    from bcc import BPF
-
+    """(name, address) of the functions of ``path`` whose name matches ``regex`` at its start (re.match)."""
     try:
-        found = BPF.get_user_functions_and_addresses(path.encode(), regex.encode())
-    except Exception as exc:  # bcc raises bare Exception for unreadable ELF files
+        symbols = function_symbols(path)
+    except ElfError as exc:
         raise TargetError(f"--uprobe {path}: cannot read its symbols: {exc}") from exc
-    return [(n.decode() if isinstance(n, bytes) else n, int(a)) for n, a in found]
+    pattern = re.compile(regex)
+    return [(name, addr) for name, addr in symbols if pattern.match(name)]
 
 
 def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id: int = 0,
@@ -141,71 +133,31 @@ def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id
 
 # --- the program ----------------------------------------------------------------------------------------
 
-def _ensure_bpffs() -> None:
-    why = mount_bpffs()
-    if why:
-        raise BpfUnavailable(f"function probes need bpffs at {BPFFS} ({why}); fix: mount -t bpf bpf {BPFFS}")
-
-
 class UprobeProgram:
-    """One loaded instance of uprobes.bpf.c with its probes attached."""
+    """One loaded instance of uprobes.bpf.c with its probes attached (libbpf or bcc: uprobes_load.py)."""
 
     def __init__(self, probes: Sequence[Probe], syscalls: SyscallProbe, config: UprobeConfig | None = None) -> None:
-        from bcc import BPF
-        from bcc.libbcc import lib
-
         self.probes = {p.id: p for p in probes}
         self.config = config or UprobeConfig()
-        sys_bpf: Any = syscalls.maps  # the syscall program's maps, by name (BpfMap: map_fd, max_entries)
-        targets, sys_config = sys_bpf["targets"], sys_bpf["settings"]
-        _ensure_bpffs()
-        tag = f"{BPFFS}/sysweave_{os.getpid()}_{random.getrandbits(32):08x}"
-        pins = {f"{tag}_targets": targets.map_fd, f"{tag}_config": sys_config.map_fd}
-        try:
-            for path, fd in pins.items():
-                if lib.bpf_obj_pin(fd, path.encode()) != 0:
-                    raise BpfUnavailable(f"could not pin the syscall program's map at {path}: "
-                                         f"{os.strerror(ctypes.get_errno()) or 'error'}")
-            flags = self.config.cflags(len(probes), targets.max_entries, f"{tag}_targets", f"{tag}_config",
-                                       sys_config.max_entries)
-            try:
-                self._bpf: Any = BPF(text=bpf_source(), cflags=flags)
-            except Exception as exc:  # bcc raises bare Exception for compile/load failures
-                raise BpfUnavailable(f"the function-probe program failed to compile or load: {exc}") from exc
-        finally:
-            for path in pins:
-                if os.path.exists(path):
-                    os.unlink(path)
-        table = self._bpf["probes"]
-        for p in probes:
-            table[table.Key(p.id)] = table.Leaf(p.cls, p.flags, p.str_arg, p.deref_arg)
+        loaded = load(probes, syscalls.maps["targets"], syscalls.maps["settings"], self.config)
+        self.origin, self.maps, self._close = loaded.origin, loaded.maps, loaded.close
         for cls, ns in DEFAULT_THRESHOLDS_NS.items():
             self.set_threshold(cls, ns)
-        for p in probes:
-            try:
-                self._bpf.attach_uprobe(name=p.library.encode(), addr=p.address, fn_name=f"up_entry_{p.id:02x}".encode())
-                self._bpf.attach_uretprobe(name=p.library.encode(), addr=p.address,
-                                           fn_name=f"up_return_{p.id:02x}".encode())
-            except Exception as exc:
-                self._bpf.cleanup()
-                raise BpfUnavailable(f"could not attach to {p.symbol} in {p.library}: {exc}") from exc
         self.queue: DropQueue[bytes] = DropQueue(self.config.queue_capacity)
-        self._bpf["events"].open_ring_buffer(self._on_record)
+        self._ring = RingBuffer(self.maps["events"].fd, self._on_record)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _on_record(self, data: bytes) -> None:
+        self.queue.put(data)
+
     def set_threshold(self, cls: int, ns: int) -> None:
         """Move a class threshold (compute, gpu kernel, memcpy) in the kernel; takes effect on the next return."""
-        t = self._bpf["thresholds"]
-        t[t.Key(cls)] = t.Leaf(ns)
+        self.maps["thresholds"].update(_U32.pack(cls), _U64.pack(ns))
 
     def threshold(self, cls: int) -> int:
-        t = self._bpf["thresholds"]
-        return int(t[t.Key(cls)].value)
-
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        self.queue.put(ctypes.string_at(data, size))
-        return 0
+        value = self.maps["thresholds"].lookup(_U32.pack(cls))
+        return int(_U64.unpack_from(value)[0]) if value else 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._poll, name="sysweave-uprobes", daemon=True)
@@ -213,8 +165,8 @@ class UprobeProgram:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.02):  # records are submitted without wakeups, as for syscalls
-            self._bpf.ring_buffer_consume()
-        self._bpf.ring_buffer_consume()
+            self._ring.consume()
+        self._ring.consume()
 
     def stop(self) -> None:
         self._stop.set()
@@ -224,31 +176,38 @@ class UprobeProgram:
 
     def aggregates(self) -> list[tuple[int, int, int, int, list[int]]]:
         """(tgid, probe id, calls, total_ns, hist_log2) summed over CPUs."""
-        out = []
-        for key, per_cpu in self._bpf["aggs"].items():
-            calls = sum(v.calls for v in per_cpu)
+        table, out = self.maps["aggs"], []
+        calls_i, total_i, hist_i = _AGG_NAMES.index("calls"), _AGG_NAMES.index("total_ns"), _AGG_NAMES.index("hist0")
+        for key in list(table.keys()):
+            value = table.lookup(key)
+            if value is None:
+                continue
+            rows = [_AGG_VAL.unpack_from(v) for v in table.per_cpu(value)]
+            calls = sum(r[calls_i] for r in rows)
             if calls:
-                out.append((key.tgid, key.probe, calls, sum(v.total_ns for v in per_cpu),
-                            [sum(v.hist[i] for v in per_cpu) for i in range(HIST_BUCKETS)]))
+                tgid, probe = _AGG_KEY.unpack(key)
+                out.append((tgid, probe, calls, sum(r[total_i] for r in rows),
+                            [sum(r[hist_i + i] for r in rows) for i in range(HIST_BUCKETS)]))
         return out
 
     def forget(self, keys: Iterable[tuple[int, int]]) -> None:
         """Drop the aggregates of (tgid, probe) pairs already reported (exited processes), so a long-running
         agent's table does not fill up with the dead."""
-        table = self._bpf["aggs"]
         for tgid, probe in keys:
-            try:
-                del table[table.Key(tgid, probe)]
-            except KeyError:
-                pass
+            self.maps["aggs"].delete(_AGG_KEY.pack(tgid, probe))
 
     def lost(self) -> dict[str, int]:
-        t = self._bpf["lost"]
-        return {LOST_NAMES[i]: int(sum(t[t.Key(i)])) for i in range(LOST_N)} | {"uprobe_queue": self.queue.dropped}
+        table = self.maps["lost"]
+        out = {}
+        for i in range(LOST_N):
+            value = table.lookup(_U32.pack(i))
+            out[LOST_NAMES[i]] = sum(_U64.unpack(v)[0] for v in table.per_cpu(value)) if value else 0
+        return out | {"uprobe_queue": self.queue.dropped}
 
     def close(self) -> None:
         self.stop()
-        self._bpf.cleanup()
+        self._ring.close()
+        self._close()
 
 
 # --- a session: the program, its decoder thread, windows of exact aggregates --------------------------

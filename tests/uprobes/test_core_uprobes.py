@@ -1,0 +1,94 @@
+"""Function probes on the CO-RE path (uprobes.bpf.o through libbpf): no compiler, no kernel headers, no bcc.
+
+As tests/capture/test_core_loader.py does for system calls: a private mount namespace hides
+/lib/modules/$(uname -r) behind an empty directory, PATH holds no compiler, and a poisoned ``bcc`` package
+first on PYTHONPATH makes any import of bcc fail; the calls of the probed functions must still be exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sysweave.agents.bpf.libbpf_object import core_unavailable
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SYSWEAVE = [sys.executable, "-m", "sysweave.cli.main"]
+
+pytestmark = [pytest.mark.bpf]
+
+
+@pytest.fixture
+def core_ready() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("eBPF tests need root: run 'sudo make test'", pytrace=False)
+    for name in ("syscalls", "uprobes"):
+        reason = core_unavailable(name)
+        if reason:
+            pytest.fail(reason, pytrace=False)
+    if not shutil.which("unshare"):
+        pytest.fail("unshare (util-linux) is missing", pytrace=False)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """The fixture binaries, built before the compiler is taken away."""
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(tmp_path / "libuprobe_lib.so"),
+                    str(FIXTURES / "uprobe_lib.c")], check=True)
+    subprocess.run(["cc", "-O1", "-fno-inline", "-o", str(tmp_path / "uprobe_work"), str(FIXTURES / "uprobe_work.c"),
+                    f"-L{tmp_path}", "-luprobe_lib", f"-Wl,-rpath,{tmp_path}"], check=True)
+    return tmp_path
+
+
+def bare_node_trace(tmp_path: Path, args: list[str]) -> dict[str, Any]:
+    """``sysweave trace -c --format json ARGS`` with no compiler, no kernel headers and no importable bcc."""
+    empty, bindir, poison = tmp_path / "empty-modules", tmp_path / "bin", tmp_path / "poison" / "bcc"
+    for d in (empty, bindir, poison):
+        d.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise ImportError('bcc imported on the libbpf path')\n")
+    for tool in ("sh", "mount", "uname", "env", "cat", "true"):
+        os.symlink(shutil.which(tool) or f"/bin/{tool}", bindir / tool)
+    modules = f"/lib/modules/{os.uname().release}"
+    script = (f'mkdir -p {modules} 2>/dev/null; mount --bind {empty} {modules} || exit 97; '
+              f'[ -e {modules}/build ] && exit 98; command -v clang clang-14 cc gcc >/dev/null && exit 99; '
+              f'exec "$@"')
+    env = {**os.environ, "PATH": str(bindir), "SYSWEAVE_BPF_LOADER": "libbpf", "SYSWEAVE_BPF_CACHE": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(poison.parent), os.environ.get("PYTHONPATH")]))}
+    cmd = [shutil.which("unshare") or "unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+           *SYSWEAVE, "trace", "-c", "--format", "json", "--no-store", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert res.returncode not in (97, 98, 99), f"the bare-node namespace could not be set up ({res.returncode})"
+    assert res.returncode == 0, res.stderr
+    assert "bcc" not in res.stderr, res.stderr  # no fallback line, no import attempt
+    doc: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return doc
+
+
+def test_uprobes_need_no_compiler_headers_or_bcc(work: Path, core_ready: None) -> None:
+    doc = bare_node_trace(work, ["--uprobe", "fast_step,slow_step(n=arg1)", "--uprobe", "/^vec_/",
+                                 "--uprobe", f"{work}/libuprobe_lib.so:lib_scale", "--uprobe", "c:getpid", "--",
+                                 str(work / "uprobe_work"), "1000", "3", "1000"])
+    calls = {f["function"]: f["calls"] for f in doc["functions"]}
+    assert calls == {"fast_step": 1000, "slow_step": 3, "vec_add": 1, "vec_mul": 2, "vec_dot": 3, "lib_scale": 7,
+                     "getpid": 100}
+    funcs = {f["function"]: f for f in doc["functions"]}
+    assert 3_000_000 <= funcs["slow_step"]["total_ns"] < 150_000_000  # 3 sleeps of 1 ms, measured in the kernel
+    assert funcs["lib_scale"]["library"] == str(work / "libuprobe_lib.so")
+    assert funcs["getpid"]["library"].endswith("libc.so.6")  # 'c' through the linker cache, no ldconfig on PATH
+    assert doc["lost_events"] == 0 and doc["exit_code"] == 0
+
+
+def test_the_loader_is_libbpf_and_dump_bpf_says_so(core_ready: None) -> None:
+    env = {**os.environ, "SYSWEAVE_BPF_LOADER": "auto"}
+    res = subprocess.run([*SYSWEAVE, "trace", "--dump-bpf", "--uprobe", "libm:cos"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "// function probes, loader on this host: libbpf" in res.stdout
+    assert "uprobes.bpf.o, built ahead of time" in res.stdout and "bpf_get_attach_cookie" in res.stdout
