@@ -18,6 +18,7 @@ translated into these at the boundary where they occur, with what to do in the m
       │     ├── ObjectError                  a pinned BPF object operation failed (names object and errno)
       │     ├── BuildError                   a CO-RE object could not be built (names the missing tool)
       │     ├── SpecError                    a bad ``--uprobe`` spec (shows the grammar)
+      │     ├── ElfError                     a file to probe is no readable 64-bit ELF object (names the file)
       │     ├── PublishError                 Kafka producer could not be created
       │     ├── DecisionLogError             a decision log that cannot be read at all
       │     ├── SdkDatagramError             an SDK datagram that cannot become an event (counted)
