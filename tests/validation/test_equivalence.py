@@ -82,7 +82,7 @@ def test_final_content_mode_type_and_existence_are_effects() -> None:
     base = run(write_file("out.txt", [b"ping"]) + [state("out.txt", b"ping")])
     v = compare(base, run(write_file("out.txt", [b"pong"]) + [state("out.txt", b"pong")]))
     assert v.verdict == "divergent" and v.divergence and v.divergence.resource == "file:./out.txt"
-    assert v.explanation == "byte 1 of ./out.txt differs: 'ing' vs 'ong'"
+    assert v.explanation == "byte 1 of ./out.txt differs: 'ping' vs 'pong'"
     v = compare(base, run(write_file("out.txt", [b"ping"]) + [state("out.txt", b"ping", 0o600)]))
     assert v.explanation == "./out.txt has mode 0644 in the original but 0600 in the transpiled run"
     v = compare(base, run([]))
@@ -95,7 +95,7 @@ def test_final_content_mode_type_and_existence_are_effects() -> None:
 
 def test_exit_stdout_stderr() -> None:
     a = run([], b"ping\n")
-    assert compare(a, run([], b"pong\n")).explanation == "byte 1 of stdout differs: 'ing\\n' vs 'ong\\n'"
+    assert compare(a, run([], b"pong\n")).explanation == "byte 1 of stdout differs: 'ping\\n' vs 'pong\\n'"
     assert compare(a, run([], b"ping\n", code=3)).explanation == "exit code 0 vs 3"
     assert compare(a, run([], b"ping\n", stderr=b"warn\n")).divergence.resource == "stderr"  # type: ignore[union-attr]
 

@@ -153,6 +153,25 @@ def test_stdin_and_a_case_file_find_the_overflow_of_a_c_translation(tmp_path: Pa
     assert failure.get("message") == "byte 0 of stdout differs: '2147483648\\n' vs '-2147483648\\n'"
 
 
+def test_stdin_from_a_pipe_reaches_both_sides_and_every_case(tmp_path: Path) -> None:
+    """``--stdin -`` (what `producer | sysweave validate ...` users type) is read once: both programs of every
+    case get the same bytes, where a second read of the pipe would give the second side nothing."""
+    (tmp_path / "sum.py").write_text(SUM_PY)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"name": "piped"}\n{"name": "own", "stdin": "5 5\\n"}\n')
+    py = f"{sys.executable} {tmp_path / 'sum.py'}"
+    r = subprocess.run([*SYSWEAVE, "--original", py, "--transpiled", "awk '{for(i=1;i<=NF;i++)s+=$i} END{print s}'",
+                        "--cases", str(cases), "--stdin", "-"], input="20 22\n", capture_output=True, text=True,
+                       timeout=120)
+    report = json.loads(r.stdout)
+    assert r.returncode == 0, report
+    assert [c["verdict"] for c in report["cases"]] == ["equivalent", "equivalent"]
+    r = subprocess.run([*SYSWEAVE, "--original", py, "--transpiled", "echo 43", "--stdin", "-"], input="20 22\n",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["reason"] == "byte 1 of stdout differs: '42\\n' vs '43\\n'"
+
+
 def test_a_tree_that_ignores_sigterm_is_killed_after_the_grace_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     marker = f"{4000 + uuid.uuid4().int % 1000}.{os.getpid()}"
     script = tmp_path / "deaf.sh"  # the root shell and its sleep (which inherits it) ignore the signals

@@ -57,7 +57,7 @@ def test_traces_land_once_bad_messages_dead_letter_and_validations_run(kafka_boo
     svc = serve_until_idle(f"g1-{tag}")
     assert svc.stats["traces"] == 2 and svc.stats["validations"] == 1 and svc.stats["dead_lettered"] == 2
     rows = svc.sink.execute("SELECT verdict, explanation FROM validation_results FINAL")
-    assert rows == [("divergent", "byte 1 of stdout differs: 'ing\\n' vs 'ong\\n'")]
+    assert rows == [("divergent", "byte 1 of stdout differs: 'ping\\n' vs 'pong\\n'")]
     spans_before = svc.sink.execute("SELECT count() FROM syscall_spans FINAL")[0][0]
     svc.close()
 

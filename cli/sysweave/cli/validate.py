@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "Kafka (--kafka) instead of comparing here")
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="the broker for --submit")
     p.add_argument("--workdir", help="each run starts in a fresh copy of DIR (default: an empty temporary directory)")
-    p.add_argument("--stdin", metavar="FILE", help="both programs read FILE on stdin (default: /dev/null)")
+    p.add_argument("--stdin", metavar="FILE", help="both programs read FILE on stdin (default: /dev/null); "
+                   "- reads validate's own stdin once and gives both the same bytes")
     p.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
                    help="add to both programs' environment (repeatable)")
     p.add_argument("--cases", metavar="FILE", help="JSON Lines, one case per line: name, args, stdin or "
@@ -305,16 +306,34 @@ def check_args(args: argparse.Namespace) -> list[Case]:
     if args.workdir and not os.path.isdir(args.workdir):
         raise ValueError(f"--workdir {args.workdir}: not a directory")
     env = parse_env(args.env)
-    stdin = os.path.abspath(args.stdin) if args.stdin else None
-    if stdin is not None and not os.path.isfile(stdin):
-        raise ValueError(f"--stdin {args.stdin}: no such file (a relative path is taken from the current directory)")
+    stdin, piped = stdin_source(args.stdin)
     if not args.cases:
-        case = Case("default", tuple(args.extra_args), None, stdin, env, None)
+        case = Case("default", tuple(args.extra_args), piped, stdin, env, None)
         case.check()
         return [case]
     return [dataclasses.replace(c, args=(*args.extra_args, *c.args), env={**env, **c.env},
-                                stdin_file=c.stdin_file if c.stdin is not None or c.stdin_file else stdin)
+                                stdin_file=c.stdin_file if c.stdin is not None or c.stdin_file else stdin,
+                                stdin=c.stdin if c.stdin is not None or c.stdin_file else piped)
             for c in load_cases(args.cases)]
+
+
+def stdin_source(arg: str | None) -> tuple[str | None, bytes | None]:
+    """``--stdin``'s input as (a regular file's absolute path, None) or (None, the bytes read once): ``-``,
+    ``/dev/stdin``, a FIFO or a process substitution can be read only once, and both programs (every case,
+    every rerun) must get the same bytes."""
+    if not arg:
+        return None, None
+    path = "/dev/stdin" if arg == "-" else os.path.abspath(arg)
+    if os.path.isfile(path):
+        return path, None
+    if not os.path.exists(path):
+        raise ValueError(f"--stdin {arg}: no such file (a relative path is taken from the current directory; "
+                         "give - to pass validate's own standard input)")
+    try:
+        with open(path, "rb") as f:
+            return None, f.read()
+    except OSError as exc:
+        raise ValueError(f"--stdin {arg}: cannot read it: {exc.strerror or exc}") from exc
 
 
 def finish(args: argparse.Namespace, report: dict[str, Any]) -> int:

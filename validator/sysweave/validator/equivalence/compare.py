@@ -88,8 +88,31 @@ def compare_bytes(name: str, a: bytes, b: bytes) -> Divergence | None:
     elif not d.transpiled:
         d.explanation = f"{what} of the transpiled run ends after {i} bytes; the original continues with {_show(d.original)}"
     else:
-        d.explanation = f"byte {i} of {what} differs: {_show(d.original)} vs {_show(d.transpiled)}"
+        d.explanation = f"byte {i} of {what} differs{_where(a, i)}: {_excerpt(a, i)} vs {_excerpt(b, i)}"
     return d
+
+
+def _line_start(data: bytes, i: int) -> int:
+    """Where the excerpt of a difference at byte ``i`` starts: its line's start, at most 16 bytes back (the
+    bytes before ``i`` are the same on both sides)."""
+    return max(data.rfind(b"\n", 0, i) + 1, i - 16)
+
+
+def _where(data: bytes, i: int) -> str:
+    """`` (line L, column C)`` for text past its first line (1-based; column in bytes); nothing for binary data
+    or the first line, where the byte offset says it."""
+    line = data.count(b"\n", 0, i) + 1
+    if line == 1 or b"\0" in data[max(0, i - 16):i + 24]:
+        return ""
+    start = data.rfind(b"\n", 0, i) + 1
+    return f" (line {line}, column {i - start + 1})"
+
+
+def _excerpt(data: bytes, i: int) -> str:
+    """The differing bytes with what precedes them on their line: 'ping' vs 'pong', not 'ing' vs 'ong'."""
+    start = _line_start(data, i)
+    shown = _show(data[start:i + 24], limit=24 + i - start)
+    return shown if start == data.rfind(b"\n", 0, i) + 1 else "..." + shown
 
 
 def _prefix_bytes(name: str, a: bytes, b: bytes, gap_a: int | None, gap_b: int | None, total_a: int,
