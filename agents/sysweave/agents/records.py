@@ -132,8 +132,11 @@ def decode_args(name: str, rec: RawRecord) -> tuple[dict[str, ArgValue], bytes |
     payload_len = 0
     if spec is None:
         raw: dict[str, ArgValue] = {f"arg{i}": rec.args[i] for i in range(SYSCALL_ARG_COUNTS.get(name, 6))}
-        if name == "sendfile" and rec.ret > 0 and rec.aux != OFFSET_UNKNOWN:
-            raw["offset_after"] = rec.aux  # the in file's offset after the call: it sent [that - ret, that)
+        if name in ("sendfile", "splice") and rec.ret > 0 and rec.aux != OFFSET_UNKNOWN:
+            raw["offset_after"] = rec.aux  # the in file's offset after the call: it moved [that - ret, that)
+        if name == "vmsplice":  # the first iovec's bytes, as for writev
+            raw["iovcnt"] = rec.aux
+            return raw, rec.d2, max(rec.ret, 0)
         return raw, None, 0
     out: dict[str, ArgValue] = {}
     for i, (arg, kind) in enumerate(spec):

@@ -124,6 +124,7 @@ OBSERVABLE: Final[frozenset[str]] = frozenset({
     "fchmod", "fchown", "fallocate",  # change a file through an fd (validation: its final state is in scope)
     "connect", "accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom", "recvmsg", "shutdown",
     "socket", "socketpair", "pipe", "pipe2", "dup", "dup2", "dup3", "fcntl",
+    "sendfile", "splice", "tee", "vmsplice", "copy_file_range",  # bytes moved inside the kernel (validator: moved.py)
     "clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "exit_group", "kill", "tgkill",
 })
 

@@ -366,6 +366,13 @@ static __always_inline u64 fd_pos(u64 fd) {
 #define fd_pos(fd) OFFSET_UNKNOWN
 #endif
 
+// The in file's offset after a sendfile/splice (OFFSET_UNKNOWN, syscalls.h): from the offset pointer, or for
+// a NULL pointer from the in fd's own position.
+static __always_inline u32 in_offset_after(u64 off_ptr, u64 in_fd, s64 ret) {
+    u64 end = ret <= 0 ? OFFSET_UNKNOWN : off_ptr ? read_u64(off_ptr) : fd_pos(in_fd);
+    return end < OFFSET_UNKNOWN ? (u32)end : OFFSET_UNKNOWN;
+}
+
 // The first iovec of a readv/writev/sendmsg/recvmsg: payload (capped) in d2; aux = number of iovecs.
 static __always_inline void read_iov0(struct rec *r, u64 iov, s64 ret) {
     u64 base = read_u64(iov), len = read_u64(iov + 8);
@@ -410,11 +417,12 @@ static __always_inline void decode(struct rec *r) {
         if (a[2]) read_sockaddr(r, a[1], read_u32(a[2])); break;
     case __NR_wait4:
         if (ret > 0) r->aux = read_u32(a[1]); break;
-    case __NR_sendfile: {
-        u64 end = ret <= 0 ? OFFSET_UNKNOWN : a[2] ? read_u64(a[2]) : fd_pos(a[1]);
-        r->aux = end < OFFSET_UNKNOWN ? (u32)end : OFFSET_UNKNOWN;
-        break;
-    }
+    case __NR_sendfile:
+        r->aux = in_offset_after(a[2], a[1], ret); break;
+    case __NR_splice:  // fd_in a[0], off_in a[1] (a pipe's position is meaningless: the validator knows which)
+        r->aux = in_offset_after(a[1], a[0], ret); break;
+    case __NR_vmsplice:  // user memory into a pipe: its first iovec, as for writev
+        read_iov0(r, a[1], ret); r->aux = (u32)a[2]; break;
     case __NR_pipe: case __NR_pipe2:
         if (ret == 0) read_sockaddr(r, a[0], 8); break;
     case __NR_socketpair:

@@ -58,9 +58,10 @@
 // status its parent would get: code << 8, or the signal | 0x80 core dumped), also when no wait reports it
 #define EXIT_STATUS_KNOWN 1
 
-// sendfile (struct rec.aux): the in file's offset after the call, read at exit from the offset pointer, or
-// with a NULL pointer from the in file's position (CO-RE only); the bytes moved are [aux - ret, aux) of the
-// in file. OFFSET_UNKNOWN where it cannot be read or lies past 4 GiB
+// sendfile, splice (struct rec.aux): the in file's offset after the call, read at exit from the offset
+// pointer, or with a NULL pointer from the in fd's position (CO-RE only); when the in fd is a file the bytes
+// moved are [aux - ret, aux) of it. OFFSET_UNKNOWN where it cannot be read or lies past 4 GiB.
+// vmsplice (struct rec.aux): the number of iovecs; d2 the first one's bytes (capped), as for writev
 #define OFFSET_UNKNOWN 0xffffffff
 
 // What a REC_EXEC_ARGS read missed (struct rec.reason): user memory the task had not faulted in yet

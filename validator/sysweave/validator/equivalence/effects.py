@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from sysweave.schemas.events import ProcessEvent, ProcessEventType, SyscallSpan
 from sysweave.schemas.fscalls import CREATES, FD_WRITES, PATH_WRITES
-from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind
-from sysweave.validator.equivalence.extraction import Extraction
+from sysweave.streams.pipeline.fdtrack import TRANSFERS, Access, Op, Resource, ResourceKind
+from sysweave.validator.equivalence import moved
+from sysweave.validator.equivalence.extraction import Extraction, Pending
 from sysweave.validator.equivalence.model import (
     EXEC_KILLED_ERRNOS,
     NETWORK_FAMILIES,
@@ -30,6 +31,7 @@ from sysweave.validator.equivalence.model import (
     StreamObs,
     normalize_endpoint,
 )
+from sysweave.validator.equivalence.pipes import Piece
 
 __all__ = ["BY_CALL", "BY_OP", "Handler", "exec_failed", "process_event", "rw", "stdio", "touch"]
 
@@ -190,29 +192,25 @@ def _new_conv(ex: Extraction, e: SyscallSpan, remote: str, kind: str) -> Convers
 
 # --- bytes moved ---
 def _transfer(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
-    """Reads and writes fdtrack knows beyond plain read/write (sendfile, splice, ...)."""
-    if acc.resource is not None and acc.nbytes > 0:
-        rw(ex, e, acc.resource, acc.op is Op.WRITE, acc.nbytes, _moved(ex, e, acc))
+    """Reads and writes fdtrack knows beyond plain read/write: sendfile, splice, tee, copy_file_range move
+    bytes from ``acc.source`` into ``acc.resource`` inside the kernel (their bytes: :mod:`.moved`)."""
+    res, n = acc.resource, acc.nbytes
+    if res is None or n <= 0:
+        return
+    if acc.op is not Op.WRITE or e.name not in TRANSFERS:
+        rw(ex, e, res, acc.op is Op.WRITE, n)
+        return
+    piece = moved.source_piece(ex, e, acc)
+    src = acc.source
+    if src is not None and acc.consumed and src.kind in (ResourceKind.CONN, ResourceKind.SOCKET):
+        rw(ex, e, src, False, n, piece)  # spliced out of a socket: received, bytes unknown
+    rw(ex, e, res, True, n, piece)
 
 
-def _moved(ex: Extraction, e: SyscallSpan, acc: Access) -> bytes | None:
-    """The bytes a sendfile moved, from its source file: [offset_after - n, offset_after) of the file's
-    content (the final-state reader's first bytes), when the capture has the offset, the run never wrote
-    that file and the range lies within the content kept; None otherwise (compared by length)."""
-    end, src = e.args.get("offset_after"), acc.source
-    if (e.name != "sendfile" or not isinstance(end, int) or src is None or src.kind is not ResourceKind.FILE
-            or not src.path or ex.final_state is None or (e.h.host_id, src.path) in ex.scope):
-        return None
-    content = ex.final_state(src.path).content
-    start = end - acc.nbytes
-    if content is None or start < 0 or end > len(content):
-        return None
-    return content[start:end]
-
-
-def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int, moved: bytes | None = None) -> None:
-    """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation (pipes: plumbing).
-    ``moved``: the bytes, where the call's payload cannot show them (a sendfile's, from its source file)."""
+def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int, piece: Piece | None = None) -> None:
+    """One read or write of ``nbytes`` on ``res``: stdio, a file in scope, a conversation, a pipe's content
+    (when the trace moves bytes out of pipes). ``piece``: the bytes, where the call's payload cannot show them
+    (moved inside the kernel: a file range, a pipe's bytes, or unknown)."""
     ex.obs.io_bytes += nbytes
     if res.id in ex.kernel_sockets:
         return
@@ -224,13 +222,16 @@ def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int, 
             stdio(ex, e, STDIO_PATHS[res.path], nbytes)
         elif write:
             touch(ex, e, res.path)
+    elif res.kind is ResourceKind.PIPE:
+        if ex.model_pipes:
+            moved.pipe_io(ex, e, res, write, nbytes, piece)
     elif res.kind is ResourceKind.CONN and res.id not in ex.dgram_sockets:
         c = ex.conns.get(res.id)
         if c is None:
             c = ex.conns[res.id] = _new_conv(ex, e, res.remote, "stream")
-        _io(ex, e, c, write, nbytes, moved)
+        _io(ex, e, c, write, nbytes, piece)
     elif res.kind in (ResourceKind.SOCKET, ResourceKind.CONN):  # datagrams: one conversation per peer
-        _io(ex, e, _datagrams(ex, e, res, write), write, nbytes, moved)
+        _io(ex, e, _datagrams(ex, e, res, write), write, nbytes, piece)
 
 
 def _datagrams(ex: Extraction, e: SyscallSpan, res: Resource, write: bool) -> Conversation:
@@ -244,17 +245,25 @@ def _datagrams(ex: Extraction, e: SyscallSpan, res: Resource, write: bool) -> Co
     return c
 
 
-def _io(ex: Extraction, e: SyscallSpan, c: Conversation, write: bool, n: int, moved: bytes | None = None) -> None:
-    payload = moved if moved is not None else e.payload or b""
+def _io(ex: Extraction, e: SyscallSpan, c: Conversation, write: bool, n: int, piece: Piece | None = None) -> None:
+    """``n`` bytes sent or received: the call's payload, or ``piece`` (bytes moved inside the kernel: a
+    placeholder filled by :func:`.moved.settle_moved` once the trace is whole)."""
+    later = piece is not None and not isinstance(piece, bytes)
+    payload = bytes(n) if later else piece if isinstance(piece, bytes) else e.payload or b""
     direction = "sent" if write else "received"
     c.total += n
-    c.captured += min(len(payload), n)
+    if not later:
+        c.captured += min(len(payload), n)
     if c.kind == "datagram":
+        if piece is not None and later:
+            ex.pending.append(Pending(c, direction, len(c.messages), n, piece))
         c.messages.append((direction, payload[:n]))
         c.ios.append((direction, len(c.messages), ex.origin(e)))
     else:
         buf = c.sent if write else c.received
-        if len(payload) < n and direction not in c.gaps:  # a capped payload (or writev's first iovec only)
+        if piece is not None and later:
+            ex.pending.append(Pending(c, direction, len(buf), n, piece))
+        elif len(payload) < n and direction not in c.gaps:  # a capped payload (or writev's first iovec only)
             c.gaps[direction] = len(buf) + len(payload)
         buf += payload[:n]
         c.totals[direction] = c.totals.get(direction, 0) + n
@@ -296,6 +305,7 @@ BY_CALL: dict[str, Handler] = {
     **dict.fromkeys(PATH_WRITES, _path_write),
     **dict.fromkeys(FD_WRITES, _fd_write),
     "bind": _bind,
+    "vmsplice": moved.vmsplice,
     **dict.fromkeys(("kill", "tgkill", "tkill"), _kill),
 }
 BY_OP: dict[Op, Handler] = {

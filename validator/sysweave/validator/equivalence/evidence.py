@@ -44,7 +44,8 @@ STATISTICS_ONLY = frozenset({"aggregate_table_full"})
 class Gap:
     """Something a verdict would need that the evidence lacks."""
 
-    kind: str  # lost_events | exec_not_seen | exit_not_recorded | truncated_payload | unknown_file_state
+    kind: str  # lost_events | exec_not_seen | exit_not_recorded | truncated_payload | unknown_content |
+    # unknown_file_state
     detail: str  # for people: what is missing, with counts
 
     def __str__(self) -> str:
@@ -128,18 +129,25 @@ def comparison_gaps(a: Obs, b: Obs, evidence: Mapping[str, Any]) -> list[Gap]:
     (``--runs``) are not missing: they were captured and differ between runs of one program."""
     gaps = []
     moved = missing = 0
+    unknown: Counter[str] = Counter()  # bytes moved inside the kernel whose content cannot be known, by why
     for o in (a, b):
         for c in (c for cs in o.conversations.values() for c in cs):
             moved += c.total
             missing += max(c.total - c.captured, 0)
+            unknown.update(c.unknown)
         for s in o.streams.values():
             if s.gap is not None:
                 moved += s.total
                 missing += max(s.total - s.gap, 0)
-    if missing:
+    missing -= sum(unknown.values())
+    if unknown:
+        whys = "; ".join(f"{why} ({n:,} bytes)" for why, n in sorted(unknown.items()))
+        gaps.append(Gap("unknown_content", f"{sum(unknown.values()):,} bytes moved inside the kernel (splice, tee, "
+                                           f"sendfile) cannot be known: {whys}"))
+    if missing > 0:
         gaps.append(Gap("truncated_payload", f"{missing:,} of {moved:,} payload bytes were not captured (the "
                                              f"per-call capture size); they cannot be compared"))
-    unknown = int(evidence.get("files_unknown", 0))
-    if unknown:
-        gaps.append(Gap("unknown_file_state", f"{unknown} file(s) in scope have no recorded final state"))
+    files_unknown = int(evidence.get("files_unknown", 0))
+    if files_unknown:
+        gaps.append(Gap("unknown_file_state", f"{files_unknown} file(s) in scope have no recorded final state"))
     return gaps

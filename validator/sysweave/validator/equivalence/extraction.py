@@ -16,9 +16,10 @@ from sysweave.schemas.events import Event, FileState, SyscallSpan
 from sysweave.streams.pipeline.fdtrack import FdTracker, Resource
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.model import IGNORED_PARTS, IGNORED_PREFIXES, Conversation, Key, Obs, Origin
+from sysweave.validator.equivalence.pipes import Piece, PipeModel
 from sysweave.validator.equivalence.processes import Proc
 
-__all__ = ["Extraction", "PathNames"]
+__all__ = ["Extraction", "PathNames", "Pending"]
 
 
 class PathNames:
@@ -59,6 +60,18 @@ class PathNames:
         if self.home and path.startswith(self.home + "/."):
             return None
         return path
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Bytes a conversation got from ``piece`` (moved inside the kernel: :mod:`.moved`): stream bytes
+    [at, at + n) of ``direction`` (placeholders until settled), or datagram message number ``at``."""
+
+    conv: Conversation
+    direction: str
+    at: int
+    n: int
+    piece: Piece
 
 
 def _no_order(e: Event) -> float:
@@ -109,6 +122,10 @@ class Extraction:
     peer: dict[int, str] = field(default_factory=dict)  # connected datagram socket -> its peer
     kernel_ports: frozenset[int] = frozenset()  # ports the kernel assigned (ports.kernel_ports): named "ephemeral"
     dgram: dict[tuple[str, str], Conversation] = field(default_factory=dict)  # (host, "to X"/"on Y") -> datagrams
+    # --- bytes moved inside the kernel (:mod:`.moved`) ---
+    model_pipes: bool = False  # the trace moves bytes out of pipes (splice, tee, vmsplice): model their content
+    pipes: PipeModel = field(default_factory=PipeModel)  # pipe resource id -> its byte stream
+    pending: list[Pending] = field(default_factory=list)  # conversation ranges to fill once the trace is whole
     # --- stdio ---
     stream_pos: dict[str, int] = field(default_factory=dict)  # stream key -> bytes written so far
     strip: list[tuple[str, int, int]] = field(default_factory=list)  # (stream, start, end): launchers' reports

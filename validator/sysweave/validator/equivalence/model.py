@@ -64,6 +64,7 @@ class Conversation:
     captured: int = 0  # of which captured (payload capture is capped per call)
     totals: dict[str, int] = field(default_factory=dict)  # direction -> bytes moved
     gaps: dict[str, int] = field(default_factory=dict)  # direction -> the captured bytes are the stream's up to here
+    unknown: dict[str, int] = field(default_factory=dict)  # why -> bytes moved in the kernel that cannot be known
     ios: list[tuple[str, int, Origin]] = field(default_factory=list)  # (direction, end offset or index, origin)
     origin: Origin | None = None
 

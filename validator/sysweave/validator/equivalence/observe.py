@@ -50,6 +50,7 @@ from sysweave.validator.equivalence.model import (
     StreamObs,
     normalize_endpoint,
 )
+from sysweave.validator.equivalence.moved import MOVERS, settle_moved
 from sysweave.validator.equivalence.ports import kernel_ports
 from sysweave.validator.equivalence.settle import edge_roles, finish, strip
 
@@ -161,9 +162,12 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
         evs.sort(key=lambda e: (e.h.host_id, e.h.mono_ns, e.h.event_id))
     ex.order = _order_fn(evs, multi)
     ex.kernel_ports = kernel_ports(evs)  # only these ports are normalised; chosen ones are compared as they are
+    # pipes' content is modelled only where bytes leave a pipe inside the kernel (moved.py)
+    ex.model_pipes = any(type(e) is SyscallSpan and e.name in MOVERS for e in evs)
     ex.obs.events = len(evs)
     _loop(ex, evs)
     finish(ex, root_pid, exit_code, tree)
+    settle_moved(ex)  # after finish: the run's file changes are all known
     if not capture_stdio:
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             s = ex.obs.streams.setdefault(name, StreamObs())
