@@ -83,8 +83,11 @@ def test_agent_is_least_privilege(helm: str) -> None:
     assert spec["hostPID"] is True and spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert "--gpu" not in agent["args"] and not [m for m in agent["volumeMounts"] if m["name"] == "bpffs"]
     mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
-    for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/lib/modules", "/usr/src", "/host/sys/fs/cgroup"):
+    for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/host/sys/fs/cgroup"):
         assert mounts[path].get("readOnly") is True, path
+    # CO-RE capture: no headers needed, and a node without /usr/src (COS, Bottlerocket) must still start the pod
+    host_paths = {v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    assert "/lib/modules" not in mounts and "/usr/src" not in mounts and not {"/lib/modules", "/usr/src"} & host_paths
     assert not mounts["/var/lib/sysweave/spool"].get("readOnly")
     assert "--metrics-addr=0.0.0.0" in agent["args"] and "--metrics-port=9464" in agent["args"] and "--all" in agent["args"]
     assert agent["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
@@ -109,6 +112,8 @@ def test_agent_nondefault_modes(helm: str) -> None:
     assert agent["securityContext"]["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_ADMIN"]
     assert "--gpu" in agent["args"] and "--uprobe=libc:getpid" in agent["args"]
     assert {"name": "bpffs", "mountPath": "/sys/fs/bpf"} in agent["volumeMounts"]
+    mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}  # agent.kernelHeaders: for bcc's run-time compile
+    assert mounts["/lib/modules"]["readOnly"] is True and mounts["/usr/src"]["readOnly"] is True
     assert spec["runtimeClassName"] == "nvidia" and spec["hostNetwork"] is False and "dnsPolicy" not in spec
     assert spec["priorityClassName"] == "system-node-critical"
     assert agent["image"] == "registry.example.com/sysweave/agent:0.2.0"
