@@ -92,3 +92,34 @@ def test_the_loader_is_libbpf_and_dump_bpf_says_so(core_ready: None) -> None:
     assert res.returncode == 0, res.stderr
     assert "// function probes, loader on this host: libbpf" in res.stdout
     assert "uprobes.bpf.o, built ahead of time" in res.stdout and "bpf_get_attach_cookie" in res.stdout
+
+
+_ATTACH_RUN = """
+import json, os, subprocess, sys
+from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
+from sysweave.agents.bpf.uprobes import UprobeConfig, UprobeProgram, resolve_probes
+from sysweave.agents.bpf.uprobes_spec import parse_spec
+exe, mode = sys.argv[1], sys.argv[2]
+sp = SyscallProbe(ProbeConfig())
+up = UprobeProgram(resolve_probes([parse_spec("fast_step"), parse_spec("/^vec_/")], exe), sp, UprobeConfig(attach=mode))
+sp.trace_all(os.getpid())
+child = subprocess.Popen([exe, "500", "0", "0"], stdout=subprocess.DEVNULL)
+child.wait()
+calls = {up.probes[p].symbol: n for tgid, p, n, _, _ in up.aggregates() if tgid == child.pid}
+print(json.dumps({"origin": up.origin, "calls": calls, "bcc": "bcc" in sys.modules}))
+up.close()
+sp.close()
+"""
+
+
+@pytest.mark.parametrize("mode", ["multi", "each"])
+def test_both_attach_modes_count_exactly(work: Path, core_ready: None, mode: str) -> None:
+    """uprobe_multi links (kernel 6.6+, the default here) and one perf-event uprobe per function (older
+    kernels) give the same exact counts."""
+    env = {**os.environ, "SYSWEAVE_BPF_LOADER": "libbpf"}
+    res = subprocess.run([sys.executable, "-c", _ATTACH_RUN, str(work / "uprobe_work"), mode], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc == {"origin": "libbpf", "bcc": False, "calls": {"fast_step": 500, "vec_add": 1, "vec_mul": 2,
+                                                                 "vec_dot": 3}}

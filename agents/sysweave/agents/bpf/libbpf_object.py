@@ -86,6 +86,7 @@ def _libbpf() -> Any:
         "bpf_program__name": (cp, [vp]),
         "bpf_program__fd": (i, [vp]),
         "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
+        "bpf_program__set_expected_attach_type": (i, [vp, ctypes.c_int]),
         "bpf_program__attach": (vp, [vp]),
         "bpf_program__attach_uprobe_opts": (vp, [vp, i, cp, sz, vp]),
         "bpf_link__destroy": (i, [vp]),
@@ -180,6 +181,11 @@ class CoreObject:
             if not p:
                 return
             lib.bpf_program__set_autoload(p, keep((lib.bpf_program__name(p) or b"").decode()))
+
+    def set_expected_attach_type(self, prog_name: str, attach_type: int) -> None:
+        """Before load: the attach type the kernel verifies the program for (one libbpf 1.1 has no section for)."""
+        if _libbpf().bpf_program__set_expected_attach_type(self._prog(prog_name), attach_type) != 0:
+            raise _fail(f"{self.name}: set the attach type of {prog_name}")
 
     def load(self) -> None:
         ctypes.set_errno(0)

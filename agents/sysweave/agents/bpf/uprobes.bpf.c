@@ -188,9 +188,13 @@ static __always_inline int on_return(struct pt_regs *ctx, u32 probe) {
 }
 
 #ifdef SYSWEAVE_CORE
-// The probe id is the attachment's cookie (one attachment per function and direction).
+// The probe id is the attachment's cookie. Two pairs of the same programs: *_multi are loaded for uprobe_multi
+// links (kernel 6.6+: one link per library and direction, detached with one RCU grace period where a uprobe
+// per function waits ~0.1 s each); up_entry/up_return attach one perf-event uprobe per function elsewhere.
 SEC("uprobe") int up_entry(struct pt_regs *ctx) { return on_entry(ctx, (u32)bpf_get_attach_cookie(ctx)); }
 SEC("uretprobe") int up_return(struct pt_regs *ctx) { return on_return(ctx, (u32)bpf_get_attach_cookie(ctx)); }
+SEC("uprobe") int up_entry_multi(struct pt_regs *ctx) { return on_entry(ctx, (u32)bpf_get_attach_cookie(ctx)); }
+SEC("uprobe") int up_return_multi(struct pt_regs *ctx) { return on_return(ctx, (u32)bpf_get_attach_cookie(ctx)); }
 #else
 #define UP_PAIR(n) \
     int up_entry_##n(struct pt_regs *ctx) { return on_entry(ctx, 0x##n); } \

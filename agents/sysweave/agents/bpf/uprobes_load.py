@@ -17,10 +17,12 @@ reading aggregates, moving thresholds and draining the ring buffer are the same 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import random
 import struct
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +33,7 @@ from sysweave.agents.bpf.elf_symbols import ElfError, file_offset
 from sysweave.agents.bpf.libbpf_object import CoreObject, loader_choice
 from sysweave.agents.bpf.objects import BpfMap, ObjectError, libbpf
 from sysweave.agents.bpf.syscalls import BpfUnavailable
+from sysweave.agents.bpf.uprobe_multi import BPF_TRACE_UPROBE_MULTI, link_uprobe_multi
 from sysweave.agents.bpf.uprobes_spec import Probe
 from sysweave.agents.preconditions import BPFFS, mount_bpffs
 
@@ -44,8 +47,15 @@ _LIMITS = struct.Struct("<8I")
 
 
 class UprobeConfig:
-    def __init__(self, max_agg: int = 16384, ringbuf_pages: int = 256, queue_capacity: int = 100_000) -> None:
+    """``attach`` (libbpf path): "auto" (uprobe_multi links where the kernel has them, else one uprobe per
+    function), "multi" or "each" (either, or an error)."""
+
+    def __init__(self, max_agg: int = 16384, ringbuf_pages: int = 256, queue_capacity: int = 100_000,
+                 attach: str = "auto") -> None:
+        if attach not in ("auto", "multi", "each"):
+            raise ValueError(f"uprobe attach mode {attach!r}: expected auto, multi or each")
         self.max_agg, self.ringbuf_pages, self.queue_capacity = max_agg, ringbuf_pages, queue_capacity
+        self.attach = attach
 
     def cflags(self, n_probes: int, max_pid: int, targets_pin: str, config_pin: str, sys_cfg_n: int) -> list[str]:
         """The bcc fallback's compile flags (the CO-RE object takes the same settings at load)."""
@@ -96,7 +106,30 @@ def load(probes: Sequence[Probe], targets: BpfMap, settings: BpfMap, config: Upr
 
 
 def _load_core(probes: Sequence[Probe], targets: BpfMap, settings: BpfMap, config: UprobeConfig) -> LoadedUprobes:
+    """uprobe_multi links where the kernel has them (6.6+), else (loaded again) a perf-event uprobe per function."""
+    loaded = _open_core(probes, targets, settings, config, multi=True) if config.attach != "each" else None
+    if loaded is None and config.attach == "multi":
+        raise BpfUnavailable("this kernel has no uprobe_multi links (6.6+)")
+    return loaded or _open_core(probes, targets, settings, config, multi=False)  # type: ignore[return-value]
+
+
+def _open_core(probes: Sequence[Probe], targets: BpfMap, settings: BpfMap, config: UprobeConfig,
+               multi: bool) -> LoadedUprobes | None:
+    """The object loaded with one pair of programs and attached; None when ``multi`` and the kernel has no
+    uprobe_multi links (nothing is left attached or loaded then)."""
     obj = CoreObject("uprobes")
+    links: list[int] = []
+
+    def close() -> None:
+        # a multi link detaches all of its uprobes after one grace period; the links' waits overlap in threads
+        closers = [threading.Thread(target=os.close, args=(fd,)) for fd in links]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join()
+        links.clear()
+        obj.close()
+
     try:
         obj.reuse_map("targets", targets.fd)
         obj.reuse_map("sys_config", settings.fd)
@@ -104,18 +137,46 @@ def _load_core(probes: Sequence[Probe], targets: BpfMap, settings: BpfMap, confi
         obj.set_max_entries("probes", max(1, max((p.id for p in probes), default=0) + 1))
         obj.set_max_entries("aggs", config.max_agg)
         obj.set_max_entries("events", config.ringbuf_pages * 4096)
+        obj.only_programs(lambda name: (name in _MULTI) == multi)
+        if multi:
+            for prog in _MULTI:
+                obj.set_expected_attach_type(prog, BPF_TRACE_UPROBE_MULTI)
         obj.load()
         maps = {n: BpfMap(obj.map_fd(n), n, owned=False) for n in MAPS}
         _write_probes(maps["probes"], probes)  # before attaching: a call must find its probe's settings
-        for p in probes:
-            offset = file_offset(p.library, p.address)
+        sites = [(p, file_offset(p.library, p.address)) for p in probes]
+        if multi and not _attach_multi(obj, sites, links):
+            close()
+            return None
+        for p, offset in sites if not multi else ():
             for prog, ret in (("up_entry", False), ("up_return", True)):
                 obj.attach_uprobe(prog, p.library, offset, p.id, retprobe=ret)
     except (ObjectError, ElfError) as exc:
-        obj.close()
+        close()
         where = f" ({exc})" if isinstance(exc, ElfError) else f": {exc}"
         raise BpfUnavailable(f"the function-probe object failed to load or attach{where}") from exc
-    return LoadedUprobes(maps, "libbpf", obj.close)
+    return LoadedUprobes(maps, "libbpf", close)
+
+
+_MULTI = ("up_entry_multi", "up_return_multi")
+_NO_MULTI = (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS)  # what a kernel without uprobe_multi links answers
+
+
+def _attach_multi(obj: CoreObject, sites: Sequence[tuple[Probe, int]], links: list[int]) -> bool:
+    """One uprobe_multi link per library and direction; False (nothing attached yet) where the kernel has
+    none (before 6.6): the caller loads the per-function pair instead."""
+    by_lib: dict[str, list[tuple[int, int]]] = {}
+    for p, offset in sites:
+        by_lib.setdefault(p.library, []).append((offset, p.id))
+    for i, (lib, at) in enumerate(by_lib.items()):
+        for prog, ret in zip(_MULTI, (False, True)):
+            fd = link_uprobe_multi(obj.program_fd(prog), lib, [o for o, _ in at], [c for _, c in at], ret)
+            if fd < 0 and not (i or ret) and -fd in _NO_MULTI:
+                return False
+            if fd < 0:
+                raise ObjectError(f"uprobe_multi link on {lib} ({len(at)} functions): {os.strerror(-fd)}")
+            links.append(fd)
+    return True
 
 
 def _write_probes(table: BpfMap, probes: Sequence[Probe]) -> None:
