@@ -148,7 +148,7 @@ def _connect(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
         ex.bound[res.id] = ex.bound[prior.id]
     if prior is not None and prior.id in ex.dgram_sockets:
         ex.dgram_sockets.add(res.id)
-        ex.peer[res.id] = normalize_endpoint(res.remote, ex.kernel_ports)
+        ex.peer[res.id] = normalize_endpoint(res.remote, ex.kernel_ports.names)
         ex.effects.add((e.h.host_id, e.h.pid))
     else:
         ex.conns[res.id] = _new_conv(ex, e, res.remote, "stream")
@@ -166,7 +166,10 @@ def _bind(ex: Extraction, e: SyscallSpan, acc: Access) -> None:
     res, who = acc.resource, (e.h.host_id, e.h.pid)
     if res is not None and res.id in ex.kernel_sockets:
         return
-    ep = normalize_endpoint(str(e.args.get("addr", "")), ex.kernel_ports)
+    addr, assigned = str(e.args.get("addr", "")), ex.kernel_ports.at_bind.get(e.h.event_id)
+    if assigned is not None:  # bind(0): named by the port the kernel gave it, as its peers name it
+        addr = f"{addr.rpartition(':')[0]}:{assigned}"
+    ep = normalize_endpoint(addr, ex.kernel_ports.names)
     ex.obs.listening.setdefault(ex.host_prefix(e.h.host_id) + ep, ex.origin(e))
     if res is not None:
         ex.bound[res.id] = ep
@@ -179,7 +182,7 @@ def _new_conv(ex: Extraction, e: SyscallSpan, remote: str, kind: str) -> Convers
     """A conversation named by endpoint: "stream 10.0.0.2:7000", "stream accepted on loopback:0",
     "udp to loopback:8125", "udp on loopback:0" (datagrams received on a bound socket)."""
     ep = remote if kind == "datagram" or remote.startswith("accepted on ") \
-        else normalize_endpoint(remote, ex.kernel_ports)
+        else normalize_endpoint(remote, ex.kernel_ports.names)
     c = Conversation(ex.host_prefix(e.h.host_id) + f"{'udp' if kind == 'datagram' else 'stream'} {ep}", kind,
                      origin=ex.origin(e))
     ex.obs.conversations.setdefault(c.endpoint, []).append(c)
@@ -237,7 +240,7 @@ def rw(ex: Extraction, e: SyscallSpan, res: Resource, write: bool, nbytes: int, 
 def _datagrams(ex: Extraction, e: SyscallSpan, res: Resource, write: bool) -> Conversation:
     """Sent: by destination; received: by the socket's bound address, else by source."""
     addr = e.args.get("dest_addr" if write else "src_addr", "")
-    peer = normalize_endpoint(str(addr), ex.kernel_ports) if addr and addr != "NULL" else ex.peer.get(res.id, "unknown")
+    peer = normalize_endpoint(str(addr), ex.kernel_ports.names) if addr and addr != "NULL" else ex.peer.get(res.id, "unknown")
     where = f"to {peer}" if write else (f"on {ex.bound[res.id]}" if res.id in ex.bound else f"from {peer}")
     c = ex.dgram.get((e.h.host_id, where))
     if c is None:

@@ -17,6 +17,7 @@ from sysweave.streams.pipeline.fdtrack import FdTracker, Resource
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.model import IGNORED_PARTS, IGNORED_PREFIXES, Conversation, Key, Obs, Origin
 from sysweave.validator.equivalence.pipes import Piece, PipeModel
+from sysweave.validator.equivalence.ports import KernelPorts
 from sysweave.validator.equivalence.processes import Proc
 
 __all__ = ["Extraction", "PathNames", "Pending"]
@@ -120,7 +121,7 @@ class Extraction:
     dgram_sockets: set[int] = field(default_factory=set)
     kernel_sockets: set[int] = field(default_factory=set)  # families that are not networks (netlink, ...)
     peer: dict[int, str] = field(default_factory=dict)  # connected datagram socket -> its peer
-    kernel_ports: frozenset[int] = frozenset()  # ports the kernel assigned (ports.kernel_ports): named "ephemeral"
+    kernel_ports: KernelPorts = field(default_factory=KernelPorts)  # ports the kernel assigned, by name (ports.py)
     dgram: dict[tuple[str, str], Conversation] = field(default_factory=dict)  # (host, "to X"/"on Y") -> datagrams
     # --- bytes moved inside the kernel (:mod:`.moved`) ---
     model_pipes: bool = False  # the trace moves bytes out of pipes (splice, tee, vmsplice): model their content

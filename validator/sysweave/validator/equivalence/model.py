@@ -5,13 +5,14 @@ stderr, the final state of every file in scope (:class:`~.filestate.FileEffect`)
 listening endpoints, input files read, and the visible-program tree; every effect carries the
 :class:`Origin` of the call where it began (for the report's happens-before order).
 
-    >>> normalize_endpoint("127.0.0.1:40000", frozenset({40000})), normalize_endpoint("127.0.0.1:40007", frozenset())
-    ('loopback:ephemeral', 'loopback:40007')
+    >>> normalize_endpoint("127.0.0.1:40000", {40000: "ephemeral-bind#1"}), normalize_endpoint("127.0.0.1:40007", {})
+    ('loopback:ephemeral-bind#1', 'loopback:40007')
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sysweave.validator.equivalence.filestate import FileEffect
@@ -111,10 +112,11 @@ class Obs:
         return s.data if s else b""
 
 
-def normalize_endpoint(addr: str, kernel_ports: frozenset[int] | None = None) -> str:
-    """Loopback hosts -> "loopback"; a port the kernel assigned in the run (``kernel_ports``, from
-    :func:`.ports.kernel_ports`) -> "ephemeral"; a port the program chose stays as it is. Without
-    ``kernel_ports`` (no events to tell), every port >= 32768 is taken for a kernel's."""
+def normalize_endpoint(addr: str, kernel_ports: Mapping[int, str] | None = None) -> str:
+    """Loopback hosts -> "loopback"; a port the kernel assigned in the run (``kernel_ports``: port -> its name,
+    from :func:`.ports.kernel_ports`) -> its name ("ephemeral-bind#1"); a port the program chose stays as it
+    is. Without ``kernel_ports`` (no events to tell), every port >= 32768 is taken for a kernel's:
+    "ephemeral"."""
     if not addr or addr.startswith(("unix:", "family=")) or ":" not in addr:
         return addr
     host, _, port = addr.rpartition(":")
@@ -125,5 +127,6 @@ def normalize_endpoint(addr: str, kernel_ports: frozenset[int] | None = None) ->
     except ValueError:
         pass
     p = int(port) if port.isdigit() else -1
-    kernel = p >= 32768 if kernel_ports is None else p in kernel_ports
-    return f"{host}:{'ephemeral' if kernel else port}"
+    if kernel_ports is None:
+        return f"{host}:{'ephemeral' if p >= 32768 else port}"
+    return f"{host}:{kernel_ports.get(p, port)}"
