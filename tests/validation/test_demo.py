@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sysweave.cli.demo import LAUNCHER_PAIRS, PAIRS, plan
+from sysweave.cli.demo import LAUNCHER_PAIRS, PAIRS, build_cases, case_plan, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -43,3 +43,31 @@ def test_demo_reports_each_stage_and_counts_verdicts(tmp_path: Path) -> None:
     s = json.loads(summary.read_text())
     assert (s["right"], s["wrong"], s["undecided"], s["total"], s["not_stored"]) == (4, [], [], 4, 0)
     assert s["total_s"] >= s["validation_s"] > 0
+
+
+def test_case_plan_is_the_case_file_with_each_cases_expected_verdict() -> None:
+    todo = case_plan(EXAMPLES, Path("/bins"))
+    assert [(t[0], t[3]) for t in todo] == [("sum case small", "equivalent"), ("sum case negative", "equivalent"),
+                                            ("sum case many", "equivalent"), ("sum case large", "divergent")]
+    assert todo[0][1].endswith("examples/pairs/stdin/sum.py") and todo[0][2] == "/bins/stdin-sum"
+    large = todo[3][4]
+    assert large.name == "large" and large.stdin == b"2000000000 2000000000\n"
+    assert todo[0][4].stdin_file is not None and todo[0][4].stdin_file.endswith("stdin/small.txt")
+
+
+@pytest.mark.bpf
+@pytest.mark.usefixtures("bpf_ready")
+def test_demo_case_step_counts_each_case(tmp_path: Path) -> None:
+    """The case step through the demo's checker (validate's case code): every case's verdict as expected."""
+    from sysweave.cli.demo_check import Checker
+
+    build_cases(EXAMPLES, tmp_path / "bin")
+    checker = Checker(EXAMPLES / "data", str(tmp_path / "store"))
+    try:
+        results = [checker.check(label, original, transpiled, expected, case)
+                   for label, original, transpiled, expected, case in case_plan(EXAMPLES, tmp_path / "bin")]
+    finally:
+        checker.close()
+    assert all(ok for ok, _ in results), results
+    assert results[3][1].startswith("DIVERGENT"), results[3][1]
+    assert (checker.tally.right, checker.tally.wrong, checker.tally.undecided) == (4, [], [])

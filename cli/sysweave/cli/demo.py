@@ -5,7 +5,9 @@ NAME.c compiles to the faithful translation and, with -DBROKEN, to a subtly brok
 translation must come out equivalent and each broken one divergent (examples/pairs/README.md says what
 each pair exercises). Then two pairs are validated again with the original started through launchers
 (``python3`` from PATH, which may be a version-manager shim, ``env`` and ``sh -c``): the verdicts must not
-change.
+change. Last, the case file of a stdin-driven pair (:data:`CASE_FILES`, examples/pairs/stdin/sum.cases.jsonl)
+goes through validate's own case code, case by case: the cases that agree must come out equivalent and the
+one whose total overflows the C ``int`` divergent.
 
 One progress line per stage (setup, trace) and per validation (``[validate k/N]``), then a summary with
 each stage's time. Exit status: 0 every verdict right, 1 a verdict wrong (or a crash), 2 none wrong but
@@ -27,10 +29,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sysweave.validator.equivalence.cases import Case, load_cases
+
 if TYPE_CHECKING:
     from sysweave.cli.demo_check import Tally
 
-__all__ = ["LAUNCHER_PAIRS", "PAIRS", "add_arguments", "build", "discover_pairs", "launchers", "plan", "run"]
+__all__ = ["CASE_FILES", "LAUNCHER_PAIRS", "PAIRS", "add_arguments", "build", "build_cases", "case_plan",
+           "discover_pairs", "launchers", "plan", "run"]
+
+Validation = tuple[str, str, str, str, Case]  # (label, original, transpiled, expected verdict, the case)
 
 
 def discover_pairs(examples: Path) -> tuple[str, ...]:
@@ -50,6 +57,9 @@ def _find_examples() -> Path | None:
 _DEFAULT = _find_examples()
 PAIRS: tuple[str, ...] = discover_pairs(_DEFAULT) if _DEFAULT else ()
 LAUNCHER_PAIRS = ("greet", "pipeline")  # no child / a sort child behind the launcher
+# case files the whole demo validates: (folder under pairs/, pair, case file, the cases that must diverge; the
+# others must be equivalent). examples/pairs/stdin/README.md says why "large" diverges (a C int overflows).
+CASE_FILES = (("stdin", "sum", "sum.cases.jsonl", frozenset({"large"})),)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", metavar="PATH", help="trace store (default: the embedded store)")
     p.add_argument("--pair", action="append", metavar="NAME", help="validate only this pair (repeatable)")
     p.add_argument("--no-launchers", action="store_true", help="skip the launcher step")
+    p.add_argument("--no-cases", action="store_true",
+                   help="skip the case-file step (it also runs only without --pair)")
     p.add_argument("--summary", metavar="FILE", help="also write the tally and each stage's time as JSON")
 
 
@@ -81,6 +93,30 @@ def build(examples: Path, out: Path, pairs: tuple[str, ...] | None = None) -> in
                 subprocess.run(["cc", "-O2", "-w", "-pthread", *flags, "-o", str(binary), str(src)], check=True)
                 compiled += 1
     return compiled
+
+
+def build_cases(examples: Path, out: Path) -> int:
+    """Compile each case-file pair's C translation to OUT/FOLDER-NAME (only when out of date); how many."""
+    compiled = 0
+    for folder, name, _, _ in CASE_FILES:
+        src, binary = examples / "pairs" / folder / f"{name}.c", out / f"{folder}-{name}"
+        if not binary.exists() or binary.stat().st_mtime < src.stat().st_mtime:
+            out.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cc", "-O2", "-w", "-o", str(binary), str(src)], check=True)
+            compiled += 1
+    return compiled
+
+
+def case_plan(examples: Path, bins: Path) -> list[Validation]:
+    """Every case of :data:`CASE_FILES`, loaded and checked by validate's own case loader, with the verdict it
+    must give."""
+    out = []
+    for folder, name, cases, diverging in CASE_FILES:
+        original = f"{shlex.quote(sys.executable)} {shlex.quote(str(examples / 'pairs' / folder / f'{name}.py'))}"
+        for case in load_cases(str(examples / "pairs" / folder / cases)):
+            out.append((f"{name} case {case.name}", original, str(bins / f"{folder}-{name}"),
+                        "divergent" if case.name in diverging else "equivalent", case))
+    return out
 
 
 def launchers(script: Path) -> list[tuple[str, str]]:
@@ -120,15 +156,15 @@ def _trace(examples: Path, store: list[str]) -> int:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _validate_all(examples: Path, store: str | None, todo: list[tuple[str, str, str, str]]) -> tuple[int, Tally]:
+def _validate_all(examples: Path, store: str | None, todo: list[Validation]) -> tuple[int, Tally]:
     from sysweave.cli.demo_check import Checker
     from sysweave.cli.validate_cases import Interrupted
 
     checker = Checker(examples / "data", store)
     try:
         with checker.signals.installed():
-            for k, (label, original, transpiled, expected) in enumerate(todo, start=1):
-                ok, line = checker.check(label, original, transpiled, expected)
+            for k, (label, original, transpiled, expected, case) in enumerate(todo, start=1):
+                ok, line = checker.check(label, original, transpiled, expected, case)
                 print(f"[validate {k:>{len(str(len(todo)))}}/{len(todo)}] {'ok ' if ok else 'BAD'} {label:32} {line}"
                       + ("" if ok else f"   [expected {expected}]"), flush=True)
     except Interrupted as exc:
@@ -148,11 +184,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"sysweave demo: no such pair: {', '.join(unknown)}")
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # the originals must not write __pycache__ beside themselves
     bins = examples.parent / ".local" / "examples" / "bin"
-    todo = plan(examples, bins, pairs, not args.no_launchers)
+    todo: list[Validation] = [(*v, Case()) for v in plan(examples, bins, pairs, not args.no_launchers)]
     compiled = build(examples, bins, pairs)
+    cases = case_plan(examples, bins) if not args.pair and not args.no_cases else []
+    if cases:
+        todo += cases
+        compiled += build_cases(examples, bins)
     t_setup = time.monotonic() - start
-    print(f"[setup]  {len(pairs)} pairs, {len(todo)} validations; compiled {compiled} translation(s) "
-          f"({t_setup:.1f} s)", flush=True)
+    print(f"[setup]  {len(pairs)} pairs, {len(todo)} validations{f' ({len(cases)} cases)' if cases else ''}; "
+          f"compiled {compiled} translation(s) ({t_setup:.1f} s)", flush=True)
     rc = _trace(examples, ["--store", args.store] if args.store else [])
     t_trace = time.monotonic() - start - t_setup
     print(f"[trace]  sysweave trace -f -c: examples/pairs/pipeline.py driving sort(1), stored "

@@ -58,12 +58,14 @@ class Checker:
     def close(self) -> None:
         self.harness.close()
 
-    def check(self, label: str, original: str, transpiled: str, expected: str) -> tuple[bool, str]:
+    def check(self, label: str, original: str, transpiled: str, expected: str,
+              case: Case | None = None) -> tuple[bool, str]:
         """(right, the report's one line). Right only when the verdict is ``expected``; a crash is wrong.
+        ``case``: its stdin, arguments, environment (a case file's, :func:`~.cases.load_cases`); None: none.
         Raises :class:`Interrupted` when a run was cut short by a signal (Ctrl-C)."""
         args = self.parser.parse_args(["--original", original, "--transpiled", transpiled, *self.common])
         try:
-            out = run_case(args, self.harness, Case(), data_flow)
+            out = run_case(args, self.harness, case or Case(), data_flow)
             if out.legacy is not None and out.sides is not None:
                 self._store(label, args, out.legacy, *out.sides)
             verdict, line = out.entry["verdict"], f"{out.entry['verdict'].upper()}: {out.entry['reason']}"
