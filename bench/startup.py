@@ -17,7 +17,12 @@ mounts it), and the run after either in the same namespace (warm) -- for the def
 store off and on (the default; an empty store in a temporary directory), and for the bcc fallback, whose
 program cache is what bpffs holds.
 
-    python bench/startup.py [RUNS]
+And start-up with function probes (``--uprobe``, issue 18): one libc function, and a regex that matches 59
+(``c:/^str/``), for the default (uprobes.bpf.o through libbpf, uprobe_multi links) and the bcc fallback
+(its syscall program cached in bpffs; the function-probe program compiles at every start).
+``python bench/startup.py RUNS uprobes`` runs only those rows.
+
+    python bench/startup.py [RUNS] [uprobes]
 """
 
 from __future__ import annotations
@@ -116,7 +121,20 @@ print(f"imports {t1 - t0:.3f} s | probe ({probe.origin}) {t2 - t1:.3f} s | run {
     return subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def main(runs: int = 7) -> None:
+UPROBES = {"1 function (c:getpid)": "c:getpid", "59 functions (c:/^str/)": "c:/^str/"}
+
+
+def uprobe_rows(default: dict[str, str], bcc: dict[str, str]) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """``sysweave trace -c --uprobe SPEC -- true`` per loader and probe count."""
+    rows = {}
+    for label, spec in UPROBES.items():
+        argv = [*TRACE[:4], "--uprobe", spec, *TRACE[4:]]
+        rows[f"--uprobe {label}, default (uprobes.bpf.o, libbpf)"] = (argv, default)
+        rows[f"--uprobe {label}, bcc fallback (compiles the probe program)"] = (argv, bcc)
+    return rows
+
+
+def main(runs: int = 7, only: str = "") -> None:
     base = dict(os.environ)
     pyc = tempfile.mkdtemp(prefix="sysweave-pyc-")
     with_pyc = {k: v for k, v in base.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": pyc}
@@ -128,6 +146,9 @@ def main(runs: int = 7) -> None:
     rows["sysweave trace -c, bcc fallback, program cached in bpffs"] = (TRACE, bcc)
     rows["sysweave trace -c, bcc fallback, compiling (SYSWEAVE_BPF_CACHE=0)"] = (TRACE, bcc | {"SYSWEAVE_BPF_CACHE": "0"})
     rows["sysweave trace -c --backend ptrace"] = ([*TRACE[:4], "--backend", "ptrace", *TRACE[4:]], with_pyc)
+    rows.update(uprobe_rows(with_pyc, bcc))
+    if only == "uprobes":
+        rows = uprobe_rows(with_pyc, bcc)
     for argv, env in rows.values():
         timed(argv, env)  # warm: the program cache, the bytecode cache, the page cache
     sessions = fresh_host_sessions(with_pyc, tempfile.mkdtemp(prefix="sysweave-store-"))
@@ -136,16 +157,17 @@ def main(runs: int = 7) -> None:
     for _ in range(runs):
         for name, (argv, env) in rows.items():
             samples[name].append(timed(argv, env))
-        sample_fresh_host(sessions, samples)
+        if only != "uprobes":
+            sample_fresh_host(sessions, samples)
         loads.append(os.getloadavg()[0])
     print(f"start-up, median of {runs} interleaved runs, {os.cpu_count()} CPUs, load average "
           f"{min(loads):.1f}-{max(loads):.1f}")
     print(f"{'row':92} {'wall s':>8} {'cpu s':>8}")
     for name, s in samples.items():
         print(f"{name:92} {statistics.median(w for w, _ in s):8.3f} {statistics.median(c for _, c in s):8.3f}")
-    for label, env in (*envs.items(), ("bcc fallback", bcc)):
+    for label, env in (*envs.items(), ("bcc fallback", bcc)) if only != "uprobes" else ():
         print(f"phases ({label}): {phases(env)}")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7, *sys.argv[2:3])

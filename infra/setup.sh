@@ -23,7 +23,8 @@ need_root() {
 
 # --- Debian packages -------------------------------------------------------------------------
 apt_pkgs=(bpfcc-tools python3-bpfcc strace iproute2)
-if [ "$MODE" = full ]; then apt_pkgs+=(clickhouse-server clickhouse-client maven default-jre-headless); fi
+# systemtap-sdt-dev: sys/sdt.h, for the USDT test fixture (tests/uprobes/test_usdt.py)
+if [ "$MODE" = full ]; then apt_pkgs+=(clickhouse-server clickhouse-client maven default-jre-headless systemtap-sdt-dev); fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # bcc compiles its C against kernel headers. Debian packages none for this (Firecracker) kernel, so we

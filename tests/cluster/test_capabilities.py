@@ -99,20 +99,24 @@ def test_one_capability_fewer_fails_naming_it(agent_user: tuple[str, Path], kafk
     assert f"lacks CAP_{missing}" in r.stderr, r.stderr
 
 
-def test_function_probes_need_sys_admin_as_the_chart_adds(kafka_bootstrap: str, bpf_ready: None, tmp_path: Path) -> None:
-    """agent.gpu.enabled / agent.uprobes add SYS_ADMIN: as the chart's root-uid container, --uprobe works with it
-    and fails without it (the uprobe PMU and the pinned-map reopen refuse CAP_BPF + CAP_PERFMON alone)."""
+def test_function_probes_and_sys_admin(kafka_bootstrap: str, bpf_ready: None, tmp_path: Path) -> None:
+    """The default loader (uprobes.bpf.o through libbpf, uprobe_multi links) probes functions with the chart's
+    base capabilities alone; the bcc fallback needs the SYS_ADMIN that agent.gpu.enabled / agent.uprobes add
+    (its uprobe PMU perf events and the pinned-map reopen refuse CAP_BPF + CAP_PERFMON alone)."""
     import sys
 
-    def run(caps: list[str]) -> subprocess.CompletedProcess[str]:
+    def run(caps: list[str], loader: str = "auto") -> subprocess.CompletedProcess[str]:
         capset = ",".join(["-all", *(f"+{c.lower()}" for c in caps)])
         return subprocess.run(
             ["setpriv", f"--inh-caps={capset}", f"--bounding-set={capset}", "--", sys.executable, "-m",
              "sysweave.cli.main", "agent", "--kafka", kafka_bootstrap, "--metrics-port", "0", "--no-sdk",
              "--spool", str(tmp_path / "spool"), "--uprobe", "c:getpid", "--", "/bin/true"],
-            env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": new_suffix()}, capture_output=True, text=True, timeout=240)
+            env={**os.environ, "SYSWEAVE_TOPIC_SUFFIX": new_suffix(), "SYSWEAVE_BPF_LOADER": loader},
+            capture_output=True, text=True, timeout=240)
 
-    ok = run([*CHART_CAPS, "SYS_ADMIN"])
+    default = run(CHART_CAPS)
+    assert default.returncode == 0, default.stderr[-2000:]
+    ok = run([*CHART_CAPS, "SYS_ADMIN"], "bcc")
     assert ok.returncode == 0, ok.stderr[-2000:]
-    refused = run(CHART_CAPS)
+    refused = run(CHART_CAPS, "bcc")
     assert refused.returncode != 0 and "function-probe program failed" in refused.stderr, refused.stderr[-2000:]

@@ -56,6 +56,7 @@ class AgentConfig:
     slow_ns: int = 10_000
     observable: bool = False
     uprobes: list[str] = field(default_factory=list)  # --uprobe specs (sysweave.agents.bpf.uprobes_spec)
+    usdt: list[str] = field(default_factory=list)  # --usdt specs (uprobes_spec.parse_usdt)
     compute_ns: int = 50_000  # compute-block threshold of function probes
     gpu: bool = False  # NVML samples, CUDA driver API probes, the CUPTI hook for a traced Python
     gpu_interval_s: float = 0.1
@@ -170,7 +171,8 @@ def run_agent(cfg: AgentConfig) -> int:
         pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get,
                         env_of=cap.decoder.exec_env.get)
         sink.append(pub)
-        layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib),
+        layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib,
+                                           usdt=tuple(cfg.usdt)),
                               cap.probe, pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns, command, cfg.pids,
                               warn=log.warning)
     except (PublishError, CaptureError, OSError) as exc:

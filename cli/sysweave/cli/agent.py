@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observable", action="store_true", help="ship all observable I/O (validation runs)")
     p.add_argument("--uprobe", action="append", default=[], metavar="[LIB:]FUNC[,FUNC..]|[LIB:]/REGEX/",
                    help="function probes as for 'sysweave trace --uprobe' (repeatable)")
+    p.add_argument("--usdt", action="append", default=[], metavar="[LIB:]PROVIDER:NAME",
+                   help="USDT probe hit counts as for 'sysweave trace --usdt' (repeatable)")
     p.add_argument("--compute-us", type=float, default=50.0, help="compute-block threshold in µs (default 50)")
     p.add_argument("--gpu", action="store_true", help="GPU layer: NVML samples, CUDA driver API probes, CUPTI hook")
     p.add_argument("--gpu-interval", type=float, default=100.0, metavar="MS", help="NVML sampling interval (default 100 ms)")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                       pids=args.pid, all_processes=args.all, cgroup=args.cgroup, metrics_addr=args.metrics_addr,
                       metrics_port=args.metrics_port, spool_dir=args.spool, spool_max_mb=args.spool_max_mb,
                       window_s=args.window_s, slow_ns=int(args.slow_us * 1000), observable=args.observable,
-                      uprobes=args.uprobe, compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
+                      uprobes=args.uprobe, usdt=args.usdt, compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
                       gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib,
                       netns=args.netns, clock_offset_ns=args.clock_offset_ns, shutdown_timeout_s=args.shutdown_timeout,
                       sdk=not args.no_sdk, decisions=args.decisions)

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
 from sysweave.agents.bpf.uprobes_session import LayerOptions, start_layers
-from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec
+from sysweave.agents.bpf.uprobes_spec import SpecError, parse_spec, parse_usdt
 from sysweave.agents.decisions import DecisionLog, DecisionLogError, log_events, read_decision_log
 from sysweave.agents.preconditions import establish
 from sysweave.agents.sdk_server import ENV as SDK_ENV
@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uprobe", action="append", default=[], metavar="[LIB:]FUNC[,FUNC..]|[LIB:]/REGEX/",
                    help="measure functions without code changes (repeatable): LIB a path or library name (default: the "
                         "traced program), FUNC a symbol with optional argument capture, e.g. 'libm:cos(n=arg1)'")
+    p.add_argument("--usdt", action="append", default=[], metavar="[LIB:]PROVIDER:NAME",
+                   help="count the hits of a USDT static probe exactly (repeatable; sys/sdt.h probes, e.g. "
+                        "'/usr/bin/python3.11:python:gc__start'; LIB as for --uprobe; needs the libbpf loader)")
     p.add_argument("--compute-us", type=float, default=50.0,
                    help="compute-block threshold for --uprobe calls in µs (default 50); faster calls are only counted")
     p.add_argument("--gpu", action="store_true",
@@ -167,7 +170,7 @@ def choose_backend(requested: str) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     if args.dump_bpf:
         print(dump_bpf(ProbeConfig(payload_cap=args.capture_bytes)))
-        if args.uprobe or args.gpu:
+        if args.uprobe or args.usdt or args.gpu:
             from sysweave.agents.bpf.uprobes import dump_bpf as dump_uprobes
 
             print(dump_uprobes())
@@ -190,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
     try:  # the --uprobe grammar before anything compiles (names are resolved once the target is known)
         for spec in args.uprobe:
             parse_spec(spec)
+        for spec in args.usdt:
+            parse_usdt(spec)
     except SpecError as exc:
         _err(str(exc))
         return 2
@@ -210,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.backend == "auto" and backend != "ebpf":
         _err(f"using the ptrace backend (strace): {why}")
-    if backend != "ebpf" and (args.uprobe or args.gpu):
-        _err("--uprobe and --gpu need the eBPF backend; tracing system calls only")
+    if backend != "ebpf" and (args.uprobe or args.usdt or args.gpu):
+        _err("--uprobe, --usdt and --gpu need the eBPF backend; tracing system calls only")
 
     try:
         decision_log = read_decision_log(args.decisions) if args.decisions else None
@@ -287,7 +292,8 @@ def finish_sdk(sdk: SdkServer | None, decision_log: DecisionLog | None, log_path
 
 
 def layer_options(args: argparse.Namespace) -> LayerOptions:
-    return LayerOptions(uprobes=tuple(args.uprobe), compute_ns=int(args.compute_us * 1000), gpu=args.gpu,
+    return LayerOptions(uprobes=tuple(args.uprobe), usdt=tuple(args.usdt), compute_ns=int(args.compute_us * 1000),
+                        gpu=args.gpu,
                         gpu_interval_s=args.gpu_interval / 1000, cuda_lib=args.cuda_lib,
                         kernel_ns=int(args.gpu_kernel_us * 1000), memcpy_ns=int(args.gpu_copy_us * 1000))
 
@@ -336,7 +342,7 @@ def report(args: argparse.Namespace, out: _Output, result: CaptureResult, select
         else:
             stream.write(summary_text(rows))
             funcs = [e for e in result.extra_events if isinstance(e, FunctionAggregate)]
-            if args.uprobe or funcs:
+            if args.uprobe or args.usdt or funcs:
                 stream.write(compute_summary_text(funcs))
     elif args.format == "text" and not args.ship_all:
         total = sum(a.calls for a in result.aggregates)

@@ -4,6 +4,7 @@
   and ``.dynsym``, as (name, virtual address), as bcc's symbol walk gives them.
 * :func:`file_offset` -- a virtual address as the file offset a uprobe attaches at (through the ``PT_LOAD``
   segment that maps it), which is what libbpf's ``bpf_program__attach_uprobe_opts`` takes.
+* :func:`usdt_probes` -- the USDT probes (``.note.stapsdt``, sys/sdt.h) a file declares, as (provider, name).
 * :func:`find_library` -- ``m``/``libm``/``c`` as the dynamic linker's cache resolves them (``ldconfig -p``),
   as bcc's ``BPF.find_library`` does.
 
@@ -22,13 +23,14 @@ from functools import lru_cache
 
 from sysweave.schemas.errors import AgentError
 
-__all__ = ["ElfError", "file_offset", "find_library", "function_symbols"]
+__all__ = ["ElfError", "file_offset", "find_library", "function_symbols", "usdt_probes", "usdt_sites"]
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _PHDR = struct.Struct("<IIQQQQQQ")
 _SYM = struct.Struct("<IBBHQQ")
-_SHT_SYMTAB, _SHT_DYNSYM, _PT_LOAD = 2, 11, 1
+_SHT_SYMTAB, _SHT_DYNSYM, _SHT_NOTE, _PT_LOAD = 2, 11, 7, 1
+_NT_STAPSDT = 3
 _STT_FUNC, _STT_GNU_IFUNC = 2, 10
 _LDCONFIG = ("/sbin/ldconfig", "/usr/sbin/ldconfig")
 
@@ -93,9 +95,67 @@ def function_symbols(path: str) -> list[tuple[str, int]]:
     return list(_symbols(os.path.realpath(path), mtime))
 
 
+def _stapsdt_notes(data: bytes, path: str) -> list[tuple[str, str, int, int, int]]:
+    """(provider, name, pc, base, semaphore) of every ``NT_STAPSDT`` note (addresses as the note has them)."""
+    out = []
+    for sh in _sections(data, path):
+        if sh[1] != _SHT_NOTE:
+            continue
+        at, end = sh[4], sh[4] + sh[5]
+        while at + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, at)
+            name_at = at + 12
+            desc_at = name_at + (namesz + 3) // 4 * 4
+            if ntype == _NT_STAPSDT and data[name_at:name_at + namesz] == b"stapsdt\0" and descsz > 24:
+                pc, base, sem = struct.unpack_from("<QQQ", data, desc_at)
+                fields = data[desc_at + 24:desc_at + descsz].split(b"\0")
+                if len(fields) >= 2:
+                    out.append((fields[0].decode("utf-8", "replace"), fields[1].decode("utf-8", "replace"), pc,
+                                base, sem))
+            at = desc_at + (descsz + 3) // 4 * 4
+    return out
+
+
+def usdt_probes(path: str) -> list[tuple[str, str]]:
+    """(provider, name) of every USDT probe ``path`` declares, once each (a probe may have many sites)."""
+    return list(dict.fromkeys((p, n) for p, n, *_ in _stapsdt_notes(_read(path), path)))
+
+
+def usdt_sites(path: str, provider: str, name: str) -> list[tuple[int, int]]:
+    """(file offset of the site, file offset of its semaphore or 0) for every site of USDT probe provider:name.
+
+    A note's addresses are link-time ones; where the file was moved since (prelink), ``.stapsdt.base``'s
+    address minus the note's base says by how much (sys/sdt.h's convention)."""
+    data = _read(path)
+    base = _section_addr(data, path, b".stapsdt.base")
+    out = []
+    for p, n, pc, note_base, sem in _stapsdt_notes(data, path):
+        if (p, n) == (provider, name):
+            if base and note_base:
+                pc += base - note_base
+            out.append((_offset_in(data, path, pc), _offset_in(data, path, sem) if sem else 0))
+    return out
+
+
+def _section_addr(data: bytes, path: str, wanted: bytes) -> int:
+    sections = _sections(data, path)
+    shstrndx = _EHDR.unpack_from(data)[13]
+    if shstrndx >= len(sections):
+        return 0
+    names_at = sections[shstrndx][4]
+    for sh in sections:
+        at = names_at + sh[0]
+        if data[at:at + len(wanted) + 1] == wanted + b"\0":
+            return int(sh[3])
+    return 0
+
+
 def file_offset(path: str, vaddr: int) -> int:
     """The file offset of virtual address ``vaddr`` of ``path`` (the PT_LOAD segment that maps it)."""
-    data = _read(path)
+    return _offset_in(_read(path), path, vaddr)
+
+
+def _offset_in(data: bytes, path: str, vaddr: int) -> int:
     eh = _EHDR.unpack_from(data)
     phoff, phentsize, phnum = eh[5], eh[9], eh[10]
     for i in range(phnum):

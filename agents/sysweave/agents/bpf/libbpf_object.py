@@ -89,6 +89,7 @@ def _libbpf() -> Any:
         "bpf_program__set_expected_attach_type": (i, [vp, ctypes.c_int]),
         "bpf_program__attach": (vp, [vp]),
         "bpf_program__attach_uprobe_opts": (vp, [vp, i, cp, sz, vp]),
+        "bpf_program__attach_usdt": (vp, [vp, i, cp, cp, cp, vp]),
         "bpf_link__destroy": (i, [vp]),
         "libbpf_set_print": (vp, [_PRINT_CB]),
     }
@@ -116,6 +117,12 @@ class _UprobeOpts(ctypes.Structure):
 
     _fields_ = [("sz", ctypes.c_size_t), ("ref_ctr_offset", ctypes.c_size_t), ("bpf_cookie", ctypes.c_uint64),
                 ("retprobe", ctypes.c_bool), ("func_name", ctypes.c_char_p)]
+
+
+class _UsdtOpts(ctypes.Structure):
+    """libbpf 1.1's struct bpf_usdt_opts."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("usdt_cookie", ctypes.c_uint64)]
 
 
 def _fail(what: str) -> ObjectError:
@@ -219,6 +226,19 @@ class CoreObject:
                                                          ctypes.byref(opts))
         if not link:
             raise _fail(f"{self.name}: attach {prog_name} at {path}+{offset:#x}")
+        self._links.append(link)
+
+    def attach_usdt(self, prog_name: str, path: str, provider: str, name: str, cookie: int, pid: int = -1) -> None:
+        """Attach a loaded ``SEC("usdt")`` program at every site of USDT probe provider:name of ``path`` (libbpf
+        reads the note, sets up the argument specs and the semaphore); the program reads ``cookie`` with
+        bpf_usdt_cookie().  Detached at close()."""
+        opts = _UsdtOpts(sz=ctypes.sizeof(_UsdtOpts), usdt_cookie=cookie)
+        ctypes.set_errno(0)
+        _LOG.clear()
+        link = _libbpf().bpf_program__attach_usdt(self._prog(prog_name), pid, path.encode(), provider.encode(),
+                                                  name.encode(), ctypes.byref(opts))
+        if not link:
+            raise _fail(f"{self.name}: attach {prog_name} to USDT {provider}:{name} of {path}")
         self._links.append(link)
 
     def close(self) -> None:

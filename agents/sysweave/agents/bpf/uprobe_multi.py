@@ -31,16 +31,19 @@ class _UprobeMultiAttr(ctypes.Structure):
 
 
 def link_uprobe_multi(prog_fd: int, path: str, offsets: Sequence[int], cookies: Sequence[int], retprobe: bool,
-                      pid: int = 0) -> int:
-    """A link fd attaching ``prog_fd`` at each file offset of ``path`` (cookie i at offset i); every process,
-    or ``pid``.  Closing the fd detaches them all.  On failure, minus the kernel's errno."""
+                      ref_ctr_offsets: Sequence[int] = (), pid: int = 0) -> int:
+    """A link fd attaching ``prog_fd`` at each file offset of ``path`` (cookie i and the USDT semaphore at file
+    offset ``ref_ctr_offsets[i]``, 0: none, at offset i); every process, or ``pid``.  Closing the fd detaches
+    them all.  On failure, minus the kernel's errno."""
     n = len(offsets)
     offs = (ctypes.c_uint64 * n)(*offsets)
     cooks = (ctypes.c_uint64 * n)(*cookies)
+    refs = (ctypes.c_uint64 * n)(*ref_ctr_offsets) if any(ref_ctr_offsets) else None
     cpath = ctypes.create_string_buffer(path.encode())
     attr = _UprobeMultiAttr(prog_fd=prog_fd, attach_type=BPF_TRACE_UPROBE_MULTI,
                             path=ctypes.addressof(cpath), offsets=ctypes.addressof(offs),
                             cookies=ctypes.addressof(cooks), cnt=n,
+                            ref_ctr_offsets=ctypes.addressof(refs) if refs is not None else 0,
                             multi_flags=_BPF_F_UPROBE_MULTI_RETURN if retprobe else 0, pid=max(pid, 0))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long

@@ -21,6 +21,9 @@
 // <= 256), MAX_AGG, RINGBUF_PAGES, MAX_PID, TARGETS_PIN, CONFIG_PIN (paths), SYS_CFG_N, SYS_CFG_MODE,
 // SYS_CFG_SELF, SYS_CFG_CGROUP, SYS_MODE_ALL, SYS_MODE_CGROUP.
 #include "compat.h"
+#ifdef SYSWEAVE_CORE
+#include <bpf/usdt.bpf.h>  // libbpf's USDT argument specs (--usdt: the CO-RE build only)
+#endif
 #include "uprobes.h"
 
 struct up_stack { u32 depth; u32 pad; struct up_frame f[UP_MAX_DEPTH]; };
@@ -104,6 +107,18 @@ static __always_inline void aggregate(u32 tgid, u32 probe, u64 dur) {
     v->total_ns += dur;
     u32 b = log2_bucket(dur);
     if (b < UP_HIST_BUCKETS) v->hist[b] += 1;
+}
+
+static __always_inline void count_hit(u32 tgid, u32 probe) {  // a USDT hit: a point, no duration
+    struct up_agg_key k = {.tgid = tgid, .probe = probe};
+    struct up_agg_val *v = aggs.lookup(&k);
+    if (!v) {
+        struct up_agg_val zero = {};
+        if (aggs.update(&k, &zero) != 0) { count_lost(UP_LOST_AGG_FULL, 1); return; }
+        v = aggs.lookup(&k);
+        if (!v) return;
+    }
+    v->calls += 1;
 }
 
 static __always_inline int on_entry(struct pt_regs *ctx, u32 probe) {
@@ -195,6 +210,19 @@ SEC("uprobe") int up_entry(struct pt_regs *ctx) { return on_entry(ctx, (u32)bpf_
 SEC("uretprobe") int up_return(struct pt_regs *ctx) { return on_return(ctx, (u32)bpf_get_attach_cookie(ctx)); }
 SEC("uprobe") int up_entry_multi(struct pt_regs *ctx) { return on_entry(ctx, (u32)bpf_get_attach_cookie(ctx)); }
 SEC("uprobe") int up_return_multi(struct pt_regs *ctx) { return on_return(ctx, (u32)bpf_get_attach_cookie(ctx)); }
+// USDT probes (--usdt): every hit of a traced process counted exactly. up_hit_multi is attached at the
+// probes' sites by uprobe_multi links (the cookie is the probe id); up_usdt by libbpf's USDT support where
+// the kernel has no such links (libbpf keeps the attach cookie for the argument spec: the id is the USDT cookie).
+SEC("uprobe") int up_hit_multi(struct pt_regs *ctx) {
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (traced(tgid)) count_hit(tgid, (u32)bpf_get_attach_cookie(ctx));
+    return 0;
+}
+SEC("usdt") int up_usdt(struct pt_regs *ctx) {
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (traced(tgid)) count_hit(tgid, (u32)bpf_usdt_cookie(ctx));
+    return 0;
+}
 #else
 #define UP_PAIR(n) \
     int up_entry_##n(struct pt_regs *ctx) { return on_entry(ctx, 0x##n); } \

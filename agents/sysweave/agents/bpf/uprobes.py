@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from sysweave.agents.bpf.contract import contract as syscall_contract
-from sysweave.agents.bpf.elf_symbols import ElfError, find_library, function_symbols
+from sysweave.agents.bpf.elf_symbols import ElfError, find_library, function_symbols, usdt_probes
 from sysweave.agents.bpf.libbpf_object import object_path
 from sysweave.agents.bpf.objects import RingBuffer
 from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
@@ -34,6 +34,7 @@ from sysweave.agents.bpf.uprobes_spec import (
     Probe,
     ProbeSpec,
     UpCall,
+    UsdtSpec,
     compute_block,
     function_aggregate,
     header_text,
@@ -46,7 +47,7 @@ from sysweave.schemas.events import Event, EventHeader, LostEvents, make_event_i
 
 __all__ = [
     "DEFAULT_THRESHOLDS_NS", "UprobeConfig", "UprobeProgram", "UprobeSession", "bpf_source", "dump_bpf",
-    "executable_of", "functions_matching", "resolve_library", "resolve_probes",
+    "executable_of", "functions_matching", "resolve_library", "resolve_probes", "resolve_usdt",
 ]
 
 _C = up_contract()
@@ -79,22 +80,22 @@ def dump_bpf(n_probes: int = 16) -> str:
 
 # --- resolution: specs -> probes ------------------------------------------------------------------------
 
-def resolve_library(lib: str | None, default_exe: str | None) -> str:
+def resolve_library(lib: str | None, default_exe: str | None, flag: str = "--uprobe") -> str:
     """A path, a library name as the linker cache resolves it (``m``, ``libm``), or None for the traced
     executable."""
     if lib is None:
         if not default_exe:
-            raise TargetError("--uprobe without LIB: probes the traced program, but there is none (give LIB:SYMBOL)")
+            raise TargetError(f"{flag} without LIB: probes the traced program, but there is none (name LIB first)")
         return default_exe
     if "/" in lib:
         if not os.path.exists(lib):
-            raise TargetError(f"--uprobe library {lib}: No such file or directory")
+            raise TargetError(f"{flag} library {lib}: No such file or directory")
         return os.path.realpath(lib)
     for name in (lib, lib[3:] if lib.startswith("lib") else lib):
         found = find_library(name)
         if found:
             return os.path.realpath(found)
-    raise TargetError(f"--uprobe library {lib!r} not found (not a path, and the linker cache has no "
+    raise TargetError(f"{flag} library {lib!r} not found (not a path, and the linker cache has no "
                       f"lib{lib.removeprefix('lib')})")
 
 
@@ -128,6 +129,27 @@ def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id
     if first_id + len(probes) > MAX_PROBES:
         raise TargetError(f"--uprobe: {len(probes)} functions matched; at most {MAX_PROBES} can be probed "
                           f"(narrow the regex)")
+    return probes
+
+
+def resolve_usdt(specs: Sequence[UsdtSpec], default_exe: str | None, first_id: int = 0) -> list[Probe]:
+    """A probe per USDT probe the specs name (every site of it); one a binary does not declare is a TargetError
+    that lists what it does declare."""
+    probes: list[Probe] = []
+    seen: set[tuple[str, str]] = set()
+    for spec in specs:
+        path = resolve_library(spec.library, default_exe, "--usdt")
+        try:
+            declared = usdt_probes(path)
+        except ElfError as exc:
+            raise TargetError(f"--usdt {path}: cannot read its USDT notes: {exc}") from exc
+        symbol = f"{spec.provider}:{spec.name}"
+        if (spec.provider, spec.name) not in declared:
+            have = ", ".join(f"{p}:{n}" for p, n in declared[:12]) + (", ..." if len(declared) > 12 else "")
+            raise TargetError(f"--usdt: no USDT probe {symbol} in {path} (it declares {have or 'none'})")
+        if (path, symbol) not in seen:
+            seen.add((path, symbol))
+            probes.append(Probe(first_id + len(probes), path, symbol, 0, CLASS_ALWAYS, role="usdt"))
     return probes
 
 

@@ -24,8 +24,9 @@ from sysweave.agents.bpf.uprobes import (
     UprobeSession,
     executable_of,
     resolve_probes,
+    resolve_usdt,
 )
-from sysweave.agents.bpf.uprobes_spec import Probe, SpecError, parse_spec
+from sysweave.agents.bpf.uprobes_spec import Probe, SpecError, parse_spec, parse_usdt
 from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import Event
 
@@ -46,10 +47,11 @@ class LayerOptions:
     cupti_dir: str | None = None  # where the CUPTI hook writes its records (default: a temporary directory)
     kernel_ns: int = 100_000  # the seed's kernel threshold (CPU-side launch calls)
     memcpy_ns: int = 1_000_000  # the seed's transfer threshold (copy calls)
+    usdt: tuple[str, ...] = ()  # --usdt [LIB:]PROVIDER:NAME (hits counted exactly; libbpf path only)
 
     @property
     def active(self) -> bool:
-        return bool(self.uprobes) or self.gpu
+        return bool(self.uprobes) or bool(self.usdt) or self.gpu
 
 
 @dataclass
@@ -101,13 +103,15 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
     if not options.active:
         return layers
     probes: list[Probe] = []
-    if options.uprobes:
-        exe = executable_of(command, pids)
-        try:
-            specs = [parse_spec(s) for s in options.uprobes]
-        except SpecError as exc:
-            raise TargetError(str(exc)) from exc
+    exe = executable_of(command, pids) if options.uprobes or options.usdt else None
+    try:
+        specs = [parse_spec(s) for s in options.uprobes]
+        usdt = [parse_usdt(s) for s in options.usdt]
+    except SpecError as exc:
+        raise TargetError(str(exc)) from exc
+    if specs:
         probes = resolve_probes(specs, exe, 0, CLASS_COMPUTE)
+    probes += resolve_usdt(usdt, exe, len(probes))
     handlers = {}
     gpu_off: list[str] = []  # why parts of the GPU layer are off (one line at the end)
     if options.gpu:

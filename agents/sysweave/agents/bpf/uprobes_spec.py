@@ -27,8 +27,8 @@ from sysweave.schemas.errors import AgentError
 from sysweave.schemas.events import ArgValue, CausalStamp, ComputeBlock, EventHeader, FunctionAggregate, make_event_id
 
 __all__ = [
-    "FuncSpec", "Probe", "ProbeSpec", "SpecError", "UpCall", "compute_block", "function_aggregate", "header_text",
-    "parse_record", "parse_spec", "up_contract",
+    "FuncSpec", "Probe", "ProbeSpec", "SpecError", "UpCall", "UsdtSpec", "compute_block", "function_aggregate",
+    "header_text", "parse_record", "parse_spec", "parse_usdt", "up_contract",
 ]
 
 HEADER = "uprobes.h"
@@ -64,7 +64,7 @@ class Probe:
     str_arg: int = 0
     deref_arg: int = 0
     args: tuple[tuple[str, int], ...] = ()
-    role: str = "compute"  # "compute", or a CUDA driver role (cuda_probes.py)
+    role: str = "compute"  # "compute", "usdt" (symbol PROVIDER:NAME; hits counted), a CUDA role (cuda_probes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +151,29 @@ def parse_spec(spec: str) -> ProbeSpec:
     return ProbeSpec(lib, tuple(_func(spec, part, False) for part in _split_top(text)))
 
 
+@dataclass(frozen=True, slots=True)
+class UsdtSpec:
+    """One ``--usdt [LIB:]PROVIDER:NAME``: a static probe (sys/sdt.h) of a binary or library."""
+
+    library: str | None  # None: the traced executable
+    provider: str
+    name: str
+
+
+_USDT_GRAMMAR = ("expected [LIB:]PROVIDER:NAME, e.g. 'python:gc__start' (the traced program) or "
+                 "'/usr/bin/python3.11:python:function__entry'")
+_IDENT = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def parse_usdt(spec: str) -> UsdtSpec:
+    """``'libc:libc:setjmp'`` -> UsdtSpec('libc', 'libc', 'setjmp'); ``'python:gc__start'`` -> (None, ...)."""
+    lib, _, rest = spec.strip().rpartition(":")
+    lib, _, provider = lib.rpartition(":")
+    if not (_IDENT.match(provider) and _IDENT.match(rest)) or (_ and not lib):
+        raise SpecError(f"--usdt {spec!r}: {_USDT_GRAMMAR}")
+    return UsdtSpec(lib or None, provider, rest)
+
+
 # --- the record layout, from uprobes.h -------------------------------------------------------------------
 
 def header_text() -> str:
@@ -195,7 +218,8 @@ def function_aggregate(probe: Probe, pid: int, calls: int, total_ns: int, hist: 
                        host_id: str, event_id: bytes, wall_offset_ns: int) -> FunctionAggregate:
     start, end = window
     h = EventHeader(event_id, host_id, pid, pid, start, start + wall_offset_ns, end - start)
-    return FunctionAggregate(h, probe.symbol, probe.library, calls, total_ns, tuple(hist), "uprobe")
+    return FunctionAggregate(h, probe.symbol, probe.library, calls, total_ns, tuple(hist),
+                             "usdt" if probe.role == "usdt" else "uprobe")
 
 
 def captured_args(call: UpCall, probe: Probe) -> dict[str, int]:
