@@ -152,7 +152,7 @@ def test_splice_to_a_socket_is_compared_by_its_bytes() -> None:
 
 
 def test_unknown_pipe_content_is_a_gap_never_a_verdict_by_length() -> None:
-    for why, evs in (("outside the traced tree", _spliced(b"abc", from_stdin=True)),
+    for why, evs in (("from outside the traced tree", _spliced(b"abc", from_stdin=True)),
                      ("offset was not captured", _spliced(b"abc", offset_after=None))):
         a, b = _obs(evs), _obs(evs)
         (conv,) = a.conversations["stream loopback:7000"]

@@ -22,7 +22,7 @@ from sysweave.validator.equivalence.pipes import FileRange, Piece, Unknown
 
 __all__ = ["MOVERS", "file_bytes", "pipe_io", "settle_moved", "source_piece", "vmsplice"]
 
-MOVERS = frozenset({"splice", "tee", "vmsplice"})  # calls that move bytes into or out of a pipe
+MOVERS = frozenset({"splice", "tee", "vmsplice", "sendfile"})  # calls that can move bytes into or out of a pipe
 
 
 def source_piece(ex: Extraction, e: SyscallSpan, acc: Access) -> Piece:
@@ -40,7 +40,8 @@ def source_piece(ex: Extraction, e: SyscallSpan, acc: Access) -> Piece:
     if src.kind is ResourceKind.PIPE:
         return ex.pipes.take(src.id, n, consume=acc.consumed)
     if src.kind is ResourceKind.STDIO:
-        return Unknown(n, f"{e.name} from the inherited fd {src.stdio}: written outside the traced tree")
+        return Unknown(n, f"{e.name} from the inherited fd {src.stdio}: its content comes from outside the "
+                          f"traced tree")
     return Unknown(n, f"{e.name} from a {src.kind.value}: bytes received are not captured")
 
 
