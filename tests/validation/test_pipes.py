@@ -168,3 +168,17 @@ def test_a_file_the_run_changed_is_not_read_back() -> None:
     a = _obs(evs)
     gaps = comparison_gaps(a, a, {})
     assert any("changed the file" in g.detail for g in gaps), gaps
+
+
+def test_a_range_past_the_content_kept_is_read_back_or_a_gap() -> None:
+    """The final state keeps the first bytes only; the harness's reader reads the rest from the unchanged file."""
+    def kept(path: str) -> FileEffect:
+        return FileEffect(path, True, "file", 0o644, 11, "d", b"hel")  # 3 of 11 bytes kept
+    evs = _spliced(b"abc")
+    short = extract(evs, "/w", 10, final_state=kept)  # type: ignore[arg-type]
+    gaps = comparison_gaps(short, short, {})
+    assert [g.kind for g in gaps] == ["unknown_content"] and "beyond the 3 bytes kept" in gaps[0].detail, gaps
+    read = extract(evs, "/w", 10, final_state=kept,  # type: ignore[arg-type]
+                   read_range=lambda path, a, b: b"hello world"[a:b] if path == "/w/data" else None)
+    (conv,) = read.conversations["stream loopback:7000"]
+    assert bytes(conv.sent) == b"abcllo w" and not comparison_gaps(read, read, {})

@@ -21,7 +21,10 @@ pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 SYSWEAVE = [sys.executable, "-m", "sysweave.cli.main"]
 # variant -> the C defines that make it differ from the original "a" (same: none)
 VARIANTS = {"a": [], "same": [], "write": ["-DCH='0'"], "filepos": ["-DPOS=1"], "vmsplice": ["-DVCH='V'"],
-            "tee": ["-DTCH='T'"], "udp": ["-DUCH='H'"], "change": ["-DCHANGE"]}
+            "tee": ["-DTCH='T'"], "udp": ["-DUCH='H'"], "change": ["-DCHANGE"],
+            "far": ["-DPOS=100000"], "far-same": ["-DPOS=100000"], "far-next": ["-DPOS=100001"]}
+# a data.txt far larger than the 64 KiB of content a final state keeps: ranges past it are read back from disk
+BIG = b"hello world\n" + bytes(range(256)) * 800
 
 
 class Servers:
@@ -71,10 +74,10 @@ def servers() -> Iterator[Servers]:
     s.udp.close()
 
 
-def _validate(programs: Path, servers: Servers, a: str, b: str) -> tuple[int, dict]:
+def _validate(programs: Path, servers: Servers, a: str, b: str, data: bytes = b"hello world\n") -> tuple[int, dict]:
     work = programs / f"work-{b}"
     work.mkdir(exist_ok=True)
-    (work / "data.txt").write_text("hello world\n")
+    (work / "data.txt").write_bytes(data)
     r = subprocess.run([*SYSWEAVE, "validate", "--original", str(programs / a), "--transpiled", str(programs / b),
                         "--workdir", str(work), "--json", "--no-store", "--", *servers.ports],
                        capture_output=True, text=True, timeout=300)
@@ -100,6 +103,15 @@ def test_one_byte_different_is_divergent_naming_it(programs: Path, servers: Serv
     code, report = _validate(programs, servers, "a", variant)
     assert (code, report["verdict"]) == (1, "divergent"), report["reason"]
     assert where in report["reason"], report["reason"]
+
+
+def test_a_range_past_the_content_kept_is_read_back(programs: Path, servers: Servers) -> None:
+    """5 bytes spliced from offset 100,000 of a 200 KiB file: compared by their bytes, not undecided."""
+    code, report = _validate(programs, servers, "far", "far-same", BIG)
+    assert (code, report["verdict"]) == (0, "equivalent"), report["reason"]
+    code, report = _validate(programs, servers, "far", "far-next", BIG)
+    assert (code, report["verdict"]) == (1, "divergent"), report["reason"]
+    assert "byte 12 of conversation:stream" in report["reason"], report["reason"]
 
 
 def test_a_file_the_run_changed_cannot_be_known(programs: Path, servers: Servers) -> None:

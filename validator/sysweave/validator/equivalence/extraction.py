@@ -127,6 +127,9 @@ class Extraction:
     model_pipes: bool = False  # the trace moves bytes out of pipes (splice, tee, vmsplice): model their content
     pipes: PipeModel = field(default_factory=PipeModel)  # pipe resource id -> its byte stream
     pending: list[Pending] = field(default_factory=list)  # conversation ranges to fill once the trace is whole
+    # (path, start, end) -> the bytes on disk now (the harness's reader; None: a stored trace, no disk to read)
+    read_range: Callable[[str, int, int], bytes | None] | None = None
+    read_left: int = 64 << 20  # bytes read_range may still read for this run (a bound on memory)
     # --- stdio ---
     stream_pos: dict[str, int] = field(default_factory=dict)  # stream key -> bytes written so far
     strip: list[tuple[str, int, int]] = field(default_factory=list)  # (stream, start, end): launchers' reports

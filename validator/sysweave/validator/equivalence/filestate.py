@@ -14,13 +14,14 @@ of the whole file; the first ``CONTENT_CAP`` bytes are kept to show where two co
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from sysweave.schemas.events import FileState
 from sysweave.schemas.filestate import CONTENT_CAP, read_file_state
 from sysweave.validator.equivalence.origin import Origin
 
-__all__ = ["CONTENT_CAP", "FileEffect", "from_event", "read_state", "snapshot_tree"]
+__all__ = ["CONTENT_CAP", "FileEffect", "from_event", "read_range", "read_state", "snapshot_tree"]
 
 _SKIP_DIRS = ("__pycache__",)
 
@@ -73,6 +74,24 @@ def read_state(path: str, cap: int = CONTENT_CAP) -> FileEffect:
     content = d.get("content")
     return FileEffect(path, True, kind, mode, size, str(digest) if digest else None,
                       content if isinstance(content, bytes) else None, str(d.get("target", "")))
+
+
+def read_range(path: str, start: int, end: int) -> bytes | None:
+    """Bytes [start, end) of the regular file ``path`` on disk now (never follows a final symlink); None when
+    it is not a regular file, cannot be read or is shorter (bytes a sendfile/splice moved: :mod:`.moved`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.pread(fd, end - start, start)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) == end - start else None
 
 
 def snapshot_tree(root: str, skip: tuple[str, ...] = ()) -> dict[str, FileEffect]:

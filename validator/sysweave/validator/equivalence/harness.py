@@ -30,7 +30,7 @@ from sysweave.schemas.errors import SysweaveError, ValidatorError
 from sysweave.schemas.events import Event, SyscallAggregate
 from sysweave.validator.equivalence.cases import Case
 from sysweave.validator.equivalence.evidence import MAX_RERUNS, Gap, capture_gaps, describe
-from sysweave.validator.equivalence.filestate import read_state, snapshot_tree
+from sysweave.validator.equivalence.filestate import read_range, read_state, snapshot_tree
 from sysweave.validator.equivalence.observe import Obs, extract
 
 __all__ = ["MASK", "CaptureRunner", "CapturedRun", "Harness", "HarnessError", "RunRecord", "SideSummary", "Undecided",
@@ -189,7 +189,7 @@ class Harness:
             # the workdir's final tree, and any other path the run wrote, read before the directory goes
             tree = snapshot_tree(run_dir, skip=(".sysweave-stdout", ".sysweave-stderr"))
             obs = extract(result.events, run_dir, result.root_pid, stdout, stderr, result.exit_code,
-                          final_state=read_state, tree=tree)
+                          final_state=read_state, tree=tree, read_range=read_range)
             obs.lost_events = max(obs.lost_events, sum(result.lost.values()))
         except SysweaveError as exc:
             if isinstance(exc, HarnessError):

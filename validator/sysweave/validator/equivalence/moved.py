@@ -78,11 +78,16 @@ def file_bytes(ex: Extraction, host: str, path: str, start: int, end: int) -> by
     state = ex.states.get((host, path))
     fe = from_event(state) if state is not None else ex.final_state(path) if ex.final_state is not None else None
     content = fe.content if fe is not None else None
+    if content is not None and start >= 0 and end <= len(content):
+        return content[start:end]
+    if ex.read_range is not None and 0 <= start <= end and end - start <= ex.read_left:
+        data = ex.read_range(path, start, end)  # past the content kept: the file, unchanged, is still there
+        if data is not None:
+            ex.read_left -= len(data)
+            return data
     if content is None:
         return f"{path}: its content is not known"
-    if start < 0 or end > len(content):
-        return f"{path}: bytes [{start:,}, {end:,}) lie beyond the {len(content):,} bytes kept"
-    return content[start:end]
+    return f"{path}: bytes [{start:,}, {end:,}) lie beyond the {len(content):,} bytes kept"
 
 
 def settle_moved(ex: Extraction) -> None:

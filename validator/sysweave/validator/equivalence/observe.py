@@ -145,7 +145,8 @@ def _scan(evs: list[Event]) -> tuple[list[str], bool, int]:
 def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes | None = b"",
             stderr: bytes | None = b"", exit_code: int | None = None, home: str | None = None,
             capture_stdio: bool = False, final_state: Callable[[str], FileEffect] | None = None,
-            tree: dict[str, FileEffect] | None = None) -> Obs:
+            tree: dict[str, FileEffect] | None = None,
+            read_range: Callable[[str, int, int], bytes | None] | None = None) -> Obs:
     """Obs of one run from its events (any order).
 
     ``workdir``: the run's working directory ("" for a stored trace: each host's comes from its FileState
@@ -153,8 +154,11 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     ``capture_stdio`` they are rebuilt from write payloads instead. ``final_state``: reads a path's final
     state where the trace has no FileState for it (the harness's disk reader; None: unknown).
     ``tree``: the workdir's final entries (``./rel`` -> state), all in scope. ``root_pid``: the tree's root
-    (0: every process without a traced parent, one per host)."""
+    (0: every process without a traced parent, one per host). ``read_range``: reads bytes [start, end) of a file
+    on disk (the harness's; what a sendfile/splice moved from a file the run did not change, past the content
+    its final state keeps)."""
     ex = Extraction.start(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
+    ex.read_range = read_range
     evs = list(events)
     ex.obs.hosts, in_order, ex.obs.syscalls = _scan(evs)
     multi = len(ex.obs.hosts) > 1
