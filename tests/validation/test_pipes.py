@@ -182,3 +182,11 @@ def test_a_range_past_the_content_kept_is_read_back_or_a_gap() -> None:
                    read_range=lambda path, a, b: b"hello world"[a:b] if path == "/w/data" else None)
     (conv,) = read.conversations["stream loopback:7000"]
     assert bytes(conv.sent) == b"abcllo w" and not comparison_gaps(read, read, {})
+
+
+def test_stdin_spliced_in_comes_from_the_harness_stdin() -> None:
+    """The inherited fd 0 is the harness's --stdin file: its bytes at fd 0's position after the call."""
+    evs = _spliced(b"abc", from_stdin=True)  # 5 bytes of stdin ending at offset 7
+    obs = extract(evs, "/w", 10, final_state=_state, stdin_range=lambda a, b: b"HELLO WORLD"[a:b])  # type: ignore[arg-type]
+    (conv,) = obs.conversations["stream loopback:7000"]
+    assert bytes(conv.sent) == b"abcLLO W" and not comparison_gaps(obs, obs, {})

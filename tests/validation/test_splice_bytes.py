@@ -67,6 +67,16 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def stdin_programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("splice-stdin")
+    (d / "st.c").write_text(STDIN_PROGRAM)
+    for name, skip in (("a", 2), ("same", 2), ("next", 1)):
+        subprocess.run(["cc", "-O2", "-w", f"-DSKIP={skip}", "-o", str(d / name), str(d / "st.c")], check=True)
+    (d / "in.txt").write_text("hello world\n")
+    return d
+
+
+@pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
     s = Servers()
     yield s
@@ -112,6 +122,22 @@ def test_a_range_past_the_content_kept_is_read_back(programs: Path, servers: Ser
     code, report = _validate(programs, servers, "far", "far-next", BIG)
     assert (code, report["verdict"]) == (1, "divergent"), report["reason"]
     assert "byte 12 of conversation:stream" in report["reason"], report["reason"]
+
+
+def test_stdin_spliced_to_a_socket_is_compared_by_its_bytes(stdin_programs: Path, servers: Servers) -> None:
+    """splice(0 -> pipe -> socket) of the --stdin file: its bytes come from the case's stdin at fd 0's position."""
+    def run(b: str) -> tuple[int, dict]:
+        r = subprocess.run([*SYSWEAVE, "validate", "--original", str(stdin_programs / "a"), "--transpiled",
+                            str(stdin_programs / b), "--stdin", str(stdin_programs / "in.txt"), "--workdir",
+                            str(stdin_programs), "--json", "--no-store", "--", servers.ports[0]],
+                           capture_output=True, text=True, timeout=300)
+        return r.returncode, json.loads(r.stdout)
+    code, report = run("same")
+    assert (code, report["verdict"]) == (0, "equivalent"), report["reason"]
+    assert servers.streams[-1] == b"llo w"
+    code, report = run("next")  # 'ello ': same length
+    assert (code, report["verdict"]) == (1, "divergent"), report["reason"]
+    assert "byte 0 of conversation:stream" in report["reason"], report["reason"]
 
 
 def test_a_file_the_run_changed_cannot_be_known(programs: Path, servers: Servers) -> None:
@@ -198,6 +224,26 @@ int main(int argc, char **argv) {
     if (splice(p[0], NULL, udp, NULL, 12, 0) != 12) die("splice to UDP");
     close(tcp);
     puts("moved");
+    return 0;
+}
+"""
+
+STDIN_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    a.sin_port = htons((unsigned short)atoi(argv[1]));
+    int s = socket(AF_INET, SOCK_STREAM, 0), p[2];
+    if (argc < 2 || connect(s, (struct sockaddr *)&a, sizeof a) || pipe(p)) return 3;
+    if (lseek(0, SKIP, SEEK_SET) != SKIP || splice(0, NULL, p[1], NULL, 5, 0) != 5) return 4;
+    if (splice(p[0], NULL, s, NULL, 5, 0) != 5) return 5;
+    close(s);
     return 0;
 }
 """

@@ -130,6 +130,7 @@ class Extraction:
     # (path, start, end) -> the bytes on disk now (the harness's reader; None: a stored trace, no disk to read)
     read_range: Callable[[str, int, int], bytes | None] | None = None
     read_left: int = 64 << 20  # bytes read_range may still read for this run (a bound on memory)
+    stdin_range: Callable[[int, int], bytes | None] | None = None  # (start, end) -> the run's stdin bytes
     # --- stdio ---
     stream_pos: dict[str, int] = field(default_factory=dict)  # stream key -> bytes written so far
     strip: list[tuple[str, int, int]] = field(default_factory=list)  # (stream, start, end): launchers' reports

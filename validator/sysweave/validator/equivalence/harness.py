@@ -23,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -189,7 +190,7 @@ class Harness:
             # the workdir's final tree, and any other path the run wrote, read before the directory goes
             tree = snapshot_tree(run_dir, skip=(".sysweave-stdout", ".sysweave-stderr"))
             obs = extract(result.events, run_dir, result.root_pid, stdout, stderr, result.exit_code,
-                          final_state=read_state, tree=tree, read_range=read_range)
+                          final_state=read_state, tree=tree, read_range=read_range, stdin_range=_stdin_range(case))
             obs.lost_events = max(obs.lost_events, sum(result.lost.values()))
         except SysweaveError as exc:
             if isinstance(exc, HarnessError):
@@ -260,6 +261,17 @@ def _stdin(case: Case) -> IO[bytes]:
     f.write(case.stdin)
     f.seek(0)
     return f
+
+
+def _stdin_range(case: Case) -> Callable[[int, int], bytes | None] | None:
+    """Bytes [start, end) of the case's stdin (what a splice/sendfile from fd 0 moved); None: /dev/null."""
+    if case.stdin_file is not None:
+        path = case.stdin_file
+        return lambda a, b: read_range(path, a, b)
+    data = case.stdin
+    if data is None:
+        return None
+    return lambda a, b: data[a:b] if 0 <= a <= b <= len(data) else None
 
 
 def _mask_bytes(values: list[bytes], what: str, masked: list[str], counter: list[int]) -> bytes:

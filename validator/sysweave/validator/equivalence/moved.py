@@ -40,6 +40,10 @@ def source_piece(ex: Extraction, e: SyscallSpan, acc: Access) -> Piece:
     if src.kind is ResourceKind.PIPE:
         return ex.pipes.take(src.id, n, consume=acc.consumed)
     if src.kind is ResourceKind.STDIO:
+        end = e.args.get("offset_after")  # the inherited stdin: the harness's file, at its position after the call
+        data = ex.stdin_range(end - n, end) if src.stdio == 0 and isinstance(end, int) and ex.stdin_range else None
+        if data is not None:
+            return data
         return Unknown(n, f"{e.name} from the inherited fd {src.stdio}: its content comes from outside the "
                           f"traced tree")
     return Unknown(n, f"{e.name} from a {src.kind.value}: bytes received are not captured")

@@ -146,7 +146,8 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
             stderr: bytes | None = b"", exit_code: int | None = None, home: str | None = None,
             capture_stdio: bool = False, final_state: Callable[[str], FileEffect] | None = None,
             tree: dict[str, FileEffect] | None = None,
-            read_range: Callable[[str, int, int], bytes | None] | None = None) -> Obs:
+            read_range: Callable[[str, int, int], bytes | None] | None = None,
+            stdin_range: Callable[[int, int], bytes | None] | None = None) -> Obs:
     """Obs of one run from its events (any order).
 
     ``workdir``: the run's working directory ("" for a stored trace: each host's comes from its FileState
@@ -156,9 +157,10 @@ def extract(events: Iterable[Event], workdir: str, root_pid: int, stdout: bytes 
     ``tree``: the workdir's final entries (``./rel`` -> state), all in scope. ``root_pid``: the tree's root
     (0: every process without a traced parent, one per host). ``read_range``: reads bytes [start, end) of a file
     on disk (the harness's; what a sendfile/splice moved from a file the run did not change, past the content
-    its final state keeps)."""
+    its final state keeps). ``stdin_range``: bytes [start, end) of the run's stdin (the harness's; what a
+    splice from the inherited fd 0 moved)."""
     ex = Extraction.start(workdir, home if home is not None else os.path.expanduser("~"), final_state, capture_stdio)
-    ex.read_range = read_range
+    ex.read_range, ex.stdin_range = read_range, stdin_range
     evs = list(events)
     ex.obs.hosts, in_order, ex.obs.syscalls = _scan(evs)
     multi = len(ex.obs.hosts) > 1
