@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from operator import add, attrgetter
 from typing import Any
 
 from sysweave.schemas.events import (
@@ -33,6 +34,11 @@ from sysweave.schemas.events import (
 
 __all__ = ["assemble", "derived_edge", "trace_events"]
 
+_EVENT_ID = attrgetter("h.event_id")
+_MONO = attrgetter("h.mono_ns")
+_WALL = attrgetter("h.wall_ns")
+_DURATION = attrgetter("h.duration_ns")
+
 _TRACE_LEVEL = (CausalEdge, HostInfo, LostEvents, ClockEstimate)
 # an aggregate's header is its window (the agent's --window-s, or the whole run), which can begin before the
 # process was forked and end after it exited: it neither bounds the process span nor is its first event
@@ -53,15 +59,16 @@ def derived_edge(src: Event, dst: Event, kind: EdgeKind, detail: str = "") -> Ca
 
 
 def assemble(events: Iterable[Event], trace_id: bytes) -> UnifiedTrace:
-    unique: dict[bytes, Event] = {}
-    for e in events:
-        unique.setdefault(e.h.event_id, e)
+    evs = events if isinstance(events, list) else list(events)
+    # the first of each id (reversed: a later duplicate is overwritten by an earlier one), and the events
+    # decorated by (mono_ns, event_id) — ids are unique, so the events themselves are never compared; both
+    # built by C-level maps rather than one Python step per event
+    unique = dict(zip(map(_EVENT_ID, reversed(evs)), reversed(evs)))
+    vals = unique.values()
+    order = sorted(zip(map(_MONO, vals), unique, vals))
     trace = UnifiedTrace(trace_id)
     procs = trace.processes
     lists: dict[type, list[Any]] = dict(zip(_TRACE_LEVEL, (trace.edges, trace.hosts, trace.lost, trace.clocks)))
-    # by (mono_ns, event_id), decorated: keys built in one comprehension rather than one Python call per event;
-    # event ids are unique, so two entries never tie and the events themselves are never compared
-    order = sorted([(e.h.mono_ns, e.h.event_id, e) for e in unique.values()])
     host, pid, append = None, None, None
     for _, _, e in order:
         side = lists.get(type(e))
@@ -76,15 +83,20 @@ def assemble(events: Iterable[Event], trace_id: bytes) -> UnifiedTrace:
                 span = procs[(host, pid)] = ProcessSpan(host, pid)
             append = span.events.append
         append(e)
+    with_process_events: list[ProcessSpan] = []
     for span in procs.values():
-        timed = [e for e in span.events if not isinstance(e, _WINDOWS)] or span.events
+        kinds = set(map(type, span.events))
+        timed = span.events if kinds.isdisjoint(_WINDOWS) else (
+            [e for e in span.events if not isinstance(e, _WINDOWS)] or span.events)
         span.start_wall_ns = timed[0].h.wall_ns
-        span.end_wall_ns = max(e.h.wall_ns + e.h.duration_ns for e in timed)
-
+        span.end_wall_ns = max(map(add, map(_WALL, timed), map(_DURATION, timed)))
+        if ProcessEvent in kinds:
+            with_process_events.append(span)
     edges: dict[bytes, CausalEdge] = {e.h.event_id: e for e in trace.edges}
-    for (host, _pid), span in procs.items():
+    for span in with_process_events:  # in the processes' order, as before
+        host = span.host_id
         for e in span.events:
-            if not isinstance(e, ProcessEvent):
+            if type(e) is not ProcessEvent:
                 continue
             if e.type is ProcessEventType.EXEC:
                 span.argv = e.argv

@@ -206,6 +206,9 @@ class FdTracker:
         self._cwds: dict[tuple[str, int], str | None] = {}
         self._connected: dict[int, Resource] = {}  # SOCKET id -> the CONN it became
         self._next = 0
+        # True once a pipe, socket pair, socket or connection exists: before that no read or write can move
+        # bytes through a stream (most traces never make one: track_streams skips their reads and writes)
+        self.made_streams = False
 
     # --- queries ---
     def resource(self, host: str, pid: int, fd: int) -> Resource | None:
@@ -289,6 +292,8 @@ class FdTracker:
     def _new(self, kind: ResourceKind, host: str, pid: int, *, path: str = "", remote: str = "", role: str = "",
              stdio: int = -1) -> Resource:
         self._next += 1
+        if kind in _MAY_STREAM:
+            self.made_streams = True
         return Resource(kind, self._next, host, pid, path=path, remote=remote, role=role, stdio=stdio)
 
     def _process(self, e: ProcessEvent) -> None:
@@ -404,6 +409,7 @@ def track(events: Iterable[Event], cwd: str | None = None) -> Iterator[Access]:
 
 
 _STREAMING = frozenset({ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN})
+_MAY_STREAM = _STREAMING | {ResourceKind.SOCKET}  # a socket becomes a CONN when it connects or is accepted
 
 
 def track_streams(events: Iterable[Event], ordered: bool = False) -> Iterator[Access]:
@@ -414,10 +420,17 @@ def track_streams(events: Iterable[Event], ordered: bool = False) -> Iterator[Ac
     already in ``track``'s order (one process's events as assembly sorts them)."""
     tr = FdTracker()
     streaming, rw, writes, target = _STREAMING, RW_CALLS, WRITES, tr.io_target
+    last: tuple[str | None, int | None] = (None, None)  # the process whose fd table surely exists
     for e in events if ordered else sorted(events, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id)):
         if type(e) is SyscallSpan and e.name in rw:
-            if e.ret <= 0:
-                continue  # failed, or no byte moved
+            if e.ret < 0:
+                continue  # failed: feed makes nothing for it either
+            h = e.h  # the process's fd table made as feed makes it, so resource ids are numbered as in track
+            if h.pid != last[1] or h.host_id != last[0]:  # (one lookup per run of a process's calls)
+                last = (h.host_id, h.pid)
+                tr.live_table(*last)
+            if e.ret == 0 or not tr.made_streams:
+                continue  # no byte moved, or no stream exists yet
             fd, res = target(e)
             if res is None or res.kind not in streaming:
                 continue
