@@ -126,12 +126,35 @@ UPROBES = {"1 function (c:getpid)": "c:getpid", "59 functions (c:/^str/)": "c:/^
 
 def uprobe_rows(default: dict[str, str], bcc: dict[str, str]) -> dict[str, tuple[list[str], dict[str, str]]]:
     """``sysweave trace -c --uprobe SPEC -- true`` per loader and probe count."""
-    rows = {}
+    rows = {"no --uprobe (the baseline), default": (TRACE, default)}
     for label, spec in UPROBES.items():
         argv = [*TRACE[:4], "--uprobe", spec, *TRACE[4:]]
         rows[f"--uprobe {label}, default (uprobes.bpf.o, libbpf)"] = (argv, default)
         rows[f"--uprobe {label}, bcc fallback (compiles the probe program)"] = (argv, bcc)
     return rows
+
+
+_UPROBE_PHASES = """
+import os, sys, time
+from sysweave.agents.bpf.syscalls import ProbeConfig, SyscallProbe
+from sysweave.agents.bpf.uprobes import UprobeConfig, UprobeProgram, resolve_probes
+from sysweave.agents.bpf.uprobes_spec import parse_spec
+sp = SyscallProbe(ProbeConfig())
+probes = resolve_probes([parse_spec(sys.argv[2])], None)
+t0 = time.perf_counter()
+up = UprobeProgram(probes, sp, UprobeConfig(attach=sys.argv[1]))
+t1 = time.perf_counter()
+up.close()
+t2 = time.perf_counter()
+sp.close()
+print(f"{len(probes)} functions, attach={sys.argv[1]}: load + attach {t1 - t0:.3f} s | close {t2 - t1:.3f} s")
+"""
+
+
+def uprobe_phases(env: dict[str, str]) -> list[str]:
+    """The function-probe object's load + attach and close, per attach mode (uprobes_core.py)."""
+    return [subprocess.run([PY, "-c", _UPROBE_PHASES, mode, "c:/^mem/"], env=env | {"SYSWEAVE_BPF_LOADER": "libbpf"},
+                           capture_output=True, text=True, check=True).stdout.strip() for mode in ("multi", "each")]
 
 
 def main(runs: int = 7, only: str = "") -> None:
@@ -167,6 +190,8 @@ def main(runs: int = 7, only: str = "") -> None:
         print(f"{name:92} {statistics.median(w for w, _ in s):8.3f} {statistics.median(c for _, c in s):8.3f}")
     for label, env in (*envs.items(), ("bcc fallback", bcc)) if only != "uprobes" else ():
         print(f"phases ({label}): {phases(env)}")
+    for line in uprobe_phases(with_pyc):
+        print(f"phases (function probes): {line}")
 
 
 if __name__ == "__main__":

@@ -277,7 +277,8 @@ class UprobeSession:
                 self.sink(ev)
 
     def stop(self) -> None:
-        time.sleep(0.05)
+        """Drain and stop.  No grace sleep: a record is in the ring buffer before its call returns, and the
+        program's stop() consumes the ring once more after its reader ends."""
         self.program.stop()
         self._thread.join(30)
 

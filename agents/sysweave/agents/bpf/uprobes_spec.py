@@ -6,7 +6,7 @@ Grammar of one ``--uprobe`` value (repeatable)::
     [LIB:]FUNC[,FUNC...]          FUNC = SYMBOL[(NAME=argK[,NAME=argK...])]     K = 1..6
     [LIB:]/REGEX/[(NAME=argK...)]
 
-``LIB`` is a path (``/usr/lib/x86_64-linux-gnu/libm.so.6``) or a library name as bcc resolves it through the
+``LIB`` is a path (``/usr/lib/x86_64-linux-gnu/libm.so.6``) or a library name resolved, as bcc does, through the
 linker cache (``m``, ``libm``, ``c``); without it, the traced program's own executable. A regex is a Python/
 POSIX extended regex matched against every function symbol (``/^vec_/``); aliases of one address are probed
 once (the first name wins). ``NAME=argK`` keeps the K-th integer argument of each slow call; the first one is
