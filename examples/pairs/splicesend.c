@@ -1,8 +1,8 @@
 /* Translation of splicesend.py that moves every byte through a pipe inside the kernel: the header is
- * written into the pipe, input.txt spliced into it from the file's position, and the pipe spliced to the
+ * written into the pipe, input.txt spliced into it through an offset pointer, and the pipe spliced to the
  * socket (splice vs sendall/sendfile is not observable: the connection carries the same bytes).
  * -DBROKEN: the header's length is printed in hex ("LEN 0048" for 72): same length, same acknowledgement,
- * same stdout; different bytes on the connection, which only the pipe's modelled content shows. */
+ * same stdout; different bytes on the connection. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -53,7 +53,8 @@ int main(void) {
     write(p[1], hdr, (size_t)h);
     if (drain(p[0], c, h)) return 1;
     ssize_t k;
-    while ((k = splice(fd, NULL, p[1], NULL, 4096, 0)) > 0)
+    loff_t off = 0;  /* the file's offset kept here, not in the file */
+    while ((k = splice(fd, &off, p[1], NULL, 4096, 0)) > 0)
         if (drain(p[0], c, k)) return 1;
     shutdown(c, SHUT_WR);
     char reply[128]; ssize_t got = read(c, reply, sizeof reply);

@@ -35,7 +35,8 @@ def source_piece(ex: Extraction, e: SyscallSpan, acc: Access) -> Piece:
         end = e.args.get("offset_after")
         if not isinstance(end, int):
             return Unknown(n, f"{e.name} from {src.path}: the file's offset was not captured (the bcc fallback "
-                              f"reads no file position; build the CO-RE capture: make bpf)")
+                              f"cannot read a file's own position; the CO-RE capture can, on a kernel with BTF: "
+                              f"make bpf)")
         return FileRange(e.h.host_id, src.path, end - n, end)
     if src.kind is ResourceKind.PIPE:
         return ex.pipes.take(src.id, n, consume=acc.consumed)
