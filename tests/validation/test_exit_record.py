@@ -45,6 +45,15 @@ def _build(tmp: Path, name: str, src: str, *flags: str) -> Path:
     return tmp / name
 
 
+@pytest.fixture(params=["libbpf", "bcc"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both captures: the CO-RE one reads the task's exit_code; the bcc fallback, which cannot trust the
+    installed headers' task_struct layout, the signal tracepoints' stable formats."""
+    monkeypatch.setenv("SYSWEAVE_BPF_LOADER", request.param)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("loader")
 def test_signal_of_a_child_reaped_with_null_status(tmp_path: Path) -> None:
     faulting = _build(tmp_path, "faulting", CHILD, "-DSEGV")
     exiting = _build(tmp_path, "exiting", CHILD)  # SIGILL: as unknown as SIGSEGV without the exit record
@@ -56,3 +65,39 @@ def test_signal_of_a_child_reaped_with_null_status(tmp_path: Path) -> None:
     report = json.loads(r.stdout)
     text = json.dumps(report)
     assert "SIGSEGV" in text and "SIGILL" in text, text[:2000]
+
+
+QUIET_DEATH = r"""
+#include <signal.h>
+#include <unistd.h>
+int main(void) {
+#ifdef PIPE
+    int p[2];
+    pipe(p);
+    close(p[0]);
+    write(p[1], "x", 1);  /* SIGPIPE from the kernel */
+#else
+    alarm(1);  /* SIGALRM from the kernel's timer */
+#endif
+    pause();
+}
+"""
+
+
+@pytest.mark.usefixtures("loader")
+def test_fatal_signal_of_the_kernels_fast_path(tmp_path: Path) -> None:
+    """SIGPIPE and SIGALRM kill without a core dump: the kernel turns them into a SIGKILL for every thread
+    (complete_signal), so the bcc capture takes the signal generated for the process, not the SIGKILL delivered."""
+    piped = _build(tmp_path, "piped", QUIET_DEATH, "-DPIPE")
+    alarmed = _build(tmp_path, "alarmed", QUIET_DEATH)
+    a = _build(tmp_path, "a", PARENT, f'-DCHILD="{piped}"')
+    b = _build(tmp_path, "b", PARENT, f'-DCHILD="{alarmed}"')
+    c = _build(tmp_path, "c", PARENT, f'-DCHILD="{piped}"')
+    r = subprocess.run([*SYSWEAVE, "validate", "--original", str(a), "--transpiled", str(b), "--json", "--no-store"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    text = json.dumps(json.loads(r.stdout))
+    assert "SIGPIPE" in text and "SIGALRM" in text and "SIGKILL" not in text, text[:2000]
+    r = subprocess.run([*SYSWEAVE, "validate", "--original", str(a), "--transpiled", str(c), "--json", "--no-store"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -42,6 +42,7 @@ REC_SYSCALL, REC_EXEC_ARGS, REC_FORK, REC_EXEC, REC_EXIT = (
     _C["REC_SYSCALL"], _C["REC_EXEC_ARGS"], _C["REC_FORK"], _C["REC_EXEC"], _C["REC_EXIT"])
 EA_PATH_FAULT, EA_ARGV_FAULT, EA_ARGV_TRUNCATED = _C["EA_PATH_FAULT"], _C["EA_ARGV_FAULT"], _C["EA_ARGV_TRUNCATED"]
 EXIT_STATUS_KNOWN, OFFSET_UNKNOWN = _C["EXIT_STATUS_KNOWN"], _C["OFFSET_UNKNOWN"]
+EXIT_SIGNAL_DELIVERED = _C["EXIT_SIGNAL_DELIVERED"]
 # struct rec up to d1 (the fixed header); field positions by name, so a reordered header still decodes
 _HDR, _NAMES = _C.fixed_prefix("rec")
 HDR_SIZE = _HDR.size
@@ -264,7 +265,9 @@ class RecordDecoder:
                 fields = exit_status_fields(rec.ret)
                 yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=fields["exit_code"],
                                    signal=fields["signal"])
-            else:
+            elif rec.reason & EXIT_SIGNAL_DELIVERED and code is None:  # bcc: killed by this signal
+                yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=None, signal=rec.ret & 0x7F)
+            else:  # exit_group's status (it wins over a SIGKILL its zapped threads were delivered), or unknown
                 yield ProcessEvent(self._header(rec), ProcessEventType.EXIT, exit_code=code)
         elif rec.type == REC_FORK:
             # no event: the parent's clone/fork exit record carries the same fact with the thread flag, but

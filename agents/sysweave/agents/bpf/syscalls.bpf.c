@@ -562,6 +562,72 @@ int BPF_PROG(sched_switch_hook, bool preempt, struct task_struct *prev, struct t
 }
 #endif
 
+// The exiting task's wait status (do_exit sets task->exit_code before this tracepoint fires). CO-RE only:
+// bcc reads struct task_struct through the installed kernel headers, whose layout need not be the running
+// kernel's (measured: garbage on this host's 6.18); it takes the signal from the signal tracepoints instead.
+#ifdef SYSWEAVE_CORE
+static __always_inline int task_exit_status(struct rec *r) {
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    int code = 0;
+    if (bpf_probe_read_kernel(&code, sizeof(code), &t->exit_code) != 0) return 0;
+    r->ret = code;
+    return EXIT_STATUS_KNOWN;
+}
+#else
+// bcc: the signal a process dies of, from the signal tracepoints' formats (no struct layout read). A signal
+// delivered with its default action and fatal by default kills the process; for the kernel's fast path
+// (complete_signal turns a fatal SIGTERM/SIGINT/... into SIGKILL for every thread) the delivered one is
+// SIGKILL and the cause is the last fatal signal generated for the process (later ones are ignored).
+MAP_HASH(sig_generated, u32, u32, 8192);  // target pid (tgid or tid) -> the last fatal-by-default signal sent
+MAP_HASH(sig_fatal, u32, u32, 8192);  // tgid -> the signal it is dying of
+
+static __always_inline int fatal_by_default(int sig) {
+    // SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG SIGWINCH: ignored or stopping by default
+    return sig > 0 && sig <= 64 && !(sig >= 17 && sig <= 23) && sig != 28;
+}
+
+TRACEPOINT_PROBE(signal, signal_generate) {
+    u32 pid = args->pid, sig = args->sig;
+    if (args->result != 0 || !fatal_by_default(args->sig) || pid >= PID_LIMIT || target_of(pid) != TGT_ACTIVE)
+        return 0;  // result 0: delivered (not ignored, not already pending, not a group already exiting)
+    sig_generated.update(&pid, &sig);
+    return 0;
+}
+
+TRACEPOINT_PROBE(signal, signal_deliver) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id, sig = args->sig;
+    if (args->sa_handler != 0 || !fatal_by_default(args->sig) || target_of(tgid) != TGT_ACTIVE) return 0;
+    if (sig == 9) {  // SIGKILL: sent as such, or the fast path's stand-in for the signal generated before it
+        u32 *cause = sig_generated.lookup(&tgid);
+        if (!cause) cause = sig_generated.lookup(&tid);
+        if (cause) sig = *cause;
+    }
+    sig_fatal.update(&tgid, &sig);
+    return 0;
+}
+
+static __always_inline int task_exit_status(struct rec *r) {
+    u32 tgid = r->pid;
+    u32 *sig = sig_fatal.lookup(&tgid);
+    int known = 0;
+    if (sig) {
+        r->ret = *sig;
+        known = EXIT_SIGNAL_DELIVERED;
+    }
+    sig_fatal.delete(&tgid);
+    sig_generated.delete(&tgid);
+    return known;
+}
+static __always_inline void forget_fatal(u32 tgid) { sig_fatal.delete(&tgid); }
+static __always_inline void forget_generated(u32 tid) { sig_generated.delete(&tid); }
+#endif
+#ifdef SYSWEAVE_CORE
+static __always_inline void forget_fatal(u32 tgid) {}
+static __always_inline void forget_generated(u32 tid) {}
+#endif
+
+
 SCHED_HOOK(sched_process_fork) {
     u64 id = bpf_get_current_pid_tgid();
     u32 parent = id >> 32;
@@ -588,6 +654,7 @@ SCHED_HOOK(sched_process_exec) {
         u8 active = TGT_ACTIVE;
         targets.update(&tgid, &active);
     }
+    forget_fatal(tgid);  // the threads exec's de_thread killed were delivered SIGKILL: not this process's end
     struct rec *r = new_rec(REC_EXEC, id, 0);
     if (r) {
         EXEC_READ_FILENAME(r->d1);
@@ -600,21 +667,6 @@ SCHED_HOOK(sched_process_exec) {
     return 0;
 }
 
-// The exiting task's wait status (do_exit sets task->exit_code before this tracepoint fires). CO-RE only:
-// bcc reads struct task_struct through the installed kernel headers, whose layout need not be the running
-// kernel's (measured: garbage on this host's 6.18); there the decoder falls back to exit_group's argument.
-#ifdef SYSWEAVE_CORE
-static __always_inline int task_exit_status(struct rec *r) {
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    int code = 0;
-    if (bpf_probe_read_kernel(&code, sizeof(code), &t->exit_code) != 0) return 0;
-    r->ret = code;
-    return EXIT_STATUS_KNOWN;
-}
-#else
-#define task_exit_status(r) 0
-#endif
-
 SCHED_HOOK(sched_process_exit) {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
@@ -622,6 +674,7 @@ SCHED_HOOK(sched_process_exit) {
     if (tid != tgid && target_of(tid)) {  // a thread marked by the fork hook
         u8 none = 0;
         targets.update(&tid, &none);
+        forget_generated(tid);
     }
     if (!whole || target_of(tgid) != TGT_ACTIVE) return 0;
     struct rec *r = new_rec(REC_EXIT, id, 0);

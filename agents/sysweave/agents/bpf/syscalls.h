@@ -57,6 +57,11 @@
 // REC_EXIT (struct rec.reason): ret holds the task's exit_code as the kernel set it in do_exit (the wait
 // status its parent would get: code << 8, or the signal | 0x80 core dumped), also when no wait reports it
 #define EXIT_STATUS_KNOWN 1
+// REC_EXIT (the bcc fallback, which cannot read task->exit_code): ret holds the signal the process died of,
+// as the signal tracepoints' stable formats showed it (a fatal signal delivered with its default action;
+// for the kernel's fast path, the fatal signal generated for the process). exit_group's status wins over it
+// (the threads an exit_group kills are delivered SIGKILL too)
+#define EXIT_SIGNAL_DELIVERED 2
 
 // sendfile, splice (struct rec.aux): the in file's offset after the call, read at exit from the offset
 // pointer, or with a NULL pointer from the in fd's position (CO-RE only); when the in fd is a file the bytes

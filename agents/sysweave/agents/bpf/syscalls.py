@@ -83,6 +83,8 @@ class TargetError(CaptureError):
 # nothing for untargeted processes, and detaching them costs ~60 ms each (RCU grace periods).
 RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
 SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
+# bcc only (the CO-RE object reads the exit status from the task): the signal a process dies of
+SCHED_PROGRAMS.update({f"tracepoint__signal__{e}": e for e in ("signal_generate", "signal_deliver")})
 PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
 # The CO-RE object's programs: raw tracepoints named after their event and a BTF tracepoint on sched_switch
 # (attached and detached at once)
@@ -239,7 +241,7 @@ class SyscallProbe:
             if prog < 0:
                 return False
             try:
-                link = tracepoint_link(prog, "sched", event)
+                link = tracepoint_link(prog, name.split("__")[1], event)  # tracepoint__CATEGORY__EVENT
             except ObjectError:
                 return False
             finally:
