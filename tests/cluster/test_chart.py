@@ -103,6 +103,17 @@ def test_agent_is_least_privilege(helm: str) -> None:
     assert svc["spec"]["selector"] == ds["spec"]["selector"]["matchLabels"]
 
 
+def test_function_probes_on_kernels_with_uprobe_multi_need_no_sys_admin(helm: str) -> None:
+    """agent.probeSysAdmin: false (kernels 6.6+) keeps the base capabilities with probes on; without
+    agent.kernelHeaders (no bcc fallback) no bpffs is mounted."""
+    objs = render(helm, "--set", "agent.uprobes={libc:getpid}", "--set", "agent.probeSysAdmin=false")
+    (agent,) = pod_spec(by_kind(objs, "DaemonSet")[0])["containers"]
+    assert agent["securityContext"]["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH"]
+    assert "--uprobe=libc:getpid" in agent["args"] and "/sys/fs/bpf" not in str(agent["volumeMounts"])
+    (agent,) = pod_spec(by_kind(render(helm, "--set", "agent.uprobes={libc:getpid}"), "DaemonSet")[0])["containers"]
+    assert agent["securityContext"]["capabilities"]["add"][-1] == "SYS_ADMIN"  # the default: any kernel
+
+
 def test_agent_nondefault_modes(helm: str) -> None:
     objs = render(helm, *VALUES["nondefault"])
     ds = by_kind(objs, "DaemonSet")[0]
