@@ -1,8 +1,9 @@
 """Function probes on the CO-RE path (uprobes.bpf.o through libbpf): no compiler, no kernel headers, no bcc.
 
 As tests/capture/test_core_loader.py does for system calls: a private mount namespace hides
-/lib/modules/$(uname -r) behind an empty directory, PATH holds no compiler, and a poisoned ``bcc`` package
-first on PYTHONPATH makes any import of bcc fail; the calls of the probed functions must still be exact.
+/lib/modules/$(uname -r) behind an empty directory and has no bpffs, PATH holds no compiler, and a poisoned
+``bcc`` package first on PYTHONPATH makes any import of bcc fail; the calls of the probed functions must still
+be exact, and bpffs must still be unmounted afterwards.
 """
 
 from __future__ import annotations
@@ -53,18 +54,22 @@ def bare_node_trace(tmp_path: Path, args: list[str]) -> dict[str, Any]:
     for d in (empty, bindir, poison):
         d.mkdir(parents=True)
     (poison / "__init__.py").write_text("raise ImportError('bcc imported on the libbpf path')\n")
-    for tool in ("sh", "mount", "uname", "env", "cat", "true"):
+    for tool in ("sh", "mount", "umount", "grep", "uname", "env", "cat", "true"):
         os.symlink(shutil.which(tool) or f"/bin/{tool}", bindir / tool)
     modules = f"/lib/modules/{os.uname().release}"
+    # as on a freshly booted node: no bpffs either (the libbpf path shares maps by fd and must not mount it)
+    bpffs = "grep -q ' /sys/fs/bpf ' /proc/self/mounts"
     script = (f'mkdir -p {modules} 2>/dev/null; mount --bind {empty} {modules} || exit 97; '
               f'[ -e {modules}/build ] && exit 98; command -v clang clang-14 cc gcc >/dev/null && exit 99; '
-              f'exec "$@"')
+              f'while {bpffs}; do umount /sys/fs/bpf || exit 96; done; '
+              f'"$@"; rc=$?; {bpffs} && exit 95; exit $rc')
     env = {**os.environ, "PATH": str(bindir), "SYSWEAVE_BPF_LOADER": "libbpf", "SYSWEAVE_BPF_CACHE": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(poison.parent), os.environ.get("PYTHONPATH")]))}
     cmd = [shutil.which("unshare") or "unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
            *SYSWEAVE, "trace", "-c", "--format", "json", "--no-store", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
-    assert res.returncode not in (97, 98, 99), f"the bare-node namespace could not be set up ({res.returncode})"
+    assert res.returncode not in (96, 97, 98, 99), f"the bare-node namespace could not be set up ({res.returncode})"
+    assert res.returncode != 95, "the run mounted bpffs"
     assert res.returncode == 0, res.stderr
     assert "bcc" not in res.stderr, res.stderr  # no fallback line, no import attempt
     doc: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
