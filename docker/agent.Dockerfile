@@ -16,7 +16,7 @@ WORKDIR /src
 COPY schemas/ schemas/
 COPY agents/ agents/
 COPY cli/ cli/
-RUN test -f agents/sysweave/agents/bpf/syscalls.bpf.o \
+RUN test -f agents/sysweave/agents/bpf/syscalls.bpf.o && test -f agents/sysweave/agents/bpf/uprobes.bpf.o \
     && python3 -m venv /opt/sysweave \
     && /opt/sysweave/bin/pip install --no-cache-dir ./schemas "./agents[gpu]" ./cli
 

@@ -26,7 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed"
 fi
 bash infra/build-bpf.sh
-[ -f agents/sysweave/agents/bpf/syscalls.bpf.o ] || die "agents/sysweave/agents/bpf/syscalls.bpf.o was not built"
+for obj in syscalls uprobes; do
+  [ -f "agents/sysweave/agents/bpf/$obj.bpf.o" ] || die "agents/sysweave/agents/bpf/$obj.bpf.o was not built"
+done
 mkdir -p "$OUT"
 
 # wheels DIR SPEC...: the project's wheels and every dependency's, for an offline install inside the image

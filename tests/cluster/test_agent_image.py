@@ -84,11 +84,11 @@ def testbed() -> Iterator[dict[str, str]]:
 def test_the_agent_image_holds_no_compiler_and_no_headers(agent_image: str) -> None:
     probe = ("for t in clang clang-14 gcc cc llc bpftool; do command -v $t; done; ls -d /lib/modules /usr/src/linux-* "
              "/usr/lib/llvm-* 2>/dev/null; python3 -c 'import bcc' 2>/dev/null && echo bcc; "
-             "ls /opt/sysweave/lib/python3*/site-packages/sysweave/agents/bpf/syscalls.bpf.o")
+             "ls /opt/sysweave/lib/python3*/site-packages/sysweave/agents/bpf/*.bpf.o")
     out = subprocess.run(podman_run("--network", "none", "--entrypoint", "sh", agent_image, "-c", probe),
                          capture_output=True, text=True, timeout=120)
     lines = out.stdout.split()
-    assert len(lines) == 1 and lines[0].endswith("syscalls.bpf.o"), out.stdout + out.stderr
+    assert [os.path.basename(x) for x in lines] == ["syscalls.bpf.o", "uprobes.bpf.o"], out.stdout + out.stderr
 
 
 def test_the_agent_image_captures_a_job_under_the_charts_capabilities(
@@ -126,3 +126,22 @@ def test_the_agent_image_captures_a_job_under_the_charts_capabilities(
     assert stat_calls(events, inside.pid) >= N, err.decode()[-3000:]
     assert not [e for e in events if e.h.pid == outside.pid]
     assert {e.h.host_id for e in events} == {"imaged"}
+
+
+def test_function_probes_in_the_image_under_the_charts_capabilities(agent_image: str, tmp_path: Path) -> None:
+    """uprobes.bpf.o through libbpf inside the image: no compiler, no bcc, no bpffs, and none of the SYS_ADMIN
+    that agent.probeSysAdmin adds for older kernels (uprobe_multi links on this 6.18 kernel)."""
+    code = "import os; [os.getpid() for _ in range(1000)]"
+    argv = ["trace", "-c", "--no-store", "--format", "json", "--uprobe", "c:getpid", "--", "python3", "-c"]
+    counts = []
+    for job in (code, "pass"):  # the interpreter's own getpid calls are the same in both runs
+        out = subprocess.run(podman_run(
+            "--pid", "host", "--network", "none", "--cap-drop", "all",
+            "--security-opt", f"seccomp={runtime_default_seccomp(tmp_path / 'seccomp.json')}",
+            *(f"--cap-add={c}" for c in chart_capabilities()), "--user", "0",
+            "-v", "/sys/kernel/tracing:/sys/kernel/tracing:ro", agent_image, *argv, job),
+            capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-3000:]
+        doc = json.loads(out.stdout.strip().splitlines()[-1])
+        counts.append({f["function"]: f["calls"] for f in doc["functions"]}.get("getpid", 0))
+    assert "SYS_ADMIN" not in chart_capabilities() and counts[0] - counts[1] == 1000, counts

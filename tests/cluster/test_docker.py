@@ -62,7 +62,7 @@ def test_agent_image_carries_only_the_agent_components() -> None:
     assert not re.search(r"faust|clickhouse|chdb|streams|validator", text.split("\nFROM", 1)[1].lower())
     # the CO-RE object through Debian's libbpf: no bcc (LLVM), no compiler, no kernel headers in the image
     runtime = text.split("\nFROM", 2)[2]
-    assert "libbpf1" in runtime and "iproute2" in runtime and "syscalls.bpf.o" in text
+    assert "libbpf1" in runtime and "iproute2" in runtime and "syscalls.bpf.o" in text and "uprobes.bpf.o" in text
     assert not re.search(r"bpfcc|clang|llvm|gcc|linux-headers", runtime)
     ignore = (DOCKER / "agent.Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("*"):][:4] == ["*", "!schemas/", "!agents/", "!cli/"]
