@@ -128,3 +128,17 @@ def test_both_attach_modes_count_exactly(work: Path, core_ready: None, mode: str
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     assert doc == {"origin": "libbpf", "bcc": False, "calls": {"fast_step": 500, "vec_add": 1, "vec_mul": 2,
                                                                  "vec_dot": 3}}
+
+
+def test_more_functions_than_the_bcc_fallback_can_hold(work: Path, core_ready: None) -> None:
+    """Ids are cookies on the libbpf path: 269 libc functions (c:/^s/) and getpid, attached and counted; bcc's
+    per-id programs stop at 256 and say so."""
+    argv = ["--uprobe", "c:/^s/", "--uprobe", "c:getpid", "--", str(work / "uprobe_work"), "10", "1", "100"]
+    res = subprocess.run([*SYSWEAVE, "trace", "-c", "--format", "json", "--no-store", *argv], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "SYSWEAVE_BPF_LOADER": "libbpf"})
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {f["function"]: f["calls"] for f in doc["functions"]}["getpid"] == 100 and doc["lost_events"] == 0
+    res = subprocess.run([*SYSWEAVE, "trace", "-c", "--no-store", *argv], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SYSWEAVE_BPF_LOADER": "bcc"})
+    assert res.returncode == 1 and "at most 256 can be probed with the bcc loader" in res.stderr

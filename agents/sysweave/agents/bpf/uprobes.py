@@ -27,7 +27,7 @@ from sysweave.agents.bpf.contract import contract as syscall_contract
 from sysweave.agents.bpf.elf_symbols import ElfError, find_library, function_symbols, usdt_probes
 from sysweave.agents.bpf.libbpf_object import object_path
 from sysweave.agents.bpf.objects import RingBuffer
-from sysweave.agents.bpf.syscalls import SyscallProbe, TargetError
+from sysweave.agents.bpf.syscalls import BpfUnavailable, SyscallProbe, TargetError
 from sysweave.agents.bpf.uprobes_load import CORE_PARAMS, UprobeConfig, bpf_source, load, loader
 from sysweave.agents.bpf.uprobes_spec import (
     HEADER,
@@ -58,7 +58,8 @@ LOST_NAMES = {_C["UP_LOST_RINGBUF"]: "uprobe_ringbuf", _C["UP_LOST_AGG_FULL"]: "
               _C["UP_LOST_DEPTH"]: "uprobe_nesting_too_deep", _C["UP_LOST_UNMATCHED"]: "uprobe_return_missed"}
 # The seed's class thresholds (ns): compute blocks 50 us, kernels 100 us, transfers 1 ms.
 DEFAULT_THRESHOLDS_NS = {CLASS_COMPUTE: 50_000, CLASS_GPU_KERNEL: 100_000, CLASS_MEMCPY: 1_000_000}
-MAX_PROBES = 256
+MAX_PROBES = 256  # the bcc fallback: up_entry_XX/up_return_XX pairs, XX < 0x100
+MAX_PROBES_CORE = 4096  # libbpf: the id is a cookie; each probed function x process takes an aggregate slot
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _AGG_KEY = struct.Struct("<II")
 _AGG_VAL, _AGG_NAMES = _C.fixed_prefix("up_agg_val")
@@ -126,10 +127,21 @@ def resolve_probes(specs: Sequence[ProbeSpec], default_exe: str | None, first_id
                     continue  # an alias of a function already probed: probing it twice would count twice
                 seen.add((path, addr))
                 probes.append(Probe(first_id + len(probes), path, name, addr, cls, args=f.args))
-    if first_id + len(probes) > MAX_PROBES:
-        raise TargetError(f"--uprobe: {len(probes)} functions matched; at most {MAX_PROBES} can be probed "
-                          f"(narrow the regex)")
+    limit, kind = probe_limit()
+    if first_id + len(probes) > limit:
+        raise TargetError(f"--uprobe: {len(probes)} functions matched; at most {limit} can be probed with the "
+                          f"{kind} loader (narrow the regex)")
     return probes
+
+
+def probe_limit() -> tuple[int, str]:
+    """(how many functions one run can probe, the loader): bcc compiles a pair of programs per probe id, the
+    prebuilt object takes the id from each attachment's cookie (bounded by the aggregate table instead)."""
+    try:
+        kind = loader()[0]
+    except BpfUnavailable:
+        kind = "bcc"
+    return (MAX_PROBES_CORE, kind) if kind == "libbpf" else (MAX_PROBES, kind)
 
 
 def resolve_usdt(specs: Sequence[UsdtSpec], default_exe: str | None, first_id: int = 0) -> list[Probe]:
