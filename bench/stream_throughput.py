@@ -111,8 +111,12 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> float:
 
 
 def make_topics(suffix: str) -> None:
+    """Every topic of ``topics.TOPIC_SPECS`` (with ``suffix``) before a worker starts, as ``sysweave topics create``
+    makes them for users: a subscribed topic that appears mid-run (the sampling topic, auto-created by the
+    worker's first report) rebalances the group while the worker holds open traces' messages unacknowledged,
+    and Faust's ``wait_empty`` then loops until they are (docs/benchmarks.md, the stall seen once)."""
     admin = KafkaAdminClient(bootstrap_servers=BOOT)
-    admin.create_topics([NewTopic(topics.TOPIC_EVENTS + suffix, 4, 1), NewTopic(topics.TOPIC_TRACES + suffix, 4, 1)])
+    admin.create_topics([NewTopic(spec.name + suffix, spec.partitions or 4, 1) for spec in topics.TOPIC_SPECS])
     admin.close()
 
 
