@@ -1,5 +1,5 @@
-"""python -m bench [all|trace|startup|validate|cancel|fuzz|clickhouse|storage|store|streams|sdk|multihost|demo_stress] (figures:
-docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is not part of "all"."""
+"""python -m bench [all|trace|startup|uprobe|validate|cancel|fuzz|clickhouse|storage|store|streams|sdk|multihost|
+demo_stress] (figures: docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is not part of "all"."""
 
 import sys
 
@@ -14,6 +14,7 @@ from bench import (
     store_scale,
     stream_throughput,
     trace_overhead,
+    uprobe_cost,
     validate_cancel,
     validate_speed,
 )
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     benches = {"trace": trace_overhead.main, "validate": validate_speed.main, "clickhouse": clickhouse_ingest.main,
                "storage": storage_size.main, "store": store_scale.main,
                "streams": stream_throughput.main, "sdk": sdk_cost.main, "startup": startup.main,
+               "uprobe": uprobe_cost.main,
                "cancel": validate_cancel.main, "multihost": multihost_repeat.main,
                "fuzz": fuzz_speed.main}
     if which == "demo_stress":
