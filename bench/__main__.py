@@ -1,5 +1,6 @@
 """python -m bench [all|trace|startup|uprobe|validate|cancel|fuzz|clickhouse|storage|store|streams|sdk|multihost|
-demo_stress] (figures: docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is not part of "all"."""
+demo_stress] (figures: docs/benchmarks.md). demo_stress (make demo-stress: five demos with both cores loaded) is
+not part of "all"."""
 
 import sys
 
