@@ -48,6 +48,7 @@ class OpenTrace:
     lent: bool = False  # some of its connection windows were forwarded to other traces while it was open
     accepts: int = 0  # connections it accepted (a server of several lends windows while open)
     forced: bool = False  # closed early because the buffer reached its event limit (not held for the join)
+    partition: int = -1  # the input partition its messages come from (-1: not known)
 
     def held_for(self, now_s: float) -> float:
         """Seconds it has been held for the join since it first closed (0 when not held)."""
@@ -66,11 +67,14 @@ class TraceBuffer:
     forced_closes: int = 0  # open traces closed early at the event limit
     forgotten_closed: int = 0  # closed traces dropped from memory (before ``keep`` or at the event limit)
 
-    def add(self, key: bytes, events: Iterable[Event], now_s: float, settled: bool = False) -> None:
+    def add(self, key: bytes, events: Iterable[Event], now_s: float, settled: bool = False, partition: int = -1
+            ) -> None:
         t = self.open.get(key)
         if t is None:
             t = self.closed.pop(key, None) or OpenTrace(key)
             self.open[key] = t
+        if partition >= 0:
+            t.partition = partition
             if t.emitted_once:
                 incoming = list(events)
                 t.late += len(incoming)
@@ -158,6 +162,16 @@ class TraceBuffer:
         for i in event_ids:
             t.events.pop(i, None)
         t.lent = True
+
+    def drop_partitions(self, partitions: set[int]) -> int:
+        """Forget every trace whose messages come from ``partitions`` (they moved to another worker, which reads
+        them again from the last committed offset); returns how many open traces were dropped."""
+        dropped = [k for k, t in self.open.items() if t.partition in partitions]
+        for k in dropped:
+            del self.open[k]
+        for k in [k for k, t in self.closed.items() if t.partition in partitions]:
+            del self.closed[k]
+        return len(dropped)
 
     def forget_closed(self, keep: int = 10_000) -> None:
         """Bound the memory of closed traces (oldest first): at most ``keep`` of them, and none beyond the event

@@ -100,6 +100,8 @@ class WorkerStats:
     parts_forwarded: int = 0
     decisions: int = 0
     malformed_reports: int = 0
+    traces_revoked: int = 0  # open traces dropped when their partition moved away (read again by the new owner)
+    batches_not_owned: int = 0  # batches of a partition revoked from this worker, left for its new owner
 
 
 class AckLedger(Generic[H]):
@@ -120,6 +122,18 @@ class AckLedger(Generic[H]):
     def track(self, key: bytes, partition: int, offset: int, handle: H) -> None:
         self.pending[partition][offset] = (handle, False)
         self.by_key[key].append((partition, offset))
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions revoked from this worker: their pending messages will never be acknowledged here (the new
+        owner reads them again from the committed offset)."""
+        for partition in partitions:
+            self.pending.pop(partition, None)
+        for key in list(self.by_key):
+            kept = [(p, o) for p, o in self.by_key[key] if p not in partitions]
+            if kept:
+                self.by_key[key] = kept
+            else:
+                del self.by_key[key]
 
     def done(self, key: bytes) -> list[H]:
         touched = set()
@@ -152,10 +166,29 @@ class StreamProcessor:
         self.stats = WorkerStats()
         self.shipped: dict[str, int] = defaultdict(int)  # per host since the last report: events its agent sent
         self.hists: dict[str, list[SyscallAggregate]] = defaultdict(list)  # per host: exact aggregates seen
+        self.revoked: set[int] = set()  # input partitions taken from this worker and not given back
+
+    def revoke(self, partitions: Iterable[int]) -> int:
+        """A rebalance took ``partitions`` away: drop their open traces and pending acknowledgements (nothing is
+        committed past them, so their new owner reads them again, whole) and ignore their batches until they are
+        assigned back. Returns the number of open traces dropped."""
+        gone = set(partitions)
+        self.revoked |= gone
+        self.acks.forget(gone)
+        n = self.buffer.drop_partitions(gone)
+        self.stats.traces_revoked += n
+        return n
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """A rebalance gave this worker ``partitions`` (again): their batches are ingested from now on."""
+        self.revoked -= set(partitions)
 
     def ingest(self, msg: Incoming, now_s: float) -> Effects:
         """One agent (or forwarded) batch: buffered under its key; a bad one dead-lettered with the reason."""
         fx = Effects()
+        if msg.partition in self.revoked:  # still in flight when its partition moved: the new owner reads it
+            self.stats.batches_not_owned += 1
+            return fx
         try:
             m = EventBatchMessage.decode(msg.key, msg.value, msg.headers)
         except codec.DecodeError as exc:
@@ -170,7 +203,7 @@ class StreamProcessor:
         self.stats.batches += 1
         events, joined = m.batch.events, m.joined_from is not None
         self.acks.track(m.key, msg.partition, msg.offset, msg.handle)
-        self.buffer.add(m.key, events, now_s, settled=joined)
+        self.buffer.add(m.key, events, now_s, settled=joined, partition=msg.partition)
         if joined:
             return fx  # already counted (sampling) and scanned (join) where it first arrived
         seen = self.scanner.scan(m.key, events)
