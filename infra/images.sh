@@ -22,6 +22,7 @@ missing=()
 for p in mmdebstrap buildah podman crun; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq || die "apt-get update failed: check network access to Debian's mirrors"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 fi

@@ -23,8 +23,11 @@ need_root() {
 
 # --- Debian packages -------------------------------------------------------------------------
 apt_pkgs=(bpfcc-tools python3-bpfcc strace iproute2)
-# systemtap-sdt-dev: sys/sdt.h, for the USDT test fixture (tests/uprobes/test_usdt.py)
-if [ "$MODE" = full ]; then apt_pkgs+=(clickhouse-server clickhouse-client maven default-jre-headless systemtap-sdt-dev); fi
+# systemtap-sdt-dev: sys/sdt.h, for the USDT test fixture (tests/uprobes/test_usdt.py); mmdebstrap, buildah,
+# podman, crun: the images (infra/images.sh) and the test that runs the agent image (tests/cluster/test_agent_image.py)
+if [ "$MODE" = full ]; then
+  apt_pkgs+=(clickhouse-server clickhouse-client maven default-jre-headless systemtap-sdt-dev mmdebstrap buildah podman crun)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # bcc compiles its C against kernel headers. Debian packages none for this (Firecracker) kernel, so we

@@ -66,7 +66,7 @@ def runtime_default_seccomp(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def agent_image() -> str:
     if not shutil.which("podman"):
-        pytest.fail("podman is missing: run 'sudo make images' (installs mmdebstrap, buildah, podman, crun)", pytrace=False)
+        pytest.fail("podman is missing: run 'sudo make setup' (installs mmdebstrap, buildah, podman, crun)", pytrace=False)
     if subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:  # a clean clone: build it (minutes)
         root = Path(__file__).resolve().parents[2]
         built = subprocess.run(["bash", str(root / "infra" / "images.sh"), "agent"], capture_output=True, text=True,
