@@ -75,3 +75,25 @@ def test_descendants_walks_the_tree() -> None:
             os.kill(pid, 9)
         p.kill()
         p.wait()
+
+
+def test_a_program_starts_with_no_signal_blocked_whatever_this_process_blocked() -> None:
+    """``import chdb`` blocks SIGPIPE in the importing thread, and a blocked mask survives fork and exec: a
+    program started after it (directly: a shell clears the mask) wrote to a closed pipe and got EPIPE instead
+    of dying of SIGPIPE."""
+    import signal
+
+    # Python ignores SIGPIPE itself: the writer puts the default action back, as a C program has it
+    writer = ["python3", "-c", "import os, signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); r, w = os.pipe(); "
+              "os.close(r); os.write(w, b'x')"]
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE, signal.SIGUSR1})
+    try:
+        shown = ProcessTree.start(["grep", "SigBlk", "/proc/self/status"], stdout=subprocess.PIPE, text=True)
+        out, _ = shown.popen.communicate(timeout=30)
+        shown.close()
+        killed = ProcessTree.start(writer, stderr=subprocess.DEVNULL)
+        killed.popen.wait(timeout=30)
+        killed.close()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert out.split() == ["SigBlk:", "0000000000000000"] and killed.popen.returncode == -signal.SIGPIPE

@@ -30,7 +30,8 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants", "start_watchdog"]
+__all__ = ["ProcessTree", "become_subreaper", "cgroup2_root", "containment", "descendants", "start_watchdog",
+           "unblock_signals"]
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -201,6 +202,14 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
+def unblock_signals() -> None:
+    """In a child, before exec: no signal blocked, as a program started from a shell has it. A blocked mask
+    survives exec, and libraries block signals in the thread that loads them (``import chdb`` blocks SIGPIPE
+    in the importing thread): a program started after that got SIGPIPE blocked, so a write to a closed pipe
+    returned EPIPE instead of killing it — a different program (measured: it then waited forever in pause)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 class ProcessTree:
     """A command started contained (:func:`start`); ``signal_all``/``kill_all`` reach every descendant."""
 
@@ -228,6 +237,7 @@ class ProcessTree:
         join = [os.path.join(d, "cgroup.procs").encode() for d in (cgroup, memory) if d is not None]
 
         def enter() -> None:  # in the child, before exec: no Python objects beyond these locals
+            unblock_signals()
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != me:
                 os._exit(137)  # we died between fork and prctl

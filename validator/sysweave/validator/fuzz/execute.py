@@ -69,6 +69,17 @@ def _exited_by(proc: subprocess.Popen[bytes], deadline: float) -> bool:
         os.close(fd)
 
 
+def _child_setup(then: Callable[[], None] | None) -> Callable[[], None]:
+    """What runs in each program's child before exec: no signal blocked (a blocked mask survives exec, and a
+    library loaded in this process may have blocked SIGPIPE: agents.proctree.unblock_signals says why), then
+    ``then`` (the private /tmp)."""
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        if then is not None:
+            then()
+    return setup
+
+
 class Isolation(Protocol):
     """Private scratch for one side of one execution (the CLI passes the agents' PrivateTmp): ``enter`` runs
     in the child before exec, ``close`` after the side ended."""
@@ -120,7 +131,7 @@ class NativeExecutor:
                 self._open.append(iso)
             try:
                 return subprocess.Popen(argv, cwd=run_dir, stdin=i, stdout=o, stderr=e, env=self.env,
-                                        start_new_session=True, preexec_fn=iso.enter if iso else None)
+                                        start_new_session=True, preexec_fn=_child_setup(iso.enter if iso else None))
             except OSError as exc:
                 raise HarnessError(f"{cmd!r}: cannot start {argv[0]}: {exc.strerror or exc}") from exc
 
