@@ -94,15 +94,21 @@ static __always_inline u32 log2_bucket(u64 v) {
     return r < UP_HIST_BUCKETS ? r : UP_HIST_BUCKETS - 1;
 }
 
-static __always_inline void aggregate(u32 tgid, u32 probe, u64 dur) {
+// (tgid, probe)'s exact aggregate, made on its first call; 0 (counted as lost) when the table is full.
+static __always_inline struct up_agg_val *agg_of(u32 tgid, u32 probe) {
     struct up_agg_key k = {.tgid = tgid, .probe = probe};
     struct up_agg_val *v = aggs.lookup(&k);
     if (!v) {
         struct up_agg_val zero = {};
-        if (aggs.update(&k, &zero) != 0) { count_lost(UP_LOST_AGG_FULL, 1); return; }
+        if (aggs.update(&k, &zero) != 0) { count_lost(UP_LOST_AGG_FULL, 1); return 0; }
         v = aggs.lookup(&k);
-        if (!v) return;
     }
+    return v;
+}
+
+static __always_inline void aggregate(u32 tgid, u32 probe, u64 dur) {
+    struct up_agg_val *v = agg_of(tgid, probe);
+    if (!v) return;
     v->calls += 1;
     v->total_ns += dur;
     u32 b = log2_bucket(dur);
@@ -110,15 +116,8 @@ static __always_inline void aggregate(u32 tgid, u32 probe, u64 dur) {
 }
 
 static __always_inline void count_hit(u32 tgid, u32 probe) {  // a USDT hit: a point, no duration
-    struct up_agg_key k = {.tgid = tgid, .probe = probe};
-    struct up_agg_val *v = aggs.lookup(&k);
-    if (!v) {
-        struct up_agg_val zero = {};
-        if (aggs.update(&k, &zero) != 0) { count_lost(UP_LOST_AGG_FULL, 1); return; }
-        v = aggs.lookup(&k);
-        if (!v) return;
-    }
-    v->calls += 1;
+    struct up_agg_val *v = agg_of(tgid, probe);
+    if (v) v->calls += 1;
 }
 
 static __always_inline int on_entry(struct pt_regs *ctx, u32 probe) {
