@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sysweave.agents.proctree import unblock_signals
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SYSWEAVE = [sys.executable, "-m", "sysweave.cli.main"]
 
@@ -25,9 +27,11 @@ def sysweave(*args: str, check: bool = False, timeout: float = 120, **kw: object
 
 
 def strace_counts(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, tuple[int, int]]:
-    """strace -f -c's table as {syscall: (calls, errors)}."""
+    """strace -f -c's table as {syscall: (calls, errors)}. strace starts with no signal blocked, as sysweave starts
+    a command (``proctree.unblock_signals``): a mask this test process picked up (``import chdb`` blocks SIGPIPE)
+    would reach the program, and Python's subprocess then skips a sigaction per blocked signal in each child."""
     out = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stdout", "--", *argv], capture_output=True, text=True,
-                         cwd=cwd, env=env, check=False).stdout
+                         cwd=cwd, env=env, check=False, preexec_fn=unblock_signals).stdout
     counts: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         m = re.match(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)$", line)
