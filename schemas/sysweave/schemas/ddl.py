@@ -44,7 +44,7 @@ from importlib import resources
 from typing import Any
 
 __all__ = ["CAPABILITIES", "EVENT_TABLES", "MIGRATIONS_TABLE", "Migration", "capabilities", "load_migrations",
-           "logical_type", "migrate", "prune_statements", "supports_ttl", "ttl_statements"]
+           "logical_type", "migrate", "pending", "prune_statements", "supports_ttl", "ttl_statements"]
 
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS sysweave_migrations (version UInt32, name String, applied_wall_ns UInt64) "
@@ -114,19 +114,31 @@ def logical_type(ch_type: str) -> str:
     return m.group(1) if m else ch_type
 
 
+def _not_recorded(execute: Callable[[str], Sequence[Sequence[Any]]]) -> list[Migration]:
+    applied = {int(row[0]) for row in execute("SELECT DISTINCT version FROM sysweave_migrations")}
+    return [mig for mig in load_migrations() if mig.version not in applied]
+
+
+def pending(execute: Callable[[str], Sequence[Sequence[Any]]]) -> list[Migration]:
+    """The migrations not yet recorded, read only (no table is created): a store already up to date is opened
+    without taking the migration lock (``validator.store.migration_lock``)."""
+    if not int(execute("EXISTS TABLE sysweave_migrations")[0][0]):
+        return load_migrations()
+    return _not_recorded(execute)
+
+
 def migrate(execute: Callable[[str], Sequence[Sequence[Any]]], server_version: str | None = None) -> list[Migration]:
     """Apply the migrations not yet recorded; return those applied.
 
     ``execute(sql)`` runs one statement in the target database and returns its rows (empty for DDL).
     ``server_version`` (else ``SELECT version()``) chooses each migration's capability variant.
+    Not safe to run concurrently on one database (18.16 has no ``ADD COLUMN IF NOT EXISTS``; a copy migration
+    run twice doubles its rows): a server store runs it under ``validator.store.migration_lock``.
     """
     execute(MIGRATIONS_TABLE)
-    applied = {int(row[0]) for row in execute("SELECT DISTINCT version FROM sysweave_migrations")}
     done = []
     caps: frozenset[str] | None = None
-    for mig in load_migrations():
-        if mig.version in applied:
-            continue
+    for mig in _not_recorded(execute):
         if caps is None:
             caps = capabilities(server_version or str(execute("SELECT version()")[0][0]))
         if not mig.when_exists or int(execute(f"EXISTS TABLE {mig.when_exists}")[0][0]):

@@ -37,6 +37,7 @@ translated into these at the boundary where they occur, with what to do in the m
       │     │     │     └── AmbiguousTrace         a label or id prefix that names several traces
       │     │     └── SinkError                writing to the ClickHouse server
       │     │           ├── SinkUnavailable      the server cannot be reached (after retries; also a StoreUnavailable)
+      │     │           │     └── MigrationLocked      another process held the schema-migration lock past the wait
       │     │           └── SinkRejected         the server refused the data (schema mismatch)
       │     └── ExportError                  OTLP / Perfetto export
       │           └── ExportUnavailable        the endpoint refused the spans

@@ -24,7 +24,7 @@ from sysweave.schemas import ddl
 from sysweave.schemas.columns import columnar, iter_trace_columns
 from sysweave.schemas.events import UnifiedTrace
 from sysweave.schemas.rows import TABLES, Column, Row
-from sysweave.validator.store import reader
+from sysweave.validator.store import migration_lock, reader
 from sysweave.validator.store.base import (
     SQL_HINT,
     OutputFormat,
@@ -77,6 +77,7 @@ class ServerStore:
         self.inserted = 0
         self.retries = 0
         self.stop = threading.Event()
+        self.lock_timing = migration_lock.LockTiming()
 
     def _call(self, fn: Callable[[], Any], refused: type[StoreError] = SinkRejected) -> Any:
         """Retry ``fn`` on network errors (policy); a refusal by the server becomes ``refused`` at once."""
@@ -85,6 +86,8 @@ class ServerStore:
 
         try:
             return retry(self.policy, fn, self._retryable, self.stop, counted)
+        except migration_lock.MigrationLocked:
+            raise  # reachable, but another migrator holds the schema: its message says what to do
         except SinkUnavailable as exc:
             raise SinkUnavailable(f"{self.description} is unreachable: {exc}; start it ('make services-up') "
                                   "or check the URL (clickhouse://HOST:PORT/DATABASE, native port 9000)") from exc
@@ -113,8 +116,25 @@ class ServerStore:
     # --- writes --------------------------------------------------------------------------------------------
 
     def migrate(self) -> list[ddl.Migration]:
-        self._call(lambda: self._admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}"))
-        return self._call(lambda: ddl.migrate(self._client.execute))  # type: ignore[no-any-return]
+        """Apply the pending migrations, one migrator per database at a time (``migration_lock``)."""
+        self._call(self._create_database)
+        if not self._call(lambda: ddl.pending(self._client.execute)):
+            return []
+        me = migration_lock.this_holder()
+        self._call(lambda: migration_lock.acquire(self._client.execute, me, self.lock_timing, self.description))
+        try:
+            return self._call(lambda: ddl.migrate(self._client.execute))  # type: ignore[no-any-return]
+        finally:
+            self._call(lambda: migration_lock.release(self._client.execute, me))
+
+    def _create_database(self) -> None:
+        try:
+            self._admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        except self._errors.ServerException:
+            # 18.16's IF NOT EXISTS is not atomic: a concurrent creator can win between its check and its create
+            if not self._admin.execute("SELECT count() FROM system.databases WHERE name = %(db)s",
+                                       {"db": self.database})[0][0]:
+                raise
 
     def _write_columns(self, table: str, cols: Columns) -> int:
         """One columnar native INSERT of ``rows.stored`` columns; returns the rows written."""
