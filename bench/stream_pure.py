@@ -19,7 +19,8 @@ from typing import Any
 from sysweave.schemas import codec
 from sysweave.schemas.events import CausalStamp, EventHeader, ProcessEvent, ProcessEventType, SyscallSpan, make_event_id
 from sysweave.streams.buffer import TraceBuffer, finish
-from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree
+from sysweave.streams.endpoints import EndpointTable, SightingScanner
+from sysweave.streams.join import host_infos, plan_tree
 from sysweave.streams.pipeline.wire import encode_finished
 
 __all__ = ["batches", "cpu_per_100k", "run"]

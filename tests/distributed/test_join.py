@@ -19,7 +19,8 @@ from sysweave.schemas.events import (
     make_event_id,
 )
 from sysweave.schemas.topics import ControlDecision, HostCounts, MessageError, Sighting, trace_key
-from sysweave.streams.join import EndpointTable, join_trees, plan_tree, split_addr
+from sysweave.streams.endpoints import EndpointTable, split_addr
+from sysweave.streams.join import join_trees, plan_tree
 from sysweave.streams.pipeline import build_trace
 
 _seq = itertools.count(1)
@@ -190,7 +191,8 @@ def test_messages_round_trip_and_reject_garbage() -> None:
 def test_a_long_lived_server_lends_complete_windows_while_it_runs() -> None:
     """A server still running (never idle, never exiting) with three connections: the two closed windows go to
     their clients now; the open one waits; later, the rest is planned without joining the server whole."""
-    from sysweave.streams.join import SightingScanner, ripe_windows
+    from sysweave.streams.endpoints import SightingScanner
+    from sysweave.streams.join import ripe_windows
 
     hosts = [host("S", "10.0.0.100"), host("c", "10.0.0.1")]
     clients = [Proc("c", 100 + i, f"client {i}", t=i * 10**7) for i in range(3)]

@@ -26,7 +26,8 @@ from sysweave.schemas import codec, topics
 from sysweave.schemas.events import Event, SyscallAggregate
 from sysweave.schemas.topics import ControlDecision, DeadLetter, EventBatchMessage, HostCounts, Sighting, TraceMessage
 from sysweave.streams.buffer import TraceBuffer, finish
-from sysweave.streams.join import EndpointTable, SightingScanner, host_infos, plan_tree, ripe_windows
+from sysweave.streams.endpoints import EndpointTable, SightingScanner
+from sysweave.streams.join import host_infos, plan_tree, ripe_windows
 from sysweave.streams.pipeline.wire import encode_finished
 from sysweave.streams.sampling import ControllerConfig, SamplingAuthority, merged_histogram
 
