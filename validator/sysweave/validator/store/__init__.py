@@ -16,8 +16,9 @@ from pathlib import Path
 from sysweave.validator.store.base import TraceStore
 from sysweave.validator.store.url import is_server_url
 
-__all__ = ["autocompact", "base", "chdb_session", "compact", "embedded", "formats", "is_server_url", "migration_lock", "named_queries", "native",
-           "open_store", "parts", "paths", "reader", "retry", "server", "upgrade", "url", "views"]
+__all__ = ["autocompact", "base", "chdb_session", "compact", "embedded", "formats", "is_server_url", "migration_lock",
+           "named_queries", "native", "open_store", "parts", "paths", "reader", "retry", "server", "upgrade", "url",
+           "views"]
 
 
 def open_store(target: str | Path | None = None, migrate: bool = True) -> TraceStore:
