@@ -27,13 +27,12 @@ from sysweave.schemas.rows import (
     Column,
     EventTable,
     Row,
-    encode_json,
-    encode_text,
     event_row,
     stored,
     table_of,
     trace_rows,
 )
+from sysweave.schemas.textcodec import encode_json, encode_text
 
 __all__ = ["COLUMNWISE_MIN", "columnar", "encode_args_column", "iter_trace_columns", "trace_columns"]
 

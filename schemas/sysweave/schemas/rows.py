@@ -4,7 +4,7 @@
 (``tests/contract/test_ddl.py`` checks it against ``DESCRIBE TABLE`` on chdb and on the 18.16 server).
 Event tables are the shared header (``HEADER``) followed by the event dataclass's own fields, one column
 per field with the field's name, so the mapping both ways is derived from the dataclass: enums and bools
-travel as integers, tuples as arrays, dicts (``args``, ``attrs``) as JSON text (:func:`encode_args`), a
+travel as integers, tuples as arrays, dicts (``args``, ``attrs``) as JSON text (``textcodec``), a
 missing payload as the empty string. A new event type needs its ``sql/`` migration and one ``EventTable``
 line here; a dataclass whose fields and columns differ fails loudly on first read.
 
@@ -22,7 +22,6 @@ form both stores insert without SQL text. :func:`decode_events` reads rows back 
 from __future__ import annotations
 
 import enum
-import json
 import time
 import types
 import typing
@@ -52,12 +51,12 @@ from sysweave.schemas.events import (
     TranspilerDecision,
     UnifiedTrace,
 )
+from sysweave.schemas.textcodec import decode_args, decode_args_column, decode_text, encode_args
 
 __all__ = [
     "DERIVED", "EVENT_TABLES", "HEADER", "STORAGE", "TABLES", "TRACE_LEVEL", "Column", "EventTable", "Row",
-    "decode_args", "decode_args_column", "decode_event", "decode_events", "decode_process", "decode_text", "described",
-    "encode_args", "encode_json", "encode_text", "event_row", "process_row", "stored", "table_of", "trace_backend",
-    "trace_rows",
+    "decode_event", "decode_events", "decode_process", "described", "event_row", "process_row", "stored", "table_of",
+    "trace_backend", "trace_rows",
 ]
 
 Row = dict[str, Any]
@@ -172,64 +171,6 @@ def stored(table: str) -> tuple[Column, ...]:
 
 def table_of(cls: type) -> EventTable:
     return _BY_CLASS[cls]
-
-
-# --- text and args ---------------------------------------------------------------------------------------
-
-def encode_text(s: str) -> bytes:
-    """str -> the bytes a ClickHouse String holds (surrogateescape keeps undecodable bytes exact)."""
-    return s.encode("utf-8", "surrogateescape")
-
-
-def decode_text(b: bytes | str) -> str:
-    return b if isinstance(b, str) else b.decode("utf-8", "surrogateescape")
-
-
-def _hex_default(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return {"$hex": bytes(v).hex()}
-    raise TypeError(f"cannot store {type(v).__name__} in JSON args")
-
-
-# one encoder (json.dumps(..., ensure_ascii=False) builds one per call); tuples are arrays natively, bytes go
-# through the default hook, so the C encoder does all the work
-_JSON = json.JSONEncoder(ensure_ascii=False, default=_hex_default).encode
-
-
-def encode_json(value: Any) -> str:
-    """Any JSON value in the args/attrs form (bytes as {"$hex": ...}, tuples as arrays), by the one C encoder."""
-    return _JSON(value)
-
-
-def encode_args(args: dict[str, Any]) -> str:
-    """Syscall arguments as JSON text: bytes as {"$hex": "..."}, tuples as arrays; other values as JSON has them.
-
-    Text keys such as ``path`` stay plain JSON strings, so ``visitParamExtractString(args, 'path')`` (18.16 and
-    current ClickHouse alike) reads them."""
-    return _JSON(args)
-
-
-def _hex_hook(d: dict[str, Any]) -> Any:
-    return bytes.fromhex(d["$hex"]) if len(d) == 1 and "$hex" in d else d
-
-
-def _untuple(args: dict[str, Any]) -> dict[str, Any]:
-    """JSON arrays back to tuples (args values are flat: tuples of ints or of strings)."""
-    for k, v in args.items():
-        if type(v) is list:
-            args[k] = tuple(v)
-    return args
-
-
-def decode_args(text: str) -> dict[str, Any]:
-    return _untuple(json.loads(text, object_hook=_hex_hook)) if text else {}
-
-
-def decode_args_column(raw: Sequence[bytes | str]) -> list[dict[str, Any]]:
-    """Many JSON texts at once (one parse of a JSON array: the reader's fast path for 10^5 rows)."""
-    parts = [(v if isinstance(v, bytes) else encode_text(v)) or b"{}" for v in raw]
-    text = (b"[" + b",".join(parts) + b"]").decode("utf-8", "surrogateescape")
-    return [_untuple(d) for d in json.loads(text, object_hook=_hex_hook)]
 
 
 # --- events -> rows ----------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sysweave.schemas.rows import Column, decode_text
+from sysweave.schemas.rows import Column
+from sysweave.schemas.textcodec import decode_text
 from sysweave.validator.store import native
 from sysweave.validator.store.base import StoreError, StoreUnavailable, TraceSummary
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sysweave.schemas.events import ProcessSpan, UnifiedTrace
-from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_events, decode_process, decode_text
+from sysweave.schemas.rows import EVENT_TABLES, TABLES, TRACE_LEVEL, decode_events, decode_process
+from sysweave.schemas.textcodec import decode_text
 from sysweave.validator.store.base import AmbiguousTrace, TraceNotFound, TraceSummary, quote
 
 __all__ = ["Fetch", "Select", "ambiguous", "list_traces", "load_trace", "read_trace", "resolve_trace_id", "select_sql"]
