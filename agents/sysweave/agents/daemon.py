@@ -160,24 +160,8 @@ def run_agent(cfg: AgentConfig) -> int:
     command = list(cfg.command)
     if cfg.netns and command:
         command = ["ip", "netns", "exec", cfg.netns, *command]
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     decision_log = read_decision_log(cfg.decisions) if cfg.decisions else None  # DecisionLogError: before capture
-    try:
-        spool = Spool(cfg.spool_dir or os.path.join(state, "sysweave", "spool", host_id), cfg.spool_max_mb << 20)
-        options = CaptureOptions(follow=True, slow_ns=cfg.slow_ns, observable=cfg.observable,
-                                 host_id=host_id, clock_skew_ns=cfg.clock_offset_ns)
-        sink: list[Publisher] = []
-        cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=cfg.netns)
-        pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get,
-                        env_of=cap.decoder.exec_env.get)
-        sink.append(pub)
-        layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib,
-                                           usdt=tuple(cfg.usdt)),
-                              cap.probe, pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns, command, cfg.pids,
-                              warn=log.warning)
-    except (PublishError, CaptureError, OSError) as exc:
-        log.error("%s", exc)
-        raise
+    cap, pub, layers = _open_capture(cfg, host_id, command)
     pub.start()
     sdk = start_sdk(pub, host_id, cfg) if cfg.sdk else None
     sdk_start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -190,22 +174,7 @@ def run_agent(cfg: AgentConfig) -> int:
         cap.probe.trace_all(os.getpid())
     elif not command and cfg.cgroup:
         cap.probe.trace_cgroup(cfg.cgroup)
-    if cfg.metrics_port:
-        from prometheus_client import start_http_server
-        from prometheus_client.core import CollectorRegistry
-
-        registry = CollectorRegistry()
-        registry.register(AgentMetrics(pub, cap, sdk, layers))
-        start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
-    threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop, layers), daemon=True).start()
-
-    def windows() -> None:
-        while not stop.wait(cfg.window_s):
-            aggs, _lost, extra = cap.snapshot(os.getpid())
-            for e in (*aggs, *extra, *layers.snapshot(os.getpid())):
-                pub.add(e)
-
-    threading.Thread(target=windows, name="sysweave-windows", daemon=True).start()
+    _start_side_threads(cfg, host_id, cap, pub, sdk, layers, stop)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     result: CaptureResult
@@ -230,9 +199,57 @@ def run_agent(cfg: AgentConfig) -> int:
             log.warning("%s:%d: %s (line skipped)", cfg.decisions, bad.line, bad.message)
         for e in log_events(decision_log, host_id, result.root_pid, sdk_start, wall_offset_ns() + cfg.clock_offset_ns):
             pub.add(e)
+    _close(cfg, pub, result)
+    return result.exit_code
+
+
+def _open_capture(cfg: AgentConfig, host_id: str, command: list[str]) -> tuple[EbpfCapture, Publisher, Layers]:
+    """The capture, its publisher (spooling to disk while Kafka is away) and the function/GPU layers."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    try:
+        spool = Spool(cfg.spool_dir or os.path.join(state, "sysweave", "spool", host_id), cfg.spool_max_mb << 20)
+        options = CaptureOptions(follow=True, slow_ns=cfg.slow_ns, observable=cfg.observable,
+                                 host_id=host_id, clock_skew_ns=cfg.clock_offset_ns)
+        sink: list[Publisher] = []
+        cap = EbpfCapture(options, lambda e: sink[0].add(e), netns=cfg.netns)
+        pub = Publisher(cfg.kafka, host_id, spool, cfg.trace_label, parent_of=cap.decoder.parent_of.get,
+                        env_of=cap.decoder.exec_env.get)
+        sink.append(pub)
+        layers = start_layers(LayerOptions(tuple(cfg.uprobes), cfg.compute_ns, cfg.gpu, cfg.gpu_interval_s, cfg.cuda_lib,
+                                           usdt=tuple(cfg.usdt)),
+                              cap.probe, pub.add, host_id, wall_offset_ns() + cfg.clock_offset_ns, command, cfg.pids,
+                              warn=log.warning)
+    except (PublishError, CaptureError, OSError) as exc:
+        log.error("%s", exc)
+        raise
+    return cap, pub, layers
+
+
+def _start_side_threads(cfg: AgentConfig, host_id: str, cap: EbpfCapture, pub: Publisher, sdk: SdkServer | None,
+                        layers: Layers, stop: threading.Event) -> None:
+    """The metrics endpoint (the "ready" signal), the control-topic reader, and the aggregate windows."""
+    if cfg.metrics_port:
+        from prometheus_client import start_http_server
+        from prometheus_client.core import CollectorRegistry
+
+        registry = CollectorRegistry()
+        registry.register(AgentMetrics(pub, cap, sdk, layers))
+        start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=registry)
+    threading.Thread(target=control_loop, args=(cfg.kafka, host_id, cap, stop, layers), daemon=True).start()
+
+    def windows() -> None:
+        while not stop.wait(cfg.window_s):
+            aggs, _lost, extra = cap.snapshot(os.getpid())
+            for e in (*aggs, *extra, *layers.snapshot(os.getpid())):
+                pub.add(e)
+
+    threading.Thread(target=windows, name="sysweave-windows", daemon=True).start()
+
+
+def _close(cfg: AgentConfig, pub: Publisher, result: CaptureResult) -> None:
+    """Flush the publisher (to Kafka or the spool) and log what was shipped and what was lost."""
     pub.close(cfg.shutdown_timeout_s)
     c = pub.counters
     log.info("shipped %d events in %d batches; %d batches spooled (%d waiting); lost: %s", c["shipped_events"],
-             c["shipped_batches"], c["spooled_batches"], len(spool),
-             {**result.lost, "publish_queue": pub.queue.dropped, "spool_overflow": spool.dropped_events})
-    return result.exit_code
+             c["shipped_batches"], c["spooled_batches"], len(pub.spool),
+             {**result.lost, "publish_queue": pub.queue.dropped, "spool_overflow": pub.spool.dropped_events})

@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sysweave.agents.bpf.syscalls import BpfUnavailable, CaptureError, ProbeConfig, TargetError, dump_bpf, unavailable_reason
@@ -175,6 +176,22 @@ def run(args: argparse.Namespace) -> int:
 
             print(dump_uprobes())
         return 0
+    plan = _plan(args)
+    return plan if isinstance(plan, int) else _trace(args, plan)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the checked arguments ask for."""
+
+    command: list[str]
+    selected: frozenset[str] | None  # the -e trace= selection (None: every call)
+    backend: str
+    decision_log: DecisionLog | None
+
+
+def _plan(args: argparse.Namespace) -> _Plan | int:
+    """The arguments checked (an exit status, said on stderr, when one is wrong), the backend chosen."""
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command and not args.pids:
         _err("must have PROG [ARGS] or -p PID\nTry 'sysweave trace --help' for more information.")
@@ -182,20 +199,16 @@ def run(args: argparse.Namespace) -> int:
     if command and args.pids:
         _err("-p and a command are mutually exclusive")
         return 2
-    selected = None
+    selected: frozenset[str] | None = None
     try:
         for expr in args.exprs:
             chosen = parse_trace_expr(expr)
             selected = chosen if selected is None else selected & chosen
-    except FilterError as exc:
-        _err(str(exc))
-        return 2
-    try:  # the --uprobe grammar before anything compiles (names are resolved once the target is known)
-        for spec in args.uprobe:
+        for spec in args.uprobe:  # the grammar before anything compiles (names are resolved once the target is known)
             parse_spec(spec)
         for spec in args.usdt:
             parse_usdt(spec)
-    except SpecError as exc:
+    except (FilterError, SpecError) as exc:
         _err(str(exc))
         return 2
     if args.capture_bytes & (args.capture_bytes - 1) or not 64 <= args.capture_bytes <= 65536:
@@ -217,15 +230,18 @@ def run(args: argparse.Namespace) -> int:
         _err(f"using the ptrace backend (strace): {why}")
     if backend != "ebpf" and (args.uprobe or args.usdt or args.gpu):
         _err("--uprobe, --usdt and --gpu need the eBPF backend; tracing system calls only")
-
     try:
         decision_log = read_decision_log(args.decisions) if args.decisions else None
     except DecisionLogError as exc:
         _err(str(exc))
         return 2
+    return _Plan(command, selected, backend, decision_log)
 
+
+def _trace(args: argparse.Namespace, plan: _Plan) -> int:
+    """Capture, report, store; the traced command's exit status."""
     stream: IO[str] = open(args.output, "w") if args.output else sys.stderr  # noqa: SIM115
-    out = _Output(args, selected, stream)
+    out = _Output(args, plan.selected, stream)
     sdk = None if args.no_sdk else start_sdk(out)  # the traced program's SDK datagrams join the same sink
     start_mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     options = CaptureOptions(follow=args.follow, slow_ns=int(args.slow_us * 1000), observable=args.observable,
@@ -234,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and (args.output or args.summary_only):
         threading.Thread(target=_progress, args=(out, stop_progress), daemon=True).start()
     try:
-        result = capture(backend, options, out, command, args.pids, layer_options(args))
+        result = capture(plan.backend, options, out, plan.command, args.pids, layer_options(args))
     except CaptureError as exc:
         _err(str(exc))
         return 1
@@ -243,14 +259,14 @@ def run(args: argparse.Namespace) -> int:
         if sdk is not None:
             sdk.close()
             os.environ.pop(SDK_ENV, None)
-    finish_sdk(sdk, decision_log, args.decisions, out, result, start_mono)
+    finish_sdk(sdk, plan.decision_log, args.decisions, out, result, start_mono)
     if out.not_kept:
         result.lost["store_cap"] = out.not_kept
-    report(args, out, result, selected, stream)
+    report(args, out, result, plan.selected, stream)
     if args.output:
         stream.close()
     if not args.no_store:
-        store_trace(args, out.events + result.aggregates + result.extra_events, result, command)
+        store_trace(args, out.events + result.aggregates + result.extra_events, result, plan.command)
     return result.exit_code
 
 
