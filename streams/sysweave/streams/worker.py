@@ -27,6 +27,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sysweave.schemas import codec, topics
@@ -70,6 +71,9 @@ def _faust_app(bootstrap: str, app_id: str) -> Any:
                      datadir=tempfile.mkdtemp(prefix=f"sysweave-faust-{app_id}-"))
 
 
+_Apply = Callable[[Effects | list[Outbound]], Awaitable[None]]  # sends a processor step's messages, then acks
+
+
 def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sysweave-streams",
              processor: StreamProcessor | None = None) -> Any:
     """A Faust app that wires the worker's topics and timers to one :class:`StreamProcessor`."""
@@ -87,7 +91,21 @@ def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sys
         for handle in acks:
             handle.ack()
 
-    @app.agent(out[topics.TOPIC_EVENTS])
+    _wire_traces(app, out[topics.TOPIC_EVENTS], proc, cfg, inbox, apply)
+    _wire_sampling(app, out[topics.TOPIC_SAMPLING], proc, cfg, apply)
+
+    @app.task
+    async def start_reader() -> None:
+        inbox.start()
+
+    return app
+
+
+def _wire_traces(app: Any, events_topic: Any, proc: StreamProcessor, cfg: WorkerConfig, inbox: EndpointReader,
+                 apply: _Apply) -> None:
+    """TOPIC_EVENTS in, its partitions' ownership, and the timers that emit closed traces and lend windows."""
+
+    @app.agent(events_topic)
     async def ingest(stream: Any) -> None:  # noack: acknowledged only once the message's trace is emitted
         async for event in stream.noack().events():
             msg = event.message
@@ -112,12 +130,16 @@ def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sys
     async def lend_windows() -> None:
         await apply(proc.lend_windows(time.time_ns()))
 
+
+def _wire_sampling(app: Any, sampling_topic: Any, proc: StreamProcessor, cfg: WorkerConfig, apply: _Apply) -> None:
+    """Each interval: this worker's host counts out, every worker's reports in, the owned hosts' decisions out."""
+
     @app.timer(cfg.control_interval_s)
     async def report_hosts() -> None:
         await apply(proc.host_reports())
         log.info("worker %s: %s", cfg.worker_id, proc.counters())
 
-    @app.agent(out[topics.TOPIC_SAMPLING])
+    @app.agent(sampling_topic)
     async def authority_reports(stream: Any) -> None:
         async for value in stream:
             proc.sampling_report(value)
@@ -125,12 +147,6 @@ def make_app(bootstrap: str, cfg: WorkerConfig | None = None, app_id: str = "sys
     @app.timer(cfg.control_interval_s)
     async def decide() -> None:
         await apply(proc.decide())
-
-    @app.task
-    async def start_reader() -> None:
-        inbox.start()
-
-    return app
 
 
 class EndpointReader:

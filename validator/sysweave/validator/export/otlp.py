@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sysweave.schemas.errors import ValidatorError
-from sysweave.schemas.events import Event, UnifiedTrace
+from sysweave.schemas.events import Event, ProcessSpan, UnifiedTrace
 from sysweave.validator.export.kinds import view_of
 
 __all__ = ["ExportError", "ExportUnavailable", "export", "gpu_sample_events", "make_exporter", "parse_traceparent",
@@ -85,9 +85,7 @@ def gpu_sample_events(events: Sequence[Event]) -> list[Any]:
 
 def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> list[Any]:
     """The OTLP spans of a trace, as opentelemetry-sdk ReadableSpans ready for any span exporter."""
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+    from opentelemetry.trace import SpanContext, TraceFlags
 
     trace_id = int.from_bytes(trace.trace_id, "big")
     root_parent: SpanContext | None = None
@@ -95,50 +93,66 @@ def to_readable_spans(trace: UnifiedTrace, traceparent: str | None = None) -> li
         trace_id, parent_span = parse_traceparent(traceparent)
         root_parent = SpanContext(trace_id, parent_span, is_remote=True, trace_flags=TraceFlags(1))
     flags = TraceFlags(1)
-    offsets = {c.host: (c.offset_ns, c.bound_ns) for c in trace.clocks}
+    clocks = {c.host: (c.offset_ns, c.bound_ns) for c in trace.clocks}
+    proc_ctx = {key: SpanContext(trace_id, _span_id(trace.trace_id, p.host_id.encode(), str(p.pid).encode()),
+                                 is_remote=False, trace_flags=flags)
+                for key, p in trace.processes.items()}
     by_event: dict[bytes, SpanContext] = {}
-    proc_ctx: dict[tuple[str, int], SpanContext] = {}
-    for key, p in trace.processes.items():
-        proc_ctx[key] = SpanContext(trace_id, _span_id(trace.trace_id, p.host_id.encode(), str(p.pid).encode()),
-                                    is_remote=False, trace_flags=flags)
     spans = []
     for key, p in trace.processes.items():
-        ctx = proc_ctx[key]
         parent = proc_ctx.get(p.parent) if p.parent else root_parent
-        offset, bound = offsets.get(p.host_id, (0, 0))
-        cmd = " ".join(p.argv)
-        res = Resource.create({"service.name": os.path.basename(p.argv[0]) if p.argv else f"pid {p.pid}",
-                               "host.name": p.host_id, "process.pid": p.pid, "process.command_line": cmd})
-        attrs: dict[str, Any] = {"process.pid": p.pid, "process.command_line": cmd, "host.name": p.host_id}
-        if p.exit_code is not None:
-            attrs["process.exit.code"] = p.exit_code
-        if p.host_id in offsets:
-            attrs.update({"sysweave.clock.offset_ns": offset, "sysweave.clock.bound_ns": bound})
-        spans.append(ReadableSpan(name=cmd[:120] or f"pid {p.pid}", context=ctx, parent=parent, resource=res,
-                                  attributes=attrs, kind=SpanKind.INTERNAL, events=gpu_sample_events(p.events),
-                                  start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns)))
-        for e in p.events:
-            span = span_attributes(e)
-            if span is None:
-                continue
-            name, a = span
-            sctx = SpanContext(trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=flags)
-            by_event[e.h.event_id] = sctx
-            start = e.h.wall_ns
-            spans.append(ReadableSpan(name=name, context=sctx, parent=ctx, resource=res, attributes=a,
-                                      kind=SpanKind.INTERNAL, start_time=start, end_time=start + e.h.duration_ns))
-    # causal edges as links on the destination span (rebuild those spans with their links)
+        spans.extend(_process_spans(p, proc_ctx[key], parent, clocks.get(p.host_id), by_event))
+    return _with_edge_links(spans, trace, by_event)
+
+
+def _process_spans(p: ProcessSpan, ctx: Any, parent: Any, clock: tuple[int, int] | None,
+                   by_event: dict[bytes, Any]) -> list[Any]:
+    """A process's span (``ctx``; its host's clock correction ``clock`` = (offset, bound) ns, when corrected)
+    followed by its events' child spans, whose contexts are recorded in ``by_event`` (by event id)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind
+
+    cmd = " ".join(p.argv)
+    res = Resource.create({"service.name": os.path.basename(p.argv[0]) if p.argv else f"pid {p.pid}",
+                           "host.name": p.host_id, "process.pid": p.pid, "process.command_line": cmd})
+    attrs: dict[str, Any] = {"process.pid": p.pid, "process.command_line": cmd, "host.name": p.host_id}
+    if p.exit_code is not None:
+        attrs["process.exit.code"] = p.exit_code
+    if clock is not None:
+        attrs.update({"sysweave.clock.offset_ns": clock[0], "sysweave.clock.bound_ns": clock[1]})
+    spans = [ReadableSpan(name=cmd[:120] or f"pid {p.pid}", context=ctx, parent=parent, resource=res,
+                          attributes=attrs, kind=SpanKind.INTERNAL, events=gpu_sample_events(p.events),
+                          start_time=p.start_wall_ns, end_time=max(p.end_wall_ns, p.start_wall_ns))]
+    for e in p.events:
+        span = span_attributes(e)
+        if span is None:
+            continue
+        name, a = span
+        sctx = SpanContext(ctx.trace_id, _span_id(e.h.event_id), is_remote=False, trace_flags=ctx.trace_flags)
+        by_event[e.h.event_id] = sctx
+        start = e.h.wall_ns
+        spans.append(ReadableSpan(name=name, context=sctx, parent=ctx, resource=res, attributes=a,
+                                  kind=SpanKind.INTERNAL, start_time=start, end_time=start + e.h.duration_ns))
+    return spans
+
+
+def _with_edge_links(spans: list[Any], trace: UnifiedTrace, by_event: dict[bytes, Any]) -> list[Any]:
+    """Causal edges as links on the destination span (those spans rebuilt with their links)."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import Link
+
     links: dict[bytes, list[Any]] = {}
     for edge in trace.edges:
         if edge.src in by_event and edge.dst in by_event:
             links.setdefault(edge.dst, []).append(Link(by_event[edge.src], {"sysweave.edge.kind": edge.kind.name}))
-    if links:
-        wanted = {by_event[d].span_id: ls for d, ls in links.items()}
-        spans = [ReadableSpan(name=s.name, context=s.context, parent=s.parent, resource=s.resource, attributes=s.attributes,
-                              kind=s.kind, start_time=s.start_time, end_time=s.end_time, links=wanted[s.context.span_id],
-                              events=s.events)
-                 if s.context.span_id in wanted else s for s in spans]
-    return spans
+    if not links:
+        return spans
+    wanted = {by_event[d].span_id: ls for d, ls in links.items()}
+    return [ReadableSpan(name=s.name, context=s.context, parent=s.parent, resource=s.resource, attributes=s.attributes,
+                         kind=s.kind, start_time=s.start_time, end_time=s.end_time, links=wanted[s.context.span_id],
+                         events=s.events)
+            if s.context.span_id in wanted else s for s in spans]
 
 
 def make_exporter(endpoint: str, protocol: str = "grpc") -> Any:
