@@ -21,6 +21,9 @@ import threading
 import time
 from typing import Any
 
+__all__ = ["Checks", "Driver", "check", "check_driver_ioctls", "check_driver_spans", "check_nvml_samples", "main",
+           "read_trace", "timed_vecadd", "verify", "workload"]
+
 PTX = b"""
 .version 6.0
 .target sm_50
@@ -96,10 +99,20 @@ def workload(seconds: float, out_json: str) -> int:
     return 0
 
 
-def verify(trace_jsonl: str, workload_json: str) -> int:
-    """What `sysweave trace --gpu --gpu-kernel-us 0 --gpu-copy-us 0 --no-sampling --format jsonl` must show."""
-    with open(workload_json) as f:
-        w = json.load(f)
+class Checks:
+    """Prints one line per check (ok/FAIL) and keeps the failed ones."""
+
+    def __init__(self) -> None:
+        self.fails: list[str] = []
+
+    def __call__(self, cond: bool, what: str) -> None:
+        print(("ok   " if cond else "FAIL ") + what)
+        if not cond:
+            self.fails.append(what)
+
+
+def read_trace(trace_jsonl: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A ``--format jsonl`` trace's lines: (events with an ``event`` kind, syscalls)."""
     events: list[dict[str, Any]] = []
     syscalls: list[dict[str, Any]] = []
     with open(trace_jsonl, encoding="utf-8", errors="replace") as f:
@@ -107,14 +120,32 @@ def verify(trace_jsonl: str, workload_json: str) -> int:
             if line.startswith("{"):
                 doc = json.loads(line)
                 (events if "event" in doc else syscalls).append(doc)
-    fails: list[str] = []
+    return events, syscalls
 
-    def ok(cond: bool, what: str) -> None:
-        print(("ok   " if cond else "FAIL ") + what)
-        if not cond:
-            fails.append(what)
 
+def verify(trace_jsonl: str, workload_json: str) -> int:
+    """What `sysweave trace --gpu --gpu-kernel-us 0 --gpu-copy-us 0 --no-sampling --format jsonl` must show."""
+    with open(workload_json) as f:
+        w = json.load(f)
+    events, syscalls = read_trace(trace_jsonl)
+    ok = Checks()
     mine = [e for e in events if e["pid"] == w["pid"]]
+    spans = check_driver_spans(w, mine, ok)
+    check_nvml_samples(w, events, ok)
+    check_driver_ioctls(w, syscalls, spans, ok)
+    dev = [e for e in mine if e["side"] == "device"] if any("side" in e for e in mine) else []
+    if dev:
+        ok(len([d for d in dev if d["event"] == "GpuKernel"]) == w["launches"],
+           f"CUPTI: {len(dev)} device-side events, one kernel per launch")
+    else:
+        print("skip CUPTI device-side times: no device-side events (cupti-python not installed in the traced Python)")
+    fails = ok.fails
+    print(f"{'FAIL' if fails else 'PASS'}: {len(fails)} of the checks above failed" if fails else "PASS: every check above")
+    return 1 if fails else 0
+
+
+def check_driver_spans(w: dict[str, Any], mine: list[dict[str, Any]], ok: Checks) -> list[dict[str, Any]]:
+    """The workload's CPU-side launch and copy spans against what it did; returns them in wall-clock order."""
     api_k = [e for e in mine if e["event"] == "GpuKernel" and e["side"] == "api"]
     ok(len(api_k) == w["launches"], f"launch spans: {len(api_k)} cuLaunchKernel spans for {w['launches']} launches")
     ok(all(k["name"] == "vecadd" and k["grid"] == w["grid"] and k["block"] == w["block"] for k in api_k),
@@ -126,6 +157,11 @@ def verify(trace_jsonl: str, workload_json: str) -> int:
     spans = sorted(api_k + api_c, key=lambda e: e["wall_ns"])
     ok(bool(spans) and spans[0]["event"] == "GpuMemoryTransfer" and spans[-1]["event"] == "GpuMemoryTransfer",
        "order: the HtoD copies come before the launches, the DtoH after them")
+    return spans
+
+
+def check_nvml_samples(w: dict[str, Any], events: list[dict[str, Any]], ok: Checks) -> None:
+    """NVML's GpuSample events: enough of them, utilisation seen, and (outside a container) the workload's pid."""
     samples = [e for e in events if e["event"] == "GpuSample"]
     ok(len(samples) >= 3, f"NVML: {len(samples)} GpuSample events (device and per process)")
     util = [s["gpu_util_pct"] for s in samples if s["gpu_util_pct"] is not None]
@@ -135,7 +171,12 @@ def verify(trace_jsonl: str, workload_json: str) -> int:
     else:  # inside a container NVML lists host pids (or none): not a failure of sysweave
         print(f"warn NVML: no per-process sample for pid {w['pid']} (NVML saw pids "
               f"{sorted({s['process_pid'] for s in samples if s['process_pid']})}; in a container NVML reports host pids)")
-    # the driver's ioctls: on fds the workload opened on /dev/nvidia* (nvidiactl, nvidia0, nvidia-uvm)
+
+
+def check_driver_ioctls(w: dict[str, Any], syscalls: list[dict[str, Any]], spans: list[dict[str, Any]],
+                        ok: Checks) -> None:
+    """The driver's ioctls, on fds the workload opened on /dev/nvidia* (nvidiactl, nvidia0, nvidia-uvm): the
+    first precede the first GPU span, and each nests inside a driver-call span on its thread or outside all."""
     dev_fds = {s["ret"] for s in syscalls if s["pid"] == w["pid"] and s["syscall"] in ("open", "openat")
                and str(s["args"].get("path", "")).startswith("/dev/nvidia") and s["ret"] >= 0}
     ioctls = sorted((s for s in syscalls if s["pid"] == w["pid"] and s["syscall"] == "ioctl"
@@ -157,14 +198,38 @@ def verify(trace_jsonl: str, workload_json: str) -> int:
                 crossing.append((s["event"], i0, i1))
     ok(not crossing, f"ioctl: {inside} ioctls nest inside driver-call spans on their thread, none straddles a span "
                      f"boundary ({len(crossing)} do)")
-    dev = [e for e in mine if e["side"] == "device"] if any("side" in e for e in mine) else []
-    if dev:
-        ok(len([d for d in dev if d["event"] == "GpuKernel"]) == w["launches"],
-           f"CUPTI: {len(dev)} device-side events, one kernel per launch")
-    else:
-        print("skip CUPTI device-side times: no device-side events (cupti-python not installed in the traced Python)")
-    print(f"{'FAIL' if fails else 'PASS'}: {len(fails)} of the checks above failed" if fails else "PASS: every check above")
-    return 1 if fails else 0
+
+
+def timed_vecadd(drv: Driver) -> tuple[int, int, int, int]:
+    """2 HtoD copies, one vecadd, 1 DtoH, timed by CUDA events; checks the sums. Returns (start on
+    CLOCK_MONOTONIC, HtoD, kernel, DtoH), all ns."""
+    cu = drv.cu
+    host_a = (ctypes.c_float * drv.n)()
+    for i in range(0, drv.n, 4096):
+        host_a[i] = 1.5
+    host_c = (ctypes.c_float * drv.n)()
+    ev = [ctypes.c_void_p() for _ in range(6)]
+    for e in ev:
+        check(cu, cu.cuEventCreate(ctypes.byref(e), 0), "cuEventCreate")
+    t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    check(cu, cu.cuEventRecord(ev[0], None), "cuEventRecord")
+    for dst in drv.d[:2]:
+        check(cu, cu.cuMemcpyHtoD_v2(dst, host_a, ctypes.c_size_t(drv.nbytes)), "cuMemcpyHtoD")
+    check(cu, cu.cuEventRecord(ev[1], None), "cuEventRecord")
+    drv.launch()
+    check(cu, cu.cuEventRecord(ev[2], None), "cuEventRecord")
+    check(cu, cu.cuMemcpyDtoH_v2(host_c, drv.d[2], ctypes.c_size_t(drv.nbytes)), "cuMemcpyDtoH")
+    check(cu, cu.cuEventRecord(ev[3], None), "cuEventRecord")
+    check(cu, cu.cuCtxSynchronize(), "cuCtxSynchronize")
+    assert host_c[0] == 3.0 and host_c[1] == 0.0, (host_c[0], host_c[1])
+    print("ok   kernel: vecadd over 4M floats computed the right sums")
+
+    def elapsed_ns(a: ctypes.c_void_p, b: ctypes.c_void_p) -> int:
+        ms = ctypes.c_float()
+        check(cu, cu.cuEventElapsedTime(ctypes.byref(ms), a, b), "cuEventElapsedTime")
+        return int(ms.value * 1e6)
+
+    return t0, elapsed_ns(ev[0], ev[1]), elapsed_ns(ev[1], ev[2]), elapsed_ns(ev[2], ev[3])
 
 
 def main(out_dir: str) -> int:
@@ -177,47 +242,10 @@ def main(out_dir: str) -> int:
     for d in devices:
         print(f"ok   nvml: GPU {d['index']} {d['name']} {d['memory_total'] >> 20} MiB, util {d['gpu_util_pct']}%, "
               f"driver {d['driver']}")
-    cu = ctypes.CDLL("libcuda.so.1")
-    check(cu, cu.cuInit(0), "cuInit")
-    dev, ctx, mod, fn = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-    check(cu, cu.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
-    check(cu, cu.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev), "cuCtxCreate")
-    check(cu, cu.cuModuleLoadData(ctypes.byref(mod), PTX), "cuModuleLoadData (PTX JIT)")
-    check(cu, cu.cuModuleGetFunction(ctypes.byref(fn), mod, b"vecadd"), "cuModuleGetFunction")
-    n = 1 << 22
-    nbytes = n * 4
-    host_a = (ctypes.c_float * n)()
-    for i in range(0, n, 4096):
-        host_a[i] = 1.5
-    host_c = (ctypes.c_float * n)()
-    da, db, dc = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
-    for p in (da, db, dc):
-        check(cu, cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(nbytes)), "cuMemAlloc")
-    ev = [ctypes.c_void_p() for _ in range(6)]
-    for e in ev:
-        check(cu, cu.cuEventCreate(ctypes.byref(e), 0), "cuEventCreate")
+    drv = Driver(1 << 22)
+    n, nbytes = drv.n, drv.nbytes
     clock = ActivityClock.anchored(time.clock_gettime_ns(time.CLOCK_MONOTONIC))
-    t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    check(cu, cu.cuEventRecord(ev[0], None), "cuEventRecord")
-    check(cu, cu.cuMemcpyHtoD_v2(da, host_a, ctypes.c_size_t(nbytes)), "cuMemcpyHtoD")
-    check(cu, cu.cuMemcpyHtoD_v2(db, host_a, ctypes.c_size_t(nbytes)), "cuMemcpyHtoD")
-    check(cu, cu.cuEventRecord(ev[1], None), "cuEventRecord")
-    nn = ctypes.c_uint32(n)
-    params = (ctypes.c_void_p * 4)(*[ctypes.cast(ctypes.byref(x), ctypes.c_void_p) for x in (da, db, dc, nn)])
-    check(cu, cu.cuLaunchKernel(fn, n // 256, 1, 1, 256, 1, 1, 0, None, params, None), "cuLaunchKernel")
-    check(cu, cu.cuEventRecord(ev[2], None), "cuEventRecord")
-    check(cu, cu.cuMemcpyDtoH_v2(host_c, dc, ctypes.c_size_t(nbytes)), "cuMemcpyDtoH")
-    check(cu, cu.cuEventRecord(ev[3], None), "cuEventRecord")
-    check(cu, cu.cuCtxSynchronize(), "cuCtxSynchronize")
-    assert host_c[0] == 3.0 and host_c[1] == 0.0, (host_c[0], host_c[1])
-    print("ok   kernel: vecadd over 4M floats computed the right sums")
-
-    def elapsed_ns(a: ctypes.c_void_p, b: ctypes.c_void_p) -> int:
-        ms = ctypes.c_float()
-        check(cu, cu.cuEventElapsedTime(ctypes.byref(ms), a, b), "cuEventElapsedTime")
-        return int(ms.value * 1e6)
-
-    h2d, kern, d2h = elapsed_ns(ev[0], ev[1]), elapsed_ns(ev[1], ev[2]), elapsed_ns(ev[2], ev[3])
+    t0, h2d, kern, d2h = timed_vecadd(drv)
     pid, host = os.getpid(), os.uname().nodename
     recs: list[tuple[str, dict[str, Any]]] = [("copy", {"copyKind": 1, "bytes": 2 * nbytes, "start": t0, "end": t0 + h2d}),
             ("kernel", {"name": "vecadd", "start": t0 + h2d, "end": t0 + h2d + kern, "gridX": n // 256, "blockX": 256}),

@@ -46,7 +46,7 @@ from sysweave.agents.queues import DropQueue
 from sysweave.schemas.events import Event, EventHeader, LostEvents, make_event_id
 
 __all__ = [
-    "DEFAULT_THRESHOLDS_NS", "UprobeConfig", "UprobeProgram", "UprobeSession", "bpf_source", "dump_bpf",
+    "DEFAULT_THRESHOLDS_NS", "Handler", "UprobeConfig", "UprobeProgram", "UprobeSession", "bpf_source", "dump_bpf",
     "executable_of", "functions_matching", "resolve_library", "resolve_probes", "resolve_usdt",
 ]
 

@@ -21,6 +21,7 @@ from sysweave.agents.bpf.uprobes import (
     CLASS_COMPUTE,
     CLASS_GPU_KERNEL,
     CLASS_MEMCPY,
+    Handler,
     UprobeSession,
     executable_of,
     resolve_probes,
@@ -102,6 +103,21 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
     layers = Layers(options, sink=sink)
     if not options.active:
         return layers
+    probes = _function_probes(options, command, pids)
+    handlers: dict[str, Handler] = {}
+    gpu_off: list[str] = []  # why parts of the GPU layer are off (one line at the end)
+    if options.gpu:
+        _attach_cuda_driver(layers, probes, handlers, sink, host_id, wall_offset_ns, gpu_off)
+    if probes:
+        layers.session = _start_uprobe_session(layers, probes, syscalls, handlers, sink, host_id, wall_offset_ns)
+    if options.gpu:
+        _start_nvml_sampler(layers, sink, host_id, wall_offset_ns, pids, traced, gpu_off)
+        _warn_gpu_off(layers, gpu_off, warn)
+    return layers
+
+
+def _function_probes(options: LayerOptions, command: list[str], pids: list[int]) -> list[Probe]:
+    """The ``--uprobe`` and ``--usdt`` probes, resolved in the traced executable (ids from 0)."""
     probes: list[Probe] = []
     exe = executable_of(command, pids) if options.uprobes or options.usdt else None
     try:
@@ -112,48 +128,67 @@ def start_layers(options: LayerOptions, syscalls: SyscallProbe, sink: Callable[[
     if specs:
         probes = resolve_probes(specs, exe, 0, CLASS_COMPUTE)
     probes += resolve_usdt(usdt, exe, len(probes))
-    handlers = {}
-    gpu_off: list[str] = []  # why parts of the GPU layer are off (one line at the end)
-    if options.gpu:
-        from sysweave.agents.cuda_probes import CudaTracker, cuda_probes, find_libcuda
+    return probes
 
-        try:
-            lib = find_libcuda(options.cuda_lib)
-        except AgentError as exc:
-            gpu_off.append(str(exc))
-        else:
-            cuda = CudaTracker(host_id, wall_offset_ns, sink, options.cupti_dir)
-            cprobes = cuda_probes(lib, len(probes))
-            probes.extend(cprobes)
-            handlers.update(cuda.handlers())
-            layers.cuda = cuda
-            layers.env.update(cuda.child_env())
-    if probes:
-        layers.session = UprobeSession(probes, syscalls, sink, host_id, wall_offset_ns, handlers)
-        layers.session.program.set_threshold(CLASS_COMPUTE, options.compute_ns)
-        layers.session.program.set_threshold(CLASS_GPU_KERNEL, options.kernel_ns)
-        layers.session.program.set_threshold(CLASS_MEMCPY, options.memcpy_ns)
-        if layers.cuda is not None:
-            layers.cuda.producer_id = layers.session.producer_id
-        layers.session.start()
-    if options.gpu:
-        from sysweave.agents.gpu import GpuUnavailable
-        from sysweave.agents.gpu_sampler import NvmlSampler
 
-        try:
-            sampler = NvmlSampler(options.gpu_interval_s, host_id, wall_offset_ns, sink)
-        except GpuUnavailable as exc:
-            gpu_off.append(str(exc))
-        else:
-            if traced is not None:
-                sampler.pids = traced  # the live set of traced pids (read at each sample)
-            elif layers.cuda is not None:
-                sampler.pids = layers.cuda.pids
-            sampler.start(pids[0] if pids else 0)
-            layers.sampler = sampler
-        if len(gpu_off) == 2:
-            warn(f"GPU layer off: {gpu_off[0]}; {gpu_off[1]}. Tracing goes on without it")
-        elif gpu_off:
-            on = "NVML samples" if layers.sampler is not None else "CUDA driver API probes"
-            warn(f"GPU layer partly off: {gpu_off[0]}; {on} only")
-    return layers
+def _attach_cuda_driver(layers: Layers, probes: list[Probe], handlers: dict[str, Handler],
+                        sink: Callable[[Event], None], host_id: str, wall_offset_ns: int,
+                        gpu_off: list[str]) -> None:
+    """Add the CUDA driver API probes and their handlers (and the CUPTI hook's environment); without a
+    driver, append why to ``gpu_off``."""
+    from sysweave.agents.cuda_probes import CudaTracker, cuda_probes, find_libcuda
+
+    options = layers.options
+    try:
+        lib = find_libcuda(options.cuda_lib)
+    except AgentError as exc:
+        gpu_off.append(str(exc))
+        return
+    cuda = CudaTracker(host_id, wall_offset_ns, sink, options.cupti_dir)
+    probes.extend(cuda_probes(lib, len(probes)))
+    handlers.update(cuda.handlers())
+    layers.cuda = cuda
+    layers.env.update(cuda.child_env())
+
+
+def _start_uprobe_session(layers: Layers, probes: list[Probe], syscalls: SyscallProbe,
+                          handlers: dict[str, Handler], sink: Callable[[Event], None], host_id: str,
+                          wall_offset_ns: int) -> UprobeSession:
+    """Attach every probe with the options' thresholds (ns) and start reading."""
+    options = layers.options
+    session = UprobeSession(probes, syscalls, sink, host_id, wall_offset_ns, handlers)
+    session.program.set_threshold(CLASS_COMPUTE, options.compute_ns)
+    session.program.set_threshold(CLASS_GPU_KERNEL, options.kernel_ns)
+    session.program.set_threshold(CLASS_MEMCPY, options.memcpy_ns)
+    if layers.cuda is not None:
+        layers.cuda.producer_id = session.producer_id
+    session.start()
+    return session
+
+
+def _start_nvml_sampler(layers: Layers, sink: Callable[[Event], None], host_id: str, wall_offset_ns: int, pids: list[int],
+                        traced: set[int] | None, gpu_off: list[str]) -> None:
+    """Start NVML sampling of the traced pids; without NVML, append why to ``gpu_off``."""
+    from sysweave.agents.gpu import GpuUnavailable
+    from sysweave.agents.gpu_sampler import NvmlSampler
+
+    try:
+        sampler = NvmlSampler(layers.options.gpu_interval_s, host_id, wall_offset_ns, sink)
+    except GpuUnavailable as exc:
+        gpu_off.append(str(exc))
+        return
+    if traced is not None:
+        sampler.pids = traced  # the live set of traced pids (read at each sample)
+    elif layers.cuda is not None:
+        sampler.pids = layers.cuda.pids
+    sampler.start(pids[0] if pids else 0)
+    layers.sampler = sampler
+
+
+def _warn_gpu_off(layers: Layers, gpu_off: list[str], warn: Callable[[str], None]) -> None:
+    """One line saying which part of the GPU layer is off and why (none when all of it is on)."""
+    if len(gpu_off) == 2:
+        warn(f"GPU layer off: {gpu_off[0]}; {gpu_off[1]}. Tracing goes on without it")
+    elif gpu_off:
+        on = "NVML samples" if layers.sampler is not None else "CUDA driver API probes"
+        warn(f"GPU layer partly off: {gpu_off[0]}; {on} only")

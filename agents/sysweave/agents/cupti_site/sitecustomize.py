@@ -41,6 +41,38 @@ def _get(a: object, *names: str, default: object = 0) -> object:
     return default
 
 
+def _record(a: object, kernel: object, memcpy: object, driver: object) -> dict[str, object] | None:
+    """One CUPTI activity record with CUPTI's C field names (None: a kind not asked for). ``kernel``,
+    ``memcpy``, ``driver``: this CUPTI's ActivityKind values for CONCURRENT_KERNEL, MEMCPY and DRIVER."""
+    k = _get(a, "kind")
+    if k == kernel:
+        return {"kind": "kernel", "name": str(_get(a, "name", default="")),
+                "start": _get(a, "start"), "end": _get(a, "end"),
+                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
+                "correlationId": _get(a, "correlation_id", "correlationId"),
+                **{f"grid{x}": _get(a, f"grid_{x.lower()}", f"grid{x}", default=1) for x in "XYZ"},
+                **{f"block{x}": _get(a, f"block_{x.lower()}", f"block{x}", default=1) for x in "XYZ"}}
+    if k == memcpy:
+        return {"kind": "memcpy", "copyKind": _get(a, "copy_kind", "copyKind"), "bytes": _get(a, "bytes"),
+                "start": _get(a, "start"), "end": _get(a, "end"),
+                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
+                "correlationId": _get(a, "correlation_id", "correlationId")}
+    if k == driver:
+        return {"kind": "driver", "cbid": _get(a, "cbid"), "start": _get(a, "start"), "end": _get(a, "end"),
+                "threadId": _get(a, "thread_id", "threadId"),
+                "correlationId": _get(a, "correlation_id", "correlationId")}
+    return None
+
+
+def _write_records(out_dir: str, anchor: dict[str, int], records: list[dict[str, object]], errors: int) -> None:
+    """``$SYSWEAVE_CUPTI_DIR/cupti-<pid>.jsonl``: the anchor line (clock readings in ns), then one record a line."""
+    path = os.path.join(out_dir, f"cupti-{os.getpid()}.jsonl")
+    with open(path, "w") as f:
+        f.write(json.dumps({"anchor": anchor, "pid": os.getpid(), "hook_errors": errors}) + "\n")
+        for r in records:
+            f.write(json.dumps(r, default=int) + "\n")
+
+
 def _install(out_dir: str) -> None:
     try:
         from cupti import cupti
@@ -56,29 +88,12 @@ def _install(out_dir: str) -> None:
 
     def completed(activities: list[object]) -> None:
         try:
-            _convert(activities)
+            for a in activities:
+                r = _record(a, kinds.CONCURRENT_KERNEL, kinds.MEMCPY, kinds.DRIVER)
+                if r is not None:
+                    records.append(r)
         except Exception:  # a field this CUPTI version names differently: count it, never raise into CUPTI
             errors[0] += 1
-
-    def _convert(activities: list[object]) -> None:
-        for a in activities:
-            k = _get(a, "kind")
-            if k == kinds.CONCURRENT_KERNEL:
-                records.append({"kind": "kernel", "name": str(_get(a, "name", default="")),
-                                "start": _get(a, "start"), "end": _get(a, "end"),
-                                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
-                                "correlationId": _get(a, "correlation_id", "correlationId"),
-                                **{f"grid{x}": _get(a, f"grid_{x.lower()}", f"grid{x}", default=1) for x in "XYZ"},
-                                **{f"block{x}": _get(a, f"block_{x.lower()}", f"block{x}", default=1) for x in "XYZ"}})
-            elif k == kinds.MEMCPY:
-                records.append({"kind": "memcpy", "copyKind": _get(a, "copy_kind", "copyKind"), "bytes": _get(a, "bytes"),
-                                "start": _get(a, "start"), "end": _get(a, "end"),
-                                "deviceId": _get(a, "device_id", "deviceId"), "streamId": _get(a, "stream_id", "streamId"),
-                                "correlationId": _get(a, "correlation_id", "correlationId")})
-            elif k == kinds.DRIVER:
-                records.append({"kind": "driver", "cbid": _get(a, "cbid"), "start": _get(a, "start"), "end": _get(a, "end"),
-                                "threadId": _get(a, "thread_id", "threadId"),
-                                "correlationId": _get(a, "correlation_id", "correlationId")})
 
     try:
         cupti.activity_register_callbacks(requested, completed)
@@ -94,11 +109,7 @@ def _install(out_dir: str) -> None:
             cupti.activity_flush_all(1)
         except Exception:
             pass
-        path = os.path.join(out_dir, f"cupti-{os.getpid()}.jsonl")
-        with open(path, "w") as f:
-            f.write(json.dumps({"anchor": anchor, "pid": os.getpid(), "hook_errors": errors[0]}) + "\n")
-            for r in records:
-                f.write(json.dumps(r, default=int) + "\n")
+        _write_records(out_dir, anchor, records, errors[0])
 
     atexit.register(flush)
 
