@@ -216,6 +216,26 @@ class EbpfCapture:
         start_watchdog()  # before arming: a process this one starts while armed is traced as the command's
         self.probe.arm(os.getpid())
         t0 = time.monotonic()
+        tree = self._start_tree(argv, env, cwd, stdin, stdout, stderr, private_tmp)
+        try:
+            status, usage, timed_out, interrupted = wait_contained(tree, timeout_s)
+            wall = time.monotonic() - t0
+            if timed_out or interrupted or kill_leftovers:
+                tree.kill_all()
+            elif self.options.follow:  # strace -f waits for every traced process
+                self._wait_for_descendants(tree.pid, 5.0)
+            cpu_tree, mem_tree = tree.cpu_s(), tree.peak_memory_kb()
+        finally:
+            tree.close()
+        result = self._finish(exit_status_code(status), tree.pid)
+        result.wall_s, result.timed_out, result.interrupted = wall, timed_out, interrupted
+        _set_resource_use(result, usage, cpu_tree, mem_tree)
+        return result
+
+    def _start_tree(self, argv: list[str], env: dict[str, str] | None, cwd: str | None, stdin: IO[bytes] | int | None,
+                    stdout: IO[bytes] | None, stderr: IO[bytes] | None, private_tmp: bool) -> ProcessTree:
+        """Start the command while the probe is armed, then disarm and track it. On failure (OSError,
+        ScratchError) the capture is shut down and the error raised."""
         try:
             here = cwd or os.getcwd()
             self.scratch = PrivateTmp(shared=[here], cwd=here) if private_tmp else None
@@ -229,28 +249,15 @@ class EbpfCapture:
         self.probe.disarm()
         self.probe.track(tree.pid)
         self._live.add(tree.pid)
-        try:
-            status, usage, timed_out, interrupted = wait_contained(tree, timeout_s)
-            wall = time.monotonic() - t0
-            if timed_out or interrupted or kill_leftovers:
-                tree.kill_all()
-            elif self.options.follow:  # strace -f waits for every traced process
-                end = time.monotonic() + 5
-                self._live.discard(tree.pid)
-                # copy(): the decoder thread adds and removes pids meanwhile (iterating the live set would race)
-                while {p for p in self._live.copy() if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
-                    time.sleep(0.05)
-            cpu_tree, mem_tree = tree.cpu_s(), tree.peak_memory_kb()
-        finally:
-            tree.close()
-        result = self._finish(exit_status_code(status), tree.pid)
-        result.wall_s, result.timed_out, result.interrupted = wall, timed_out, interrupted
-        result.cpu_s = cpu_tree if cpu_tree is not None else usage.ru_utime + usage.ru_stime
-        # wait4's ru_maxrss is no substitute: it includes the image before the exec (a forked Python: ~67 MB)
-        result.max_rss_kb = mem_tree or 0
-        result.accounting = ("cgroup cpu.stat" if cpu_tree is not None else "wait4 rusage (waited-for processes)") + \
-            (", memory cgroup peak" if mem_tree is not None else ", peak memory not measured (no memory cgroup)")
-        return result
+        return tree
+
+    def _wait_for_descendants(self, root_pid: int, limit_s: float) -> None:
+        """Wait (at most ``limit_s``) until every traced process but the reaped root has exited."""
+        end = time.monotonic() + limit_s
+        self._live.discard(root_pid)
+        # copy(): the decoder thread adds and removes pids meanwhile (iterating the live set would race)
+        while {p for p in self._live.copy() if os.path.exists(f"/proc/{p}")} and time.monotonic() < end:
+            time.sleep(0.05)
 
     def attach(self, pids: list[int], stop: threading.Event) -> CaptureResult:
         """Trace running processes until they exit or ``stop`` is set (Ctrl-C detaches, never kills)."""
@@ -326,6 +333,16 @@ class EbpfCapture:
                 extra.append(LostEvents(header(1 + j, root_pid), source, count))
         self._window_start = now
         return aggs, lost, extra
+
+
+def _set_resource_use(result: CaptureResult, usage: Any, cpu_tree: float | None, mem_tree: int | None) -> None:
+    """The run's CPU seconds and peak memory (KiB), from the tree's cgroup where there is one, else from wait4's
+    rusage (CPU only), and which of the two each came from."""
+    result.cpu_s = cpu_tree if cpu_tree is not None else usage.ru_utime + usage.ru_stime
+    # wait4's ru_maxrss is no substitute: it includes the image before the exec (a forked Python: ~67 MB)
+    result.max_rss_kb = mem_tree or 0
+    result.accounting = ("cgroup cpu.stat" if cpu_tree is not None else "wait4 rusage (waited-for processes)") + \
+        (", memory cgroup peak" if mem_tree is not None else ", peak memory not measured (no memory cgroup)")
 
 
 def host_addresses(netns: str | None = None) -> tuple[str, ...]:
