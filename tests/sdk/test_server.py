@@ -211,15 +211,17 @@ def test_the_sdk_stands_alone_on_the_standard_library() -> None:
             f"sys.path.insert(0, {str(ROOT / 'agents' / 'sdk')!r}); "
             "import sysweave.sdk as s; "
             "outside = sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names "
-            "and m not in ('sysweave', 'sysweave.sdk', '__main__')); "
+            "and m not in ('sysweave', 'sysweave.sdk', '__main__') and not m.startswith('sysweave.sdk.')); "
             "print(s.enabled(), outside)")
     env = {k: v for k, v in os.environ.items() if k not in ("SYSWEAVE_SDK_SOCKET", "PYTHONPATH")}
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "False []"
-    tree = ast.parse((ROOT / "agents" / "sdk" / "sysweave" / "sdk" / "__init__.py").read_text())
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
-        {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert all(m.split(".")[0] in sys.stdlib_module_names or m == "__future__" for m in imported), imported
+    for source in (ROOT / "agents" / "sdk" / "sysweave" / "sdk").glob("*.py"):  # the package and its private parts
+        tree = ast.parse(source.read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+            {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert all(m.split(".")[0] in sys.stdlib_module_names or m == "__future__" or m.startswith("sysweave.sdk.")
+                   for m in imported), (source.name, imported)
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

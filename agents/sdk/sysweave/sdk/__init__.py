@@ -32,44 +32,35 @@ import atexit
 import functools
 import os
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
+
+# the datagram encoder (private to the SDK), under the names this module has always used
+from sysweave.sdk._msgpack import COMPUTE_PREFIX as _COMPUTE_PREFIX
+from sysweave.sdk._msgpack import ELEMENTS as _ELEMENTS
+from sysweave.sdk._msgpack import KIND_COMPUTE as KIND_COMPUTE
+from sysweave.sdk._msgpack import KIND_LOST as KIND_LOST
+from sysweave.sdk._msgpack import KIND_MARK as KIND_MARK
+from sysweave.sdk._msgpack import KIND_TRANSPILER as KIND_TRANSPILER
+from sysweave.sdk._msgpack import MAX_ATTRS as MAX_ATTRS
+from sysweave.sdk._msgpack import PREFIX as _PREFIX
+from sysweave.sdk._msgpack import SCHEMA_VERSION as SCHEMA_VERSION
+from sysweave.sdk._msgpack import TIMES as _TIMES
+from sysweave.sdk._msgpack import encode_int as _int
+from sysweave.sdk._msgpack import encode_map as _map
+from sysweave.sdk._msgpack import encode_str as _str
+from sysweave.sdk._msgpack import encode_strs as _strs
 
 __all__ = ["ENV", "MAX_DATAGRAM", "compute_block", "connect", "enabled", "mark", "stats", "transpiler_decision"]
 
 ENV = "SYSWEAVE_SDK_SOCKET"
 MAX_DATAGRAM = 65536  # the receiver counts anything longer as oversized
-MAX_ATTRS = 64  # the codec's map limit; more attributes are cut and the cut counted in "sdk.attrs_cut"
-
-SCHEMA_VERSION = 1
-KIND_COMPUTE, KIND_TRANSPILER, KIND_LOST, KIND_MARK = 5, 6, 10, 15
-_FIELDS = {KIND_COMPUTE: 7, KIND_TRANSPILER: 9, KIND_LOST: 3, KIND_MARK: 2}
-
 F = TypeVar("F", bound="Callable[..., Any]")  # a string: collections.abc.Callable[...] needs 3.9 at run time
 
 
-# --- msgpack, the few forms the codec reads ----------------------------------------------------------------
-
-def _array_header(n: int) -> bytes:
-    return bytes([0x90 | n]) if n < 16 else b"\xdc" + struct.pack(">H", n)
-
-
-def _prefix(kind: int) -> bytes:
-    """[version, [kind, event_id=16 zero bytes, host_id="", pid=0, ..."""
-    return b"\x92" + bytes([SCHEMA_VERSION]) + _array_header(10 + _FIELDS[kind]) + bytes([kind]) + b"\xc4\x10" + \
-        bytes(16) + b"\xa0\x00"
-
-
-_PREFIX = {k: _prefix(k) for k in _FIELDS}
-_COMPUTE_PREFIX = _PREFIX[KIND_COMPUTE]
-# tid (u32), mono_ns (u64), wall_ns = 0, duration_ns (u64), lamport = 0, hlc = 0
-_TIMES = struct.Struct(">BIBQBBQBB")
-_STR_CACHE: dict[str, bytes] = {}
 _PARTS: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
-_ELEMENTS = struct.Struct(">BQ").pack  # elements: always uint 64 (0xcf), one pack
 _TIMES_PACK = _TIMES.pack
 _clock = time.monotonic_ns  # CLOCK_MONOTONIC on Linux: the kernel events' clock
 _local = threading.local()
@@ -97,82 +88,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _int(v: int) -> bytes:
-    if 0 <= v < 128:
-        return bytes([v])
-    if 0 <= v < 2**64:
-        return b"\xcf" + struct.pack(">Q", v)
-    if -(2**63) <= v < 0:
-        return b"\xd3" + struct.pack(">q", v)
-    return _str(str(v))  # beyond 64 bits: as text, not wrapped
-
-
-def _str(s: str) -> bytes:
-    cached = _STR_CACHE.get(s)
-    if cached is not None:
-        return cached
-    b = s.encode("utf-8", "replace")
-    n = len(b)
-    if n < 32:
-        out = bytes([0xA0 | n]) + b
-    elif n < 256:
-        out = b"\xd9" + bytes([n]) + b
-    elif n < 65536:
-        out = b"\xda" + struct.pack(">H", n) + b
-    else:
-        out = b"\xdb" + struct.pack(">I", n) + b
-    if len(_STR_CACHE) < 4096 and n < 256:
-        _STR_CACHE[s] = out
-    return out
-
-
-def _bin(b: bytes) -> bytes:
-    n = len(b)
-    if n < 256:
-        return b"\xc4" + bytes([n]) + b
-    if n < 65536:
-        return b"\xc5" + struct.pack(">H", n) + b
-    return b"\xc6" + struct.pack(">I", n) + b
-
-
-def _value(v: Any) -> bytes:
-    """An attribute value as the codec's ArgValue: nil, bool, int, str, bytes, array of ints or of strs."""
-    if v is None:
-        return b"\xc0"
-    if v is True:
-        return b"\xc3"
-    if v is False:
-        return b"\xc2"
-    if isinstance(v, int):
-        return _int(int(v))
-    if isinstance(v, str):
-        return _str(v)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return _bin(bytes(v))
-    if isinstance(v, (list, tuple)):
-        items = list(v)[:4096]
-        if all(isinstance(x, int) and not isinstance(x, bool) and -(2**63) <= x < 2**64 for x in items):
-            return _array_header(len(items)) + b"".join(_int(x) for x in items)
-        return _array_header(len(items)) + b"".join(_str(x if isinstance(x, str) else repr(x)) for x in items)
-    return _str(repr(v) if isinstance(v, float) else str(v))
-
-
-def _map(attrs: dict[str, Any] | None) -> bytes:
-    if not attrs:
-        return b"\x80"
-    items = list(attrs.items())
-    if len(items) > MAX_ATTRS:
-        items = items[:MAX_ATTRS - 1] + [("sdk.attrs_cut", len(items) - (MAX_ATTRS - 1))]
-    n = len(items)
-    head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
-    return head + b"".join(_str(str(k)) + _value(v) for k, v in items)
-
-
-def _strs(values: Iterable[str]) -> bytes:
-    items = [str(x) for x in values]
-    return _array_header(len(items)) + b"".join(_str(x) for x in items)
 
 
 # --- transport ------------------------------------------------------------------------------------------------
