@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sysweave.agents import records
-from sysweave.agents.bpf import syscalls
+from sysweave.agents.bpf import syscalls, syscalls_maps
 from sysweave.agents.bpf.contract import ContractError, contract, parse_header
 
 HEADER = Path(syscalls.bpf_dir()) / "syscalls.h"
@@ -78,10 +78,10 @@ def test_every_define_has_gccs_value(tmp_path: Path) -> None:
 def test_python_constants_come_from_the_header() -> None:
     c = contract()
     derived = (records.REC_SYSCALL, records.REC_EXEC, syscalls.CFG_MODE, syscalls.MODE_CGROUP, syscalls.FLAG_FOLLOW,
-               syscalls.HIST_BUCKETS)
+               syscalls_maps.HIST_BUCKETS)
     names = ("REC_SYSCALL", "REC_EXEC", "CFG_MODE", "MODE_CGROUP", "FLAG_FOLLOW", "HIST_BUCKETS")
     assert dict(zip(names, derived)) == {n: c[n] for n in names}
-    assert c.count(c.structs["agg_val"][-1]) == syscalls.HIST_BUCKETS
+    assert c.count(c.structs["agg_val"][-1]) == syscalls_maps.HIST_BUCKETS
 
 
 def test_the_parser_reads_what_it_is_given() -> None:

@@ -2,7 +2,8 @@
 
 The program is loaded by libbpf from syscalls.bpf.o, built ahead of time (CO-RE: no compiler or kernel
 headers at run time), or, where that object cannot be used (no kernel BTF, not built), compiled by bcc at
-run time (and reused from a pinned cache in bpffs by later runs).  capture_setup.py says which and why.
+run time (and reused from a pinned cache in bpffs by later runs: syscalls_bcc.py).  capture_setup.py says
+which and why. syscalls_maps.py reads the exact aggregates and loss counters out of the maps.
 
 Errors::
 
@@ -13,7 +14,6 @@ Errors::
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 import threading
@@ -30,9 +30,11 @@ from sysweave.agents.bpf.capture_setup import (
     say_fallback,
     unavailable_reason,
 )
-from sysweave.agents.bpf.contract import contract, header_text
+from sysweave.agents.bpf.contract import contract
 from sysweave.agents.bpf.libbpf_object import CoreObject
-from sysweave.agents.bpf.objects import Attachments, BpfMap, ObjectError, PinCache, RingBuffer, libbpf, tracepoint_link
+from sysweave.agents.bpf.objects import Attachments, BpfMap, ObjectError, PinCache, RingBuffer
+from sysweave.agents.bpf.syscalls_bcc import load_bcc, pin_sched_links
+from sysweave.agents.bpf.syscalls_maps import Aggregate, read_aggregates, read_lost
 from sysweave.agents.preconditions import REQUIRED_CAPABILITIES as REQUIRED_CAPABILITIES  # re-exported (chart tests)
 from sysweave.agents.preconditions import establish
 from sysweave.agents.preconditions import missing_capabilities as missing_capabilities
@@ -44,7 +46,6 @@ __all__ = ["ALWAYS_SHIP", "REQUIRED_CAPABILITIES", "BpfUnavailable", "CaptureErr
            "TargetError", "bpf_dir", "bpf_source", "dump_bpf", "missing_capabilities", "pid_max",
            "unavailable_reason"]
 
-log = logging.getLogger("sysweave.capture")
 # The contract (slots, modes, flags, target states, lost slots) comes from syscalls.h: never copied here.
 _C = contract()
 CFG_SLOW_NS, CFG_FLAGS, CFG_ARM_TGID = _C["CFG_SLOW_NS"], _C["CFG_FLAGS"], _C["CFG_ARM_TGID"]
@@ -55,7 +56,6 @@ TGT_NONE, TGT_ACTIVE = _C["TGT_NONE"], _C["TGT_ACTIVE"]
 OBS_IO, OBS_ALWAYS, OBS_NR_MAX = _C["OBS_IO"], _C["OBS_ALWAYS"], _C["OBS_NR_MAX"]
 LOST_RINGBUF, LOST_AGG_FULL, LOST_N = _C["LOST_RINGBUF"], _C["LOST_AGG_FULL"], _C["LOST_N"]
 LOST_START = _C["LOST_START"]
-HIST_BUCKETS = _C["HIST_BUCKETS"]
 CFG_GEN, CFG_AGG_NEXT, AGG_GEN_MASK = _C["CFG_GEN"], _C["CFG_AGG_NEXT"], _C["AGG_GEN_MASK"]
 AGG_GROUP = _C["AGG_GROUP"]  # aggregate slots per `aggs` value
 # Shipped whatever the sampling threshold: process lifecycle, and the rare calls that create the endpoints
@@ -77,15 +77,6 @@ class TargetError(CaptureError):
     pass
 
 
-# Programs of syscalls.bpf.c as bcc names them, and where each attaches.  A cached instance attaches the
-# raw syscall tracepoints per run (every syscall on the host pays for them while attached; detaching is
-# instant) and keeps the sched hooks attached through pinned links: they fire on fork/exec/exit only, do
-# nothing for untargeted processes, and detaching them costs ~60 ms each (RCU grace periods).
-RAW_PROGRAMS = {"raw_tracepoint__sys_enter": "sys_enter", "raw_tracepoint__sys_exit": "sys_exit"}
-SCHED_PROGRAMS = {f"tracepoint__sched__{e}": e for e in ("sched_process_fork", "sched_process_exec", "sched_process_exit")}
-# bcc only (the CO-RE object reads the exit status from the task): the signal a process dies of
-SCHED_PROGRAMS.update({f"tracepoint__signal__{e}": e for e in ("signal_generate", "signal_deliver")})
-PROGRAMS = [*RAW_PROGRAMS, *SCHED_PROGRAMS]
 # The CO-RE object's programs: raw tracepoints named after their event and a BTF tracepoint on sched_switch
 # (attached and detached at once)
 # (the switch hook first: a call must never be in flight on a CPU before its task can be switched out with it)
@@ -93,9 +84,6 @@ CORE_PROGRAMS = ("sched_switch_hook", "sys_enter", "sys_exit", "sched_process_fo
                  "sched_process_exit")
 MAPS = ("targets", "settings", "observable", "lost", "aggs", "agg_slots", "events")  # the ones user space touches
 _U32, _U64, _U8 = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<B")
-_AGG_KEY = _C.fixed_prefix("agg_key")[0]
-_AGG_VAL, _AGG_NAMES = _C.fixed_prefix("agg_val")
-_AGG_SIZE = _C.layout("agg_val")[1]
 _REC_AT = {k: off for k, (off, _) in _C.layout("rec", {"PATH_CAP": 0, "PAYLOAD_CAP": 0, "ARG_CAP": 0})[0].items()}
 REC_FORK, REC_EXIT = _C["REC_FORK"], _C["REC_EXIT"]
 MARKS_KEPT = 1 << 20  # pids remembered for end_run; beyond (a whole-host agent), the instance is not reused
@@ -114,22 +102,6 @@ def injected_drop_every() -> int:
         raise CaptureError(f"{TEST_DROP_ENV}={raw!r}: must be a positive integer N (a test hook that drops every "
                            f"Nth ring-buffer record); unset it for a normal capture")
     return int(raw)
-
-
-def cache_key(config: ProbeConfig) -> list[str]:
-    """What a pinned instance must match: program, header, cflags, kernel, and the bcc that compiled it."""
-    return [bpf_source(), header_text(), *config.cflags(), os.uname().release, os.uname().version, _libbcc_id()]
-
-
-def _libbcc_id() -> str:
-    # the library's size and mtime, not importlib.metadata (20 ms; Debian's python3-bpfcc may have none)
-    for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"):
-        try:
-            st = os.stat(f"{d}/libbcc.so.0")
-            return f"{st.st_size}:{int(st.st_mtime)}"
-        except OSError:
-            continue
-    return "unknown"
 
 
 class SyscallProbe:
@@ -155,7 +127,11 @@ class SyscallProbe:
         else:
             if why:
                 say_fallback(why)
-            self._load_bcc(cache)
+            try:
+                loaded = load_bcc(config, cache, MAPS, self._attached)
+            except ObjectError as exc:
+                raise BpfUnavailable(str(exc)) from exc
+            self.origin, self.maps, self._bpf, self._cache = loaded.origin, loaded.maps, loaded.bpf, loaded.cache
         self.queue: DropQueue[bytes] = DropQueue(config.queue_capacity)
         self._stop = threading.Event()
         self.drain_interval_s = 0.02
@@ -190,68 +166,6 @@ class SyscallProbe:
             raise BpfUnavailable(f"the BPF object failed to load or attach: {exc}") from exc
         self._core = obj
         self.maps = {n: BpfMap(obj.map_fd(n), n, owned=False) for n in MAPS}
-
-    def _load_bcc(self, cache: bool) -> None:
-        """syscalls.bpf.c compiled by bcc, or the pinned instance an earlier compile left (objects.PinCache)."""
-        self.origin = "compiled"
-        fds = None
-        if cache and PinCache.enabled():
-            self._cache = PinCache(cache_key(self.config))
-            if not self._cache.acquire():
-                self._cache = None  # other runs hold every instance: compile our own, and say why it is slow
-                log.warning("sysweave: every cached instance of the BPF program is in use by another run: "
-                            "compiling a private one (~2-3 s)")
-            else:
-                fds = self._cache.open(list(MAPS), list(RAW_PROGRAMS), [f"link_{n}" for n in SCHED_PROGRAMS])
-        if fds:
-            map_fds, prog_fds = fds
-            self.maps = {n: BpfMap(fd, n, owned=True) for n, fd in map_fds.items()}
-            try:
-                for name, where in RAW_PROGRAMS.items():
-                    self._attached.raw_tracepoint(prog_fds[name], where)
-            except ObjectError as exc:
-                self._attached.close()
-                raise BpfUnavailable(f"could not attach the cached BPF program: {exc}") from exc
-            finally:
-                for fd in prog_fds.values():
-                    os.close(fd)  # attached programs stay alive through their links
-            self.origin = "cache"
-        else:
-            self._compile()
-
-    def _compile(self) -> None:
-        from bcc import BPF
-
-        try:
-            self._bpf = BPF(text=bpf_source(), cflags=self.config.cflags())  # attaches the programs too
-        except Exception as exc:  # bcc raises bare Exception for compile/load failures
-            if self._cache:
-                self._cache.release(clean=False)
-            raise BpfUnavailable(f"the BPF program failed to compile or load: {exc}") from exc
-        self.maps = {n: BpfMap(self._bpf[n.encode()].map_fd, n, owned=False) for n in MAPS}
-        if self._cache:
-            fds = {n: m.fd for n, m in self.maps.items()}
-            fds.update({n: self._bpf.funcs[n.encode()].fd for n in PROGRAMS})
-            self._cache.store(fds)  # the sched links are pinned at close, once bcc's own attachments are gone
-
-    def _pin_sched_links(self, cache: PinCache) -> bool:
-        """Attach the pinned sched programs through links and pin those (a compiled instance, at close)."""
-        for name, event in SCHED_PROGRAMS.items():
-            prog = libbpf().bpf_obj_get(f"{cache.dir}/{name}".encode())
-            if prog < 0:
-                return False
-            try:
-                link = tracepoint_link(prog, name.split("__")[1], event)  # tracepoint__CATEGORY__EVENT
-            except ObjectError:
-                return False
-            finally:
-                os.close(prog)
-            try:
-                if not cache.pin(f"link_{name}", link):
-                    return False
-            finally:
-                os.close(link)
-        return True
 
     def _init_maps(self) -> None:
         """Every slot user space owns, from scratch (a cached instance carries the previous run's values)."""
@@ -394,36 +308,12 @@ class SyscallProbe:
         self.queue.close()
 
     # --- exact statistics ---
-    def aggregates(self) -> list[tuple[int, int, int, int, int, list[int]]]:
+    def aggregates(self) -> list[Aggregate]:
         """(tgid, nr, calls, errors, total_ns, hist_log2) per (process, syscall), summed over CPUs."""
-        slots, aggs = self.maps["agg_slots"], self.maps["aggs"]
-        calls_i, errors_i, total_i = _AGG_NAMES.index("calls"), _AGG_NAMES.index("errors"), _AGG_NAMES.index("total_ns")
-        hist_i = _AGG_NAMES.index("hist0")
-        out, groups = [], {}  # group -> its per-CPU values, read once
-        for key in list(slots.keys()):
-            raw = slots.lookup(key)
-            if raw is None:
-                continue
-            group, at = divmod(_U32.unpack_from(raw)[0], AGG_GROUP)
-            if group not in groups:
-                value = aggs.lookup(_U32.pack(group))
-                groups[group] = aggs.per_cpu(value) if value is not None else []
-            at *= _AGG_SIZE
-            rows = [_AGG_VAL.unpack_from(v, at) for v in groups[group]]
-            if not rows:
-                continue
-            calls = sum(r[calls_i] for r in rows)
-            if not calls:
-                continue
-            hist = [sum(r[hist_i + i] for r in rows) for i in range(HIST_BUCKETS)]
-            tgid, nr = _AGG_KEY.unpack(key)
-            out.append((tgid, nr, calls, sum(r[errors_i] for r in rows), sum(r[total_i] for r in rows), hist))
-        return out
+        return read_aggregates(self.maps["agg_slots"], self.maps["aggs"])
 
     def _lost_slot(self, slot: int) -> int:
-        table = self.maps["lost"]
-        value = table.lookup(_U32.pack(slot))
-        return sum(_U64.unpack(v)[0] for v in table.per_cpu(value)) if value else 0
+        return read_lost(self.maps["lost"], slot)
 
     def lost(self) -> dict[str, int]:
         """Records lost this run, by where: the kernel's ring buffer, the aggregate table, the decoder's queue
@@ -449,6 +339,6 @@ class SyscallProbe:
         if self._bpf is not None:
             self._bpf.cleanup()  # detaches bcc's attachments (pinned programs and maps stay)
             if self._cache and clean:
-                clean = self._pin_sched_links(self._cache)
+                clean = pin_sched_links(self._cache)
         if self._cache:
             self._cache.release(clean)

@@ -41,7 +41,7 @@ def _get(a: object, *names: str, default: object = 0) -> object:
     return default
 
 
-def _record(a: object, kernel: object, memcpy: object, driver: object) -> dict[str, object] | None:
+def _record(a: object, kernel: object, memcpy: object, driver: object) -> "dict[str, object] | None":  # quoted for Python 3.9
     """One CUPTI activity record with CUPTI's C field names (None: a kind not asked for). ``kernel``,
     ``memcpy``, ``driver``: this CUPTI's ActivityKind values for CONCURRENT_KERNEL, MEMCPY and DRIVER."""
     k = _get(a, "kind")
