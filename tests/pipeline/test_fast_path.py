@@ -28,7 +28,8 @@ from sysweave.schemas.events import (
 from sysweave.streams.buffer import TraceBuffer, finish
 from sysweave.streams.pipeline import FINISHED, FinishedTrace, build_trace, trace_events
 from sysweave.streams.pipeline.causality import with_stamp
-from sysweave.streams.pipeline.fdtrack import Op, ResourceKind, track, track_streams
+from sysweave.streams.pipeline.fdresources import Op, ResourceKind
+from sysweave.streams.pipeline.fdtrack import track, track_streams
 from sysweave.streams.pipeline.wire import encode_finished
 from sysweave.streams.worker import encode_trace
 

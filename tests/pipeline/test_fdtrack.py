@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import sysweave.streams.pipeline.fdtrack as fdtrack
 from sysweave.schemas.events import EventHeader, ProcessEvent, ProcessEventType, SyscallSpan
-from sysweave.streams.pipeline.fdtrack import FdTracker, Op, ResourceKind, track
+from sysweave.streams.pipeline.fdresources import Op, ResourceKind
+from sysweave.streams.pipeline.fdtrack import FdTracker, track
 
 _seq = itertools.count(1)
 

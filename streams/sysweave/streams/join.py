@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from sysweave.schemas.events import Event, EventHeader, HostInfo, ProcessEvent, ProcessEventType, SyscallSpan
 from sysweave.schemas.topics import Sighting
 from sysweave.streams.endpoints import EndpointTable, SightingScanner, split_addr
-from sysweave.streams.pipeline.fdtrack import FdTracker, Op, ResourceKind
+from sysweave.streams.pipeline.fdresources import Op, ResourceKind
+from sysweave.streams.pipeline.fdtrack import FdTracker
 
 __all__ = [
     "Plan",

@@ -56,11 +56,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sysweave.schemas.events import CausalStamp, Event, UnifiedTrace
-from sysweave.streams.pipeline import assembly, causality, clocksync, fdtrack, hlc
+from sysweave.streams.pipeline import assembly, causality, clocksync, fdresources, fdtrack, hlc
 from sysweave.streams.pipeline.assembly import assemble, trace_events
 
 __all__ = ["FINISHED", "STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "apply_stamps", "assembly",
-           "build_trace", "causality", "clocksync", "fdtrack", "hlc", "trace_events"]
+           "build_trace", "causality", "clocksync", "fdresources", "fdtrack", "hlc", "trace_events"]
 
 
 class Step(Protocol):

@@ -34,7 +34,8 @@ from sysweave.schemas.events import (
     UnifiedTrace,
 )
 from sysweave.streams.pipeline.assembly import derived_edge
-from sysweave.streams.pipeline.fdtrack import Access, Op, Resource, ResourceKind, track_streams
+from sysweave.streams.pipeline.fdresources import Access, Op, Resource, ResourceKind
+from sysweave.streams.pipeline.fdtrack import track_streams
 
 __all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "causal_stamps", "derive_edges",
            "lamport_stamps",

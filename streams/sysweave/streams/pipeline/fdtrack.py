@@ -2,8 +2,9 @@
 
 Feed it a host's events in program order (``mono_ns``, then ``event_id``; :func:`track` sorts for you) and it
 answers, per system call, which *resource* the call used or created and which paths it named, resolved
-against the calling process's working directory. Causality builds byte streams (pipe and TCP edges) from
-its answers; the validator's Obs extraction builds files, connections and stdio from the same answers.
+against the calling process's working directory (an :class:`Access` of a :class:`Resource`: ``fdresources``).
+Causality builds byte streams (pipe and TCP edges) from its answers; the validator's Obs extraction builds
+files, connections and stdio from the same answers.
 
 State, keyed by ``(host_id, pid)`` (a pid is the kernel tgid, so a process's threads share one table):
 
@@ -60,15 +61,14 @@ Worked example (one host; fd 0-2 of a process first seen are its inherited stdio
 
 from __future__ import annotations
 
-import enum
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from sysweave.schemas.events import Event, ProcessEvent, ProcessEventType, SyscallSpan
+from sysweave.streams.pipeline.fdresources import Access, Op, Resource, ResourceKind
 
-__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "RW_CALLS", "TRANSFERS", "WRITES", "Access", "FdTracker", "Op", "Resource",
-           "ResourceKind", "track", "track_streams"]
+__all__ = ["AT_FDCWD", "EINPROGRESS", "READS", "RW_CALLS", "TRANSFERS", "WRITES", "FdTracker", "track", "track_streams"]
 
 AT_FDCWD = -100
 EINPROGRESS = 115
@@ -86,90 +86,6 @@ TRANSFERS = {"sendfile": ("out_fd", "in_fd", "arg0", "arg1"), "splice": ("fd_out
 _OPENS = frozenset({"open", "openat", "openat2", "creat"})
 # path argument -> the dirfd argument it is relative to (decoded names, see agents' syscall_args)
 _PATH_ARGS = (("path", "dirfd"), ("oldpath", "olddirfd"), ("newpath", "newdirfd"), ("linkpath", "newdirfd"))
-
-
-class ResourceKind(enum.StrEnum):
-    STDIO = "stdio"  # fd 0/1/2 inherited from outside the trace (``Resource.stdio`` says which)
-    FILE = "file"  # opened by path (regular file, directory, device: whatever the path named)
-    PIPE = "pipe"
-    SOCKETPAIR = "socketpair"
-    SOCKET = "socket"  # created by socket(), not (yet) connected: listening, UDP, or before connect
-    CONN = "conn"  # a connected stream socket: connect()ed ("client") or accept()ed ("server")
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """What an fd refers to (one open file description, or one end of a pipe/socketpair).
-
-    ``id`` is unique within a tracker (creation order, from 1) and shared by both ends of a pipe or
-    socketpair; ``end`` tells the ends apart (pipe: 0 read, 1 write; socketpair: 0 and 1; others 0).
-    ``host``/``pid``: the process that created it. ``path``: FILE, the resolved path (absolute unless the
-    tracker's cwd was unknown). ``remote``: CONN, the peer address as decoded (client: connect's address,
-    server: the address accept returned), e.g. "10.0.0.2:7000". ``role``: CONN, "client" or "server".
-    ``stdio``: STDIO, the inherited descriptor number 0, 1 or 2 (-1 otherwise).
-    """
-
-    kind: ResourceKind
-    id: int
-    host: str = ""
-    pid: int = 0
-    end: int = 0
-    path: str = ""
-    remote: str = ""
-    role: str = ""
-    stdio: int = -1
-
-    def stream(self, write: bool) -> tuple[int, int] | None:
-        """The byte stream a write (``write=True``) or read on this end moves bytes through: ``(id, e)``
-        for writes on end e, ``(id, 1 - e)`` for reads. None for files, stdio and unconnected sockets."""
-        if self.kind not in (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN):
-            return None
-        return (self.id, self.end) if write else (self.id, 1 - self.end)
-
-
-class Op(enum.StrEnum):
-    OPEN = "open"  # resource: the new FILE
-    READ = "read"  # resource: the fd's; nbytes = ret
-    WRITE = "write"
-    CLOSE = "close"  # resource: what the fd referred to (None for close_range, several fds)
-    DUP = "dup"  # resource: the shared one; fd = the new fd
-    PIPE = "pipe"  # pipe/pipe2/socketpair; resource: end 0 (fd = its fd), fd2 = end 1's fd
-    SOCKET = "socket"
-    CONNECT = "connect"  # resource: the new CONN
-    ACCEPT = "accept"
-    CHDIR = "chdir"  # paths: (new cwd,)
-    OTHER = "other"  # any other successful call; paths: the resolved paths it names (rename, unlink, ...)
-
-
-@dataclass(slots=True)  # one per call on the hot path: not frozen (frozen construction costs ~2x)
-class Access:
-    """What one successful system call did, as the tracker resolved it.
-
-    ``fd``: the descriptor used (reads, writes, close, connect) or created (open, dup, accept, socket,
-    pipe's end 0); -1 when none. ``resource``: see :class:`Op` (None when the fd was unknown, e.g. an fd
-    inherited from outside the trace other than 0-2). ``paths``: every path argument, resolved, in argument
-    order (open's path; rename's old and new; chdir's new cwd). ``stream``: the byte-stream key of a read or
-    write (:meth:`Resource.stream`), None otherwise. In-kernel transfers (sendfile, splice, copy_file_range,
-    tee) are a WRITE of ``nbytes`` into ``resource`` (fd ``fd``, no payload) whose bytes came from ``source``
-    (fd ``fd2``); ``consumed`` tells whether they were taken from it (all but tee, which copies). A CONNECT's
-    ``source`` is what its fd referred to before (the socket it connected; None when the fd was unknown).
-    """
-
-    event: SyscallSpan
-    op: Op
-    resource: Resource | None = None
-    fd: int = -1
-    fd2: int = -1
-    nbytes: int = 0
-    paths: tuple[str, ...] = ()
-    source: Resource | None = None
-    consumed: bool = False
-
-    @property
-    def stream(self) -> tuple[int, int] | None:
-        if self.resource is None or self.op not in (Op.READ, Op.WRITE):
-            return None
-        return self.resource.stream(self.op is Op.WRITE)
 
 
 @dataclass
@@ -278,7 +194,8 @@ class FdTracker:
             return None
         if e.ret < 0 and not (e.name == "connect" and e.ret == -EINPROGRESS):
             return None  # a non-blocking connect returns EINPROGRESS and then carries the connection
-        return self._syscall(e)
+        h = e.h  # the caller's table made first (its stdio numbered before anything the call creates)
+        return _BY_CALL.get(e.name, FdTracker._other)(self, e, self._table(h.host_id, h.pid))
 
     def _table(self, host: str, pid: int) -> _Table:
         t = self._tables.get((host, pid))
@@ -307,95 +224,136 @@ class FdTracker:
             for fd in list(t.cloexec):
                 t.drop(fd)
 
-    def _syscall(self, e: SyscallSpan) -> Access:
-        host, pid, name, a, ret = e.h.host_id, e.h.pid, e.name, e.args, e.ret
-        t = self._table(host, pid)
+    # --- one handler per family of system calls (:data:`_BY_CALL`), each given the caller's table ---
+    def _rw(self, e: SyscallSpan, t: _Table) -> Access:
+        fd = _int(e.args.get("fd"))
+        return Access(e, Op.WRITE if e.name in WRITES else Op.READ, self._deref(t.fds.get(fd)), fd, nbytes=max(e.ret, 0))
+
+    def _transfer(self, e: SyscallSpan, t: _Table) -> Access:
+        a = e.args
+        out_name, in_name, out_raw, in_raw = TRANSFERS[e.name]
+        out_fd = _int(a.get(out_name, a.get(out_raw)))
+        in_fd = _int(a.get(in_name, a.get(in_raw)))
+        return Access(e, Op.WRITE, self._deref(t.fds.get(out_fd)), out_fd, in_fd, max(e.ret, 0),
+                      source=self._deref(t.fds.get(in_fd)), consumed=e.name != "tee")
+
+    def _open(self, e: SyscallSpan, t: _Table) -> Access:
+        h, a = e.h, e.args
+        path = self.resolve(h.host_id, h.pid, str(a.get("path", "")), _int(a.get("dirfd"), AT_FDCWD))
+        flags = _int(a.get("flags"), 0) if e.name != "creat" else 0
+        res = self._new(ResourceKind.FILE, h.host_id, h.pid, path=path)
+        t.set(e.ret, res, bool(flags & O_CLOEXEC))
+        return Access(e, Op.OPEN, res, e.ret, paths=(path,))
+
+    def _close(self, e: SyscallSpan, t: _Table) -> Access:
+        fd = _int(e.args.get("fd"))
+        return Access(e, Op.CLOSE, self._deref(t.drop(fd)), fd)
+
+    def _close_range(self, e: SyscallSpan, t: _Table) -> Access:
+        a = e.args
+        first = _int(a.get("first", a.get("fd", a.get("arg0"))), 0)
+        last = _int(a.get("last", a.get("max_fd", a.get("arg1"))), 0)
+        flags = _int(a.get("flags", a.get("arg2")), 0)
+        for n in [n for n in t.fds if first <= (n & 0xFFFFFFFF) <= (last & 0xFFFFFFFF)]:  # unsigned, as the kernel
+            if flags & CLOSE_RANGE_CLOEXEC:
+                t.cloexec.add(n)
+            else:
+                t.drop(n)
+        return Access(e, Op.CLOSE)
+
+    def _dup(self, e: SyscallSpan, t: _Table) -> Access:
+        """dup/dup2/dup3 and fcntl F_DUPFD(_CLOEXEC): ``ret`` is the new fd."""
+        name, a, ret = e.name, e.args, e.ret
+        old = _int(a.get("oldfd", a.get("fd")))
+        shared = t.fds.get(old)
+        cloexec = (name == "dup3" and bool(_int(a.get("flags"), 0) & O_CLOEXEC)) or (
+            name == "fcntl" and a.get("cmd") == F_DUPFD_CLOEXEC)
+        if shared is None:
+            t.drop(ret)  # dup2 over an open fd closes it first
+        elif ret != old:
+            t.set(ret, shared, cloexec)
+        return Access(e, Op.DUP, self._deref(shared), ret)
+
+    def _fcntl(self, e: SyscallSpan, t: _Table) -> Access:
+        """F_DUPFD(_CLOEXEC) duplicates, F_SETFD sets close-on-exec; any other command changes no table."""
+        cmd, fd = e.args.get("cmd"), _int(e.args.get("fd"))
+        if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+            return self._dup(e, t)
+        if cmd != F_SETFD or fd not in t.fds:
+            return self._other(e, t)
+        if _int(e.args.get("arg"), 0) & FD_CLOEXEC:
+            t.cloexec.add(fd)
+        else:
+            t.cloexec.discard(fd)
+        return Access(e, Op.OTHER, self._deref(t.fds.get(fd)), fd)
+
+    def _pipe(self, e: SyscallSpan, t: _Table) -> Access:
+        """pipe/pipe2/socketpair: one resource, two ends (0 and 1) on the two fds the call returned."""
+        name, a = e.name, e.args
+        pair = a.get("pipefd", a.get("sv"))
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            return Access(e, Op.PIPE)
+        kind = ResourceKind.SOCKETPAIR if name == "socketpair" else ResourceKind.PIPE
+        cloexec = bool(_int(a.get("type" if name == "socketpair" else "flags"), 0) & O_CLOEXEC)
+        r0 = self._new(kind, e.h.host_id, e.h.pid)
+        r1 = replace(r0, end=1)
+        t.set(int(pair[0]), r0, cloexec)
+        t.set(int(pair[1]), r1, cloexec)
+        return Access(e, Op.PIPE, r0, int(pair[0]), int(pair[1]))
+
+    def _socket(self, e: SyscallSpan, t: _Table) -> Access:
+        res = self._new(ResourceKind.SOCKET, e.h.host_id, e.h.pid)
+        t.set(e.ret, res, bool(_int(e.args.get("type"), 0) & O_CLOEXEC))
+        return Access(e, Op.SOCKET, res, e.ret)
+
+    def _connect(self, e: SyscallSpan, t: _Table) -> Access:
+        fd = _int(e.args.get("fd"))
+        res = self._new(ResourceKind.CONN, e.h.host_id, e.h.pid, remote=str(e.args.get("addr", "")), role="client")
+        sock = t.fds.get(fd)
+        before = self._deref(sock)
+        if sock is not None and sock.kind is ResourceKind.SOCKET:
+            self._connected[sock.id] = res  # every fd sharing that socket (dup, fork) now sees the connection
+        else:
+            t.set(fd, res, fd in t.cloexec)
+        return Access(e, Op.CONNECT, res, fd, source=before)
+
+    def _accept(self, e: SyscallSpan, t: _Table) -> Access:
+        a = e.args
+        res = self._new(ResourceKind.CONN, e.h.host_id, e.h.pid, remote=str(a.get("addr", "")), role="server")
+        t.set(e.ret, res, e.name == "accept4" and bool(_int(a.get("flags"), 0) & O_CLOEXEC))
+        return Access(e, Op.ACCEPT, res, e.ret)
+
+    def _chdir(self, e: SyscallSpan, t: _Table) -> Access:
+        """chdir (a path) and fchdir (an fd opened on a directory; an unknown one leaves the cwd unknown)."""
+        host, pid, fd = e.h.host_id, e.h.pid, _int(e.args.get("fd"))
+        if e.name == "chdir":
+            new: str | None = self.resolve(host, pid, str(e.args.get("path", "")))
+        else:
+            dres = self._deref(t.fds.get(fd))
+            new = dres.path if dres is not None and dres.kind is ResourceKind.FILE else None
+        self._cwds[(host, pid)] = new
+        return Access(e, Op.CHDIR, fd=fd, paths=(new,) if new else ())
+
+    def _other(self, e: SyscallSpan, t: _Table) -> Access:
+        """Any call that changes no fd table: its fd's resource, and every path argument it names, resolved."""
+        host, pid, a = e.h.host_id, e.h.pid, e.args
         fd = _int(a.get("fd"))
-        if name in WRITES or name in READS:
-            write = name in WRITES
-            return Access(e, Op.WRITE if write else Op.READ, self.resource(host, pid, fd), fd, nbytes=max(ret, 0))
-        if name in TRANSFERS:
-            out_name, in_name, out_raw, in_raw = TRANSFERS[name]
-            out_fd = _int(a.get(out_name, a.get(out_raw)))
-            in_fd = _int(a.get(in_name, a.get(in_raw)))
-            return Access(e, Op.WRITE, self.resource(host, pid, out_fd), out_fd, in_fd, max(ret, 0),
-                          source=self.resource(host, pid, in_fd), consumed=name != "tee")
-        if name in _OPENS:
-            path = self.resolve(host, pid, str(a.get("path", "")), _int(a.get("dirfd"), AT_FDCWD))
-            flags = _int(a.get("flags"), 0) if name != "creat" else 0
-            res = self._new(ResourceKind.FILE, host, pid, path=path)
-            t.set(ret, res, bool(flags & O_CLOEXEC))
-            return Access(e, Op.OPEN, res, ret, paths=(path,))
-        if name == "close":
-            return Access(e, Op.CLOSE, self._deref(t.drop(fd)), fd)
-        if name == "close_range":
-            first = _int(a.get("first", a.get("fd", a.get("arg0"))), 0)
-            last = _int(a.get("last", a.get("max_fd", a.get("arg1"))), 0)
-            flags = _int(a.get("flags", a.get("arg2")), 0)
-            for n in [n for n in t.fds if first <= (n & 0xFFFFFFFF) <= (last & 0xFFFFFFFF)]:
-                if flags & CLOSE_RANGE_CLOEXEC:
-                    t.cloexec.add(n)
-                else:
-                    t.drop(n)
-            return Access(e, Op.CLOSE)
-        if name in ("dup", "dup2", "dup3") or (name == "fcntl" and a.get("cmd") in (F_DUPFD, F_DUPFD_CLOEXEC)):
-            old = _int(a.get("oldfd", a.get("fd")))
-            shared = t.fds.get(old)
-            cloexec = (name == "dup3" and bool(_int(a.get("flags"), 0) & O_CLOEXEC)) or (
-                name == "fcntl" and a.get("cmd") == F_DUPFD_CLOEXEC)
-            if shared is None:
-                t.drop(ret)  # dup2 over an open fd closes it first
-            elif ret != old:
-                t.set(ret, shared, cloexec)
-            return Access(e, Op.DUP, self._deref(shared), ret)
-        if name == "fcntl" and a.get("cmd") == F_SETFD and fd in t.fds:
-            if _int(a.get("arg"), 0) & FD_CLOEXEC:
-                t.cloexec.add(fd)
-            else:
-                t.cloexec.discard(fd)
-            return Access(e, Op.OTHER, self.resource(host, pid, fd), fd)
-        if name in ("pipe", "pipe2", "socketpair"):
-            pair = a.get("pipefd", a.get("sv"))
-            if not (isinstance(pair, tuple) and len(pair) == 2):
-                return Access(e, Op.PIPE)
-            kind = ResourceKind.SOCKETPAIR if name == "socketpair" else ResourceKind.PIPE
-            cloexec = bool(_int(a.get("type" if name == "socketpair" else "flags"), 0) & O_CLOEXEC)
-            r0 = self._new(kind, host, pid)
-            r1 = replace(r0, end=1)
-            t.set(int(pair[0]), r0, cloexec)
-            t.set(int(pair[1]), r1, cloexec)
-            return Access(e, Op.PIPE, r0, int(pair[0]), int(pair[1]))
-        if name == "socket":
-            res = self._new(ResourceKind.SOCKET, host, pid)
-            t.set(ret, res, bool(_int(a.get("type"), 0) & O_CLOEXEC))
-            return Access(e, Op.SOCKET, res, ret)
-        if name == "connect":
-            res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="client")
-            sock = t.fds.get(fd)
-            before = self._deref(sock)
-            if sock is not None and sock.kind is ResourceKind.SOCKET:
-                self._connected[sock.id] = res  # every fd sharing that socket (dup, fork) now sees the connection
-            else:
-                t.set(fd, res, fd in t.cloexec)
-            return Access(e, Op.CONNECT, res, fd, source=before)
-        if name in ("accept", "accept4"):
-            res = self._new(ResourceKind.CONN, host, pid, remote=str(a.get("addr", "")), role="server")
-            t.set(ret, res, name == "accept4" and bool(_int(a.get("flags"), 0) & O_CLOEXEC))
-            return Access(e, Op.ACCEPT, res, ret)
-        if name in ("chdir", "fchdir"):
-            if name == "chdir":
-                new: str | None = self.resolve(host, pid, str(a.get("path", "")))
-            else:
-                dres = self.resource(host, pid, fd)
-                new = dres.path if dres is not None and dres.kind is ResourceKind.FILE else None
-            self._cwds[(host, pid)] = new
-            return Access(e, Op.CHDIR, fd=fd, paths=(new,) if new else ())
         paths = tuple(self.resolve(host, pid, str(a[p]), _int(a.get(d), AT_FDCWD))
                       for p, d in _PATH_ARGS if isinstance(a.get(p), str))
-        return Access(e, Op.OTHER, self.resource(host, pid, fd) if fd >= 0 else None, fd, paths=paths)
+        return Access(e, Op.OTHER, self._deref(t.fds.get(fd)) if fd >= 0 else None, fd, paths=paths)
 
     def _deref(self, res: Resource | None) -> Resource | None:
         return self._connected.get(res.id, res) if res is not None and res.kind is ResourceKind.SOCKET else res
+
+
+# system call name -> its family's handler (a call not named here is ``_other``): one lookup per call
+_BY_CALL: dict[str, Callable[[FdTracker, SyscallSpan, _Table], Access]] = {
+    **dict.fromkeys(RW_CALLS, FdTracker._rw), **dict.fromkeys(TRANSFERS, FdTracker._transfer),
+    **dict.fromkeys(_OPENS, FdTracker._open), "close": FdTracker._close, "close_range": FdTracker._close_range,
+    **dict.fromkeys(("dup", "dup2", "dup3"), FdTracker._dup), "fcntl": FdTracker._fcntl,
+    **dict.fromkeys(("pipe", "pipe2", "socketpair"), FdTracker._pipe), "socket": FdTracker._socket,
+    "connect": FdTracker._connect, **dict.fromkeys(("accept", "accept4"), FdTracker._accept),
+    **dict.fromkeys(("chdir", "fchdir"), FdTracker._chdir)}
 
 
 def track(events: Iterable[Event], cwd: str | None = None) -> Iterator[Access]:

@@ -1,7 +1,7 @@
 """What each kind of operation contributes to a run's effects (pure): one handler per operation.
 
-fdtrack (``streams.pipeline.fdtrack``) resolves every successful call into an :class:`~fdtrack.Access` whose
-:class:`~fdtrack.Op` says what kind of operation it was; :data:`BY_OP` maps each kind to the handler that
+fdtrack (``streams.pipeline.fdtrack``) resolves every successful call into an :class:`~fdresources.Access` whose
+:class:`~fdresources.Op` says what kind of operation it was; :data:`BY_OP` maps each kind to the handler that
 records its effect in the :class:`~.extraction.Extraction`, and :data:`BY_CALL` does the same, by call name,
 for the calls fdtrack files under ``Op.OTHER`` (path writes, fd writes, bind, kill). A new effect is one
 handler in one of the two tables. Reads and writes (the bulk of a trace) come through :func:`rw`.
@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from sysweave.schemas.events import ProcessEvent, ProcessEventType, SyscallSpan
 from sysweave.schemas.fscalls import CREATES, FD_WRITES, PATH_WRITES
-from sysweave.streams.pipeline.fdtrack import TRANSFERS, Access, Op, Resource, ResourceKind
+from sysweave.streams.pipeline.fdresources import Access, Op, Resource, ResourceKind
+from sysweave.streams.pipeline.fdtrack import TRANSFERS
 from sysweave.validator.equivalence import moved
 from sysweave.validator.equivalence.extraction import Extraction, Pending
 from sysweave.validator.equivalence.model import (

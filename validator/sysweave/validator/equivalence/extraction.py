@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sysweave.schemas.events import Event, FileState, SyscallSpan
-from sysweave.streams.pipeline.fdtrack import FdTracker, Resource
+from sysweave.streams.pipeline.fdresources import Resource
+from sysweave.streams.pipeline.fdtrack import FdTracker
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.model import IGNORED_PARTS, IGNORED_PREFIXES, Conversation, Key, Obs, Origin
 from sysweave.validator.equivalence.pipes import Piece, PipeModel

@@ -15,7 +15,7 @@ fallback without a file position, a file the run changed) stay a gap of the conv
 from __future__ import annotations
 
 from sysweave.schemas.events import SyscallSpan
-from sysweave.streams.pipeline.fdtrack import Access, Resource, ResourceKind
+from sysweave.streams.pipeline.fdresources import Access, Resource, ResourceKind
 from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.filestate import from_event
 from sysweave.validator.equivalence.pipes import FileRange, Piece, Unknown

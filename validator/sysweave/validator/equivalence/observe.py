@@ -36,7 +36,8 @@ import os
 from collections.abc import Callable, Iterable
 
 from sysweave.schemas.events import Event, FileState, LostEvents, ProcessEvent, SyscallSpan
-from sysweave.streams.pipeline.fdtrack import RW_CALLS, WRITES, ResourceKind
+from sysweave.streams.pipeline.fdresources import ResourceKind
+from sysweave.streams.pipeline.fdtrack import RW_CALLS, WRITES
 from sysweave.validator.equivalence.effects import BY_OP, exec_failed, process_event, rw, stdio
 from sysweave.validator.equivalence.extraction import Extraction
 from sysweave.validator.equivalence.filestate import FileEffect
