@@ -244,7 +244,7 @@ def plan_tree(key: bytes, events: Iterable[Event], table: EndpointTable, waited_
 
 def host_infos(events: Iterable[Event], table: EndpointTable) -> list[HostInfo]:
     """A HostInfo (addresses from the table) for each host of ``events`` that has none among them: a joined
-    trace needs every host's addresses to match its connections (``causality.match_tcp``), and a host's own
+    trace needs every host's addresses to match its connections (``streamedges.match_tcp``), and a host's own
     HostInfo travels under its agent's key, not its trees'. Stable event ids: the same addresses give the same
     event (deduplicated on re-emission)."""
     evs = list(events)

@@ -9,7 +9,7 @@ an ordered list of steps with one small interface, as Jaeger's trace adjusters: 
 trace, may change it in place, and returns it; what it could not do it appends to ``warnings`` (reported,
 never hidden, never fatal). The default :data:`STEPS`:
 
-1. ``CausalEdges``  pipe and TCP edges from the one fd tracker (``fdtrack``, ``causality``);
+1. ``CausalEdges``  pipe and TCP edges from the one fd tracker (``fdtrack``, ``streamedges``);
 2. ``ClockSync``    cross-host offsets from the TCP send/receive pairs, and every wall time of a corrected
                     host shifted by its offset — the ONLY place times are corrected; a ClockEstimate is
                     recorded per corrected host, and hosts that already carry one are left alone;
@@ -56,11 +56,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sysweave.schemas.events import CausalStamp, Event, UnifiedTrace
-from sysweave.streams.pipeline import assembly, causality, clocksync, fdresources, fdtrack, hlc
+from sysweave.streams.pipeline import assembly, causality, clocksync, fdresources, fdtrack, hlc, streamedges
 from sysweave.streams.pipeline.assembly import assemble, trace_events
 
 __all__ = ["FINISHED", "STEPS", "CausalEdges", "CausalStamps", "ClockSync", "FinishedTrace", "Step", "apply_stamps", "assembly",
-           "build_trace", "causality", "clocksync", "fdresources", "fdtrack", "hlc", "trace_events"]
+           "build_trace", "causality", "clocksync", "fdresources", "fdtrack", "hlc", "streamedges",
+           "trace_events"]
 
 
 class Step(Protocol):
@@ -72,7 +73,7 @@ class Step(Protocol):
 
 
 class CausalEdges:
-    """Pipe and TCP edges (``causality.derive_edges``) added to the trace, deduplicated by their derived ids."""
+    """Pipe and TCP edges (``streamedges.derive_edges``) added to the trace, deduplicated by their derived ids."""
 
     name = "causal-edges"
 

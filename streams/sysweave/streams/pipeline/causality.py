@@ -1,12 +1,7 @@
-"""Happens-before edges derived from what the agents saw, and causal stamps consistent with them (pure).
+"""Happens-before over a trace, and causal stamps consistent with it (pure).
 
-Edges (besides fork and exit->wait, which assembly derives):
-  PIPE  a write into a pipe or unix socketpair -> the read that returned its first byte
-        (fds are followed by the one tracker, ``fdtrack``: creation, fork inheritance, dup, close;
-         byte offsets advance per write and per read; a socketpair carries one stream per direction)
-  TCP   a send on one host -> the receive on the other host that returned its first byte; connections are
-        matched from both ends: the client's connect(server ip:port) and the server's accept(peer ip), with
-        the hosts' addresses (HostInfo) and the first bytes of each direction to break ties.
+Edges: fork and exit->wait (assembly derives them), PIPE and TCP (``streamedges.derive_edges``, added to the
+trace by :func:`add_derived_edges`).
 
 ``lamport_stamps`` then gives every event a Lamport value with: program order within a thread, and every
 edge src -> dst, implying stamp(src) < stamp(dst) (Kahn's topological order over those relations), never
@@ -15,177 +10,17 @@ lower than the stamp the agent gave it.
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from sysweave.schemas.clocks import HLC_LOGICAL_BITS, HLC_TICKS_PER_S, VectorClock
-from sysweave.schemas.events import (
-    CausalEdge,
-    CausalStamp,
-    EdgeKind,
-    Event,
-    EventHeader,
-    HostInfo,
-    SyscallSpan,
-    UnifiedTrace,
-)
-from sysweave.streams.pipeline.assembly import derived_edge
-from sysweave.streams.pipeline.fdresources import Access, Op, Resource, ResourceKind
-from sysweave.streams.pipeline.fdtrack import track_streams
+from sysweave.schemas.events import CausalStamp, Event, EventHeader, SyscallSpan, UnifiedTrace
+from sysweave.streams.pipeline.streamedges import derive_edges
 
-__all__ = ["Conn", "Stream", "add_derived_edges", "apply_causality", "causal_order", "causal_stamps", "derive_edges",
-           "lamport_stamps",
-           "match_tcp", "restamp_lamport", "vector_stamps", "with_stamp"]
-
-
-@dataclass
-class Stream:
-    """One direction of a byte stream: (event, start offset, length) in order."""
-
-    chunks: list[tuple[SyscallSpan, int, int]] = field(default_factory=list)
-    offset: int = 0
-
-    def add(self, e: SyscallSpan, n: int) -> None:
-        self.chunks.append((e, self.offset, n))
-        self.offset += n
-
-    def data(self, limit: int = 64) -> bytes:
-        out = b""
-        for e, _, _ in self.chunks:
-            out += e.payload or b""
-            if len(out) >= limit:
-                break
-        return out[:limit]
-
-
-@dataclass
-class Conn:
-    host: str
-    pid: int
-    role: str  # "client" | "server" | "pipe"
-    remote: str = ""  # client: server ip:port; server: peer ip:port
-    out: Stream = field(default_factory=Stream)
-    inn: Stream = field(default_factory=Stream)
-
-
-def _streams(trace: UnifiedTrace) -> tuple[list[Conn], list[Conn]]:
-    """Byte streams of every connection and pipe/socketpair direction, from the one fd tracker (fdtrack):
-    connections in creation order, and one Conn per pipe direction (``out``: writes, ``inn``: reads)."""
-    conns: dict[int, Conn] = {}
-    pipes: dict[tuple[int, int], Conn] = {}
-    events = [e for p in trace.processes.values() for e in p.events]
-    streaming = (ResourceKind.PIPE, ResourceKind.SOCKETPAIR, ResourceKind.CONN)
-    # one process whose times strictly increase: already in the tracker's order (host, mono_ns, event_id)
-    ordered = len(trace.processes) == 1 and all(a.h.mono_ns < b.h.mono_ns for a, b in itertools.pairwise(events))
-    for acc in track_streams(events, ordered=ordered):
-        res, op = acc.resource, acc.op
-        if op is Op.CONNECT or op is Op.ACCEPT:
-            if res is not None:
-                conns[res.id] = Conn(res.host, res.pid, res.role, res.remote)
-            continue
-        if (op is not Op.WRITE and op is not Op.READ) or acc.nbytes <= 0:
-            continue
-        src = acc.source
-        if src is not None and acc.consumed and src.kind in streaming:  # splice/sendfile out of a pipe/socket
-            _chunk(conns, pipes, src, False, acc)
-        if res is not None and res.kind in streaming:
-            _chunk(conns, pipes, res, op is Op.WRITE, acc)
-    return list(conns.values()), list(pipes.values())
-
-
-def _chunk(conns: dict[int, Conn], pipes: dict[tuple[int, int], Conn], res: Resource, write: bool, acc: Access) -> None:
-    """Add one read or write of ``acc.nbytes`` to the byte stream it moved bytes through (a connection's
-    ``out``/``inn``; for a pipe or socketpair direction, writes feed ``out`` and reads drain ``inn``)."""
-    if res.kind is ResourceKind.CONN:
-        c = conns.get(res.id)
-        if c is not None:
-            (c.out if write else c.inn).add(acc.event, acc.nbytes)
-        return
-    key = (res.id, res.end) if write else (res.id, 1 - res.end)
-    p = pipes.get(key)
-    if p is None:
-        p = pipes[key] = Conn(res.host, res.pid, "pipe")
-    (p.out if write else p.inn).add(acc.event, acc.nbytes)
-
-
-def _match_stream(edges: list[CausalEdge], kind: EdgeKind, send: Stream, recv: Stream,
-                  pairs: list[tuple[SyscallSpan, SyscallSpan]] | None) -> None:
-    """Edge from the send holding each receive's first byte to that receive."""
-    i = 0
-    for r, roff, _ in recv.chunks:
-        while i < len(send.chunks) and send.chunks[i][1] + send.chunks[i][2] <= roff:
-            i += 1
-        if i == len(send.chunks):
-            break
-        s = send.chunks[i][0]
-        edges.append(derived_edge(s, r, kind, f"offset {roff}"))
-        if pairs is not None:
-            pairs.append((s, r))
-
-
-def _ip(endpoint: str) -> str:
-    host = endpoint.rpartition(":")[0].strip("[]")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
-
-
-def match_tcp(conns: list[Conn], hosts: Iterable[HostInfo]) -> list[tuple[Conn, Conn]]:
-    """Client connections paired with the server-side accepted connection of the same TCP connection.
-
-    A server connection on host S accepted from peer ip P matches a client connection on host C to ip X when
-    X is one of S's addresses and P one of C's (loopback only within one host); when several candidates
-    remain, the first bytes of the client's sends must equal the first bytes of the server's receives."""
-    addrs: dict[str, set[str]] = defaultdict(set)
-    for h in hosts:
-        addrs[h.h.host_id].update(h.addresses)
-
-    def reaches(ip: str, src_host: str, dst_host: str) -> bool:
-        if _is_loopback(ip):
-            return src_host == dst_host
-        return ip in addrs[dst_host] if addrs.get(dst_host) else True
-
-    clients = [c for c in conns if c.role == "client"]
-    servers = [c for c in conns if c.role == "server"]
-    used: set[int] = set()
-    out = []
-    for c in clients:
-        for k, s in enumerate(servers):
-            if k in used or not reaches(_ip(c.remote), c.host, s.host) or not reaches(_ip(s.remote), s.host, c.host):
-                continue
-            sent, got = c.out.data(16), s.inn.data(16)
-            if sent and got and not (sent.startswith(got) or got.startswith(sent)):
-                continue
-            used.add(k)
-            out.append((c, s))
-            break
-    return out
-
-
-def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
-def derive_edges(trace: UnifiedTrace) -> tuple[list[CausalEdge], list[tuple[SyscallSpan, SyscallSpan]]]:
-    """PIPE and TCP edges, plus the (send, receive) pairs across hosts that clock sync uses."""
-    conns, pipes = _streams(trace)
-    edges: list[CausalEdge] = []
-    pairs: list[tuple[SyscallSpan, SyscallSpan]] = []
-    for p in pipes:
-        _match_stream(edges, EdgeKind.PIPE, p.out, p.inn, None)
-    for client, server in match_tcp(conns, trace.hosts):
-        cross = client.host != server.host
-        _match_stream(edges, EdgeKind.TCP, client.out, server.inn, pairs if cross else None)
-        _match_stream(edges, EdgeKind.TCP, server.out, client.inn, pairs if cross else None)
-    return edges, pairs
+__all__ = ["add_derived_edges", "apply_causality", "causal_order", "causal_stamps", "lamport_stamps", "restamp_lamport",
+           "vector_stamps", "with_stamp"]
 
 
 def _threads(trace: UnifiedTrace) -> tuple[list[list[Event]], dict[bytes, list[bytes]]]:
@@ -287,54 +122,14 @@ def causal_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict
     and HLC (``hlc.hlc_stamps``) in one pass over ``causal_order``, process events first, then every edge
     whose destination is a process event, given its destination's stamp. Events absent keep their stamp.
     Without edges between events (program order alone) each thread is one running maximum: no order built."""
-    lam: dict[bytes, int] = {}
-    clk: dict[bytes, int] = {}
+    lam: dict[bytes, int] = {}  # event id -> its Lamport value, for the events a later step reads it of
+    clk: dict[bytes, int] = {}  # the same for HLC values
     out: dict[bytes, tuple[int, int]] = {}
-    ticks, shift = HLC_TICKS_PER_S, HLC_LOGICAL_BITS
     seqs, remote = _threads(trace) if order is None else ([], {})
     if order is None and not remote:
-        need = {edge.dst for edge in trace.edges}
-        lowest = -(1 << 64) - 1  # below any wire value: the first event of a thread keeps its own Lamport stamp
-        for seq in seqs:
-            pv, m = lowest, -1
-            for e in seq:
-                h = e.h
-                st = h.stamp
-                v = st.lamport
-                if v <= pv:
-                    v = pv + 1
-                wall = h.wall_ns
-                pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
-                hv = pt if pt > m else m + 1
-                if v != st.lamport or hv != st.hlc:
-                    out[h.event_id] = (v, hv)
-                if need and h.event_id in need:
-                    lam[h.event_id], clk[h.event_id] = v, hv
-                pv, m = v, hv
+        _thread_stamps(seqs, {edge.dst for edge in trace.edges}, lam, clk, out)
     else:
-        for e, prev, srcs in causal_order(trace) if order is None else order:
-            h = e.h
-            st = h.stamp
-            v = st.lamport
-            if prev is not None:
-                m = clk[prev]
-                if lam[prev] >= v:
-                    v = lam[prev] + 1
-            else:
-                m = -1
-            for x in srcs:  # sources are always stamped first (causal_order), cycles broken before
-                if lam[x] >= v:
-                    v = lam[x] + 1
-                if clk[x] > m:
-                    m = clk[x]
-            wall = h.wall_ns
-            pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
-            hv = pt if pt > m else m + 1
-            eid = h.event_id
-            lam[eid] = v
-            clk[eid] = hv
-            if v != st.lamport or hv != st.hlc:
-                out[eid] = (v, hv)
+        _ordered_stamps(causal_order(trace) if order is None else order, lam, clk, out)
     for edge in trace.edges:
         dst_hlc = clk.get(edge.dst)
         if dst_hlc is not None:
@@ -343,6 +138,60 @@ def causal_stamps(trace: UnifiedTrace, order: list[Visit] | None = None) -> dict
             if new != (old.lamport, old.hlc):
                 out[edge.h.event_id] = new
     return out
+
+
+def _thread_stamps(seqs: list[list[Event]], need: set[bytes], lam: dict[bytes, int], clk: dict[bytes, int],
+                   out: dict[bytes, tuple[int, int]]) -> None:
+    """``causal_stamps`` when no edge joins two events: each thread one running maximum (Lamport and HLC).
+    The stamps of the events in ``need`` (edge destinations) go into ``lam``/``clk``; changed ones into ``out``."""
+    ticks, shift = HLC_TICKS_PER_S, HLC_LOGICAL_BITS
+    lowest = -(1 << 64) - 1  # below any wire value: the first event of a thread keeps its own Lamport stamp
+    for seq in seqs:
+        pv, m = lowest, -1
+        for e in seq:
+            h = e.h
+            st = h.stamp
+            v = st.lamport
+            if v <= pv:
+                v = pv + 1
+            wall = h.wall_ns
+            pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
+            hv = pt if pt > m else m + 1
+            if v != st.lamport or hv != st.hlc:
+                out[h.event_id] = (v, hv)
+            if need and h.event_id in need:
+                lam[h.event_id], clk[h.event_id] = v, hv
+            pv, m = v, hv
+
+
+def _ordered_stamps(order: list[Visit], lam: dict[bytes, int], clk: dict[bytes, int],
+                    out: dict[bytes, tuple[int, int]]) -> None:
+    """``causal_stamps`` along a causal order: each event above its program-order predecessor and every edge
+    source (always stamped first: ``causal_order``, cycles broken before). Every stamp goes into ``lam``/``clk``."""
+    ticks, shift = HLC_TICKS_PER_S, HLC_LOGICAL_BITS
+    for e, prev, srcs in order:
+        h = e.h
+        st = h.stamp
+        v = st.lamport
+        if prev is not None:
+            m = clk[prev]
+            if lam[prev] >= v:
+                v = lam[prev] + 1
+        else:
+            m = -1
+        for x in srcs:
+            if lam[x] >= v:
+                v = lam[x] + 1
+            if clk[x] > m:
+                m = clk[x]
+        wall = h.wall_ns
+        pt = ((wall if wall > 0 else 0) * ticks // 1_000_000_000) << shift
+        hv = pt if pt > m else m + 1
+        eid = h.event_id
+        lam[eid] = v
+        clk[eid] = hv
+        if v != st.lamport or hv != st.hlc:
+            out[eid] = (v, hv)
 
 
 def with_stamp(e: Event, stamp: CausalStamp) -> Event:
