@@ -85,3 +85,35 @@ def test_without_cupti_the_hook_does_nothing(tmp_path: Path) -> None:
     assert res.returncode == 0 and res.stdout.strip() == "ran" and not list(tmp_path.iterdir())
     t = CudaTracker("h", 0, lambda e: None, str(tmp_path))
     assert t.child_env()["PYTHONPATH"] == str(HOOK) and t.finish() == []
+
+
+def _interpreters() -> list[str]:
+    """Every CPython 3 this machine has installed (pyenv's versions, the system's; not pyenv's shims, which only
+    run the selected version), and the one running the tests."""
+    import glob
+
+    found = {sys.executable, *glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")),
+             *glob.glob("/usr/bin/python3.*[0-9]")}
+    return sorted(p for p in found if os.access(p, os.X_OK))
+
+
+def test_hook_is_silent_in_every_python_the_machine_has(tmp_path: Path) -> None:
+    """A traced program's stderr must not change: the hook runs in whatever Python the user traces (3.6 evaluates
+    annotations that 3.9 syntax allows, and used to print "Error in sitecustomize")."""
+    pkg = tmp_path / "site" / "cupti"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cupti.py").write_text(textwrap.dedent(FAKE_CUPTI))
+    checked = []
+    for python in _interpreters():
+        version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] >= (3, 7))"],
+                                 capture_output=True, text=True).stdout.strip()
+        out = tmp_path / f"records-{len(checked)}"
+        out.mkdir()
+        env = {**os.environ, "PYTHONPATH": f"{HOOK}{os.pathsep}{tmp_path / 'site'}", "SYSWEAVE_CUPTI_DIR": str(out)}
+        res = subprocess.run([python, "-c", "print('ran')"], env=env, capture_output=True, text=True, timeout=60)
+        assert (res.returncode, res.stdout, res.stderr) == (0, "ran\n", ""), python
+        # the hook records where the clocks it reads exist (time.clock_gettime_ns: 3.7+); elsewhere it stays out
+        assert len(list(out.glob("cupti-*.jsonl"))) == (1 if version == "True" else 0), python
+        checked.append(python)
+    assert sys.executable in checked

@@ -9,12 +9,14 @@ the CUPTI clock and CLOCK_MONOTONIC), then one record a line with CUPTI's C fiel
 (sysweave.agents.cuda_probes.join_cupti reads it). A sitecustomize further down the path is still run.
 """
 
+# Annotations that subscript builtins are quoted and __all__'s type is a comment: a traced Python evaluates
+# them when this file runs, and 3.6-3.8 cannot (the program would print "Error in sitecustomize").
 import atexit
 import json
 import os
 import time
 
-__all__: list[str] = []  # run for its side effect: CUPTI activity records of the traced program
+__all__ = []  # type: list[str]  # run for its side effect: CUPTI activity records of the traced program
 
 
 def _chain() -> None:
@@ -41,7 +43,7 @@ def _get(a: object, *names: str, default: object = 0) -> object:
     return default
 
 
-def _record(a: object, kernel: object, memcpy: object, driver: object) -> "dict[str, object] | None":  # quoted for Python 3.9
+def _record(a: object, kernel: object, memcpy: object, driver: object) -> "dict[str, object] | None":
     """One CUPTI activity record with CUPTI's C field names (None: a kind not asked for). ``kernel``,
     ``memcpy``, ``driver``: this CUPTI's ActivityKind values for CONCURRENT_KERNEL, MEMCPY and DRIVER."""
     k = _get(a, "kind")
@@ -64,7 +66,7 @@ def _record(a: object, kernel: object, memcpy: object, driver: object) -> "dict[
     return None
 
 
-def _write_records(out_dir: str, anchor: dict[str, int], records: list[dict[str, object]], errors: int) -> None:
+def _write_records(out_dir: str, anchor: "dict[str, int]", records: "list[dict[str, object]]", errors: int) -> None:
     """``$SYSWEAVE_CUPTI_DIR/cupti-<pid>.jsonl``: the anchor line (clock readings in ns), then one record a line."""
     path = os.path.join(out_dir, f"cupti-{os.getpid()}.jsonl")
     with open(path, "w") as f:
@@ -81,12 +83,12 @@ def _install(out_dir: str) -> None:
     records: list[dict[str, object]] = []
     kinds = cupti.ActivityKind
 
-    def requested() -> tuple[int, int]:
+    def requested() -> "tuple[int, int]":
         return 8 * 1024 * 1024, 0
 
     errors = [0]
 
-    def completed(activities: list[object]) -> None:
+    def completed(activities: "list[object]") -> None:
         try:
             for a in activities:
                 r = _record(a, kinds.CONCURRENT_KERNEL, kinds.MEMCPY, kinds.DRIVER)
