@@ -155,3 +155,16 @@ def test_loop_ignores_what_differs_between_runs_of_one_side() -> None:
     rep = fuzz(Overflow(noisy=True), [FuzzInput(stdin=b"1 2\n")], FuzzConfig(200, 3))
     assert "stderr" in rep.ignored
     assert rep.finding is None or rep.finding.divergence.channel == "stdout"
+
+
+def test_dictionary_reads_a_program_with_invalid_escapes_silently() -> None:
+    """The user's program is parsed for its string constants; Python's warnings about its invalid escapes (which
+    printed '<unknown>:749: DeprecationWarning' into our output) are not ours to print."""
+    import warnings
+
+    from sysweave.validator.fuzz.dictionary import words_from_source
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        words = words_from_source('import re\nPAT = re.compile("a\\.b")\nprint("quit")\n')
+    assert words == [b"a\\.b", b"quit"]

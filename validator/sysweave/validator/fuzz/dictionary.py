@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from collections.abc import Iterable
 
 __all__ = ["MAX_WORDS", "program_words", "words_from_source"]
@@ -30,7 +31,9 @@ def _unescape(s: str) -> str:
 
 def _python_words(text: str) -> list[str] | None:
     try:
-        tree = ast.parse(text)
+        with warnings.catch_warnings():  # the user's invalid escapes are theirs to hear about, not in our output
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
     consts = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (str, bytes))]
