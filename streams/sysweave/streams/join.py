@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sysweave.schemas.events import Event, EventHeader, HostInfo, ProcessEvent, ProcessEventType, SyscallSpan
 from sysweave.schemas.topics import Sighting
 from sysweave.streams.endpoints import EndpointTable, SightingScanner, split_addr
-from sysweave.streams.pipeline.fdresources import Op, ResourceKind
+from sysweave.streams.pipeline.fdresources import Op, Resource, ResourceKind
 from sysweave.streams.pipeline.fdtrack import FdTracker
 
 __all__ = [
@@ -64,6 +64,7 @@ def _first(chunks: list[SyscallSpan]) -> bytes:
 
 _CONN = frozenset({ResourceKind.CONN})
 _CONNECTING = frozenset({"connect", "accept", "accept4"})  # the only calls that make a connection (fdtrack)
+_ADDRESSING = frozenset({"bind", "getsockname", "accept", "accept4"})  # calls whose fd's address a sighting needs
 
 
 def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting], list[Window]]:
@@ -74,27 +75,51 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
     if not any(type(e) is SyscallSpan and e.name in _CONNECTING for e in evs):
         return [], []
     evs = sorted(evs, key=lambda x: (x.h.host_id, x.h.mono_ns, x.h.event_id))
+    seen = _scan_connections(evs)
+    out_c = []
+    for cid, (ev, ip, port) in seen.clients.items():
+        lip, lport = seen.local.get(cid, ("", 0))
+        out_c.append(Sighting("client", ev.h.host_id, key, ev.h.event_id, port, server_ip=ip, client_ip=lip,
+                              client_port=lport, wall_ns=ev.h.wall_ns, first=_first(seen.sent[cid])))
+    windows = []
+    for cid, (ev, (pip, pport), (lip, lport)) in seen.servers.items():
+        s = Sighting("server", ev.h.host_id, key, ev.h.event_id, lport, server_ip=lip, client_ip=pip,
+                     client_port=pport, wall_ns=ev.h.wall_ns + ev.h.duration_ns, first=_first(seen.got[cid]))
+        ids, complete = _window_ids(evs, ev, seen.ends.get(cid))
+        windows.append(Window(s, ids, complete))
+    return out_c, windows
+
+
+_Addr = tuple[str, int]  # (ip, port) as ``endpoints.split_addr`` reads it
+
+
+@dataclass
+class _Connections:
+    """What one pass over a tree's calls found, by fdtrack resource id: sockets' bound addresses, client
+    connections (their connect, server ip and port, own address when revealed), server connections (their
+    accept, peer and local address), each connection's data-carrying sends and receives, and the time (mono ns)
+    of each server connection's close in the accepting process."""
+
+    bound: dict[int, _Addr] = field(default_factory=dict)  # socket id
+    local: dict[int, _Addr] = field(default_factory=dict)  # client conn id
+    clients: dict[int, tuple[SyscallSpan, str, int]] = field(default_factory=dict)
+    servers: dict[int, tuple[SyscallSpan, _Addr, _Addr]] = field(default_factory=dict)
+    sent: defaultdict[int, list[SyscallSpan]] = field(default_factory=lambda: defaultdict(list))
+    got: defaultdict[int, list[SyscallSpan]] = field(default_factory=lambda: defaultdict(list))
+    ends: dict[int, int] = field(default_factory=dict)
+
+
+def _scan_connections(evs: list[Event]) -> _Connections:
+    """Every event, in program order, through one fd tracker; what it says of the tree's connections."""
     tr = FdTracker()
-    bound: dict[int, tuple[str, int]] = {}  # socket resource id -> bound (ip, port)
-    local: dict[int, tuple[str, int]] = {}  # client conn resource id -> its own (ip, port) when revealed
-    clients: dict[int, tuple[SyscallSpan, str, int]] = {}  # conn id -> (connect, server ip, port)
-    servers: dict[int, tuple[SyscallSpan, tuple[str, int], tuple[str, int]]] = {}  # conn id -> (accept, peer, local)
-    sent: dict[int, list[SyscallSpan]] = defaultdict(list)
-    got: dict[int, list[SyscallSpan]] = defaultdict(list)
-    ends: dict[int, int] = {}  # server conn id -> mono of its close in the accepting process
+    seen = _Connections()
+    bound, local, clients, servers, ends = seen.bound, seen.local, seen.clients, seen.servers, seen.ends
     for e in evs:
         if tr.idle_io(e, _CONN):  # a read/write not through a connection: nothing below looks at it
             continue
-        if isinstance(e, SyscallSpan) and e.name in ("bind", "getsockname") and e.ret == 0:
-            res = tr.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
-            addr = split_addr(str(e.args.get("addr", "")))
-            if res is not None and res.kind is ResourceKind.SOCKET:
-                bound[res.id] = addr
-            elif res is not None and res.kind is ResourceKind.CONN and res.role == "client":
-                local[res.id] = addr
         listening = None
-        if isinstance(e, SyscallSpan) and e.name in ("accept", "accept4") and e.ret >= 0:
-            listening = tr.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
+        if isinstance(e, SyscallSpan) and e.name in _ADDRESSING and e.ret >= 0:
+            listening = _note_address(tr, e, seen)  # before feed: what the fd referred to until this call
         acc = tr.feed(e)
         if acc is None or acc.resource is None:
             continue
@@ -107,27 +132,32 @@ def tree_connections(key: bytes, events: Iterable[Event]) -> tuple[list[Sighting
                 if sock is not None and sock.id in bound:  # bound before connect: the client port is known
                     local[res.id] = bound[sock.id]
         elif acc.op is Op.ACCEPT:
-            lip, lport = bound.get(listening.id, ("", 0)) if listening is not None else ("", 0)
-            servers[res.id] = (acc.event, split_addr(res.remote), (lip, lport))
+            own = bound.get(listening.id, ("", 0)) if listening is not None else ("", 0)
+            servers[res.id] = (acc.event, split_addr(res.remote), own)
         elif acc.op is Op.WRITE and res.kind is ResourceKind.CONN and acc.nbytes > 0:
-            sent[res.id].append(acc.event)
+            seen.sent[res.id].append(acc.event)
         elif acc.op is Op.READ and res.kind is ResourceKind.CONN and acc.nbytes > 0:
-            got[res.id].append(acc.event)
+            seen.got[res.id].append(acc.event)
         elif (acc.op is Op.CLOSE and res.kind is ResourceKind.CONN and res.id in servers and res.id not in ends
               and servers[res.id][0].h.pid == e.h.pid):
             ends[res.id] = e.h.mono_ns
-    out_c = []
-    for cid, (ev, ip, port) in clients.items():
-        lip, lport = local.get(cid, ("", 0))
-        out_c.append(Sighting("client", ev.h.host_id, key, ev.h.event_id, port, server_ip=ip, client_ip=lip,
-                              client_port=lport, wall_ns=ev.h.wall_ns, first=_first(sent[cid])))
-    windows = []
-    for cid, (ev, (pip, pport), (lip, lport)) in servers.items():
-        s = Sighting("server", ev.h.host_id, key, ev.h.event_id, lport, server_ip=lip, client_ip=pip,
-                     client_port=pport, wall_ns=ev.h.wall_ns + ev.h.duration_ns, first=_first(got[cid]))
-        ids, complete = _window_ids(evs, ev, ends.get(cid))
-        windows.append(Window(s, ids, complete))
-    return out_c, windows
+    return seen
+
+
+def _note_address(tr: FdTracker, e: SyscallSpan, seen: _Connections) -> Resource | None:
+    """A successful bind or getsockname: the address of the socket (or client connection) its fd names goes into
+    ``seen``. An accept: the listening socket its fd names (None when unknown), whose bound address is the
+    accepted connection's local one."""
+    res = tr.resource(e.h.host_id, e.h.pid, e.int_arg("fd"))
+    if e.name in ("accept", "accept4"):
+        return res
+    if e.ret == 0:
+        addr = split_addr(str(e.args.get("addr", "")))
+        if res is not None and res.kind is ResourceKind.SOCKET:
+            seen.bound[res.id] = addr
+        elif res is not None and res.kind is ResourceKind.CONN and res.role == "client":
+            seen.local[res.id] = addr
+    return None
 
 
 def _window_ids(evs: list[Event], accept: SyscallSpan, end: int | None) -> tuple[frozenset[bytes], bool]:
