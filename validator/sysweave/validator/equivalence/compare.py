@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sysweave.validator.equivalence.excerpt import excerpt, show_bytes, where
 from sysweave.validator.equivalence.filestate import FileEffect
 from sysweave.validator.equivalence.myers import diff
 from sysweave.validator.equivalence.observe import Conversation, Obs, Origin, StreamObs
@@ -70,11 +71,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _show(b: bytes, limit: int = 24) -> str:
-    s = b[:limit].decode("utf-8", "backslashreplace")
-    return repr(s) if len(b) <= limit else repr(s) + "..."
-
-
 def compare_bytes(name: str, a: bytes, b: bytes) -> Divergence | None:
     if a == b:
         return None
@@ -84,35 +80,12 @@ def compare_bytes(name: str, a: bytes, b: bytes) -> Divergence | None:
     d = Divergence(name, "content", a[i:i + 24], b[i:i + 24], i, i, [a[ctx:i]], [b[ctx:i]])
     what = name.split(":", 1)[1] if name.startswith("file:") else name
     if not d.original:
-        d.explanation = f"{what} of the original ends after {i} bytes; the transpiled run writes more: {_show(d.transpiled)}"
+        d.explanation = f"{what} of the original ends after {i} bytes; the transpiled run writes more: {show_bytes(d.transpiled)}"
     elif not d.transpiled:
-        d.explanation = f"{what} of the transpiled run ends after {i} bytes; the original continues with {_show(d.original)}"
+        d.explanation = f"{what} of the transpiled run ends after {i} bytes; the original continues with {show_bytes(d.original)}"
     else:
-        d.explanation = f"byte {i} of {what} differs{_where(a, i)}: {_excerpt(a, i)} vs {_excerpt(b, i)}"
+        d.explanation = f"byte {i} of {what} differs{where(a, i)}: {excerpt(a, i)} vs {excerpt(b, i)}"
     return d
-
-
-def _line_start(data: bytes, i: int) -> int:
-    """Where the excerpt of a difference at byte ``i`` starts: its line's start, at most 16 bytes back (the
-    bytes before ``i`` are the same on both sides)."""
-    return max(data.rfind(b"\n", 0, i) + 1, i - 16)
-
-
-def _where(data: bytes, i: int) -> str:
-    """`` (line L, column C)`` for text past its first line (1-based; column in bytes); nothing for binary data
-    or the first line, where the byte offset says it."""
-    line = data.count(b"\n", 0, i) + 1
-    if line == 1 or b"\0" in data[max(0, i - 16):i + 24]:
-        return ""
-    start = data.rfind(b"\n", 0, i) + 1
-    return f" (line {line}, column {i - start + 1})"
-
-
-def _excerpt(data: bytes, i: int) -> str:
-    """The differing bytes with what precedes them on their line: 'ping' vs 'pong', not 'ing' vs 'ong'."""
-    start = _line_start(data, i)
-    shown = _show(data[start:i + 24], limit=24 + i - start)
-    return shown if start == data.rfind(b"\n", 0, i) + 1 else "..." + shown
 
 
 def _prefix_bytes(name: str, a: bytes, b: bytes, gap_a: int | None, gap_b: int | None, total_a: int,
@@ -313,7 +286,7 @@ def _status(code: int | None, sig: int | None) -> str:
 
 
 def _msg(m: tuple[str, bytes] | None) -> str:
-    return "nothing" if m is None else f"{m[0]} {_show(m[1])}"
+    return "nothing" if m is None else f"{m[0]} {show_bytes(m[1])}"
 
 
 def differences(a: Obs, b: Obs) -> tuple[list[Divergence], int]:

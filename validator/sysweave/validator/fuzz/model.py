@@ -19,6 +19,8 @@ import base64
 import json
 from dataclasses import dataclass, field, replace
 
+from sysweave.validator.equivalence.excerpt import show_bytes
+
 __all__ = ["CHANNELS", "Divergence", "FuzzInput", "Outcome", "TreeEntry", "first_divergence"]
 
 CHANNELS = ("exit", "stdout", "stderr", "files")  # compared in this order; the first that differs is reported
@@ -68,11 +70,11 @@ class FuzzInput:
     def describe(self, limit: int = 200) -> str:
         parts = []
         if self.stdin is not None:
-            parts.append(f"stdin {_show(self.stdin, limit)} ({len(self.stdin)} bytes)")
+            parts.append(f"stdin {show_bytes(self.stdin, limit)} ({len(self.stdin)} bytes)")
         if self.args:
             parts.append("args " + " ".join(repr(a) for a in self.args))
         for path, content in self.files:
-            parts.append(f"file {path} = {_show(content, limit)} ({len(content)} bytes)")
+            parts.append(f"file {path} = {show_bytes(content, limit)} ({len(content)} bytes)")
         return "; ".join(parts) or "no input"
 
 
@@ -100,11 +102,6 @@ class Divergence:
     explanation: str
 
 
-def _show(data: bytes, limit: int) -> str:
-    text = repr(data[:limit])
-    return text + ("..." if len(data) > limit else "")
-
-
 def _first_byte_difference(a: bytes, b: bytes) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -116,8 +113,8 @@ def _first_byte_difference(a: bytes, b: bytes) -> int:
 def _bytes_divergence(channel: str, a: bytes, b: bytes) -> Divergence:
     i = _first_byte_difference(a, b)
     start = max(0, a.rfind(b"\n", 0, i) + 1, i - 60)
-    return Divergence(channel, f"{channel} differs at byte {i}: {_show(a[start:i + 60], 120)} vs "
-                               f"{_show(b[start:i + 60], 120)}")
+    return Divergence(channel, f"{channel} differs at byte {i}: {show_bytes(a[start:i + 60], 120)} vs "
+                               f"{show_bytes(b[start:i + 60], 120)}")
 
 
 def _exit_text(code: int | None) -> str:
