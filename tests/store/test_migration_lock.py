@@ -114,3 +114,22 @@ def test_an_up_to_date_store_opens_without_the_lock(fresh_url: str, clickhouse_h
     _migrate(fresh_url)
     _raw(fresh_url, clickhouse_hostport, *_lock(f"{socket.gethostname()}:1/live", time.time_ns()))
     assert _migrate(fresh_url, LockTiming(wait_s=1.0)) == []  # a reader beside a long migration is not blocked
+
+
+def test_a_retried_acquire_finds_its_own_lock(fresh_url: str, clickhouse_hostport: tuple[str, int]) -> None:
+    """The store retries acquire after a network error; if the lock was made before the error, it is this
+    caller's, not someone's to wait 30 minutes for."""
+    from sysweave.validator.store.migration_lock import acquire, release
+
+    store = ServerStore(fresh_url)
+    try:
+        store.migrate()
+        execute = store.execute
+        acquire(execute, "me:1/x", LockTiming(wait_s=1.0), "db")
+        t0 = time.monotonic()
+        acquire(execute, "me:1/x", LockTiming(wait_s=1.0), "db")  # the retry: returns at once
+        assert time.monotonic() - t0 < 1.0
+        release(execute, "me:1/x")
+        assert not _lock_exists(fresh_url, clickhouse_hostport)
+    finally:
+        store.close()

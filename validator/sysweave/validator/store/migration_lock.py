@@ -125,17 +125,20 @@ def _locked_message(current: tuple[str, int] | None, timing: LockTiming, where: 
         who = "a holder that never wrote its name"
     else:
         who = f"{current[0]} since {time.strftime('%H:%M:%S', time.gmtime(current[1] / 1e9))} UTC"
-    return (f"{where}: another process ({who}) has been migrating the schema for over {timing.wait_s:.0f} s; "
+    return (f"{where}: waited {timing.wait_s:.0f} s for another process ({who}) to finish migrating the schema; "
             f"if it crashed, clear its lock with `DROP TABLE {LOCK_TABLE}` in that database and retry")
 
 
 def acquire(execute: Execute, holder: str, timing: LockTiming, where: str) -> None:
-    """Wait until this caller holds the lock (SinkUnavailable after ``timing.wait_s``)."""
+    """Wait until this caller holds the lock (:class:`MigrationLocked` after ``timing.wait_s``). Called again after
+    a network error (the store's retry), it finds the lock it already made and returns."""
     deadline = time.monotonic() + timing.wait_s
     delay = timing.initial_s
     empty_since: float | None = None
     while not _try_create(execute, holder):
         current = _current(execute)
+        if current is not None and current[0] == holder:
+            return
         empty_since = (empty_since or time.monotonic()) if current is None else None
         if _abandoned(current, empty_since, timing):
             _break(execute)
