@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from sysweave.schemas import ddl
 from sysweave.schemas.rows import TABLES, described
+
+Execute = Callable[[str], list[list[str]]]
+
+
+@pytest.fixture
+def chdb_execute(tmp_path: Path) -> Iterator[Execute]:
+    """A chdb session on a directory, as ``execute(sql) -> rows``. chdb runs one engine per process, so the
+    stores' in-memory session (left by any earlier in-process store test) is ended first, as ``upgrade`` does,
+    and this one is closed after the test, pass or fail."""
+    from chdb import session
+
+    from sysweave.validator.store.chdb_session import close_session
+
+    close_session()
+    s = session.Session(str(tmp_path / "db"))
+    try:
+        yield lambda sql: [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
+    finally:
+        s.close()
 
 
 def test_one_statement_per_file_and_versions_are_ordered() -> None:
@@ -18,23 +39,15 @@ def test_one_statement_per_file_and_versions_are_ordered() -> None:
         assert m.sql.count(";") == 0 and m.name in m.sql
 
 
-def test_migrate_chdb_twice(tmp_path) -> None:
-    from chdb import session
-
-    s = session.Session(str(tmp_path / "db"))
-    s.query("CREATE DATABASE IF NOT EXISTS t")
-
-    def execute(sql: str) -> list[list[str]]:
-        res = s.query(sql, "TabSeparated")
-        return [line.split("\t") for line in res.bytes().decode().splitlines()]
-
-    s.query("USE t")
+def test_migrate_chdb_twice(chdb_execute: Execute) -> None:
+    execute = chdb_execute
+    execute("CREATE DATABASE IF NOT EXISTS t")
+    execute("USE t")
     applied = ddl.migrate(execute)
     assert len(applied) == len(ddl.load_migrations())
     assert ddl.migrate(execute) == []
     tables = {r[0] for r in execute("SHOW TABLES")}
     assert {"syscall_spans", "traces", "validation_results", "syscall_latency_daily"} <= tables
-    s.close()
 
 
 def _described(execute) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
@@ -45,18 +58,10 @@ def _expected() -> dict[str, list[tuple[str, str]]]:
     return {t: [(c.name, c.type) for c in described(t)] for t in TABLES}
 
 
-def test_column_map_matches_the_ddl_on_chdb(tmp_path) -> None:
+def test_column_map_matches_the_ddl_on_chdb(chdb_execute: Execute) -> None:
     """schemas/rows.py's TABLES is the one column map: it must say what the migrated tables hold, column by column."""
-    from chdb import session
-
-    s = session.Session(str(tmp_path / "db"))
-
-    def execute(sql: str) -> list[list[str]]:
-        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
-
-    ddl.migrate(execute)
-    assert _described(execute) == _expected()
-    s.close()
+    ddl.migrate(chdb_execute)
+    assert _described(chdb_execute) == _expected()
 
 
 @pytest.mark.clickhouse
@@ -100,19 +105,11 @@ def test_retention_by_capability() -> None:
     assert stmts == ["ALTER TABLE syscall_spans DROP PARTITION 202607"]
 
 
-def test_ttl_applies_on_chdb(tmp_path) -> None:
-    from chdb import session
-
-    s = session.Session(str(tmp_path / "db"))
-
-    def execute(sql: str) -> list[list[str]]:
-        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
-
-    ddl.migrate(execute)
+def test_ttl_applies_on_chdb(chdb_execute: Execute) -> None:
+    ddl.migrate(chdb_execute)
     for stmt in ddl.ttl_statements(7):
-        execute(stmt)
-    assert "TTL" in execute("SHOW CREATE TABLE syscall_spans")[0][0]
-    s.close()
+        chdb_execute(stmt)
+    assert "TTL" in chdb_execute("SHOW CREATE TABLE syscall_spans")[0][0]
 
 
 def test_capabilities_choose_the_variant() -> None:
@@ -128,18 +125,10 @@ def test_capabilities_choose_the_variant() -> None:
 
 
 @pytest.mark.parametrize("version", ["18.16.1", "20.3.19.4", "26.9.2.1"])
-def test_every_variant_matches_the_column_map_on_chdb(tmp_path, version: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_variant_matches_the_column_map_on_chdb(chdb_execute: Execute, version: str) -> None:
     """chdb runs each variant (as if it were that server): the columns are the map's, codecs aside."""
-    from chdb import session
-
-    s = session.Session(str(tmp_path / "db"))
-
-    def execute(sql: str) -> list[list[str]]:
-        return [line.split("\t") for line in s.query(sql, "TabSeparated").bytes().decode().splitlines()]
-
-    ddl.migrate(execute, server_version=version)
-    assert _described(execute) == _expected()
-    codecs = execute("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'syscall_spans' "
-                     "AND compression_codec != ''")[0][0]
+    ddl.migrate(chdb_execute, server_version=version)
+    assert _described(chdb_execute) == _expected()
+    codecs = chdb_execute("SELECT count() FROM system.columns WHERE database = currentDatabase() "
+                          "AND table = 'syscall_spans' AND compression_codec != ''")[0][0]
     assert (int(codecs) > 0) == (version != "18.16.1")
-    s.close()
