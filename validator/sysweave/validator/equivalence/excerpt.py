@@ -32,10 +32,10 @@ def show_bytes(data: bytes, limit: int = 24) -> str:
     return shown + ("..." if len(data) > limit else "")
 
 
-def line_start(data: bytes, i: int) -> int:
-    """Where the excerpt of a difference at byte ``i`` starts: its line's start, at most 16 bytes back (the
-    bytes before ``i`` are the same on both sides)."""
-    return max(data.rfind(b"\n", 0, i) + 1, i - 16)
+def line_start(data: bytes, i: int, back: int = 16) -> int:
+    """Where the excerpt of a difference at byte ``i`` starts: its line's start, at most ``back`` bytes before
+    it (the bytes before ``i`` are the same on both sides)."""
+    return max(data.rfind(b"\n", 0, i) + 1, i - back)
 
 
 def where(data: bytes, i: int) -> str:

@@ -19,7 +19,7 @@ import base64
 import json
 from dataclasses import dataclass, field, replace
 
-from sysweave.validator.equivalence.excerpt import show_bytes
+from sysweave.validator.equivalence.excerpt import line_start, show_bytes
 
 __all__ = ["CHANNELS", "Divergence", "FuzzInput", "Outcome", "TreeEntry", "first_divergence"]
 
@@ -112,7 +112,7 @@ def _first_byte_difference(a: bytes, b: bytes) -> int:
 
 def _bytes_divergence(channel: str, a: bytes, b: bytes) -> Divergence:
     i = _first_byte_difference(a, b)
-    start = max(0, a.rfind(b"\n", 0, i) + 1, i - 60)
+    start = line_start(a, i, back=60)
     return Divergence(channel, f"{channel} differs at byte {i}: {show_bytes(a[start:i + 60], 120)} vs "
                                f"{show_bytes(b[start:i + 60], 120)}")
 
